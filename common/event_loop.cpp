@@ -1,0 +1,148 @@
+// libwebsockets' loop wrapped for the daemons: timers, posted work, graceful stop.
+#include "common/event_loop.h"
+
+#include <csignal>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace flatlink {
+namespace {
+
+constexpr const char* kLoopProtocol = "flatlink-loop";
+std::atomic<EventLoop*> g_signal_loop{nullptr};
+
+void on_signal(int) {
+  if (EventLoop* loop = g_signal_loop.load()) loop->request_stop();
+}
+
+}  // namespace
+
+EventLoop::EventLoop(Options options) {
+  protocols_ = std::move(options.protocols);
+  lws_protocols own{};
+  own.name = kLoopProtocol;
+  own.callback = &EventLoop::callback;
+  own.user = this;
+  protocols_.push_back(own);
+  protocols_.push_back(lws_protocols{});  // terminator
+
+  lws_context_creation_info info{};
+  info.port = CONTEXT_PORT_NO_LISTEN;
+  info.protocols = protocols_.data();
+  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  info.user = this;
+  info.gid = -1;
+  info.uid = -1;
+  if (options.tune) options.tune(info);
+  context_ = lws_create_context(&info);
+  if (!context_) LOG_ERROR("loop") << "could not create the libwebsockets context (port in use? bad TLS files?)";
+}
+
+EventLoop::~EventLoop() {
+  if (g_signal_loop.load() == this) g_signal_loop.store(nullptr);
+  if (context_) {
+    lws_sul_cancel(&stop_deadline_.sul);
+    lws_context_destroy(context_);
+  }
+}
+
+lws_vhost* EventLoop::vhost() const {
+  return context_ ? lws_get_vhost_by_name(context_, "default") : nullptr;
+}
+
+int EventLoop::run() {
+  if (!context_) return 1;
+  while (!quit_) {
+    if (stop_requested_.load() && !stop_started_) begin_stop();
+    if (quit_) break;
+    if (lws_service(context_, 0) < 0) {
+      LOG_ERROR("loop") << "libwebsockets service failed; leaving the loop";
+      return 1;
+    }
+    drain_posted();
+  }
+  return 0;
+}
+
+void EventLoop::quit() { quit_ = true; }
+
+void EventLoop::request_stop() {
+  stop_requested_.store(true);
+  if (context_) lws_cancel_service(context_);
+}
+
+void EventLoop::begin_stop() {
+  stop_started_ = true;
+  if (!on_stop_) {
+    quit_ = true;
+    return;
+  }
+  stop_deadline_.owner = this;
+  lws_sul_schedule(context_, 0, &stop_deadline_.sul,
+                   [](lws_sorted_usec_list_t* sul) {
+                     EventLoop* self = reinterpret_cast<StopSul*>(sul)->owner;
+                     LOG_WARN("loop") << "graceful stop took longer than " << self->stop_grace_ms_
+                                      << " ms; stopping anyway";
+                     self->quit_ = true;
+                   },
+                   static_cast<lws_usec_t>(stop_grace_ms_) * LWS_US_PER_MS);
+  on_stop_();
+}
+
+void EventLoop::install_signal_handlers() {
+  g_signal_loop.store(this);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+void EventLoop::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(posted_mutex_);
+    posted_.push_back(std::move(fn));
+  }
+  if (context_) lws_cancel_service(context_);
+}
+
+void EventLoop::drain_posted() {
+  std::vector<std::function<void()>> work;
+  {
+    std::lock_guard<std::mutex> lock(posted_mutex_);
+    work.swap(posted_);
+  }
+  for (auto& fn : work) fn();
+}
+
+int EventLoop::callback(lws* wsi, lws_callback_reasons reason, void*, void*, size_t) {
+  if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+    const lws_protocols* protocol = lws_get_protocol(wsi);
+    if (protocol && protocol->user) static_cast<EventLoop*>(protocol->user)->drain_posted();
+  }
+  return 0;
+}
+
+Timer::Timer(EventLoop& loop, std::function<void()> fn) : loop_(loop), fn_(std::move(fn)) { sul_.owner = this; }
+
+Timer::~Timer() { cancel(); }
+
+void Timer::start(uint32_t delay_ms) {
+  active_ = true;
+  lws_sul_schedule(loop_.context(), 0, &sul_.sul, &Timer::fire, static_cast<lws_usec_t>(delay_ms) * LWS_US_PER_MS);
+}
+
+void Timer::cancel() {
+  if (active_) lws_sul_cancel(&sul_.sul);
+  active_ = false;
+}
+
+void Timer::fire(lws_sorted_usec_list_t* sul) {
+  Timer* self = reinterpret_cast<Sul*>(sul)->owner;
+  self->active_ = false;
+  self->fn_();
+}
+
+}  // namespace flatlink

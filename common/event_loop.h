@@ -1,0 +1,103 @@
+// The one event loop of a process: libwebsockets' own loop, with timers, a
+// thread-safe hand-over queue and signal-driven graceful shutdown.
+//
+// Everything here runs on the thread that calls run(), except post() and
+// request_stop(), which any thread (and request_stop() a signal handler) may call.
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace flatlink {
+
+class EventLoop {
+ public:
+  struct Options {
+    // The owner's protocols (no terminating entry). Their callbacks find their
+    // object through lws_protocols::user.
+    std::vector<lws_protocols> protocols;
+    // Adjusts the context before it is created: listening port, TLS, limits.
+    std::function<void(lws_context_creation_info&)> tune;
+  };
+
+  explicit EventLoop(Options options);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  bool ok() const { return context_ != nullptr; }
+  lws_context* context() const { return context_; }
+  lws_vhost* vhost() const;
+
+  // Services events until quit(). Returns 0, or 1 if the loop failed.
+  int run();
+  // Leave run() after the current iteration.
+  void quit();
+  // Ask for a graceful stop: the on_stop handler runs on the loop thread, and the
+  // owner calls quit() when its links are closed; after grace_ms the loop quits anyway.
+  // Async-signal-safe.
+  void request_stop();
+  void on_stop(std::function<void()> handler, uint32_t grace_ms = 3000) {
+    on_stop_ = std::move(handler);
+    stop_grace_ms_ = grace_ms;
+  }
+  bool stopping() const { return stop_started_; }
+  // SIGINT and SIGTERM call request_stop() on this loop; SIGPIPE is ignored.
+  void install_signal_handlers();
+
+  // Runs fn on the loop thread soon. Safe from any thread.
+  void post(std::function<void()> fn);
+
+ private:
+  friend class Timer;
+  static int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
+  void drain_posted();
+  void begin_stop();
+
+  std::vector<lws_protocols> protocols_;
+  lws_context* context_ = nullptr;
+  std::atomic<bool> stop_requested_{false};
+  bool stop_started_ = false;
+  bool quit_ = false;
+  std::function<void()> on_stop_;
+  uint32_t stop_grace_ms_ = 3000;
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  struct StopSul {
+    lws_sorted_usec_list_t sul;  // first member: the callback casts back
+    EventLoop* owner;
+  } stop_deadline_{};
+};
+
+// A one-shot timer on the loop. Restartable; cancelled when destroyed.
+class Timer {
+ public:
+  Timer(EventLoop& loop, std::function<void()> fn);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  void start(uint32_t delay_ms);
+  void cancel();
+  bool active() const { return active_; }
+
+ private:
+  struct Sul {
+    lws_sorted_usec_list_t sul;  // first member: the callback casts back to Sul
+    Timer* owner;
+  };
+  static void fire(lws_sorted_usec_list_t* sul);
+
+  EventLoop& loop_;
+  std::function<void()> fn_;
+  Sul sul_{};
+  bool active_ = false;
+};
+
+}  // namespace flatlink

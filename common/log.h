@@ -1,0 +1,58 @@
+// One-line structured logging to stderr: "<time> <level> <component>: <message>".
+#pragma once
+
+#include <sstream>
+#include <string>
+#include <string_view>
+
+namespace flatlink::log {
+
+enum class Level { debug = 0, info = 1, warn = 2, error = 3 };
+
+void set_level(Level level);
+Level level();
+bool enabled(Level level);
+// Parses "debug", "info", "warn", "error"; returns false on anything else.
+bool parse_level(std::string_view text, Level& out);
+std::string_view level_name(Level level);
+
+// Routes libwebsockets' own log lines through this logger (component "lws").
+void route_lws_logs();
+
+// A value quoted for a log line: quotes, backslashes and control bytes escaped.
+struct Quoted {
+  std::string_view text;
+};
+inline Quoted q(std::string_view text) { return Quoted{text}; }
+std::ostream& operator<<(std::ostream& os, Quoted quoted);
+
+// Collects one line and writes it with a single write(2) when destroyed. Any
+// newline or control byte in the message is escaped, so a line stays a line
+// whatever a device or peer sent.
+class Line {
+ public:
+  Line(Level level, std::string_view component);
+  ~Line();
+  Line(const Line&) = delete;
+  Line& operator=(const Line&) = delete;
+
+  template <class T>
+  Line& operator<<(const T& value) {
+    os_ << value;
+    return *this;
+  }
+
+ private:
+  Level level_;
+  std::string component_;
+  std::ostringstream os_;
+};
+
+}  // namespace flatlink::log
+
+#define FL_LOG(lvl, component) \
+  if (!::flatlink::log::enabled(lvl)) {} else ::flatlink::log::Line(lvl, component)
+#define LOG_DEBUG(component) FL_LOG(::flatlink::log::Level::debug, component)
+#define LOG_INFO(component) FL_LOG(::flatlink::log::Level::info, component)
+#define LOG_WARN(component) FL_LOG(::flatlink::log::Level::warn, component)
+#define LOG_ERROR(component) FL_LOG(::flatlink::log::Level::error, component)

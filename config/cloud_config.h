@@ -1,0 +1,49 @@
+// Typed configuration of flatlink-cloud, the cloud server.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+
+namespace flatlink::config {
+
+struct UserConfig {
+  std::string name;
+  std::string password_hash;  // "pbkdf2-sha256$<iterations>$<salt-hex>$<hash-hex>"
+};
+
+struct FlatConfig {
+  std::string id;
+  std::string name;
+  std::string gateway_token_sha256;  // hex SHA-256 of the flat's gateway token
+  std::vector<UserConfig> users;     // who may open this flat in a browser
+};
+
+struct TlsServerConfig {
+  std::string cert_file;  // PEM; empty = plain ws:// (loopback or behind a TLS proxy)
+  std::string key_file;
+};
+
+struct LimitsConfig {
+  uint32_t handshake_timeout_s = 10;     // upgrade + hello/login must complete within this
+  uint32_t max_message_bytes = 65'536;   // a larger frame closes the connection
+  uint32_t messages_per_s = 200;         // per connection, token bucket rate
+  uint32_t burst = 400;                  // per connection, token bucket size
+  uint32_t history_points = 720;         // per numeric capability, for the dashboard chart
+  uint32_t command_timeout_ms = 15'000;  // a command without a result by then ends "timeout"
+};
+
+struct CloudConfig {
+  std::string source;
+  std::string listen_address = "127.0.0.1";
+  uint16_t port = 8080;
+  TlsServerConfig tls;
+  std::string dashboard_dir;  // static files of the dashboard; empty = the built-in path
+  log::Level log_level = log::Level::info;
+  LimitsConfig limits;
+  std::vector<FlatConfig> flats;
+};
+
+}  // namespace flatlink::config

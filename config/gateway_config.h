@@ -1,0 +1,77 @@
+// Typed configuration of flatlinkd, the gateway daemon. Loaded and validated by
+// config_loader; adapters receive their own struct and never see JSON.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/log.h"
+
+namespace flatlink::config {
+
+// A simulated device (device-adapters/sim).
+struct SimDeviceConfig {
+  std::string id;
+  std::string kind;             // "lamp", "thermometer" or "lock"
+  std::string name;             // defaults to the id
+  std::string room;             // may be empty
+  uint32_t interval_ms = 5000;  // thermometer: how often it reports
+  double initial = 21.0;        // thermometer: starting temperature
+};
+
+struct SimAdapterConfig {
+  std::string name = "sim";       // instance name, unique among adapters
+  uint32_t latency_ms = 20;       // how long a simulated device takes to carry out a command
+  uint64_t seed = 0;              // 0: random; otherwise the thermometers drift reproducibly
+  std::vector<SimDeviceConfig> devices;
+};
+
+enum class Parity { none, odd, even };
+enum class FlowControl { none, rtscts, xonxoff };
+enum class LineProtocol { json, keyvalue };
+
+// A UART device (device-adapters/serial). The port is a path or "usb:VID:PID[:serial]".
+struct SerialAdapterConfig {
+  std::string name;
+  std::string port;
+  uint32_t baud = 9600;  // one of 1200 2400 4800 9600 19200 38400 57600 115200 230400
+  uint8_t data_bits = 8; // 5..8
+  Parity parity = Parity::none;
+  uint8_t stop_bits = 1; // 1 or 2
+  FlowControl flow_control = FlowControl::none;
+  LineProtocol protocol = LineProtocol::json;
+  uint32_t max_line_bytes = 1024;
+  uint32_t command_timeout_ms = 3000;
+  std::string device;    // when set, every line on this port belongs to this device id
+};
+
+using AdapterConfig = std::variant<SimAdapterConfig, SerialAdapterConfig>;
+
+struct CloudLinkConfig {
+  std::string url;                    // ws://host:port/path or wss://host:port/path
+  std::string token;                  // the flat's gateway token (from "token" or "token_file")
+  std::string token_file;             // where the token came from, if a file
+  std::string ca_file;                // CA bundle for wss://; empty = the system's
+  bool insecure = false;              // development only: no certificate verification
+  uint32_t backoff_base_ms = 500;
+  uint32_t backoff_max_ms = 30'000;
+  uint32_t ping_interval_s = 20;      // send a ping after this much silence
+  uint32_t pong_timeout_s = 10;       // no answer this long after a ping: the peer is dead
+  uint32_t send_queue_max = 10'000;   // frames waiting for the socket
+};
+
+struct GatewayConfig {
+  std::string source;        // the file it came from, for messages
+  std::string gateway_id;    // [A-Za-z0-9_.:-]{1,64}
+  std::string flat;          // the flat this gateway serves
+  std::string state_dir;     // where the outbox and the command memory live
+  log::Level log_level = log::Level::info;
+  CloudLinkConfig cloud;
+  uint32_t command_timeout_ms = 5000;  // default time a device gets to carry out a command
+  std::vector<AdapterConfig> adapters;
+};
+
+}  // namespace flatlink::config
