@@ -24,6 +24,35 @@ std::optional<ValueType> value_type_from(std::string_view text) {
   return std::nullopt;
 }
 
+Capability Capability::boolean(std::string name, bool writable) {
+  Capability c;
+  c.name = std::move(name);
+  c.type = ValueType::boolean;
+  c.writable = writable;
+  return c;
+}
+
+Capability Capability::integer(std::string name, double min, double max, bool writable) {
+  Capability c = boolean(std::move(name), writable);
+  c.type = ValueType::integer;
+  c.min = min;
+  c.max = max;
+  return c;
+}
+
+Capability Capability::number(std::string name, double min, double max, bool writable) {
+  Capability c = integer(std::move(name), min, max, writable);
+  c.type = ValueType::number;
+  return c;
+}
+
+Capability Capability::enumeration(std::string name, std::vector<std::string> options, bool writable) {
+  Capability c = boolean(std::move(name), writable);
+  c.type = ValueType::enumeration;
+  c.options = std::move(options);
+  return c;
+}
+
 const Capability* DeviceInfo::capability(std::string_view cap_name) const {
   for (const auto& cap : capabilities) {
     if (cap.name == cap_name) return &cap;

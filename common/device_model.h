@@ -29,6 +29,11 @@ struct Capability {
   std::string unit;                     // e.g. "°C", "%"; informative
   bool confirm = false;                 // a person should confirm before setting (door locks)
   size_t max_length = 256;              // text
+
+  static Capability boolean(std::string name, bool writable);
+  static Capability integer(std::string name, double min, double max, bool writable);
+  static Capability number(std::string name, double min, double max, bool writable);
+  static Capability enumeration(std::string name, std::vector<std::string> options, bool writable);
 };
 
 struct DeviceInfo {

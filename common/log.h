@@ -50,8 +50,10 @@ class Line {
 
 }  // namespace flatlink::log
 
-#define FL_LOG(lvl, component) \
-  if (!::flatlink::log::enabled(lvl)) {} else ::flatlink::log::Line(lvl, component)
+// A loop rather than an if, so that `if (x) LOG_INFO(...) << ...; else ...` stays unambiguous.
+#define FL_LOG(lvl, component)                                                         \
+  for (bool fl_log_once_ = ::flatlink::log::enabled(lvl); fl_log_once_; fl_log_once_ = false) \
+  ::flatlink::log::Line(lvl, component)
 #define LOG_DEBUG(component) FL_LOG(::flatlink::log::Level::debug, component)
 #define LOG_INFO(component) FL_LOG(::flatlink::log::Level::info, component)
 #define LOG_WARN(component) FL_LOG(::flatlink::log::Level::warn, component)

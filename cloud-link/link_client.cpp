@@ -1,0 +1,341 @@
+// The gateway's WebSocket client to the cloud.
+#include "cloud-link/link_client.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace flatlink::link {
+namespace {
+
+constexpr size_t kMaxFrameFromCloud = 1 << 20;  // commands and acks are small; this is generous
+constexpr size_t kBatchItems = 200;
+constexpr int64_t kWindow = 5000;  // statuses written but not yet acknowledged
+
+}  // namespace
+
+LinkClient::LinkClient(EventLoop& loop, const config::CloudLinkConfig& config, LinkListener& listener)
+    : loop_(loop),
+      config_(config),
+      listener_(listener),
+      backoff_(BackoffPolicy{config.backoff_base_ms, config.backoff_max_ms, 50}),
+      retry_timer_(loop, [this] { connect(); }) {
+  // Split ws[s]://host[:port][/path]. The loader checked the scheme.
+  std::string url = config_.url;
+  tls_ = url.rfind("wss://", 0) == 0;
+  url = url.substr(tls_ ? 6 : 5);
+  const size_t slash = url.find('/');
+  path_ = slash == std::string::npos ? "/" : url.substr(slash);
+  std::string hostport = url.substr(0, slash);
+  port_ = tls_ ? 443 : 80;
+  if (!hostport.empty() && hostport.front() == '[') {
+    const size_t close = hostport.find(']');
+    host_ = hostport.substr(1, close - 1);
+    if (close + 1 < hostport.size() && hostport[close + 1] == ':') port_ = std::atoi(hostport.c_str() + close + 2);
+  } else {
+    const size_t colon = hostport.rfind(':');
+    host_ = hostport.substr(0, colon);
+    if (colon != std::string::npos) port_ = std::atoi(hostport.c_str() + colon + 1);
+  }
+  origin_ = host_;
+  // lws sends a ping after this much silence and hangs up if nothing valid
+  // (a pong) came back within the pong timeout.
+  retry_policy_.secs_since_valid_ping = static_cast<uint16_t>(config_.ping_interval_s);
+  retry_policy_.secs_since_valid_hangup = static_cast<uint16_t>(config_.ping_interval_s + config_.pong_timeout_s);
+  retry_policy_.conceal_count = LWS_RETRY_CONCEAL_ALWAYS;
+}
+
+LinkClient::~LinkClient() {
+  if (wsi_) lws_set_opaque_user_data(wsi_, nullptr);
+}
+
+lws_protocols LinkClient::protocol() {
+  lws_protocols p{};
+  p.name = proto::kGatewaySubprotocol.data();
+  p.callback = &LinkClient::callback;
+  p.rx_buffer_size = 0;
+  return p;
+}
+
+void LinkClient::tune_context(const config::CloudLinkConfig& config, lws_context_creation_info& info) {
+  static std::string ca;
+  ca = config.ca_file.empty() ? "/etc/ssl/certs/ca-certificates.crt" : config.ca_file;
+  info.client_ssl_ca_filepath = ca.c_str();
+}
+
+void LinkClient::start() {
+  started_ = true;
+  if (config_.insecure) {
+    LOG_WARN("link") << "TLS certificate verification is OFF (cloud.insecure=true): for development only";
+  }
+  connect();
+}
+
+void LinkClient::connect() {
+  if (stopping_ || wsi_) return;
+  lws_client_connect_info i{};
+  i.context = loop_.context();
+  i.address = host_.c_str();
+  i.port = port_;
+  i.path = path_.c_str();
+  i.host = host_.c_str();
+  i.origin = origin_.c_str();
+  i.protocol = proto::kGatewaySubprotocol.data();
+  i.local_protocol_name = proto::kGatewaySubprotocol.data();
+  i.alpn = "http/1.1";
+  if (tls_) {
+    i.ssl_connection = LCCSCF_USE_SSL;
+    if (config_.insecure) {
+      i.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK | LCCSCF_ALLOW_EXPIRED |
+                          LCCSCF_ALLOW_INSECURE;
+    }
+  }
+  i.retry_and_idle_policy = &retry_policy_;
+  i.opaque_user_data = this;
+  i.pwsi = &wsi_;
+  LOG_INFO("link") << "connecting to " << config_.url;
+  if (!lws_client_connect_via_info(&i)) {
+    wsi_ = nullptr;
+    schedule_retry("could not start the connection");
+  }
+}
+
+void LinkClient::schedule_retry(const char* why) {
+  if (stopping_) return;
+  const uint32_t delay = backoff_.next_delay_ms();
+  LOG_WARN("link") << "link to " << config_.url << " down (" << why << "); retry " << backoff_.attempts() << " in "
+                   << delay << " ms";
+  retry_timer_.start(delay);
+}
+
+void LinkClient::stop(std::function<void()> closed) {
+  stopping_ = true;
+  retry_timer_.cancel();
+  if (!wsi_) {
+    if (closed) closed();
+    return;
+  }
+  on_closed_ = std::move(closed);
+  lws_callback_on_writable(wsi_);
+}
+
+void LinkClient::send_result(const proto::Result& result) {
+  if (results_.size() >= config_.send_queue_max) {
+    LOG_ERROR("link") << "result queue full (" << results_.size() << "); dropping the result of command="
+                      << results_.front().substr(0, 64);
+    results_.pop_front();
+  }
+  results_.push_back(proto::encode(result));
+  want_write();
+}
+
+void LinkClient::send_presence(const proto::Presence& presence) {
+  if (!up_) return;  // the next hello carries presence
+  if (control_.size() >= config_.send_queue_max) control_.pop_front();
+  control_.push_back(proto::encode(presence));
+  want_write();
+}
+
+void LinkClient::send_devices(const proto::DeviceList& devices) {
+  if (!up_) return;  // the next hello carries the device list
+  control_.push_back(proto::encode(devices));
+  want_write();
+}
+
+void LinkClient::statuses_available() { want_write(); }
+
+void LinkClient::want_write() {
+  if (wsi_ && up_) lws_callback_on_writable(wsi_);
+}
+
+int LinkClient::callback(lws* wsi, lws_callback_reasons reason, void*, void* in, size_t len) {
+  auto* self = static_cast<LinkClient*>(lws_get_opaque_user_data(wsi));
+  if (!self) return 0;
+  return self->handle(wsi, reason, in, len);
+}
+
+void LinkClient::went_down() {
+  const bool was_up = up_;
+  wsi_ = nullptr;
+  up_ = false;
+  acked_once_ = false;
+  rx_.clear();
+  control_.clear();
+  hello_.clear();
+  if (was_up) listener_.on_link_state(false);
+}
+
+int LinkClient::handle(lws* wsi, lws_callback_reasons reason, void* in, size_t len) {
+  switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+      auto** p = static_cast<unsigned char**>(in);
+      const std::string bearer = "Bearer " + config_.token;
+      if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
+                                       reinterpret_cast<const unsigned char*>(bearer.data()),
+                                       static_cast<int>(bearer.size()), p, *p + len)) {
+        return -1;
+      }
+      return 0;
+    }
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+      ++stats_.connects;
+      up_ = true;
+      acked_once_ = false;
+      sent_upto_ = 0;
+      hello_ = proto::encode(listener_.make_hello());
+      LOG_INFO("link") << "connected to " << config_.url << "; saying hello";
+      lws_callback_on_writable(wsi);
+      listener_.on_link_state(true);
+      return 0;
+
+    case LWS_CALLBACK_CLIENT_RECEIVE: {
+      if (lws_frame_is_binary(wsi)) {
+        LOG_WARN("link") << "binary frame from the cloud ignored (reserved for device streams)";
+        return 0;
+      }
+      if (rx_.size() + len > kMaxFrameFromCloud) {
+        LOG_ERROR("link") << "message from the cloud over " << kMaxFrameFromCloud << " bytes; closing the link";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, nullptr, 0);
+        return -1;
+      }
+      rx_.append(static_cast<const char*>(in), len);
+      if (lws_is_final_fragment(wsi)) {
+        std::string text;
+        text.swap(rx_);
+        on_frame(text);
+      }
+      return 0;
+    }
+
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+      return on_writeable(wsi);
+
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+      uint16_t code = 0;
+      std::string reason_text;
+      if (len >= 2) {
+        const auto* b = static_cast<const unsigned char*>(in);
+        code = static_cast<uint16_t>(b[0] << 8 | b[1]);
+        reason_text.assign(reinterpret_cast<const char*>(b + 2), len - 2);
+      }
+      LOG_WARN("link") << "cloud closed the link: code=" << code << " reason=" << log::q(reason_text);
+      return 0;
+    }
+
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
+      const std::string why = in ? std::string(static_cast<const char*>(in), strnlen(static_cast<const char*>(in), 256))
+                                 : std::string("connection error");
+      went_down();
+      if (stopping_) {
+        if (on_closed_) std::exchange(on_closed_, nullptr)();
+        return 0;
+      }
+      schedule_retry(why.c_str());
+      return 0;
+    }
+
+    case LWS_CALLBACK_CLIENT_CLOSED:
+      went_down();
+      if (stopping_) {
+        LOG_INFO("link") << "link closed";
+        if (on_closed_) std::exchange(on_closed_, nullptr)();
+        return 0;
+      }
+      schedule_retry("connection closed");
+      return 0;
+
+    default:
+      return 0;
+  }
+}
+
+void LinkClient::on_frame(std::string_view text) {
+  ++stats_.frames_received;
+  auto decoded = proto::decode_from_cloud_for_gateway(text);
+  if (auto* error = std::get_if<proto::DecodeError>(&decoded)) {
+    ++stats_.refused_frames;
+    LOG_WARN("link") << "refused a message from the cloud: " << error->message;
+    return;
+  }
+  auto& message = std::get<proto::CloudToGateway>(decoded);
+  if (auto* ack = std::get_if<proto::Ack>(&message)) {
+    if (!acked_once_) {
+      // The answer to hello: the cloud's last seen seq. Resend what follows.
+      acked_once_ = true;
+      backoff_.reset();
+      sent_upto_ = ack->seq;
+      acked_ = ack->seq;
+      LOG_INFO("link") << "cloud holds statuses up to seq=" << ack->seq << "; streaming from there";
+      listener_.on_ack(ack->seq);
+      want_write();
+      return;
+    }
+    if (ack->seq > sent_upto_) {
+      LOG_WARN("link") << "ack for seq=" << ack->seq << " beyond what was sent (" << sent_upto_ << "); ignored";
+      return;
+    }
+    if (ack->seq > acked_) {
+      const bool window_was_full = sent_upto_ - acked_ >= kWindow;
+      acked_ = ack->seq;
+      listener_.on_ack(ack->seq);
+      if (window_was_full) want_write();
+    }
+  } else if (auto* command = std::get_if<proto::CommandMsg>(&message)) {
+    listener_.on_command(*command);
+  } else if (auto* error = std::get_if<proto::Error>(&message)) {
+    LOG_WARN("link") << "cloud says: " << error->code << ": " << error->message;
+  }
+}
+
+bool LinkClient::write_text(lws* wsi, const std::string& text) {
+  tx_.resize(LWS_PRE + text.size());
+  std::memcpy(tx_.data() + LWS_PRE, text.data(), text.size());
+  const int n = lws_write(wsi, tx_.data() + LWS_PRE, text.size(), LWS_WRITE_TEXT);
+  if (n < static_cast<int>(text.size())) {
+    LOG_ERROR("link") << "write to the cloud failed; closing the link";
+    return false;
+  }
+  ++stats_.frames_sent;
+  return true;
+}
+
+int LinkClient::on_writeable(lws* wsi) {
+  if (stopping_) {
+    static const char kReason[] = "gateway stopping";
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, reinterpret_cast<unsigned char*>(const_cast<char*>(kReason)),
+                     sizeof kReason - 1);
+    return -1;
+  }
+  // One write per callback; ask again while there is more.
+  bool more = false;
+  if (!hello_.empty()) {
+    if (!write_text(wsi, hello_)) return -1;
+    hello_.clear();
+    more = true;
+  } else if (!acked_once_) {
+    return 0;  // nothing else before the cloud has answered hello
+  } else if (!results_.empty()) {
+    if (!write_text(wsi, results_.front())) return -1;
+    results_.pop_front();
+    more = true;
+  } else if (!control_.empty()) {
+    if (!write_text(wsi, control_.front())) return -1;
+    control_.pop_front();
+    more = true;
+  } else if (sent_upto_ - acked_ < kWindow) {
+    const size_t room = static_cast<size_t>(std::min<int64_t>(kBatchItems, kWindow - (sent_upto_ - acked_)));
+    proto::StatusBatch batch;
+    batch.items = listener_.statuses_after(sent_upto_, room);
+    if (!batch.items.empty()) {
+      if (!write_text(wsi, proto::encode(batch))) return -1;
+      sent_upto_ = batch.items.back().seq;
+      stats_.statuses_sent += batch.items.size();
+      more = true;
+    }
+  }
+  if (more) lws_callback_on_writable(wsi);
+  return 0;
+}
+
+}  // namespace flatlink::link

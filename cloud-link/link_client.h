@@ -1,0 +1,114 @@
+// The gateway's one persistent WebSocket to the cloud (libwebsockets client):
+// authenticates with the flat's token, says hello, streams statuses from the
+// outbox with a bounded window, takes acks and commands, detects a dead peer by
+// ping/pong, and reconnects forever with backoff and jitter.
+//
+// Loop thread only. The link knows frames and the wire protocol, not devices:
+// what to say and what to do with what arrives is the LinkListener's business.
+#pragma once
+
+#include <libwebsockets.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cloud-link/protocol.h"
+#include "common/backoff.h"
+#include "common/event_loop.h"
+#include "config/gateway_config.h"
+
+namespace flatlink::link {
+
+class LinkListener {
+ public:
+  virtual ~LinkListener() = default;
+  // The hello to send first on every new connection (built at connect time).
+  virtual proto::Hello make_hello() = 0;
+  // Statuses with seq > after, in order, at most max.
+  virtual std::vector<proto::StatusItem> statuses_after(int64_t after, size_t max) = 0;
+  // The cloud holds everything up to seq.
+  virtual void on_ack(int64_t seq) = 0;
+  virtual void on_command(const proto::CommandMsg& command) = 0;
+  virtual void on_link_state(bool up) = 0;
+};
+
+struct LinkStats {
+  uint64_t connects = 0;
+  uint64_t frames_sent = 0;
+  uint64_t statuses_sent = 0;
+  uint64_t frames_received = 0;
+  uint64_t refused_frames = 0;
+};
+
+class LinkClient {
+ public:
+  LinkClient(EventLoop& loop, const config::CloudLinkConfig& config, LinkListener& listener);
+  ~LinkClient();
+  LinkClient(const LinkClient&) = delete;
+  LinkClient& operator=(const LinkClient&) = delete;
+
+  // The lws protocol entry to give the EventLoop.
+  static lws_protocols protocol();
+  // Sets the context options a client needs (CA file). Call from EventLoop::Options::tune.
+  static void tune_context(const config::CloudLinkConfig& config, lws_context_creation_info& info);
+
+  void start();
+  // Closes the link with a close frame; `closed` runs once it is gone.
+  void stop(std::function<void()> closed);
+
+  // A result, presence or device-list frame. Results are kept across reconnects;
+  // the others are dropped on disconnect (the next hello carries the full state).
+  void send_result(const proto::Result& result);
+  void send_presence(const proto::Presence& presence);
+  void send_devices(const proto::DeviceList& devices);
+  // New statuses are waiting in the outbox.
+  void statuses_available();
+
+  bool up() const { return up_; }
+  const LinkStats& stats() const { return stats_; }
+
+ private:
+  static int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
+  int handle(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
+  void connect();
+  void schedule_retry(const char* why);
+  void on_frame(std::string_view text);
+  int on_writeable(lws* wsi);
+  bool write_text(lws* wsi, const std::string& text);
+  void went_down();
+  void want_write();
+
+  EventLoop& loop_;
+  config::CloudLinkConfig config_;
+  LinkListener& listener_;
+  Backoff backoff_;
+  lws_retry_bo_t retry_policy_{};
+  Timer retry_timer_;
+
+  // URL parts kept alive for lws, which holds on to the pointers.
+  std::string host_, path_, origin_;
+  int port_ = 0;
+  bool tls_ = false;
+
+  lws* wsi_ = nullptr;
+  bool started_ = false;
+  bool stopping_ = false;
+  bool up_ = false;           // connected and hello sent
+  bool acked_once_ = false;   // the cloud answered hello: statuses may flow
+  std::function<void()> on_closed_;
+
+  std::string rx_;            // a message being reassembled from fragments
+  std::deque<std::string> results_;
+  std::deque<std::string> control_;
+  std::string hello_;
+  int64_t sent_upto_ = 0;     // the highest seq written on this connection
+  int64_t acked_ = 0;         // the cloud's cumulative ack
+  LinkStats stats_;
+  std::vector<unsigned char> tx_;
+};
+
+}  // namespace flatlink::link

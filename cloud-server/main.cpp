@@ -1,0 +1,104 @@
+// flatlink-cloud: the cloud server. A thin main over cloud::Server.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <variant>
+
+#include "cloud-server/auth.h"
+#include "cloud-server/server.h"
+#include "common/cli.h"
+#include "common/event_loop.h"
+#include "common/log.h"
+#include "config/config_loader.h"
+
+using namespace flatlink;
+
+namespace {
+
+constexpr const char* kUsage =
+    "Usage: flatlink-cloud [options]\n"
+    "       flatlink-cloud hash-token      < token      (prints the hash for gateway_token_sha256)\n"
+    "       flatlink-cloud hash-password   < password   (prints the hash for users[].password_hash)\n"
+    "\n"
+    "The flatlink cloud server: accepts gateways and browsers, routes status up and\n"
+    "commands down, one flat never reaching another.\n"
+    "\n"
+    "Options:\n"
+    "  --config PATH       cloud configuration (default /etc/flatlink/cloud.json)\n"
+    "  --check-config      validate the configuration, print a summary, exit\n"
+    "  --log-level LEVEL   debug, info, warn or error (overrides the config)\n"
+    "  --version           print the version and exit\n"
+    "  --help              this text\n"
+    "\n"
+    "Exit codes: 0 stopped cleanly or config valid, 1 invalid config or failure,\n"
+    "2 bad command line. SIGTERM or SIGINT stop it gracefully.\n";
+
+// Reads one secret from stdin: the first line, without its newline.
+bool read_secret(std::string& out) {
+  if (!std::getline(std::cin, out)) return false;
+  while (!out.empty() && (out.back() == '\r' || out.back() == ' ')) out.pop_back();
+  return !out.empty();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const cli::Parsed parsed = cli::parse(argc, argv, "/etc/flatlink/cloud.json");
+  if (!parsed.error.empty()) {
+    std::fprintf(stderr, "flatlink-cloud: %s\n", parsed.error.c_str());
+    return cli::kExitUsage;
+  }
+  const cli::Options& options = parsed.options;
+  if (options.help) {
+    std::fputs(kUsage, stdout);
+    return cli::kExitOk;
+  }
+  if (options.version) {
+    std::printf("flatlink-cloud %s\n", FLATLINK_VERSION);
+    return cli::kExitOk;
+  }
+  if (!options.positional.empty()) {
+    const std::string& command = options.positional.front();
+    if (options.positional.size() > 1 || (command != "hash-token" && command != "hash-password")) {
+      std::fprintf(stderr, "flatlink-cloud: unknown command %s (see --help)\n", command.c_str());
+      return cli::kExitUsage;
+    }
+    if (isatty(STDIN_FILENO)) std::fprintf(stderr, "%s: type it and press Enter\n", command.c_str());
+    std::string secret;
+    if (!read_secret(secret)) {
+      std::fprintf(stderr, "flatlink-cloud: %s: nothing on standard input\n", command.c_str());
+      return cli::kExitFailure;
+    }
+    std::printf("%s\n", (command == "hash-token" ? cloud::hash_token(secret) : cloud::hash_password(secret)).c_str());
+    return cli::kExitOk;
+  }
+  log::set_level(options.log_level.value_or(log::Level::info));
+
+  auto loaded = config::load_cloud_config(options.config_path);
+  if (auto* error = std::get_if<config::ConfigError>(&loaded)) {
+    std::fprintf(stderr, "flatlink-cloud: %s\n", error->message.c_str());
+    return cli::kExitFailure;
+  }
+  auto& cfg = std::get<config::CloudConfig>(loaded);
+  if (options.check_config) {
+    std::printf("%s: valid\n%s", options.config_path.c_str(), config::summarize(cfg).c_str());
+    return cli::kExitOk;
+  }
+  log::set_level(options.log_level.value_or(cfg.log_level));
+
+  cloud::Server server(cfg);
+  EventLoop loop(server.loop_options());
+  if (!loop.ok()) {
+    LOG_ERROR("server") << "could not listen on " << cfg.listen_address << ":" << cfg.port
+                        << " (in use, or bad TLS files?)";
+    return cli::kExitFailure;
+  }
+  server.start(loop);
+  loop.on_stop([&] { server.stop([&] { loop.quit(); }); });
+  loop.install_signal_handlers();
+  const int rc = loop.run();
+  LOG_INFO("server") << "stopped";
+  return rc == 0 ? cli::kExitOk : cli::kExitFailure;
+}

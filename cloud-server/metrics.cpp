@@ -1,0 +1,45 @@
+// Prometheus text rendering of the cloud's counters.
+#include "cloud-server/metrics.h"
+
+#include <sstream>
+
+namespace flatlink::cloud {
+
+std::string Metrics::render() const {
+  std::ostringstream os;
+  auto metric = [&](const char* name, const char* type, const char* help) {
+    os << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  };
+  metric("flatlink_links", "gauge", "Open WebSocket links by kind.");
+  os << "flatlink_links{kind=\"gateway\"} " << gateway_links << '\n';
+  os << "flatlink_links{kind=\"browser\"} " << browser_links << '\n';
+  metric("flatlink_messages_in_total", "counter", "Messages received by kind of peer.");
+  os << "flatlink_messages_in_total{kind=\"gateway\"} " << gateway_messages_in << '\n';
+  os << "flatlink_messages_in_total{kind=\"browser\"} " << browser_messages_in << '\n';
+  metric("flatlink_messages_out_total", "counter", "Messages sent by kind of peer.");
+  os << "flatlink_messages_out_total{kind=\"gateway\"} " << gateway_messages_out << '\n';
+  os << "flatlink_messages_out_total{kind=\"browser\"} " << browser_messages_out << '\n';
+  metric("flatlink_statuses_total", "counter", "Statuses accepted from gateways.");
+  os << "flatlink_statuses_total " << statuses << '\n';
+  metric("flatlink_duplicate_statuses_total", "counter", "Statuses dropped because their seq was already seen.");
+  os << "flatlink_duplicate_statuses_total " << duplicate_statuses << '\n';
+  metric("flatlink_acks_total", "counter", "Acks sent to gateways.");
+  os << "flatlink_acks_total " << acks << '\n';
+  metric("flatlink_refused_messages_total", "counter", "Messages refused as malformed or not allowed.");
+  os << "flatlink_refused_messages_total " << refused_messages << '\n';
+  metric("flatlink_auth_failures_total", "counter", "Refused gateway tokens and browser logins.");
+  os << "flatlink_auth_failures_total " << auth_failures << '\n';
+  metric("flatlink_rate_limited_total", "counter", "Connections closed for exceeding the message rate.");
+  os << "flatlink_rate_limited_total " << rate_limited << '\n';
+  metric("flatlink_replaced_gateways_total", "counter", "Gateway links replaced by a newer one for the same flat.");
+  os << "flatlink_replaced_gateways_total " << replaced_gateways << '\n';
+  metric("flatlink_gateway_dropped_statuses", "gauge", "Statuses the gateways report their outboxes dropped (sum of the last hello of each).");
+  os << "flatlink_gateway_dropped_statuses " << gateway_dropped << '\n';
+  metric("flatlink_commands_total", "counter", "Commands by result.");
+  for (size_t i = 0; i < commands.size(); ++i) {
+    os << "flatlink_commands_total{result=\"" << to_string(static_cast<Outcome>(i)) << "\"} " << commands[i] << '\n';
+  }
+  return os.str();
+}
+
+}  // namespace flatlink::cloud

@@ -1,0 +1,91 @@
+// The cloud's routing core: per flat, the gateway link, the devices' last
+// state, the last seq seen per gateway, the logged-in browsers and the commands
+// under way. Knows messages, not sockets: the server hands it decoded messages
+// and Peers to answer through. Loop thread only.
+//
+// Isolation: a browser is bound to one flat at login and everything it asks is
+// looked up in that flat only; a gateway is bound to the flat its token names.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "cloud-link/protocol.h"
+#include "cloud-server/metrics.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "config/cloud_config.h"
+
+namespace flatlink::cloud {
+
+// A connected gateway or browser, as the router sees it.
+class Peer {
+ public:
+  virtual ~Peer() = default;
+  virtual void send(std::string frame) = 0;
+  // Sends a close frame with this code and reason, then drops the connection.
+  virtual void close(uint16_t code, const std::string& reason) = 0;
+  virtual const std::string& describe() const = 0;  // for log lines, e.g. "peer=12 from 127.0.0.1"
+};
+
+class Router {
+ public:
+  Router(const config::CloudConfig& config, EventLoop& loop, const Clock& clock, Metrics& metrics);
+  ~Router();
+
+  // The flat whose gateway token this is, if any.
+  std::optional<std::string> flat_for_token(std::string_view token) const;
+
+  void gateway_connected(Peer& peer, const std::string& flat);
+  void gateway_message(Peer& peer, const proto::GatewayToCloud& message);
+  void gateway_disconnected(Peer& peer);
+  bool gateway_said_hello(Peer& peer) const;
+
+  void browser_connected(Peer& peer);
+  void browser_message(Peer& peer, const proto::BrowserToCloud& message);
+  void browser_disconnected(Peer& peer);
+  bool browser_logged_in(Peer& peer) const;
+
+  // Closes every link with "going away" (shutdown).
+  void close_all();
+  size_t flats() const { return flats_.size(); }
+
+ private:
+  struct Flat;
+  struct PendingCommand;
+  struct History;
+
+  Flat* flat_of_gateway(Peer& peer);
+  void to_browsers(Flat& flat, const std::string& frame);
+  void send_gateway(Peer& peer, const std::string& frame);
+  void send_browser(Peer& peer, const std::string& frame);
+  void on_hello(Flat& flat, Peer& peer, const proto::Hello& hello);
+  void on_status(Flat& flat, Peer& peer, const proto::StatusBatch& batch);
+  void on_result(Flat& flat, const proto::Result& result);
+  void on_browser_command(Flat& flat, Peer& browser, const proto::BrowserCommand& command);
+  void finish_command(const std::string& cloud_id, const proto::Result& result);
+  void record_history(Flat& flat, const std::string& device, const Json& state, int64_t ts);
+  proto::Snapshot snapshot(const Flat& flat) const;
+
+  const config::CloudConfig& config_;
+  EventLoop& loop_;
+  const Clock& clock_;
+  Metrics& metrics_;
+  std::map<std::string, std::unique_ptr<Flat>> flats_;
+  std::unordered_map<std::string, std::string> flat_by_token_hash_;
+  std::unordered_map<Peer*, Flat*> gateways_;  // connected gateway links (also replaced ones until closed)
+  std::unordered_map<Peer*, Flat*> browsers_;  // nullptr until logged in
+  std::map<std::string, std::unique_ptr<PendingCommand>> pending_;
+  std::unordered_map<Peer*, uint64_t> login_attempt_;  // the login check a browser waits for
+  uint64_t login_attempts_ = 0;
+  std::string id_prefix_;
+  uint64_t next_command_ = 1;
+};
+
+}  // namespace flatlink::cloud

@@ -1,0 +1,404 @@
+// flatlink-cloud's libwebsockets server.
+#include "cloud-server/server.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+
+#include "cloud-link/protocol.h"
+#include "common/log.h"
+
+namespace flatlink::cloud {
+namespace {
+
+constexpr const char* kHttpProtocol = "http";
+constexpr size_t kGatewayQueueMax = 10'000;  // frames waiting for a gateway's socket
+constexpr size_t kBrowserQueueMax = 2'000;   // a browser further behind is too slow: closed, reconnects
+
+enum class Kind { gateway, browser };
+
+// Per-HTTP-request data: the body of a dynamic response.
+struct HttpSession {
+  std::string* body;
+};
+
+}  // namespace
+
+// One WebSocket link; the Router's Peer.
+class Server::Session final : public Peer {
+ public:
+  Session(Server& server, lws* wsi, Kind kind, uint64_t id)
+      : server_(server), wsi_(wsi), kind_(kind), handshake_timer_(*server.loop_, [this] {
+          LOG_WARN("server") << describe() << " did not " << (kind_ == Kind::gateway ? "say hello" : "log in")
+                             << " within " << server_.config_.limits.handshake_timeout_s << " s; closing";
+          close(proto::close_code::kHandshakeTimeout, "handshake timeout");
+        }) {
+    char ip[64] = "?";
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    desc_ = std::string(kind == Kind::gateway ? "gateway" : "browser") + " link=" + std::to_string(id) + " from " + ip;
+    tokens_ = server.config_.limits.burst;
+    refill_ms_ = server.clock_.mono_ms();
+    handshake_timer_.start(server.config_.limits.handshake_timeout_s * 1000);
+  }
+
+  void send(std::string frame) override {
+    if (closing_) return;
+    const size_t cap = kind_ == Kind::gateway ? kGatewayQueueMax : kBrowserQueueMax;
+    if (out_.size() >= cap) {
+      LOG_WARN("server") << describe() << " is not reading (" << out_.size() << " frames queued); closing";
+      out_.clear();
+      close(proto::close_code::kPolicyViolation, "too slow");
+      return;
+    }
+    out_.push_back(std::move(frame));
+    lws_callback_on_writable(wsi_);
+  }
+
+  void close(uint16_t code, const std::string& reason) override {
+    if (closing_) return;
+    closing_ = true;
+    close_code_ = code;
+    close_reason_ = reason.substr(0, 120);
+    // Flush what is queued (e.g. an error message) but never wait long for a peer that does not read.
+    lws_set_timeout(wsi_, PENDING_TIMEOUT_USER_OK, 5);
+    lws_callback_on_writable(wsi_);
+  }
+
+  const std::string& describe() const override { return desc_; }
+
+  // Token bucket: false when the peer sends faster than allowed.
+  bool take_token() {
+    const int64_t now = server_.clock_.mono_ms();
+    const auto& limits = server_.config_.limits;
+    tokens_ = std::min<double>(limits.burst, tokens_ + (now - refill_ms_) * limits.messages_per_s / 1000.0);
+    refill_ms_ = now;
+    if (tokens_ < 1.0) return false;
+    tokens_ -= 1.0;
+    return true;
+  }
+
+  int writeable() {
+    if (!out_.empty()) {
+      const std::string& frame = out_.front();
+      buf_.resize(LWS_PRE + frame.size());
+      std::memcpy(buf_.data() + LWS_PRE, frame.data(), frame.size());
+      if (lws_write(wsi_, buf_.data() + LWS_PRE, frame.size(), LWS_WRITE_TEXT) < static_cast<int>(frame.size())) {
+        return -1;
+      }
+      out_.pop_front();
+      if (!out_.empty() || closing_) lws_callback_on_writable(wsi_);
+      return 0;
+    }
+    if (closing_) {
+      lws_close_reason(wsi_, static_cast<lws_close_status>(close_code_),
+                       reinterpret_cast<unsigned char*>(close_reason_.data()), close_reason_.size());
+      return -1;
+    }
+    return 0;
+  }
+
+  void handshake_done() { handshake_timer_.cancel(); }
+
+  Server& server_;
+  lws* wsi_;
+  Kind kind_;
+  std::string flat_;     // gateways: the flat their token names
+  std::string rx_;       // a message being reassembled
+  bool discarding_ = false;  // the rest of an oversized message
+  bool closing_ = false;
+
+ private:
+  std::string desc_;
+  std::deque<std::string> out_;
+  std::vector<unsigned char> buf_;
+  uint16_t close_code_ = 0;
+  std::string close_reason_;
+  double tokens_ = 0;
+  int64_t refill_ms_ = 0;
+  Timer handshake_timer_;
+};
+
+namespace {
+struct WsSlot {
+  Server::Session* session;  // NOLINT: owned by the server, freed on LWS_CALLBACK_CLOSED
+};
+}  // namespace
+
+Server::Server(config::CloudConfig config, const Clock& clock) : config_(std::move(config)), clock_(clock) {
+  // Idle links are pinged by lws, and dropped if nothing comes back.
+  idle_policy_.secs_since_valid_ping = 30;
+  idle_policy_.secs_since_valid_hangup = 45;
+}
+
+Server::~Server() = default;
+
+EventLoop::Options Server::loop_options() {
+  EventLoop::Options options;
+  lws_protocols http{};
+  http.name = kHttpProtocol;
+  http.callback = &Server::http_callback;
+  http.per_session_data_size = sizeof(HttpSession);
+  http.user = this;
+  lws_protocols gateway{};
+  gateway.name = proto::kGatewaySubprotocol.data();
+  gateway.callback = &Server::ws_callback;
+  gateway.per_session_data_size = sizeof(WsSlot);
+  gateway.rx_buffer_size = 16 * 1024;
+  gateway.user = this;
+  lws_protocols browser = gateway;
+  browser.name = proto::kBrowserSubprotocol.data();
+  options.protocols = {http, gateway, browser};
+  options.tune = [this](lws_context_creation_info& info) {
+    info.port = config_.port;
+    info.iface = config_.listen_address.c_str();
+    info.timeout_secs = config_.limits.handshake_timeout_s;
+    info.retry_and_idle_policy = &idle_policy_;
+    info.alpn = "http/1.1";
+    info.options |= LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (!config_.tls.cert_file.empty()) {
+      info.ssl_cert_filepath = config_.tls.cert_file.c_str();
+      info.ssl_private_key_filepath = config_.tls.key_file.c_str();
+    }
+  };
+  return options;
+}
+
+void Server::start(EventLoop& loop) {
+  loop_ = &loop;
+  router_ = std::make_unique<Router>(config_, loop, clock_, metrics_);
+  LOG_INFO("server") << "listening on " << (config_.tls.cert_file.empty() ? "ws" : "wss") << "://"
+                     << config_.listen_address << ":" << config_.port << "/ for " << config_.flats.size() << " flats";
+}
+
+void Server::stop(std::function<void()> done) {
+  LOG_INFO("server") << "stopping: closing " << sessions_ << " links";
+  if (sessions_ == 0) {
+    done();
+    return;
+  }
+  on_stopped_ = std::move(done);
+  router_->close_all();
+}
+
+void Server::session_closed() {
+  --sessions_;
+  if (sessions_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
+}
+
+int Server::http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  const lws_protocols* protocol = lws_get_protocol(wsi);
+  auto* self = protocol ? static_cast<Server*>(protocol->user) : nullptr;
+  if (!self || !self->loop_) return lws_callback_http_dummy(wsi, reason, user, in, len);
+  return self->handle_http(wsi, reason, user, in, len);
+}
+
+int Server::ws_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  const lws_protocols* protocol = lws_get_protocol(wsi);
+  auto* self = protocol ? static_cast<Server*>(protocol->user) : nullptr;
+  if (!self || !self->loop_) return 0;
+  return self->handle_ws(wsi, reason, user, in, len);
+}
+
+int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  auto* http = static_cast<HttpSession*>(user);
+  switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+      // A WebSocket upgrade that named none of our subprotocols.
+      LOG_WARN("server") << "WebSocket upgrade without a flatlink subprotocol refused";
+      return 1;
+
+    case LWS_CALLBACK_HTTP: {
+      const std::string path(static_cast<const char*>(in), len);
+      int status = HTTP_STATUS_OK;
+      std::string body;
+      const char* type = "text/plain; charset=utf-8";
+      if (path == "/healthz") {
+        body = "ok\n";
+      } else if (path == "/metrics") {
+        body = metrics_.render();
+        type = "text/plain; version=0.0.4; charset=utf-8";
+      } else if (!config_.dashboard_dir.empty() && path.find("..") == std::string::npos) {
+        std::string file = config_.dashboard_dir + (path == "/" ? "/index.html" : path);
+        struct stat st {};
+        if (::stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+          const char* mime = lws_get_mimetype(file.c_str(), nullptr);
+          if (!mime && file.size() > 4 && file.compare(file.size() - 4, 4, ".mjs") == 0) mime = "text/javascript";
+          const int n = lws_serve_http_file(wsi, file.c_str(), mime ? mime : "application/octet-stream", nullptr, 0);
+          if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi))) return -1;
+          return 0;
+        }
+        status = HTTP_STATUS_NOT_FOUND;
+        body = "not found\n";
+      } else {
+        status = HTTP_STATUS_NOT_FOUND;
+        body = "not found\n";
+      }
+      unsigned char buf[LWS_PRE + 512];
+      unsigned char* start = buf + LWS_PRE;
+      unsigned char* p = start;
+      unsigned char* end = buf + sizeof buf - 1;
+      if (lws_add_http_common_headers(wsi, static_cast<unsigned>(status), type, body.size(), &p, end) ||
+          lws_finalize_write_http_header(wsi, start, &p, end)) {
+        return 1;
+      }
+      http->body = new std::string(std::move(body));
+      lws_callback_on_writable(wsi);
+      return 0;
+    }
+
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+      if (!http || !http->body) return lws_callback_http_dummy(wsi, reason, user, in, len);
+      std::vector<unsigned char> buf(LWS_PRE + http->body->size());
+      std::memcpy(buf.data() + LWS_PRE, http->body->data(), http->body->size());
+      const int n = lws_write(wsi, buf.data() + LWS_PRE, http->body->size(), LWS_WRITE_HTTP_FINAL);
+      delete http->body;
+      http->body = nullptr;
+      if (n < 0) return -1;
+      if (lws_http_transaction_completed(wsi)) return -1;
+      return 0;
+    }
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+      if (http && http->body) {
+        delete http->body;
+        http->body = nullptr;
+      }
+      return 0;
+
+    default:
+      return lws_callback_http_dummy(wsi, reason, user, in, len);
+  }
+}
+
+std::optional<std::string> Server::bearer_flat(lws* wsi) {
+  const int len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+  if (len <= 0 || len > 1024) return std::nullopt;
+  std::string header(static_cast<size_t>(len) + 1, '\0');
+  if (lws_hdr_copy(wsi, header.data(), len + 1, WSI_TOKEN_HTTP_AUTHORIZATION) < 0) return std::nullopt;
+  header.resize(static_cast<size_t>(len));
+  constexpr std::string_view prefix = "Bearer ";
+  if (header.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  return router_->flat_for_token(std::string_view(header).substr(prefix.size()));
+}
+
+int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  auto* slot = static_cast<WsSlot*>(user);
+  const bool is_gateway = std::strcmp(lws_get_protocol(wsi)->name, proto::kGatewaySubprotocol.data()) == 0;
+  switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+      if (loop_->stopping()) return 1;
+      if (!is_gateway) return 0;  // browsers log in with a message
+      if (!bearer_flat(wsi)) {
+        ++metrics_.auth_failures;
+        char ip[64] = "?";
+        lws_get_peer_simple(wsi, ip, sizeof ip);
+        // The token itself is never logged.
+        LOG_WARN("server") << "gateway from " << ip << " refused: missing or unknown token";
+        return 1;
+      }
+      return 0;
+    }
+
+    case LWS_CALLBACK_ESTABLISHED: {
+      auto* session = new Session(*this, wsi, is_gateway ? Kind::gateway : Kind::browser, next_session_id_++);
+      slot->session = session;
+      ++sessions_;
+      if (is_gateway) {
+        auto flat = bearer_flat(wsi);
+        if (!flat) {  // cannot happen after the filter, but never route an unauthenticated link
+          session->close(proto::close_code::kUnauthorized, "unauthorized");
+          return 0;
+        }
+        session->flat_ = *flat;
+        router_->gateway_connected(*session, *flat);
+      } else {
+        router_->browser_connected(*session);
+      }
+      return 0;
+    }
+
+    case LWS_CALLBACK_RECEIVE: {
+      Session* session = slot ? slot->session : nullptr;
+      if (!session || session->closing_) return 0;
+      if (lws_frame_is_binary(wsi)) {
+        LOG_WARN("server") << session->describe() << " sent a binary frame (reserved for device streams); closing";
+        session->close(proto::close_code::kBinaryNotAccepted, "binary frames are not accepted");
+        return 0;
+      }
+      const size_t cap = config_.limits.max_message_bytes;
+      if (!session->discarding_ && session->rx_.size() + len > cap) {
+        ++metrics_.refused_messages;
+        LOG_WARN("server") << session->describe() << " sent a message over " << cap << " bytes; refused";
+        session->rx_.clear();
+        session->discarding_ = true;
+      }
+      if (!session->discarding_) session->rx_.append(static_cast<const char*>(in), len);
+      if (!lws_is_final_fragment(wsi)) return 0;
+      if (session->discarding_) {
+        session->discarding_ = false;
+        session->send(proto::encode(proto::Error{std::string(proto::error_code::kMessageTooBig),
+                                                 "message over " + std::to_string(cap) + " bytes refused"}));
+        return 0;
+      }
+      std::string text;
+      text.swap(session->rx_);
+      if (!session->take_token()) {
+        ++metrics_.rate_limited;
+        LOG_WARN("server") << session->describe() << " exceeded " << config_.limits.messages_per_s
+                           << " messages/s; closing";
+        session->close(proto::close_code::kPolicyViolation, "rate limit exceeded");
+        return 0;
+      }
+      proto::Limits limits;
+      limits.max_message_bytes = cap;
+      auto refuse = [&](const proto::DecodeError& error) {
+        ++metrics_.refused_messages;
+        LOG_WARN("server") << session->describe() << " message refused: " << error.message;
+        session->send(proto::encode(proto::Error{error.code, error.message}));
+      };
+      if (session->kind_ == Kind::gateway) {
+        auto decoded = proto::decode_from_gateway(text, limits);
+        if (auto* error = std::get_if<proto::DecodeError>(&decoded)) {
+          refuse(*error);
+          return 0;
+        }
+        router_->gateway_message(*session, std::get<proto::GatewayToCloud>(decoded));
+        if (router_->gateway_said_hello(*session)) session->handshake_done();
+      } else {
+        auto decoded = proto::decode_from_browser(text, limits);
+        if (auto* error = std::get_if<proto::DecodeError>(&decoded)) {
+          refuse(*error);
+          return 0;
+        }
+        if (std::holds_alternative<proto::Login>(std::get<proto::BrowserToCloud>(decoded))) session->handshake_done();
+        router_->browser_message(*session, std::get<proto::BrowserToCloud>(decoded));
+      }
+      return 0;
+    }
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+      if (!slot || !slot->session) return 0;
+      return slot->session->writeable();
+
+    case LWS_CALLBACK_CLOSED: {
+      Session* session = slot ? slot->session : nullptr;
+      if (!session) return 0;
+      slot->session = nullptr;
+      if (session->kind_ == Kind::gateway) {
+        router_->gateway_disconnected(*session);
+      } else {
+        router_->browser_disconnected(*session);
+      }
+      delete session;
+      session_closed();
+      return 0;
+    }
+
+    default:
+      return 0;
+  }
+}
+
+}  // namespace flatlink::cloud

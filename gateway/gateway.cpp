@@ -1,0 +1,155 @@
+// The gateway core.
+#include "gateway/gateway.h"
+
+#include <variant>
+
+#include "common/log.h"
+#include "device-adapters/sim/sim_adapter.h"
+
+namespace flatlink::gateway {
+
+class Gateway::Slot final : public adapters::AdapterHost {
+ public:
+  explicit Slot(Gateway& gateway) : gateway_(gateway) {}
+  void device_added(const DeviceInfo& device) override { gateway_.device_added(adapter.get(), device); }
+  void device_removed(const std::string& id) override { gateway_.device_removed(adapter.get(), id); }
+  void status(const std::string& id, const Json& state, int64_t ts) override {
+    gateway_.status(adapter.get(), id, state, ts);
+  }
+  void presence(const std::string& id, bool online) override { gateway_.presence(adapter.get(), id, online); }
+
+  std::unique_ptr<adapters::Adapter> adapter;
+
+ private:
+  Gateway& gateway_;
+};
+
+Gateway::Gateway(EventLoop& loop, config::GatewayConfig config, const Clock& clock)
+    : loop_(loop), config_(std::move(config)), clock_(clock) {
+  outbox_ = std::make_unique<MemoryOutbox>();
+  link_ = std::make_unique<link::LinkClient>(loop_, config_.cloud, *this);
+  executor_ = std::make_unique<CommandExecutor>(
+      loop_, registry_, clock_, config_.command_timeout_ms,
+      [this](const std::string& id, const CommandResult& result) {
+        link_->send_result(proto::Result{id, result.outcome, result.message});
+      });
+  for (const auto& adapter_config : config_.adapters) {
+    auto slot = std::make_unique<Slot>(*this);
+    if (const auto* sim = std::get_if<config::SimAdapterConfig>(&adapter_config)) {
+      slot->adapter = std::make_unique<adapters::sim::SimAdapter>(*sim, loop_, *slot, clock_);
+    } else if (const auto* serial = std::get_if<config::SerialAdapterConfig>(&adapter_config)) {
+      LOG_ERROR("gateway") << "adapter=" << serial->name << " type serial is not available in this build; skipped";
+      continue;
+    }
+    slots_.push_back(std::move(slot));
+  }
+}
+
+Gateway::~Gateway() {
+  for (auto& slot : slots_) slot->adapter->stop();
+}
+
+std::vector<lws_protocols> Gateway::protocols() { return {link::LinkClient::protocol()}; }
+
+void Gateway::tune_context(const config::GatewayConfig& config, lws_context_creation_info& info) {
+  link::LinkClient::tune_context(config.cloud, info);
+}
+
+void Gateway::start() {
+  LOG_INFO("gateway") << "gateway=" << config_.gateway_id << " flat=" << config_.flat << " starting with "
+                      << slots_.size() << " adapters";
+  for (auto& slot : slots_) slot->adapter->start();
+  link_->start();
+}
+
+void Gateway::stop(std::function<void()> done) {
+  LOG_INFO("gateway") << "gateway=" << config_.gateway_id << " stopping";
+  for (auto& slot : slots_) slot->adapter->stop();
+  executor_->abandon_all("the gateway is stopping");
+  link_->stop(std::move(done));
+}
+
+bool Gateway::owns(adapters::Adapter* adapter, const std::string& device_id) const {
+  const DeviceEntry* entry = registry_.find(device_id);
+  return entry && entry->adapter == adapter;
+}
+
+void Gateway::device_added(adapters::Adapter* adapter, const DeviceInfo& device) {
+  if (!registry_.upsert(device, adapter)) {
+    LOG_ERROR("gateway") << "adapter=" << adapter->name() << " device=" << device.id
+                         << " already belongs to another adapter; ignored";
+    return;
+  }
+  LOG_INFO("gateway") << "adapter=" << adapter->name() << " device=" << device.id << " kind=" << device.kind << " added";
+  link_->send_devices(proto::DeviceList{reports()});
+}
+
+void Gateway::device_removed(adapters::Adapter* adapter, const std::string& device_id) {
+  if (!owns(adapter, device_id)) return;
+  executor_->abandon_device(device_id, Outcome::device_error, "device " + device_id + " was removed");
+  registry_.remove(device_id);
+  LOG_INFO("gateway") << "adapter=" << adapter->name() << " device=" << device_id << " removed";
+  link_->send_devices(proto::DeviceList{reports()});
+}
+
+void Gateway::status(adapters::Adapter* adapter, const std::string& device_id, const Json& state, int64_t observed_ms) {
+  if (!owns(adapter, device_id)) {
+    LOG_WARN("gateway") << "adapter=" << adapter->name() << " device=" << device_id
+                        << " status for a device it did not announce; ignored";
+    return;
+  }
+  registry_.apply_status(device_id, state, observed_ms);
+  const uint64_t seq = outbox_->append(device_id, state, observed_ms);
+  LOG_DEBUG("gateway") << "device=" << device_id << " seq=" << seq << " status " << state.dump();
+  link_->statuses_available();
+}
+
+void Gateway::presence(adapters::Adapter* adapter, const std::string& device_id, bool online) {
+  if (!owns(adapter, device_id)) return;
+  const DeviceEntry* entry = registry_.find(device_id);
+  if (entry->online == online) return;
+  registry_.set_online(device_id, online);
+  LOG_INFO("gateway") << "device=" << device_id << (online ? " online" : " offline");
+  if (!online) executor_->abandon_device(device_id, Outcome::device_error, "device " + device_id + " went offline");
+  link_->send_presence(proto::Presence{device_id, online, clock_.wall_ms()});
+}
+
+std::vector<proto::DeviceReport> Gateway::reports() const {
+  std::vector<proto::DeviceReport> out;
+  for (const auto& [id, entry] : registry_.all()) {
+    out.push_back(proto::DeviceReport{entry.info, entry.state, entry.online, entry.last_ts});
+  }
+  return out;
+}
+
+proto::Hello Gateway::make_hello() {
+  proto::Hello hello;
+  hello.gateway = config_.gateway_id;
+  hello.version = FLATLINK_VERSION;
+  hello.devices = reports();
+  hello.next_seq = static_cast<int64_t>(outbox_->next_seq());
+  hello.dropped = static_cast<int64_t>(outbox_->dropped());
+  return hello;
+}
+
+std::vector<proto::StatusItem> Gateway::statuses_after(int64_t after, size_t max) {
+  std::vector<proto::StatusItem> items;
+  for (auto& item : outbox_->read_after(static_cast<uint64_t>(after), max)) {
+    items.push_back(proto::StatusItem{static_cast<int64_t>(item.seq), std::move(item.device), std::move(item.state), item.ts});
+  }
+  return items;
+}
+
+void Gateway::on_ack(int64_t seq) { outbox_->ack(static_cast<uint64_t>(seq)); }
+
+void Gateway::on_command(const proto::CommandMsg& message) {
+  LOG_INFO("command") << "command=" << message.id << " device=" << message.device << " set " << message.set.dump();
+  executor_->submit(proto::to_command(message));
+}
+
+void Gateway::on_link_state(bool up) {
+  LOG_INFO("gateway") << "gateway=" << config_.gateway_id << " link " << (up ? "up" : "down") << "; "
+                      << outbox_->size() << " statuses waiting";
+}
+
+}  // namespace flatlink::gateway

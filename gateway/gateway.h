@@ -1,0 +1,63 @@
+// The gateway core: wires the adapters, the device registry, the command
+// executor, the outbox and the cloud link together. Loop thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cloud-link/link_client.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "config/gateway_config.h"
+#include "device-adapters/adapter.h"
+#include "gateway/command_executor.h"
+#include "gateway/device_registry.h"
+#include "gateway/outbox.h"
+
+namespace flatlink::gateway {
+
+class Gateway final : public link::LinkListener {
+ public:
+  Gateway(EventLoop& loop, config::GatewayConfig config, const Clock& clock = SystemClock::instance());
+  ~Gateway() override;
+
+  // The protocols the gateway's EventLoop must carry, and its context settings.
+  static std::vector<lws_protocols> protocols();
+  static void tune_context(const config::GatewayConfig& config, lws_context_creation_info& info);
+
+  void start();
+  // Stops adapters, ends pending commands, closes the link; then `done`.
+  void stop(std::function<void()> done);
+
+  const DeviceRegistry& registry() const { return registry_; }
+
+  // LinkListener
+  proto::Hello make_hello() override;
+  std::vector<proto::StatusItem> statuses_after(int64_t after, size_t max) override;
+  void on_ack(int64_t seq) override;
+  void on_command(const proto::CommandMsg& command) override;
+  void on_link_state(bool up) override;
+
+ private:
+  // Each adapter gets its own host, so that the core knows who reports what.
+  class Slot;
+
+  void device_added(adapters::Adapter* adapter, const DeviceInfo& device);
+  void device_removed(adapters::Adapter* adapter, const std::string& device_id);
+  void status(adapters::Adapter* adapter, const std::string& device_id, const Json& state, int64_t observed_ms);
+  void presence(adapters::Adapter* adapter, const std::string& device_id, bool online);
+  bool owns(adapters::Adapter* adapter, const std::string& device_id) const;
+  std::vector<proto::DeviceReport> reports() const;
+
+  EventLoop& loop_;
+  config::GatewayConfig config_;
+  const Clock& clock_;
+  DeviceRegistry registry_;
+  std::unique_ptr<Outbox> outbox_;
+  std::unique_ptr<link::LinkClient> link_;
+  std::unique_ptr<CommandExecutor> executor_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+};
+
+}  // namespace flatlink::gateway

@@ -1,0 +1,41 @@
+// The in-memory outbox.
+#include "gateway/outbox.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace flatlink::gateway {
+
+MemoryOutbox::MemoryOutbox(size_t max_items, uint64_t first_seq)
+    : max_items_(std::max<size_t>(max_items, 1)), next_seq_(std::max<uint64_t>(first_seq, 1)) {}
+
+uint64_t MemoryOutbox::append(const std::string& device, const Json& state, int64_t ts) {
+  if (items_.size() >= max_items_) {
+    ++dropped_;
+    // Powers of two keep the log readable under a flood while still showing it grows.
+    if ((dropped_ & (dropped_ - 1)) == 0) {
+      LOG_WARN("outbox") << "full at " << max_items_ << " statuses; dropped the oldest (device="
+                         << items_.front().device << " seq=" << items_.front().seq << "), " << dropped_
+                         << " dropped so far";
+    }
+    items_.pop_front();
+  }
+  const uint64_t seq = next_seq_++;
+  items_.push_back(OutboxItem{seq, device, state, ts});
+  return seq;
+}
+
+std::vector<OutboxItem> MemoryOutbox::read_after(uint64_t after, size_t max) const {
+  std::vector<OutboxItem> out;
+  auto it = std::upper_bound(items_.begin(), items_.end(), after,
+                             [](uint64_t seq, const OutboxItem& item) { return seq < item.seq; });
+  for (; it != items_.end() && out.size() < max; ++it) out.push_back(*it);
+  return out;
+}
+
+void MemoryOutbox::ack(uint64_t seq) {
+  while (!items_.empty() && items_.front().seq <= seq) items_.pop_front();
+}
+
+}  // namespace flatlink::gateway

@@ -1,0 +1,56 @@
+// The upstream queue: every status gets the next sequence number and waits here
+// until the cloud acknowledges it. Bounded; when full, the oldest unsent status
+// goes first and every drop is counted. (This is the in-memory outbox; the
+// durable SQLite one implements the same interface.) Loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "common/device_model.h"
+
+namespace flatlink::gateway {
+
+struct OutboxItem {
+  uint64_t seq = 0;
+  std::string device;
+  Json state;
+  int64_t ts = 0;  // when observed, wall ms
+};
+
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  // Takes a status; returns its sequence number.
+  virtual uint64_t append(const std::string& device, const Json& state, int64_t ts) = 0;
+  // Up to max items with seq > after, in order.
+  virtual std::vector<OutboxItem> read_after(uint64_t after, size_t max) const = 0;
+  // The cloud holds everything up to seq: forget it.
+  virtual void ack(uint64_t seq) = 0;
+  // The seq the next append will get.
+  virtual uint64_t next_seq() const = 0;
+  virtual size_t size() const = 0;
+  // Statuses dropped because the outbox was full, since start.
+  virtual uint64_t dropped() const = 0;
+};
+
+class MemoryOutbox final : public Outbox {
+ public:
+  explicit MemoryOutbox(size_t max_items = 100'000, uint64_t first_seq = 1);
+  uint64_t append(const std::string& device, const Json& state, int64_t ts) override;
+  std::vector<OutboxItem> read_after(uint64_t after, size_t max) const override;
+  void ack(uint64_t seq) override;
+  uint64_t next_seq() const override { return next_seq_; }
+  size_t size() const override { return items_.size(); }
+  uint64_t dropped() const override { return dropped_; }
+
+ private:
+  size_t max_items_;
+  uint64_t next_seq_;
+  uint64_t dropped_ = 0;
+  std::deque<OutboxItem> items_;
+};
+
+}  // namespace flatlink::gateway
