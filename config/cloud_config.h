@@ -30,7 +30,7 @@ struct LimitsConfig {
   uint32_t handshake_timeout_s = 10;     // upgrade + hello/login must complete within this
   uint32_t max_message_bytes = 65'536;   // a larger frame closes the connection
   uint32_t messages_per_s = 200;         // per connection, token bucket rate
-  uint32_t burst = 400;                  // per connection, token bucket size
+  uint32_t burst = 400;                  // per connection, token bucket size; loader default 2 x messages_per_s
   uint32_t history_points = 720;         // per numeric capability, for the dashboard chart
   uint32_t command_timeout_ms = 15'000;  // a command without a result by then ends "timeout"
 };

@@ -44,7 +44,7 @@ struct SerialAdapterConfig {
   FlowControl flow_control = FlowControl::none;
   LineProtocol protocol = LineProtocol::json;
   uint32_t max_line_bytes = 1024;
-  uint32_t command_timeout_ms = 3000;
+  uint32_t command_timeout_ms = 3000;  // the loader sets the gateway's command_timeout_ms when absent
   std::string device;    // when set, every line on this port belongs to this device id
 };
 
@@ -57,7 +57,7 @@ struct CloudLinkConfig {
   std::string ca_file;                // CA bundle for wss://; empty = the system's
   bool insecure = false;              // development only: no certificate verification
   uint32_t backoff_base_ms = 500;
-  uint32_t backoff_max_ms = 30'000;
+  uint32_t backoff_max_ms = 30'000;   // the loader raises it to backoff_base_ms when absent and smaller
   uint32_t ping_interval_s = 20;      // send a ping after this much silence
   uint32_t pong_timeout_s = 10;       // no answer this long after a ping: the peer is dead
   uint32_t send_queue_max = 10'000;   // frames waiting for the socket
@@ -67,7 +67,7 @@ struct GatewayConfig {
   std::string source;        // the file it came from, for messages
   std::string gateway_id;    // [A-Za-z0-9_.:-]{1,64}
   std::string flat;          // the flat this gateway serves
-  std::string state_dir;     // where the outbox and the command memory live
+  std::string state_dir;     // where the outbox and the command memory live; loader default /var/lib/flatlink
   log::Level log_level = log::Level::info;
   CloudLinkConfig cloud;
   uint32_t command_timeout_ms = 5000;  // default time a device gets to carry out a command

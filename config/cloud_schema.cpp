@@ -1,0 +1,195 @@
+// The schema of flatlink-cloud's configuration file: listener, TLS, limits, and
+// the flats with their gateway token hashes and users.
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "config/config_files.h"
+#include "config/schemas.h"
+
+namespace flatlink::config::detail {
+namespace {
+
+using FirstSeen = std::map<std::string, std::string>;
+
+bool is_lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+bool valid_sha256_hex(const std::string& text) {
+  if (text.size() != 64) return false;
+  for (char c : text) {
+    if (!is_lower_hex(c)) return false;
+  }
+  return true;
+}
+
+bool is_hex_string(const std::string& text, bool lower_only) {
+  if (text.empty() || text.size() % 2 != 0) return false;
+  for (char c : text) {
+    if (!is_lower_hex(c) && (lower_only || !(c >= 'A' && c <= 'F'))) return false;
+  }
+  return true;
+}
+
+// "pbkdf2-sha256$<iterations>$<salt-hex>$<hash-hex>", as cloud-server/auth makes
+// them: iterations 1..10000000, the hash 32 bytes in lowercase hex. Checked here so
+// that a mangled hash fails at start rather than as "wrong password" at every login.
+bool valid_password_hash(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    const size_t dollar = text.find('$', start);
+    parts.push_back(text.substr(start, dollar == std::string::npos ? std::string::npos : dollar - start));
+    if (dollar == std::string::npos) break;
+    start = dollar + 1;
+  }
+  if (parts.size() != 4 || parts[0] != "pbkdf2-sha256") return false;
+  const std::string& iterations = parts[1];
+  if (iterations.empty() || iterations.size() > 8 || iterations[0] == '0') return false;
+  for (char c : iterations) {
+    if (c < '0' || c > '9') return false;
+  }
+  if (std::stoul(iterations) > 10'000'000) return false;
+  return is_hex_string(parts[2], false) && parts[3].size() == 64 && is_hex_string(parts[3], true);
+}
+
+// A referenced file: resolved against the config's folder and opened once to be sure.
+bool read_existing_file(ObjectReader& r, std::string_view key, const std::string& base_dir, std::string& out) {
+  if (!r.non_empty_string(key, out)) return false;
+  out = resolve_path(base_dir, out);
+  std::string why;
+  if (readable_file(out, why)) return true;
+  r.errors().fail(r.path(key), "cannot read " + json_quoted(out) + ": " + why);
+  return false;
+}
+
+void read_tls(ObjectReader& r, const std::string& base_dir, TlsServerConfig& tls) {
+  r.only_keys({"cert_file", "key_file"});
+  read_existing_file(r, "cert_file", base_dir, tls.cert_file);
+  read_existing_file(r, "key_file", base_dir, tls.key_file);
+  if (r.errors().ok() && r.has("cert_file") != r.has("key_file")) {
+    r.errors().fail(r.path(r.has("cert_file") ? "key_file" : "cert_file"),
+                    "required key is missing (cert_file and key_file go together)");
+  }
+}
+
+void read_limits(ObjectReader& r, LimitsConfig& limits) {
+  r.only_keys({"handshake_timeout_s", "max_message_bytes", "messages_per_s", "burst", "history_points",
+               "command_timeout_ms"});
+  r.integer("handshake_timeout_s", limits.handshake_timeout_s, 1, 300);
+  r.integer("max_message_bytes", limits.max_message_bytes, 1024, 16'777'216);
+  r.integer("messages_per_s", limits.messages_per_s, 1, 100'000);
+  // Without its own value the bucket holds two seconds' worth, as the defaults do.
+  if (!r.integer("burst", limits.burst, limits.messages_per_s, 1'000'000)) {
+    limits.burst = std::min<uint32_t>(2 * limits.messages_per_s, 1'000'000);
+  }
+  r.integer("history_points", limits.history_points, 0, 100'000);
+  r.integer("command_timeout_ms", limits.command_timeout_ms, 100, 600'000);
+}
+
+void read_user(ObjectReader& r, FirstSeen& names, UserConfig& user) {
+  Errors& errors = r.errors();
+  r.only_keys({"name", "password_hash"});
+  if (r.id("name", user.name, Need::required) && errors.ok()) {
+    const auto [it, fresh] = names.emplace(user.name, r.path("name"));
+    if (!fresh) {
+      errors.fail(r.path("name"), "duplicate user name " + json_quoted(user.name) + ", first used at " + it->second);
+    }
+  }
+  // Never shown: a hash (or a password pasted by mistake) does not belong in a log.
+  if (const Json* hash = r.find("password_hash"); r.require("password_hash")) {
+    if (hash->is_string() && valid_password_hash(hash->get_ref<const std::string&>())) {
+      user.password_hash = hash->get<std::string>();
+    } else {
+      errors.fail(r.path("password_hash"),
+                  "expected \"pbkdf2-sha256$<iterations>$<salt-hex>$<sha256-hex>\", got " + describe_kind(*hash));
+    }
+  }
+}
+
+void read_flat(ObjectReader& r, FirstSeen& flat_ids, FirstSeen& token_hashes, FlatConfig& flat) {
+  Errors& errors = r.errors();
+  r.only_keys({"id", "name", "gateway_token_sha256", "users"});
+  if (r.id("id", flat.id, Need::required) && errors.ok()) {
+    const auto [it, fresh] = flat_ids.emplace(flat.id, r.path("id"));
+    if (!fresh) {
+      errors.fail(r.path("id"), "duplicate flat id " + json_quoted(flat.id) + ", first used at " + it->second);
+    }
+  }
+  if (!r.non_empty_string("name", flat.name)) flat.name = flat.id;
+  if (const Json* hash = r.find("gateway_token_sha256"); r.require("gateway_token_sha256")) {
+    if (hash->is_string() && valid_sha256_hex(hash->get_ref<const std::string&>())) {
+      flat.gateway_token_sha256 = hash->get<std::string>();
+      const auto [it, fresh] = token_hashes.emplace(flat.gateway_token_sha256, r.path("gateway_token_sha256"));
+      if (!fresh) {
+        errors.fail(r.path("gateway_token_sha256"),
+                    "the same as " + it->second + "; every flat needs its own gateway token");
+      }
+    } else {
+      errors.fail(r.path("gateway_token_sha256"),
+                  "expected 64 lowercase hex digits (the SHA-256 of the flat's gateway token), got " +
+                      describe_kind(*hash));
+    }
+  }
+  const Json* users = r.array("users", 0);
+  if (users == nullptr) return;
+  FirstSeen names;
+  for (size_t i = 0; i < users->size() && errors.ok(); ++i) {
+    const std::string path = index_path(r.path("users"), i);
+    const Json& item = (*users)[i];
+    if (!item.is_object()) {
+      errors.expected(path, "an object", item);
+      return;
+    }
+    ObjectReader user_reader(item, path, errors);
+    UserConfig user;
+    read_user(user_reader, names, user);
+    flat.users.push_back(std::move(user));
+  }
+}
+
+}  // namespace
+
+Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, const std::string& base_dir) {
+  Errors errors(name);
+  CloudConfig config;
+  config.source = name;
+  if (!doc.is_object()) {
+    errors.expected("", "an object at the top level", doc);
+    return ConfigError{errors.message()};
+  }
+  ObjectReader r(doc, "", errors);
+  r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "limits", "flats"});
+  r.non_empty_string("listen_address", config.listen_address);
+  r.integer("port", config.port, 1, 65535);
+  if (const Json* tls = r.object("tls")) {
+    ObjectReader tls_reader(*tls, r.path("tls"), errors);
+    read_tls(tls_reader, base_dir, config.tls);
+  }
+  if (r.string("dashboard_dir", config.dashboard_dir) && !config.dashboard_dir.empty()) {
+    config.dashboard_dir = resolve_path(base_dir, config.dashboard_dir);
+  }
+  read_log_level(r, config.log_level);
+  if (const Json* limits = r.object("limits")) {
+    ObjectReader limits_reader(*limits, r.path("limits"), errors);
+    read_limits(limits_reader, config.limits);
+  }
+  if (const Json* flats = r.array("flats", 1, Need::required)) {
+    FirstSeen flat_ids, token_hashes;
+    for (size_t i = 0; i < flats->size() && errors.ok(); ++i) {
+      const std::string path = index_path(r.path("flats"), i);
+      const Json& item = (*flats)[i];
+      if (!item.is_object()) {
+        errors.expected(path, "an object", item);
+        break;
+      }
+      ObjectReader flat_reader(item, path, errors);
+      FlatConfig flat;
+      read_flat(flat_reader, flat_ids, token_hashes, flat);
+      config.flats.push_back(std::move(flat));
+    }
+  }
+  if (!errors.ok()) return ConfigError{errors.message()};
+  return config;
+}
+
+}  // namespace flatlink::config::detail

@@ -1,0 +1,1082 @@
+// Tests of the configuration loader: exact error messages for each kind of mistake,
+// defaults, referenced files (token, TLS), the shipped examples and the summaries.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "config/config_loader.h"
+
+using namespace flatlink::config;
+using Json = nlohmann::json;
+
+namespace {
+
+const std::string kExamples = std::string(FLATLINK_SOURCE_DIR) + "/config/examples";
+const std::string kHashA = "af83df711009792271456e0bf45e479e36b906b85434aec54ddd07d50f04caa6";
+const std::string kHashB = "5b81faab555d433c3be60f6f25b1b7ff8a4fb516f6c965812007a23aa2ff1de4";
+const std::string kPasswordHash =
+    "pbkdf2-sha256$100000$6a1f3c9e2b7d4a50c8e1f2a3b4c5d6e7$"
+    "e65bcfaa0531992854bcfa3a983bc0f702608c340959b1c3a6d5dd2a66b1094a";
+
+// A fresh folder under /tmp, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/flatlink-config-test-XXXXXX";
+    const char* made = ::mkdtemp(pattern);
+    REQUIRE(made != nullptr);
+    path_ = made;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+  std::string write(const std::string& name, const std::string& content, mode_t mode = 0600) const {
+    const std::string full = file(name);
+    std::filesystem::create_directories(std::filesystem::path(full).parent_path());
+    {
+      std::ofstream out(full, std::ios::binary | std::ios::trunc);
+      out << content;
+    }
+    REQUIRE(::chmod(full.c_str(), mode) == 0);
+    return full;
+  }
+
+ private:
+  std::string path_;
+};
+
+// Redirects fd 2 into a temporary file, to see what the loader logged.
+class StderrCapture {
+ public:
+  StderrCapture() : file_(std::tmpfile()) {
+    REQUIRE(file_ != nullptr);
+    std::fflush(stderr);
+    saved_ = ::dup(STDERR_FILENO);
+    ::dup2(::fileno(file_), STDERR_FILENO);
+  }
+  ~StderrCapture() {
+    restore();
+    std::fclose(file_);
+  }
+  StderrCapture(const StderrCapture&) = delete;
+  StderrCapture& operator=(const StderrCapture&) = delete;
+
+  std::string text() {
+    restore();
+    std::string out;
+    std::rewind(file_);
+    char buf[512];
+    size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, file_)) > 0) out.append(buf, n);
+    return out;
+  }
+
+ private:
+  void restore() {
+    if (saved_ < 0) return;
+    std::fflush(stderr);
+    ::dup2(saved_, STDERR_FILENO);
+    ::close(saved_);
+    saved_ = -1;
+  }
+  std::FILE* file_;
+  int saved_ = -1;
+};
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+Json minimal_gateway() {
+  return Json::parse(R"({
+    "gateway_id": "gw-1",
+    "flat": "flat-a",
+    "cloud": { "url": "ws://127.0.0.1:8080/", "token": "secret-token-1" },
+    "adapters": [ { "type": "sim", "devices": [ { "id": "lamp-1", "kind": "lamp" } ] } ]
+  })");
+}
+
+Json serial_adapter(const std::string& name = "uart", const std::string& port = "/dev/ttyUSB0") {
+  return Json{{"type", "serial"}, {"name", name}, {"port", port}};
+}
+
+Json minimal_cloud() {
+  return Json{{"flats", Json::array({Json{{"id", "flat-a"}, {"gateway_token_sha256", kHashA}}})}};
+}
+
+std::string gateway_error_text(const std::string& text, const std::string& base_dir = ".") {
+  const Loaded<GatewayConfig> loaded = parse_gateway_config(text, "gateway.json", base_dir);
+  const auto* error = std::get_if<ConfigError>(&loaded);
+  REQUIRE_MESSAGE(error != nullptr, "the configuration was accepted");
+  return error->message;
+}
+
+std::string gateway_error(const Json& doc, const std::string& base_dir = ".") {
+  return gateway_error_text(doc.dump(2), base_dir);
+}
+
+GatewayConfig gateway_ok(const Json& doc, const std::string& base_dir = ".") {
+  Loaded<GatewayConfig> loaded = parse_gateway_config(doc.dump(2), "gateway.json", base_dir);
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) FAIL_CHECK(error->message);
+  REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+  return std::get<GatewayConfig>(std::move(loaded));
+}
+
+std::string cloud_error(const Json& doc, const std::string& base_dir = ".") {
+  const Loaded<CloudConfig> loaded = parse_cloud_config(doc.dump(2), "cloud.json", base_dir);
+  const auto* error = std::get_if<ConfigError>(&loaded);
+  REQUIRE_MESSAGE(error != nullptr, "the configuration was accepted");
+  return error->message;
+}
+
+CloudConfig cloud_ok(const Json& doc, const std::string& base_dir = ".") {
+  Loaded<CloudConfig> loaded = parse_cloud_config(doc.dump(2), "cloud.json", base_dir);
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) FAIL_CHECK(error->message);
+  REQUIRE(std::holds_alternative<CloudConfig>(loaded));
+  return std::get<CloudConfig>(std::move(loaded));
+}
+
+std::string to_hex(const unsigned char* data, size_t size) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < size; ++i) {
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 0x0f];
+  }
+  return out;
+}
+
+std::string sha256_hex(const std::string& text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  return to_hex(digest, sizeof digest);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- parse errors
+
+TEST_CASE("a syntax error names the file, the line and the column") {
+  CHECK(gateway_error_text("{\n  \"gateway_id\": \"gw-1\",\n}\n") ==
+        "gateway.json: line 3, column 1: syntax error while parsing object key - unexpected '}'; "
+        "expected string literal");
+  CHECK(gateway_error_text("") ==
+        "gateway.json: line 1, column 1: syntax error while parsing value - unexpected end of input; "
+        "expected '[', '{', or a literal");
+  CHECK(gateway_error_text("{\"gateway_id\": 1e400}") == "gateway.json: number overflow parsing '1e400'");
+}
+
+TEST_CASE("a syntax error does not echo the input, which may be a token") {
+  const std::string message = gateway_error_text("{\"cloud\": {\"token\": \"hunter2-secret\n\"}}");
+  CHECK(message ==
+        "gateway.json: line 2, column 0: syntax error while parsing value - invalid string: control character U+000A "
+        "(LF) must be escaped to \\u000A or \\n");
+  CHECK_FALSE(contains(message, "hunter2"));
+}
+
+TEST_CASE("comments are not JSON and are refused") {
+  CHECK(contains(gateway_error_text("// gateway\n{}"), "gateway.json: line 1, column 1: syntax error"));
+}
+
+TEST_CASE("a key written twice in one object is refused with its path") {
+  CHECK(gateway_error_text(R"({"gateway_id": "a", "cloud": {"url": "ws://127.0.0.1/", "url": "ws://x/"}})") ==
+        "gateway.json: cloud.url: duplicate key");
+  CHECK(gateway_error_text(R"({"adapters": [{"type": "sim"}, {"devices": [{"id": "a", "id": "b"}]}]})") ==
+        "gateway.json: adapters[1].devices[0].id: duplicate key");
+}
+
+TEST_CASE("the top level must be an object") {
+  CHECK(gateway_error_text("[1, 2]") == "gateway.json: expected an object at the top level, got [1,2]");
+  CHECK(gateway_error_text("null") == "gateway.json: expected an object at the top level, got null");
+  const Loaded<CloudConfig> cloud = parse_cloud_config("\"text\"", "cloud.json");
+  REQUIRE(std::holds_alternative<ConfigError>(cloud));
+  CHECK(std::get<ConfigError>(cloud).message == "cloud.json: expected an object at the top level, got \"text\"");
+}
+
+// ---------------------------------------------------------------- schema errors
+
+TEST_CASE("an unknown key is refused and the allowed keys are listed") {
+  Json doc = minimal_gateway();
+  doc["adapters"] = Json::array({serial_adapter()});
+  doc["adapters"][0]["baudrate"] = 9600;
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[0].baudrate: unknown key (expected one of: name, port, baud, data_bits, parity, "
+        "stop_bits, flow_control, protocol, max_line_bytes, command_timeout_ms, device, type)");
+
+  doc = minimal_gateway();
+  doc["gateway"] = "gw-1";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: gateway: unknown key (expected one of: gateway_id, flat, state_dir, log_level, "
+        "command_timeout_ms, cloud, adapters)");
+
+  doc = minimal_gateway();
+  doc["_comment"] = "not allowed either";
+  CHECK(contains(gateway_error(doc), "gateway.json: _comment: unknown key"));
+}
+
+TEST_CASE("a missing required key is named with its full path") {
+  Json doc = minimal_gateway();
+  doc["cloud"].erase("url");
+  CHECK(gateway_error(doc) == "gateway.json: cloud.url: required key is missing");
+
+  doc = minimal_gateway();
+  doc.erase("gateway_id");
+  CHECK(gateway_error(doc) == "gateway.json: gateway_id: required key is missing");
+
+  doc = minimal_gateway();
+  doc.erase("adapters");
+  CHECK(gateway_error(doc) == "gateway.json: adapters: required key is missing");
+
+  doc = minimal_gateway();
+  doc["adapters"][0].erase("type");
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].type: required key is missing");
+
+  doc = minimal_gateway();
+  doc["adapters"][0]["devices"][0].erase("kind");
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].devices[0].kind: required key is missing");
+
+  doc = minimal_gateway();
+  doc["adapters"] = Json::array({Json{{"type", "serial"}, {"name", "uart"}}});
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].port: required key is missing");
+}
+
+TEST_CASE("a value of the wrong type is shown as it was written") {
+  Json doc = minimal_gateway();
+  doc["gateway_id"] = 5;
+  CHECK(gateway_error(doc) == "gateway.json: gateway_id: expected an id (1 to 64 of A-Z a-z 0-9 _ . : -), got 5");
+
+  doc = minimal_gateway();
+  doc["flat"] = "flat a";
+  CHECK(gateway_error(doc) == "gateway.json: flat: expected an id (1 to 64 of A-Z a-z 0-9 _ . : -), got \"flat a\"");
+
+  doc = minimal_gateway();
+  doc["state_dir"] = Json::array({"/var"});
+  CHECK(gateway_error(doc) == "gateway.json: state_dir: expected a non-empty string, got [\"/var\"]");
+
+  doc = minimal_gateway();
+  doc["cloud"] = "ws://127.0.0.1/";
+  CHECK(gateway_error(doc) == "gateway.json: cloud: expected an object, got \"ws://127.0.0.1/\"");
+
+  doc = minimal_gateway();
+  doc["cloud"]["insecure"] = "yes";
+  CHECK(gateway_error(doc) == "gateway.json: cloud.insecure: expected true or false, got \"yes\"");
+
+  doc = minimal_gateway();
+  doc["adapters"] = Json::object();
+  CHECK(gateway_error(doc) == "gateway.json: adapters: expected a non-empty array, got {}");
+
+  doc = minimal_gateway();
+  doc["adapters"] = Json::array();
+  CHECK(gateway_error(doc) == "gateway.json: adapters: expected a non-empty array, got []");
+
+  doc = minimal_gateway();
+  doc["adapters"][0]["devices"] = Json::array();
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].devices: expected a non-empty array, got []");
+
+  doc = minimal_gateway();
+  doc["adapters"] = Json::array({5});
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0]: expected an object, got 5");
+
+  doc = minimal_gateway();
+  doc["adapters"][0]["devices"][0]["room"] = 12;
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].devices[0].room: expected a string, got 12");
+
+  doc = minimal_gateway();
+  doc["cloud"]["url"] = nullptr;
+  CHECK(gateway_error(doc) == "gateway.json: cloud.url: expected a string, got null");
+}
+
+TEST_CASE("a long value is cut short in the message") {
+  Json doc = minimal_gateway();
+  doc["flat"] = std::string(200, 'x');
+  CHECK(gateway_error(doc) == "gateway.json: flat: expected an id (1 to 64 of A-Z a-z 0-9 _ . : -), got \"" +
+                                  std::string(76, 'x') + "...");
+}
+
+TEST_CASE("a number out of range is refused with the range") {
+  Json doc = minimal_gateway();
+  doc["command_timeout_ms"] = 50;
+  CHECK(gateway_error(doc) == "gateway.json: command_timeout_ms: expected an integer from 100 to 600000, got 50");
+
+  doc = minimal_gateway();
+  doc["cloud"]["ping_interval_s"] = 0;
+  CHECK(gateway_error(doc) == "gateway.json: cloud.ping_interval_s: expected an integer from 1 to 3600, got 0");
+
+  doc = minimal_gateway();
+  doc["adapters"] = Json::array({serial_adapter()});
+  doc["adapters"][0]["data_bits"] = 9;
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].data_bits: expected an integer from 5 to 8, got 9");
+
+  doc = minimal_gateway();
+  doc["adapters"][0]["devices"][0]["initial"] = 150;
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[0].devices[0].initial: expected a number from -50 to 100, got 150");
+
+  doc = minimal_gateway();
+  doc["cloud"]["backoff_base_ms"] = 1000;
+  doc["cloud"]["backoff_max_ms"] = 500;
+  CHECK(gateway_error(doc) ==
+        "gateway.json: cloud.backoff_max_ms: expected an integer from 1000 to 3600000, got 500");
+}
+
+TEST_CASE("fractions, negative numbers and booleans are refused where whole numbers are expected") {
+  Json doc = minimal_gateway();
+  doc["adapters"][0]["latency_ms"] = 20.5;
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].latency_ms: expected an integer from 0 to 60000, got 20.5");
+
+  doc["adapters"][0]["latency_ms"] = 20.0;
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].latency_ms: expected an integer from 0 to 60000, got 20.0");
+
+  doc["adapters"][0]["latency_ms"] = -1;
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].latency_ms: expected an integer from 0 to 60000, got -1");
+
+  doc["adapters"][0]["latency_ms"] = true;
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].latency_ms: expected an integer from 0 to 60000, got true");
+
+  doc["adapters"][0]["latency_ms"] = "20";
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].latency_ms: expected an integer from 0 to 60000, got \"20\"");
+
+  doc = minimal_gateway();
+  doc["adapters"][0]["seed"] = -1;
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].seed: expected a non-negative integer, got -1");
+
+  doc = minimal_gateway();
+  doc["adapters"][0]["devices"][0]["initial"] = false;
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[0].devices[0].initial: expected a number from -50 to 100, got false");
+
+  doc = minimal_gateway();
+  doc["adapters"] = Json::array({serial_adapter()});
+  doc["adapters"][0]["baud"] = 9600.5;
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[0].baud: expected one of 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, "
+        "230400, got 9600.5");
+}
+
+TEST_CASE("a value outside an enumeration is refused with the choices") {
+  Json doc = minimal_gateway();
+  doc["log_level"] = "verbose";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: log_level: expected one of \"debug\", \"info\", \"warn\", \"error\", got \"verbose\"");
+
+  doc = minimal_gateway();
+  doc["adapters"][0]["devices"][0]["kind"] = "fan";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[0].devices[0].kind: expected one of \"lamp\", \"thermometer\", \"lock\", got \"fan\"");
+
+  doc = minimal_gateway();
+  doc["adapters"][0]["type"] = "mqtt";
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].type: expected one of \"sim\", \"serial\", got \"mqtt\"");
+
+  doc = minimal_gateway();
+  doc["adapters"] = Json::array({serial_adapter()});
+  doc["adapters"][0]["parity"] = "mark";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[0].parity: expected one of \"none\", \"odd\", \"even\", got \"mark\"");
+  doc["adapters"][0].erase("parity");
+  doc["adapters"][0]["stop_bits"] = 3;
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].stop_bits: expected one of 1, 2, got 3");
+  doc["adapters"][0].erase("stop_bits");
+  doc["adapters"][0]["flow_control"] = "hardware";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[0].flow_control: expected one of \"none\", \"rtscts\", \"xonxoff\", got \"hardware\"");
+  doc["adapters"][0].erase("flow_control");
+  doc["adapters"][0]["protocol"] = "modbus";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[0].protocol: expected one of \"json\", \"keyvalue\", got \"modbus\"");
+}
+
+TEST_CASE("a baud rate written as a word is refused with every supported rate") {
+  Json doc = minimal_gateway();
+  doc["adapters"].push_back(serial_adapter());
+  doc["adapters"][1]["baud"] = "fast";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[1].baud: expected one of 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, "
+        "230400, got \"fast\"");
+  doc["adapters"][1]["baud"] = "9600";
+  CHECK(contains(gateway_error(doc), ", got \"9600\""));
+  doc["adapters"][1]["baud"] = 14400;
+  CHECK(contains(gateway_error(doc), ", got 14400"));
+}
+
+TEST_CASE("a device id used twice anywhere in the gateway is refused") {
+  Json doc = minimal_gateway();
+  doc["adapters"][0]["devices"].push_back(Json{{"id", "lamp-1"}, {"kind", "lock"}});
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[0].devices[1].id: duplicate device id \"lamp-1\", first used at "
+        "adapters[0].devices[0].id");
+
+  doc = minimal_gateway();
+  doc["adapters"].push_back(serial_adapter());
+  doc["adapters"][1]["device"] = "lamp-1";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[1].device: duplicate device id \"lamp-1\", first used at adapters[0].devices[0].id");
+
+  doc = minimal_gateway();
+  doc["adapters"].push_back(Json{{"type", "sim"}, {"name", "sim-2"}, {"devices", doc["adapters"][0]["devices"]}});
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[1].devices[0].id: duplicate device id \"lamp-1\", first used at "
+        "adapters[0].devices[0].id");
+}
+
+TEST_CASE("two adapters with the same name are refused, also when the name is the default") {
+  Json doc = minimal_gateway();
+  doc["adapters"] = Json::array({serial_adapter("uart", "/dev/ttyUSB0"), serial_adapter("uart", "/dev/ttyUSB1")});
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[1].name: duplicate adapter name \"uart\", first used by adapters[0]");
+
+  doc = minimal_gateway();
+  const Json lamp2 = Json{{"id", "lamp-2"}, {"kind", "lamp"}};
+  doc["adapters"].push_back(Json{{"type", "sim"}, {"devices", Json::array({lamp2})}});
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[1]: duplicate adapter name \"sim\" (the default for type \"sim\"), first used by "
+        "adapters[0]; give each adapter its own \"name\"");
+
+  doc["adapters"][1]["name"] = "sim-2";
+  CHECK(gateway_ok(doc).adapters.size() == 2);
+}
+
+TEST_CASE("two serial adapters on the same port are refused") {
+  Json doc = minimal_gateway();
+  doc["adapters"] = Json::array({serial_adapter("a", "/dev/ttyUSB0"), serial_adapter("b", "/dev/ttyUSB0")});
+  CHECK(gateway_error(doc) == "gateway.json: adapters[1].port: port \"/dev/ttyUSB0\" is already used by adapters[0]");
+}
+
+TEST_CASE("a serial port is a path or usb:VID:PID with an optional serial number") {
+  Json doc = minimal_gateway();
+  for (const char* good : {"/dev/ttyUSB0", "/dev/serial/by-id/usb-FTDI-if00", "usb:0403:6001", "usb:0403:6001:A50285BI",
+                           "usb:10C4:EA60"}) {
+    doc["adapters"] = Json::array({serial_adapter("uart", good)});
+    CHECK_MESSAGE(std::get<SerialAdapterConfig>(gateway_ok(doc).adapters[0]).port == good, good);
+  }
+  for (const char* bad : {"COM3", "ttyUSB0", "/", "usb:403:6001", "usb:0403:60011", "usb:04g3:6001", "usb:0403:6001:",
+                          "usb:0403"}) {
+    doc["adapters"] = Json::array({serial_adapter("uart", bad)});
+    CHECK(gateway_error(doc) ==
+          std::string("gateway.json: adapters[0].port: expected a device path starting with \"/\" or "
+                      "usb:VID:PID[:serial] with VID and PID of 4 hex digits, got \"") +
+              bad + "\"");
+  }
+  doc["adapters"] = Json::array({serial_adapter("uart", "")});
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].port: expected a non-empty string, got \"\"");
+}
+
+TEST_CASE("the first error in schema order is the one reported") {
+  Json doc = minimal_gateway();
+  doc["log_level"] = "loud";
+  doc["gateway_id"] = "bad id";
+  doc["adapters"][0]["latency_ms"] = -5;
+  CHECK(gateway_error(doc) ==
+        "gateway.json: gateway_id: expected an id (1 to 64 of A-Z a-z 0-9 _ . : -), got \"bad id\"");
+
+  // An unknown key in an object comes before the fields of that object: it is
+  // most often a misspelt one.
+  doc = minimal_gateway();
+  doc["cloud"].erase("url");
+  doc["cloud"]["ulr"] = "ws://127.0.0.1/";
+  CHECK(contains(gateway_error(doc), "gateway.json: cloud.ulr: unknown key"));
+}
+
+// ---------------------------------------------------------------- token rules
+
+TEST_CASE("exactly one of token and token_file is required") {
+  TempDir dir;
+  dir.write("token.txt", "from-file\n");
+  Json doc = minimal_gateway();
+  doc["cloud"]["token_file"] = "token.txt";
+  CHECK(gateway_error(doc, dir.path()) ==
+        "gateway.json: cloud: expected exactly one of \"token\" and \"token_file\", got both");
+
+  doc["cloud"].erase("token");
+  doc["cloud"].erase("token_file");
+  CHECK(gateway_error(doc, dir.path()) ==
+        "gateway.json: cloud: expected exactly one of \"token\" and \"token_file\", got neither");
+}
+
+TEST_CASE("an inline token that cannot go in a header is refused without showing it") {
+  Json doc = minimal_gateway();
+  doc["cloud"]["token"] = "two words";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: cloud.token: expected a non-empty string of printable ASCII without spaces, got a string "
+        "of 9 characters");
+  doc["cloud"]["token"] = 123456;
+  CHECK(gateway_error(doc) ==
+        "gateway.json: cloud.token: expected a non-empty string of printable ASCII without spaces, got a number");
+  doc["cloud"]["token"] = "";
+  CHECK(contains(gateway_error(doc), "got an empty string"));
+}
+
+TEST_CASE("a token file that is missing, empty or not one line is refused") {
+  TempDir dir;
+  Json doc = minimal_gateway();
+  doc["cloud"].erase("token");
+
+  doc["cloud"]["token_file"] = "missing.txt";
+  CHECK(gateway_error(doc, dir.path()) == "gateway.json: cloud.token_file: cannot read \"" + dir.file("missing.txt") +
+                                             "\": No such file or directory");
+
+  dir.write("empty.txt", "");
+  doc["cloud"]["token_file"] = "empty.txt";
+  CHECK(gateway_error(doc, dir.path()) == "gateway.json: cloud.token_file: \"" + dir.file("empty.txt") + "\" is empty");
+
+  dir.write("blank.txt", " \n\n");
+  doc["cloud"]["token_file"] = "blank.txt";
+  CHECK(gateway_error(doc, dir.path()) == "gateway.json: cloud.token_file: \"" + dir.file("blank.txt") + "\" is empty");
+
+  dir.write("two-lines.txt", "secret-one\nsecret-two\n");
+  doc["cloud"]["token_file"] = "two-lines.txt";
+  const std::string message = gateway_error(doc, dir.path());
+  CHECK(message == "gateway.json: cloud.token_file: \"" + dir.file("two-lines.txt") +
+                       "\" must hold only the token: one line of printable ASCII without spaces");
+  CHECK_FALSE(contains(message, "secret-one"));
+
+  std::filesystem::create_directory(dir.file("folder"));
+  doc["cloud"]["token_file"] = "folder";
+  CHECK(gateway_error(doc, dir.path()) ==
+        "gateway.json: cloud.token_file: cannot read \"" + dir.file("folder") + "\": Is a directory");
+
+  doc["cloud"]["token_file"] = "";
+  CHECK(gateway_error(doc, dir.path()) == "gateway.json: cloud.token_file: expected a non-empty string, got \"\"");
+}
+
+TEST_CASE("a token file is read relative to the config's folder and trimmed") {
+  TempDir dir;
+  dir.write("secrets/token", "  tok-123_ABC \r\n\n");
+  Json doc = minimal_gateway();
+  doc["cloud"].erase("token");
+  doc["cloud"]["token_file"] = "secrets/token";
+  StderrCapture err;
+  const GatewayConfig config = gateway_ok(doc, dir.path());
+  CHECK(config.cloud.token == "tok-123_ABC");
+  CHECK(config.cloud.token_file == dir.file("secrets/token"));
+  CHECK(err.text().empty());  // mode 0600: nothing to warn about
+
+  const std::string absolute = dir.write("abs-token", "abs\n");
+  doc["cloud"]["token_file"] = absolute;
+  CHECK(gateway_ok(doc, "/nonexistent").cloud.token == "abs");
+}
+
+TEST_CASE("a world-readable token file still loads, with a warning that does not show the token") {
+  TempDir dir;
+  const std::string path = dir.write("token.txt", "world-readable-token\n", 0644);
+  Json doc = minimal_gateway();
+  doc["cloud"].erase("token");
+  doc["cloud"]["token_file"] = "token.txt";
+  StderrCapture err;
+  const GatewayConfig config = gateway_ok(doc, dir.path());
+  const std::string logged = err.text();
+  CHECK(config.cloud.token == "world-readable-token");
+  CHECK(contains(logged,
+                 "WARN config: gateway.json: cloud.token_file \"" + path + "\" is readable by every local user"));
+  CHECK(contains(logged, "chmod 600 " + path));
+  CHECK_FALSE(contains(logged, "world-readable-token"));
+}
+
+TEST_CASE("a world-readable config file holding the token inline is warned about") {
+  TempDir dir;
+  const std::string path = dir.write("gateway.json", minimal_gateway().dump(), 0644);
+  StderrCapture err;
+  const Loaded<GatewayConfig> loaded = load_gateway_config(path);
+  const std::string logged = err.text();
+  REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+  CHECK(contains(logged, path + ": holds the gateway token and is readable by every local user"));
+  CHECK_FALSE(contains(logged, "secret-token-1"));
+}
+
+// ---------------------------------------------------------------- cloud url
+
+TEST_CASE("ws:// to another machine is refused unless insecure is set") {
+  Json doc = minimal_gateway();
+  doc["cloud"]["url"] = "ws://cloud.example.com/";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: cloud.url: expected wss:// (ws:// would send the token unencrypted; it is only allowed to a "
+        "loopback host unless \"insecure\" is true), got \"ws://cloud.example.com/\"");
+  for (const char* remote : {"ws://10.0.0.1:8080/", "ws://127.0.0.1.example.com/", "ws://localhost.example.com/",
+                             "ws://[2001:db8::1]:8080/", "ws://128.0.0.1/"}) {
+    doc["cloud"]["url"] = remote;
+    CHECK_MESSAGE(contains(gateway_error(doc), "gateway.json: cloud.url: expected wss://"), remote);
+  }
+  doc["cloud"]["insecure"] = true;
+  const GatewayConfig config = gateway_ok(doc);
+  CHECK(config.cloud.insecure);
+  CHECK(config.cloud.url == "ws://128.0.0.1/");
+}
+
+TEST_CASE("ws:// to a loopback host and wss:// anywhere are accepted") {
+  Json doc = minimal_gateway();
+  for (const char* url : {"ws://127.0.0.1:8080/", "ws://127.1.2.3/", "ws://localhost:8080/flatlink", "ws://LocalHost",
+                          "ws://[::1]:8080/", "wss://cloud.example.com/", "wss://cloud.example.com:8443/ws?v=1",
+                          "wss://[2001:db8::1]/"}) {
+    doc["cloud"]["url"] = url;
+    CHECK_MESSAGE(gateway_ok(doc).cloud.url == url, url);
+  }
+}
+
+TEST_CASE("a URL that is not ws:// or wss:// or is malformed is refused") {
+  Json doc = minimal_gateway();
+  doc["cloud"]["url"] = "http://127.0.0.1:8080/";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: cloud.url: expected a URL starting with ws:// or wss://, got \"http://127.0.0.1:8080/\"");
+  for (const char* bad : {"ws:///path", "ws://127.0.0.1:99999/", "ws://127.0.0.1:/", "ws://[::1/",
+                          "ws://user@127.0.0.1/",
+                          "ws://127.0.0.1/a b", "wss://:443/"}) {
+    doc["cloud"]["url"] = bad;
+    CHECK(gateway_error(doc) == std::string("gateway.json: cloud.url: expected ws://host[:port][/path] or "
+                                            "wss://host[:port][/path], got \"") +
+                                    bad + "\"");
+  }
+}
+
+TEST_CASE("a CA file is resolved relative to the config and must exist") {
+  TempDir dir;
+  Json doc = minimal_gateway();
+  doc["cloud"]["url"] = "wss://cloud.example.com/";
+  doc["cloud"]["ca_file"] = "ca.pem";
+  CHECK(gateway_error(doc, dir.path()) ==
+        "gateway.json: cloud.ca_file: cannot read \"" + dir.file("ca.pem") + "\": No such file or directory");
+  dir.write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+  CHECK(gateway_ok(doc, dir.path()).cloud.ca_file == dir.file("ca.pem"));
+}
+
+// ---------------------------------------------------------------- gateway defaults
+
+TEST_CASE("defaults fill in what the gateway file leaves out") {
+  const GatewayConfig config = gateway_ok(minimal_gateway());
+  CHECK(config.source == "gateway.json");
+  CHECK(config.gateway_id == "gw-1");
+  CHECK(config.flat == "flat-a");
+  CHECK(config.state_dir == "/var/lib/flatlink");
+  CHECK(config.log_level == flatlink::log::Level::info);
+  CHECK(config.command_timeout_ms == 5000);
+  CHECK(config.cloud.token == "secret-token-1");
+  CHECK(config.cloud.token_file.empty());
+  CHECK(config.cloud.ca_file.empty());
+  CHECK_FALSE(config.cloud.insecure);
+  CHECK(config.cloud.backoff_base_ms == 500);
+  CHECK(config.cloud.backoff_max_ms == 30000);
+  CHECK(config.cloud.ping_interval_s == 20);
+  CHECK(config.cloud.pong_timeout_s == 10);
+  CHECK(config.cloud.send_queue_max == 10000);
+  REQUIRE(config.adapters.size() == 1);
+  const auto& sim = std::get<SimAdapterConfig>(config.adapters[0]);
+  CHECK(sim.name == "sim");
+  CHECK(sim.latency_ms == 20);
+  CHECK(sim.seed == 0);
+  REQUIRE(sim.devices.size() == 1);
+  CHECK(sim.devices[0].id == "lamp-1");
+  CHECK(sim.devices[0].kind == "lamp");
+  CHECK(sim.devices[0].name == "lamp-1");
+  CHECK(sim.devices[0].room.empty());
+  CHECK(sim.devices[0].interval_ms == 5000);
+  CHECK(sim.devices[0].initial == doctest::Approx(21.0));
+}
+
+TEST_CASE("a serial adapter's defaults, and its command timeout following the gateway's") {
+  Json doc = minimal_gateway();
+  doc["command_timeout_ms"] = 7000;
+  doc["adapters"] = Json::array({serial_adapter()});
+  const GatewayConfig config = gateway_ok(doc);
+  const auto& serial = std::get<SerialAdapterConfig>(config.adapters[0]);
+  CHECK(serial.name == "uart");
+  CHECK(serial.port == "/dev/ttyUSB0");
+  CHECK(serial.baud == 9600);
+  CHECK(serial.data_bits == 8);
+  CHECK(serial.parity == Parity::none);
+  CHECK(serial.stop_bits == 1);
+  CHECK(serial.flow_control == FlowControl::none);
+  CHECK(serial.protocol == LineProtocol::json);
+  CHECK(serial.max_line_bytes == 1024);
+  CHECK(serial.command_timeout_ms == 7000);
+  CHECK(serial.device.empty());
+
+  doc["adapters"][0]["command_timeout_ms"] = 250;
+  doc["adapters"][0]["parity"] = "odd";
+  doc["adapters"][0]["stop_bits"] = 2;
+  doc["adapters"][0]["data_bits"] = 7;
+  doc["adapters"][0]["flow_control"] = "rtscts";
+  doc["adapters"][0]["protocol"] = "keyvalue";
+  doc["adapters"][0]["baud"] = 230400;
+  doc["adapters"][0]["device"] = "boiler";
+  const auto serial2 = std::get<SerialAdapterConfig>(gateway_ok(doc).adapters[0]);
+  CHECK(serial2.command_timeout_ms == 250);
+  CHECK(serial2.parity == Parity::odd);
+  CHECK(serial2.stop_bits == 2);
+  CHECK(serial2.data_bits == 7);
+  CHECK(serial2.flow_control == FlowControl::rtscts);
+  CHECK(serial2.protocol == LineProtocol::keyvalue);
+  CHECK(serial2.baud == 230400);
+  CHECK(serial2.device == "boiler");
+}
+
+TEST_CASE("a larger backoff base without a cap raises the cap with it") {
+  Json doc = minimal_gateway();
+  doc["cloud"]["backoff_base_ms"] = 60000;
+  const GatewayConfig config = gateway_ok(doc);
+  CHECK(config.cloud.backoff_base_ms == 60000);
+  CHECK(config.cloud.backoff_max_ms == 60000);
+}
+
+TEST_CASE("state_dir is resolved relative to the config's folder") {
+  Json doc = minimal_gateway();
+  doc["state_dir"] = "state";
+  CHECK(gateway_ok(doc, "/etc/flatlink").state_dir == "/etc/flatlink/state");
+  doc["state_dir"] = "/srv/flatlink/";
+  CHECK(gateway_ok(doc, "/etc/flatlink").state_dir == "/srv/flatlink/");
+}
+
+TEST_CASE("a 64-bit seed is kept whole") {
+  Json doc = minimal_gateway();
+  doc["adapters"][0]["seed"] = 18446744073709551615ULL;
+  CHECK(std::get<SimAdapterConfig>(gateway_ok(doc).adapters[0]).seed == 18446744073709551615ULL);
+}
+
+// ---------------------------------------------------------------- files
+
+TEST_CASE("a config file that cannot be read is named with the reason") {
+  TempDir dir;
+  const Loaded<GatewayConfig> gateway = load_gateway_config(dir.file("nope.json"));
+  REQUIRE(std::holds_alternative<ConfigError>(gateway));
+  CHECK(std::get<ConfigError>(gateway).message == dir.file("nope.json") + ": cannot read: No such file or directory");
+  const Loaded<CloudConfig> cloud = load_cloud_config(dir.path());
+  REQUIRE(std::holds_alternative<ConfigError>(cloud));
+  CHECK(std::get<ConfigError>(cloud).message == dir.path() + ": cannot read: Is a directory");
+}
+
+TEST_CASE("load names errors after the path it was given and resolves files from its folder") {
+  TempDir dir;
+  dir.write("etc/token", "tok\n");
+  Json doc = minimal_gateway();
+  doc["cloud"].erase("token");
+  doc["cloud"]["token_file"] = "token";
+  const std::string path = dir.write("etc/gateway.json", doc.dump());
+  const Loaded<GatewayConfig> loaded = load_gateway_config(path);
+  REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+  CHECK(std::get<GatewayConfig>(loaded).cloud.token_file == dir.file("etc/token"));
+  CHECK(std::get<GatewayConfig>(loaded).source == path);
+
+  doc["log_level"] = 3;
+  dir.write("etc/gateway.json", doc.dump());
+  const Loaded<GatewayConfig> bad = load_gateway_config(path);
+  REQUIRE(std::holds_alternative<ConfigError>(bad));
+  CHECK(std::get<ConfigError>(bad).message ==
+        path + ": log_level: expected one of \"debug\", \"info\", \"warn\", \"error\", got 3");
+}
+
+// ---------------------------------------------------------------- cloud file
+
+TEST_CASE("defaults fill in what the cloud file leaves out") {
+  const CloudConfig config = cloud_ok(minimal_cloud());
+  CHECK(config.source == "cloud.json");
+  CHECK(config.listen_address == "127.0.0.1");
+  CHECK(config.port == 8080);
+  CHECK(config.tls.cert_file.empty());
+  CHECK(config.tls.key_file.empty());
+  CHECK(config.dashboard_dir.empty());
+  CHECK(config.log_level == flatlink::log::Level::info);
+  CHECK(config.limits.handshake_timeout_s == 10);
+  CHECK(config.limits.max_message_bytes == 65536);
+  CHECK(config.limits.messages_per_s == 200);
+  CHECK(config.limits.burst == 400);
+  CHECK(config.limits.history_points == 720);
+  CHECK(config.limits.command_timeout_ms == 15000);
+  REQUIRE(config.flats.size() == 1);
+  CHECK(config.flats[0].id == "flat-a");
+  CHECK(config.flats[0].name == "flat-a");
+  CHECK(config.flats[0].gateway_token_sha256 == kHashA);
+  CHECK(config.flats[0].users.empty());
+}
+
+TEST_CASE("tls needs both a certificate and a key, and both must exist") {
+  TempDir dir;
+  dir.write("cert.pem", "cert");
+  dir.write("key.pem", "key");
+  Json doc = minimal_cloud();
+  doc["tls"] = Json{{"cert_file", "cert.pem"}};
+  CHECK(cloud_error(doc, dir.path()) ==
+        "cloud.json: tls.key_file: required key is missing (cert_file and key_file go together)");
+  doc["tls"] = Json{{"key_file", "key.pem"}};
+  CHECK(cloud_error(doc, dir.path()) ==
+        "cloud.json: tls.cert_file: required key is missing (cert_file and key_file go together)");
+  doc["tls"] = Json{{"cert_file", "missing.pem"}, {"key_file", "key.pem"}};
+  CHECK(cloud_error(doc, dir.path()) ==
+        "cloud.json: tls.cert_file: cannot read \"" + dir.file("missing.pem") + "\": No such file or directory");
+  doc["tls"] = Json{{"cert_file", "cert.pem"}, {"key_file", "key.pem"}};
+  const CloudConfig config = cloud_ok(doc, dir.path());
+  CHECK(config.tls.cert_file == dir.file("cert.pem"));
+  CHECK(config.tls.key_file == dir.file("key.pem"));
+  doc["tls"] = Json::object();
+  CHECK(cloud_ok(doc, dir.path()).tls.cert_file.empty());
+}
+
+TEST_CASE("a gateway token hash must be 64 lowercase hex digits, and is never shown") {
+  Json doc = minimal_cloud();
+  doc["flats"][0]["gateway_token_sha256"] = "abc";
+  CHECK(cloud_error(doc) ==
+        "cloud.json: flats[0].gateway_token_sha256: expected 64 lowercase hex digits (the SHA-256 of the flat's "
+        "gateway token), got a string of 3 characters");
+  std::string upper = kHashA;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  doc["flats"][0]["gateway_token_sha256"] = upper;
+  CHECK(cloud_error(doc) ==
+        "cloud.json: flats[0].gateway_token_sha256: expected 64 lowercase hex digits (the SHA-256 of the flat's "
+        "gateway token), got a string of 64 characters");
+  doc["flats"][0].erase("gateway_token_sha256");
+  CHECK(cloud_error(doc) == "cloud.json: flats[0].gateway_token_sha256: required key is missing");
+}
+
+TEST_CASE("a password hash must be in the pbkdf2-sha256 format, and is never shown") {
+  Json doc = minimal_cloud();
+  doc["flats"][0]["users"] = Json::array({Json{{"name", "demo"}, {"password_hash", "plain"}}});
+  CHECK(cloud_error(doc) ==
+        "cloud.json: flats[0].users[0].password_hash: expected \"pbkdf2-sha256$<iterations>$<salt-hex>$<sha256-hex>\", "
+        "got a string of 5 characters");
+  const std::string hash64 = std::string(64, 'a');
+  for (const std::string& bad :
+       {std::string("pbkdf2-sha256$100000$abcd"), "pbkdf2-sha256$0$abcd$" + hash64,
+        "pbkdf2-sha256$20000000$abcd$" + hash64, "pbkdf2-sha1$1000$abcd$" + hash64, "pbkdf2-sha256$1000$xyz1$" + hash64,
+        "pbkdf2-sha256$1000$abcd$" + hash64 + "$x",
+        "pbkdf2-sha256$1000$abcd$" + std::string(64, 'A'), "pbkdf2-sha256$1000$$" + hash64}) {
+    doc["flats"][0]["users"][0]["password_hash"] = bad;
+    const std::string message = cloud_error(doc);
+    CHECK_MESSAGE(contains(message, "cloud.json: flats[0].users[0].password_hash: expected"), bad);
+    CHECK_FALSE(contains(message, bad));
+  }
+  doc["flats"][0]["users"][0]["password_hash"] = kPasswordHash;
+  CHECK(cloud_ok(doc).flats[0].users[0].password_hash == kPasswordHash);
+}
+
+TEST_CASE("flat ids, user names and gateway tokens are unique") {
+  Json doc = minimal_cloud();
+  doc["flats"].push_back(Json{{"id", "flat-a"}, {"gateway_token_sha256", kHashB}});
+  CHECK(cloud_error(doc) == "cloud.json: flats[1].id: duplicate flat id \"flat-a\", first used at flats[0].id");
+
+  doc["flats"][1]["id"] = "flat-b";
+  doc["flats"][1]["gateway_token_sha256"] = kHashA;
+  CHECK(cloud_error(doc) ==
+        "cloud.json: flats[1].gateway_token_sha256: the same as flats[0].gateway_token_sha256; every flat needs its "
+        "own gateway token");
+
+  doc["flats"][1]["gateway_token_sha256"] = kHashB;
+  doc["flats"][1]["users"] = Json::array({Json{{"name", "ann"}, {"password_hash", kPasswordHash}},
+                                          Json{{"name", "ann"}, {"password_hash", kPasswordHash}}});
+  CHECK(cloud_error(doc) ==
+        "cloud.json: flats[1].users[1].name: duplicate user name \"ann\", first used at flats[1].users[0].name");
+
+  // The same person may have a login in two flats.
+  doc["flats"][1]["users"].erase(1);
+  doc["flats"][0]["users"] = Json::array({Json{{"name", "ann"}, {"password_hash", kPasswordHash}}});
+  CHECK(cloud_ok(doc).flats.size() == 2);
+}
+
+TEST_CASE("cloud numbers, lists and keys are checked like the gateway's") {
+  Json doc = minimal_cloud();
+  doc["port"] = 0;
+  CHECK(cloud_error(doc) == "cloud.json: port: expected an integer from 1 to 65535, got 0");
+  doc["port"] = 65536;
+  CHECK(cloud_error(doc) == "cloud.json: port: expected an integer from 1 to 65535, got 65536");
+  doc["port"] = 443;
+  CHECK(cloud_ok(doc).port == 443);
+
+  doc = minimal_cloud();
+  doc["limits"] = Json{{"messages_per_s", 500}, {"burst", 100}};
+  CHECK(cloud_error(doc) == "cloud.json: limits.burst: expected an integer from 500 to 1000000, got 100");
+  doc["limits"].erase("burst");
+  CHECK(cloud_ok(doc).limits.burst == 1000);
+
+  doc = minimal_cloud();
+  doc["limits"] = Json{{"max_messages", 5}};
+  CHECK(cloud_error(doc) ==
+        "cloud.json: limits.max_messages: unknown key (expected one of: handshake_timeout_s, max_message_bytes, "
+        "messages_per_s, burst, history_points, command_timeout_ms)");
+
+  doc = minimal_cloud();
+  doc["limits"] = Json{{"max_message_bytes", 512}};
+  CHECK(cloud_error(doc) == "cloud.json: limits.max_message_bytes: expected an integer from 1024 to 16777216, got 512");
+
+  doc = minimal_cloud();
+  doc["flats"] = Json::array();
+  CHECK(cloud_error(doc) == "cloud.json: flats: expected a non-empty array, got []");
+
+  doc = minimal_cloud();
+  doc.erase("flats");
+  CHECK(cloud_error(doc) == "cloud.json: flats: required key is missing");
+
+  doc = minimal_cloud();
+  doc["listen_address"] = "";
+  CHECK(cloud_error(doc) == "cloud.json: listen_address: expected a non-empty string, got \"\"");
+
+  doc = minimal_cloud();
+  doc["flats"][0]["users"] = Json::array({Json{{"name", "x y"}, {"password_hash", kPasswordHash}}});
+  CHECK(cloud_error(doc) ==
+        "cloud.json: flats[0].users[0].name: expected an id (1 to 64 of A-Z a-z 0-9 _ . : -), got \"x y\"");
+
+  doc = minimal_cloud();
+  doc["log_level"] = "trace";
+  CHECK(cloud_error(doc) ==
+        "cloud.json: log_level: expected one of \"debug\", \"info\", \"warn\", \"error\", got \"trace\"");
+}
+
+TEST_CASE("dashboard_dir is resolved relative to the config's folder when set") {
+  Json doc = minimal_cloud();
+  doc["dashboard_dir"] = "../share/dashboard";
+  CHECK(cloud_ok(doc, "/opt/flatlink/etc").dashboard_dir == "/opt/flatlink/share/dashboard");
+  doc["dashboard_dir"] = "";
+  CHECK(cloud_ok(doc, "/opt/flatlink/etc").dashboard_dir.empty());
+}
+
+// ---------------------------------------------------------------- examples and summaries
+
+TEST_CASE("the full gateway example loads") {
+  StderrCapture err;  // the token file in a checkout is mode 0644: a warning is expected
+  const Loaded<GatewayConfig> loaded = load_gateway_config(kExamples + "/gateway.example.json");
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) FAIL_CHECK(error->message);
+  REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+  const GatewayConfig& config = std::get<GatewayConfig>(loaded);
+  CHECK(config.gateway_id == "gw-flat-a");
+  CHECK(config.cloud.url == "wss://cloud.example.com/flatlink");
+  CHECK(config.cloud.token == "demo-flat-a-token-change-me");
+  CHECK(config.cloud.token_file == kExamples + "/gateway-token.txt");
+  REQUIRE(config.adapters.size() == 3);
+  CHECK(std::get<SimAdapterConfig>(config.adapters[0]).devices.size() == 3);
+  CHECK(std::get<SimAdapterConfig>(config.adapters[0]).devices[1].initial == doctest::Approx(21.5));
+  const auto& boiler = std::get<SerialAdapterConfig>(config.adapters[1]);
+  CHECK(boiler.port == "usb:0403:6001:A50285BI");
+  CHECK(boiler.baud == 115200);
+  CHECK(boiler.device == "boiler");
+  const auto& meters = std::get<SerialAdapterConfig>(config.adapters[2]);
+  CHECK(meters.parity == Parity::even);
+  CHECK(meters.protocol == LineProtocol::keyvalue);
+  CHECK(meters.command_timeout_ms == 5000);
+}
+
+TEST_CASE("the demo gateway loads and summarizes without its token") {
+  StderrCapture err;
+  const Loaded<GatewayConfig> loaded = load_gateway_config(kExamples + "/demo-gateway.json");
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) FAIL_CHECK(error->message);
+  REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+  const GatewayConfig& config = std::get<GatewayConfig>(loaded);
+  CHECK(config.gateway_id == "gw-demo");
+  CHECK(config.flat == "flat-a");
+  CHECK(config.cloud.url == "ws://127.0.0.1:8080/");
+  CHECK(config.cloud.token == "demo-flat-a-token-change-me");
+  const auto& sim = std::get<SimAdapterConfig>(config.adapters.at(0));
+  REQUIRE(sim.devices.size() == 3);
+  CHECK(sim.devices[0].id == "lamp-1");
+  CHECK(sim.devices[0].kind == "lamp");
+  CHECK(sim.devices[0].room == "Living room");
+  CHECK(sim.devices[1].id == "thermo-1");
+  CHECK(sim.devices[1].kind == "thermometer");
+  CHECK(sim.devices[1].room == "Living room");
+  CHECK(sim.devices[2].id == "door-1");
+  CHECK(sim.devices[2].kind == "lock");
+  CHECK(sim.devices[2].room == "Hall");
+
+  const std::string summary = summarize(config);
+  CHECK(summary ==
+        "gateway gw-demo for flat flat-a, state in /tmp/flatlink-demo, log level info, command timeout 5000 ms\n"
+        "cloud ws://127.0.0.1:8080/ (token from " +
+            kExamples +
+            "/gateway-token.txt), ping after 20 s idle, dead after 10 s without pong, reconnect backoff "
+            "500..30000 ms, send queue 10000\n"
+            "1 adapter:\n"
+            "  sim 'sim' (latency 20 ms) with 3 devices: lamp-1 (lamp, Living room), thermo-1 (thermometer, "
+            "Living room), door-1 (lock, Hall)\n");
+  CHECK_FALSE(contains(summary, config.cloud.token));
+}
+
+TEST_CASE("the demo cloud accepts the demo gateway's token and the demo user's password") {
+  StderrCapture err;
+  const Loaded<GatewayConfig> gateway = load_gateway_config(kExamples + "/demo-gateway.json");
+  const Loaded<CloudConfig> loaded = load_cloud_config(kExamples + "/demo-cloud.json");
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) FAIL_CHECK(error->message);
+  REQUIRE(std::holds_alternative<CloudConfig>(loaded));
+  REQUIRE(std::holds_alternative<GatewayConfig>(gateway));
+  const CloudConfig& config = std::get<CloudConfig>(loaded);
+  CHECK(config.listen_address == "127.0.0.1");
+  CHECK(config.port == 8080);
+  REQUIRE(config.flats.size() == 1);
+  const FlatConfig& flat = config.flats[0];
+  CHECK(flat.id == "flat-a");
+  CHECK(flat.name == "Demo flat");
+  CHECK(flat.gateway_token_sha256 == sha256_hex(std::get<GatewayConfig>(gateway).cloud.token));
+  REQUIRE(flat.users.size() == 1);
+  CHECK(flat.users[0].name == "demo");
+
+  // pbkdf2-sha256$<iterations>$<salt-hex>$<hash-hex>: recompute it for "demo".
+  const std::string& encoded = flat.users[0].password_hash;
+  const size_t a = encoded.find('$'), b = encoded.find('$', a + 1), c = encoded.find('$', b + 1);
+  const int iterations = std::stoi(encoded.substr(a + 1, b - a - 1));
+  const std::string salt_hex = encoded.substr(b + 1, c - b - 1);
+  std::string salt;
+  for (size_t i = 0; i < salt_hex.size(); i += 2) {
+    salt += static_cast<char>(std::stoi(salt_hex.substr(i, 2), nullptr, 16));
+  }
+  unsigned char out[32];
+  REQUIRE(PKCS5_PBKDF2_HMAC("demo", 4, reinterpret_cast<const unsigned char*>(salt.data()),
+                            static_cast<int>(salt.size()),
+                            iterations, EVP_sha256(), sizeof out, out) == 1);
+  CHECK(encoded.substr(c + 1) == to_hex(out, sizeof out));
+
+  const std::string summary = summarize(config);
+  CHECK(summary ==
+        "cloud on 127.0.0.1:8080, no TLS (plain ws:// and http://), log level info\n"
+        "dashboard built in\n"
+        "limits: handshake 10 s, messages up to 65536 bytes, 200/s (burst 400), 720 history points, command timeout "
+        "15000 ms\n"
+        "1 flat:\n"
+        "  flat-a 'Demo flat', 1 user: demo\n");
+}
+
+TEST_CASE("the full cloud example loads next to its TLS files, and its summary shows no hashes") {
+  TempDir dir;
+  std::filesystem::copy_file(kExamples + "/cloud.example.json", dir.file("cloud.json"));
+  dir.write("tls/fullchain.pem", "cert");
+  dir.write("tls/privkey.pem", "key");
+  const Loaded<CloudConfig> loaded = load_cloud_config(dir.file("cloud.json"));
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) FAIL_CHECK(error->message);
+  REQUIRE(std::holds_alternative<CloudConfig>(loaded));
+  const CloudConfig& config = std::get<CloudConfig>(loaded);
+  CHECK(config.port == 8443);
+  CHECK(config.tls.cert_file == dir.file("tls/fullchain.pem"));
+  CHECK(config.tls.key_file == dir.file("tls/privkey.pem"));
+  REQUIRE(config.flats.size() == 2);
+  CHECK(config.flats[1].users.at(0).name == "tenant-b");
+  const std::string summary = summarize(config);
+  CHECK(contains(summary, "cloud on 0.0.0.0:8443, TLS cert " + dir.file("tls/fullchain.pem")));
+  CHECK(contains(summary, "2 flats:\n  flat-a 'Flat A, 2nd floor', 1 user: demo\n  flat-b 'Flat B, 3rd floor', 1 user: "
+                          "tenant-b\n"));
+  CHECK_FALSE(contains(summary, config.flats[0].gateway_token_sha256));
+  CHECK_FALSE(contains(summary, "pbkdf2"));
+}
+
+TEST_CASE("the summary of a gateway shows inline tokens, TLS choices and serial ports without secrets") {
+  Json doc = minimal_gateway();
+  doc["cloud"]["url"] = "wss://cloud.example.com/";
+  doc["adapters"].push_back(serial_adapter("uart", "usb:0403:6001"));
+  doc["adapters"][1]["parity"] = "even";
+  doc["adapters"][1]["device"] = "boiler";
+  const std::string summary = summarize(gateway_ok(doc));
+  CHECK(contains(summary, "cloud wss://cloud.example.com/ (token inline), system CAs, "));
+  CHECK(contains(summary, "2 adapters:\n  sim 'sim' (latency 20 ms) with 1 device: lamp-1 (lamp)\n"));
+  CHECK(contains(summary, "  serial 'uart' on usb:0403:6001, 9600 8E1, flow control none, json lines up to 1024 bytes, "
+                          "command timeout 5000 ms, all lines for device boiler\n"));
+  CHECK_FALSE(contains(summary, "secret-token-1"));
+
+  doc["cloud"]["insecure"] = true;
+  CHECK(contains(summarize(gateway_ok(doc)), "certificate NOT verified (insecure)"));
+}
