@@ -1,0 +1,209 @@
+// Encoding of the wire protocol's messages to JSON text, and the small helpers the messages share.
+#include "cloud-link/protocol.h"
+
+#include <algorithm>
+
+namespace flatlink::proto {
+
+namespace {
+
+bool same(const Capability& a, const Capability& b) {
+  return a.name == b.name && a.type == b.type && a.writable == b.writable && a.min == b.min && a.max == b.max &&
+         a.options == b.options && a.unit == b.unit && a.confirm == b.confirm && a.max_length == b.max_length;
+}
+
+bool same(const DeviceInfo& a, const DeviceInfo& b) {
+  return a.id == b.id && a.name == b.name && a.kind == b.kind && a.room == b.room &&
+         std::equal(a.capabilities.begin(), a.capabilities.end(), b.capabilities.begin(), b.capabilities.end(),
+                    [](const Capability& x, const Capability& y) { return same(x, y); });
+}
+
+}  // namespace
+
+bool DeviceReport::operator==(const DeviceReport& other) const {
+  return same(info, other.info) && state == other.state && online == other.online && last_ts == other.last_ts;
+}
+
+Command to_command(const CommandMsg& msg) { return Command{msg.id, msg.device, msg.set, msg.expires}; }
+
+CommandMsg to_message(const Command& command) {
+  return CommandMsg{command.id, command.device, command.set, command.expires_ms};
+}
+
+namespace {
+
+// Length of the valid UTF-8 sequence at text[i], or 0 if the bytes there are not one.
+size_t utf8_sequence_length(std::string_view text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = byte(i);
+  if (lead < 0x80) return 1;
+  size_t len = 0;
+  uint32_t cp = 0;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    len = 2;
+    cp = lead & 0x1F;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    len = 3;
+    cp = lead & 0x0F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    len = 4;
+    cp = lead & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + len > text.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8.
+  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return 0;
+  if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
+  return len;
+}
+
+// Never throws over bad UTF-8 (replaced by U+FFFD). Non-finite numbers dump as null.
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+Json state_or_empty(const Json& state) { return state.is_null() ? Json::object() : state; }
+
+Json capability_json(const Capability& cap) {
+  Json j = flatlink::to_json(cap);
+  // common's to_json leaves out max_length; send it when it differs from the default, so
+  // that a text capability's limit survives the trip.
+  if (cap.type == ValueType::text && cap.max_length != Capability{}.max_length) j["max_length"] = cap.max_length;
+  return j;
+}
+
+Json devices_json(const std::vector<DeviceReport>& devices) {
+  Json list = Json::array();
+  for (const auto& device : devices) list.push_back(to_json(device));
+  return list;
+}
+
+}  // namespace
+
+std::string clip_utf8(std::string_view text, size_t max_bytes) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  out.reserve(std::min(text.size(), max_bytes));
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t len = utf8_sequence_length(text, i);
+    const std::string_view piece = len ? text.substr(i, len) : kReplacement;
+    if (out.size() + piece.size() > max_bytes) break;
+    out += piece;
+    i += len ? len : 1;
+  }
+  return out;
+}
+
+Json to_json(const DeviceReport& device) {
+  Json caps = Json::array();
+  for (const auto& cap : device.info.capabilities) caps.push_back(capability_json(cap));
+  Json j = flatlink::to_json(device.info);
+  j["capabilities"] = std::move(caps);
+  j["state"] = state_or_empty(device.state);
+  j["online"] = device.online;
+  if (device.last_ts) j["last_ts"] = *device.last_ts;
+  return j;
+}
+
+std::string encode(const Hello& msg) {
+  Json j = {{"type", "hello"},
+            {"gateway", msg.gateway},
+            {"version", msg.version},
+            {"devices", devices_json(msg.devices)},
+            {"next_seq", msg.next_seq}};
+  if (msg.dropped != 0) j["dropped"] = msg.dropped;
+  return dump(j);
+}
+
+std::string encode(const StatusBatch& msg) {
+  Json items = Json::array();
+  for (const auto& item : msg.items) {
+    items.push_back({{"seq", item.seq}, {"device", item.device}, {"state", state_or_empty(item.state)}, {"ts", item.ts}});
+  }
+  return dump({{"type", "status"}, {"items", std::move(items)}});
+}
+
+std::string encode(const Presence& msg) {
+  return dump({{"type", "presence"}, {"device", msg.device}, {"online", msg.online}, {"ts", msg.ts}});
+}
+
+std::string encode(const DeviceList& msg) { return dump({{"type", "devices"}, {"devices", devices_json(msg.devices)}}); }
+
+std::string encode(const Result& msg) {
+  return dump({{"type", "result"},
+               {"id", msg.id},
+               {"outcome", to_string(msg.outcome)},
+               {"message", clip_utf8(msg.message, Limits{}.max_text)}});
+}
+
+std::string encode(const Ack& msg) { return dump({{"type", "ack"}, {"seq", msg.seq}}); }
+
+std::string encode(const CommandMsg& msg) {
+  return dump({{"type", "command"},
+               {"id", msg.id},
+               {"device", msg.device},
+               {"set", state_or_empty(msg.set)},
+               {"expires", msg.expires}});
+}
+
+std::string encode(const Error& msg) {
+  return dump({{"type", "error"}, {"code", msg.code}, {"message", clip_utf8(msg.message, Limits{}.max_text)}});
+}
+
+std::string encode(const Login& msg) {
+  return dump({{"type", "login"}, {"flat", msg.flat}, {"user", msg.user}, {"password", msg.password}});
+}
+
+std::string encode(const BrowserCommand& msg) {
+  return dump({{"type", "command"},
+               {"id", msg.id},
+               {"device", msg.device},
+               {"set", state_or_empty(msg.set)},
+               {"ttl_ms", msg.ttl_ms}});
+}
+
+std::string encode(const HistoryRequest& msg) {
+  return dump({{"type", "history"}, {"device", msg.device}, {"capability", msg.capability}});
+}
+
+std::string encode(const Snapshot& msg) {
+  return dump({{"type", "snapshot"},
+               {"flat", msg.flat},
+               {"name", msg.name},
+               {"gateway_online", msg.gateway_online},
+               {"devices", devices_json(msg.devices)}});
+}
+
+std::string encode(const Update& msg) {
+  return dump({{"type", "update"}, {"device", msg.device}, {"state", state_or_empty(msg.state)}, {"ts", msg.ts}});
+}
+
+std::string encode(const GatewayState& msg) { return dump({{"type", "gateway"}, {"online", msg.online}}); }
+
+std::string encode(const HistoryReply& msg) {
+  Json points = Json::array();
+  for (const auto& point : msg.points) points.push_back(Json::array({point.ts, point.value}));
+  return dump({{"type", "history"}, {"device", msg.device}, {"capability", msg.capability}, {"points", std::move(points)}});
+}
+
+std::string encode(const GatewayToCloud& msg) {
+  return std::visit([](const auto& m) { return encode(m); }, msg);
+}
+
+std::string encode(const CloudToGateway& msg) {
+  return std::visit([](const auto& m) { return encode(m); }, msg);
+}
+
+std::string encode(const BrowserToCloud& msg) {
+  return std::visit([](const auto& m) { return encode(m); }, msg);
+}
+
+std::string encode(const CloudToBrowser& msg) {
+  return std::visit([](const auto& m) { return encode(m); }, msg);
+}
+
+}  // namespace flatlink::proto

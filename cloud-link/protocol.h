@@ -1,0 +1,291 @@
+// The wire protocol between gateway, cloud and browser: message types, encoder and validating decoder.
+//
+// Pure code: no sockets, no libwebsockets. Both flatlinkd (cloud-link) and flatlink-cloud use it.
+// docs/protocol.md is the reference for the JSON on the wire and the delivery rules.
+//
+// Contract:
+// - encode() never throws (invalid UTF-8 in strings is replaced, see encode below) and does not
+//   validate: a struct that breaks the rules encodes fine and is refused by the peer's decoder.
+// - decode_*() never throws. Each takes one WebSocket text frame and either returns the message
+//   or a DecodeError whose message names the offending field, e.g.
+//   "status.items[3].seq: expected an integer between 1 and 9007199254740991, got -1".
+//   Decoding is strict: unknown keys are refused too, so that typos and version skew show up.
+// - Every function is reentrant; call it from any thread.
+#pragma once
+
+#include "common/device_model.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace flatlink::proto {
+
+// WebSocket subprotocol names; the version is part of the name.
+inline constexpr std::string_view kGatewaySubprotocol = "flatlink-gateway.v1";
+inline constexpr std::string_view kBrowserSubprotocol = "flatlink-browser.v1";
+
+// Largest seq (and time stamp): 2^53-1, the largest integer a JavaScript number holds exactly.
+inline constexpr int64_t kMaxSeq = 9'007'199'254'740'991;
+// Nesting deeper than this ({"a":{"b":...}}) is refused before parsing.
+inline constexpr int kMaxDepth = 8;
+
+inline constexpr int64_t kDefaultTtlMs = 10'000;
+inline constexpr int64_t kMinTtlMs = 100;
+inline constexpr int64_t kMaxTtlMs = 600'000;
+
+// WebSocket close codes used by both ends (docs/protocol.md, "Close codes").
+namespace close_code {
+inline constexpr uint16_t kNormal = 1000;
+inline constexpr uint16_t kGoingAway = 1001;         // server shutting down / client leaving
+inline constexpr uint16_t kProtocolError = 1002;     // a frame the decoder refused
+inline constexpr uint16_t kBinaryNotAccepted = 1003; // binary frames are reserved for streams
+inline constexpr uint16_t kPolicyViolation = 1008;   // authentication failed, rate limit
+inline constexpr uint16_t kMessageTooBig = 1009;
+inline constexpr uint16_t kReplaced = 4001;          // a newer gateway connection for the same flat
+inline constexpr uint16_t kHandshakeTimeout = 4002;  // no hello / login in time
+inline constexpr uint16_t kUnauthorized = 4003;
+}  // namespace close_code
+
+// DecodeError::code values; also sent as Error::code before closing.
+namespace error_code {
+inline constexpr std::string_view kMessageTooBig = "message_too_big";
+inline constexpr std::string_view kInvalidJson = "invalid_json";      // not JSON, too deep, not an object
+inline constexpr std::string_view kUnknownType = "unknown_type";      // missing/unknown/wrong-direction "type"
+inline constexpr std::string_view kInvalidMessage = "invalid_message"; // a field is missing, wrong or extra
+}  // namespace error_code
+
+struct Limits {
+  size_t max_message_bytes = 65536;  // checked before parsing
+  size_t max_batch = 500;            // items in one status batch
+  size_t max_devices = 1000;         // devices in one list
+  size_t max_state_keys = 64;        // keys in one state/set object; also capabilities per device and enum options
+  size_t max_string = 256;           // bytes in a name, unit, user, password, version, state string value
+  size_t max_text = 1024;            // bytes in a human-readable message (result, error)
+  size_t max_points = 5000;          // points in a history reply
+};
+
+struct DecodeError {
+  std::string code;     // one of error_code::*
+  std::string message;  // for a person; names the field
+
+  bool operator==(const DecodeError&) const = default;
+};
+
+template <class T>
+using Decoded = std::variant<T, DecodeError>;
+
+// A device as the gateway reports it and the cloud shows it: what it is, its last state and presence.
+struct DeviceReport {
+  DeviceInfo info;
+  Json state = Json::object();    // capability name -> scalar value; may be empty
+  bool online = false;
+  std::optional<int64_t> last_ts;  // when state was last observed; absent if never
+
+  // Field by field, capabilities included (common/ declares no equality for DeviceInfo).
+  bool operator==(const DeviceReport& other) const;
+};
+
+// ---- gateway -> cloud -------------------------------------------------------------------------
+
+// First message on a gateway link.
+struct Hello {
+  std::string gateway;  // id
+  std::string version;  // software version, e.g. "0.1.0"
+  std::vector<DeviceReport> devices;
+  int64_t next_seq = 1;  // the seq the gateway gives its next status: the head of its stream
+  int64_t dropped = 0;   // statuses the outbox had to drop so far (0 is omitted on the wire)
+
+  bool operator==(const Hello&) const = default;
+};
+
+struct StatusItem {
+  int64_t seq = 1;
+  std::string device;
+  Json state = Json::object();  // at least one key
+  int64_t ts = 0;                // observed at, ms since the epoch
+
+  bool operator==(const StatusItem&) const = default;
+};
+
+// 1..max_batch statuses with strictly increasing seq.
+struct StatusBatch {
+  std::vector<StatusItem> items;
+
+  bool operator==(const StatusBatch&) const = default;
+};
+
+// A device went offline or came back (gateway -> cloud, and cloud -> browser).
+struct Presence {
+  std::string device;
+  bool online = false;
+  int64_t ts = 0;
+
+  bool operator==(const Presence&) const = default;
+};
+
+// The device list changed: full replacement (gateway -> cloud, and cloud -> browser).
+struct DeviceList {
+  std::vector<DeviceReport> devices;
+
+  bool operator==(const DeviceList&) const = default;
+};
+
+// How a command ended (gateway -> cloud, and cloud -> browser). Exactly one per command.
+struct Result {
+  std::string id;  // the command's id
+  Outcome outcome = Outcome::ok;
+  std::string message;  // for a person; may be empty. encode() cuts it to Limits{}.max_text bytes.
+
+  bool operator==(const Result&) const = default;
+};
+
+// ---- cloud -> gateway -------------------------------------------------------------------------
+
+// Cumulative: every status up to and including seq is safe with the cloud. Right after hello the
+// cloud sends its last seen seq (0 if none) and the gateway resends what follows.
+struct Ack {
+  int64_t seq = 0;
+
+  bool operator==(const Ack&) const = default;
+};
+
+struct CommandMsg {
+  std::string id;
+  std::string device;
+  Json set = Json::object();  // capability name -> scalar value; at least one key
+  int64_t expires = 0;        // absolute wall time, ms since the epoch; never run after it
+
+  bool operator==(const CommandMsg&) const = default;
+};
+
+Command to_command(const CommandMsg& msg);
+CommandMsg to_message(const Command& command);
+
+// Sent (to a gateway or a browser) before the cloud closes a connection for a violation,
+// or to a browser when a request of its own failed.
+struct Error {
+  std::string code;     // an id, e.g. one of error_code::* or "unauthorized"
+  std::string message;  // encode() cuts it to Limits{}.max_text bytes
+
+  bool operator==(const Error&) const = default;
+};
+
+// ---- browser -> cloud -------------------------------------------------------------------------
+
+struct Login {
+  std::string flat;
+  std::string user;
+  std::string password;  // never appears in a DecodeError message
+
+  bool operator==(const Login&) const = default;
+};
+
+struct BrowserCommand {
+  std::string id;  // chosen by the browser; its result carries it back
+  std::string device;
+  Json set = Json::object();
+  int64_t ttl_ms = kDefaultTtlMs;  // kMinTtlMs..kMaxTtlMs; the cloud turns it into an absolute expiry
+
+  bool operator==(const BrowserCommand&) const = default;
+};
+
+struct HistoryRequest {
+  std::string device;
+  std::string capability;
+
+  bool operator==(const HistoryRequest&) const = default;
+};
+
+// ---- cloud -> browser -------------------------------------------------------------------------
+
+struct Snapshot {
+  std::string flat;
+  std::string name;  // for people
+  bool gateway_online = false;
+  std::vector<DeviceReport> devices;
+
+  bool operator==(const Snapshot&) const = default;
+};
+
+struct Update {
+  std::string device;
+  Json state = Json::object();  // at least one key
+  int64_t ts = 0;
+
+  bool operator==(const Update&) const = default;
+};
+
+struct GatewayState {
+  bool online = false;
+
+  bool operator==(const GatewayState&) const = default;
+};
+
+struct HistoryPoint {
+  int64_t ts = 0;
+  Json value;  // scalar
+
+  bool operator==(const HistoryPoint&) const = default;
+};
+
+// Points in time order (ts never decreases).
+struct HistoryReply {
+  std::string device;
+  std::string capability;
+  std::vector<HistoryPoint> points;
+
+  bool operator==(const HistoryReply&) const = default;
+};
+
+// ---- messages by direction --------------------------------------------------------------------
+
+using GatewayToCloud = std::variant<Hello, StatusBatch, Presence, DeviceList, Result>;
+using CloudToGateway = std::variant<Ack, CommandMsg, Error>;
+using BrowserToCloud = std::variant<Login, BrowserCommand, HistoryRequest>;
+using CloudToBrowser = std::variant<Snapshot, Update, Presence, GatewayState, DeviceList, Result, HistoryReply, Error>;
+
+// One JSON text frame. Never throws; strings that are not valid UTF-8 have their bad bytes
+// replaced with U+FFFD; non-finite numbers become null (which the peer's decoder refuses).
+std::string encode(const Hello& msg);
+std::string encode(const StatusBatch& msg);
+std::string encode(const Presence& msg);
+std::string encode(const DeviceList& msg);
+std::string encode(const Result& msg);
+std::string encode(const Ack& msg);
+std::string encode(const CommandMsg& msg);
+std::string encode(const Error& msg);
+std::string encode(const Login& msg);
+std::string encode(const BrowserCommand& msg);
+std::string encode(const HistoryRequest& msg);
+std::string encode(const Snapshot& msg);
+std::string encode(const Update& msg);
+std::string encode(const GatewayState& msg);
+std::string encode(const HistoryReply& msg);
+std::string encode(const GatewayToCloud& msg);
+std::string encode(const CloudToGateway& msg);
+std::string encode(const BrowserToCloud& msg);
+std::string encode(const CloudToBrowser& msg);
+
+// A DeviceReport as the JSON object used in hello, devices and snapshot.
+Json to_json(const DeviceReport& device);
+
+// Decoders, one per direction; each refuses the message types of every other direction.
+Decoded<GatewayToCloud> decode_from_gateway(std::string_view text, const Limits& limits = {});
+Decoded<CloudToGateway> decode_from_cloud_for_gateway(std::string_view text, const Limits& limits = {});
+Decoded<BrowserToCloud> decode_from_browser(std::string_view text, const Limits& limits = {});
+Decoded<CloudToBrowser> decode_from_cloud_for_browser(std::string_view text, const Limits& limits = {});
+
+// The close code that goes with closing a connection over a refused frame: 1009 for
+// message_too_big, 1002 otherwise.
+uint16_t close_code_for(const DecodeError& error);
+
+// The longest prefix of text of at most max_bytes that does not split a UTF-8 sequence.
+std::string clip_utf8(std::string_view text, size_t max_bytes);
+
+}  // namespace flatlink::proto
