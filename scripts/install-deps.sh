@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs what flatlink needs to build, test and run its demo on Debian 12 /
+# Raspberry Pi OS (bookworm): Debian packages through apt, and the integration
+# tests' npm packages (tests/integration, pinned by its package-lock.json).
+#
+# Idempotent: apt runs only when a package is missing, npm only when
+# tests/integration/node_modules is missing or older than the lock file.
+# Nothing is downloaded except through apt and npm.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+packages=(
+  build-essential cmake pkg-config ccache
+  libwebsockets-dev libmosquitto-dev nlohmann-json3-dev libserialport-dev
+  libsqlite3-dev libssl-dev doctest-dev
+  mosquitto mosquitto-clients socat openssl
+)
+# Node.js runs the integration tests. A node already on PATH (e.g. from
+# NodeSource, with its own npm) is used as it is: Debian's nodejs would replace it.
+if ! command -v node >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+
+installed() {
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+missing=()
+for p in "${packages[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  sudo=()
+  if [[ "$(id -u)" != 0 ]]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "install-deps: not root and no sudo: install these as root: ${missing[*]}" >&2
+      exit 1
+    fi
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: Debian packages present"
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+  echo "install-deps: node is on PATH but npm is not; install npm for that node" >&2
+  exit 1
+fi
+
+# npm leaves node_modules/.package-lock.json behind after every install: it
+# marks when node_modules was last brought in line with the lock file.
+it="$root/tests/integration"
+if [[ -f "$it/package.json" ]]; then
+  marker="$it/node_modules/.package-lock.json"
+  if [[ ! -f "$it/package-lock.json" ]]; then
+    echo "install-deps: npm install in tests/integration (no lock file yet)"
+    (cd "$it" && npm install --no-audit --no-fund)
+  elif [[ ! -f "$marker" || "$it/package-lock.json" -nt "$marker" ]]; then
+    echo "install-deps: npm ci in tests/integration"
+    (cd "$it" && npm ci --no-audit --no-fund)
+  else
+    echo "install-deps: tests/integration/node_modules up to date"
+  fi
+fi

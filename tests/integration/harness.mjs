@@ -1,0 +1,271 @@
+// Helpers for black-box tests of flatlinkd and flatlink-cloud: the real binaries,
+// started as processes on loopback, observed through their output, exit codes
+// and sockets. Used by the *.test.mjs files in this folder (node:test).
+//
+// Binaries come from $FLATLINK_BUILD_DIR (ctest sets it to the build folder),
+// default ../../build relative to this file.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { chmod, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export const repoRoot = path.resolve(here, '../..');
+export const buildDir = path.resolve(process.env.FLATLINK_BUILD_DIR || path.join(here, '../../build'));
+export const binaries = {
+  cloud: path.join(buildDir, 'cloud-server', 'flatlink-cloud'),
+  gateway: path.join(buildDir, 'gateway', 'flatlinkd'),
+};
+export const examplesDir = path.join(repoRoot, 'config', 'examples');
+
+// Everything started or created here is cleaned up when the test file's process
+// ends, even after a failed assertion: no stray daemons, no temp folders left.
+const live = new Set();
+const tempDirs = new Set();
+process.on('exit', () => {
+  for (const child of live) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function matches(pattern, line) {
+  return typeof pattern === 'string' ? line.includes(pattern) : pattern.test(line);
+}
+
+function signalCode(signal) {
+  return 128 + (os.constants.signals[signal] ?? 0);
+}
+
+// The exit code as a shell reports it: 128 + signal number when killed by a signal.
+function exitCode(code, signal) {
+  return code ?? signalCode(signal);
+}
+
+function describe(proc) {
+  const shown = proc.lines.slice(-60);
+  const cut = proc.lines.length - shown.length;
+  return (
+    `${path.basename(proc.binary)} ${proc.args.join(' ')}\n` +
+    (cut > 0 ? `  ... ${cut} earlier lines\n` : '') +
+    (shown.length ? shown.map((l) => `  | ${l}`).join('\n') : '  (no output)')
+  );
+}
+
+// Spawns a long-running binary and resolves with it once one of its output lines
+// (stdout or stderr) matches readyPattern (a RegExp or a substring); without a
+// pattern, once it has spawned. Rejects if it exits first or not ready in time,
+// with its output in the message.
+//
+// The returned ChildProcess also has:
+//   lines       every output line so far, in arrival order
+//   stdoutLines, stderrLines
+//   exited      a promise of { code, signal } (never rejects)
+//   waitForLine(pattern, timeoutMs)  the first line (so far or later) that matches
+//   output()    lines joined with newlines
+export function startProcess(binary, args = [], { env = {}, readyPattern, timeoutMs = 10_000, cwd } = {}) {
+  const child = spawn(binary, args, {
+    cwd: cwd ?? repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.binary = binary;
+  child.args = args;
+  child.lines = [];
+  child.stdoutLines = [];
+  child.stderrLines = [];
+  child.output = () => child.lines.join('\n');
+  live.add(child);
+
+  const watchers = new Set();
+  const collect = (stream, own) => {
+    readline.createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+      child.lines.push(line);
+      own.push(line);
+      for (const w of watchers) w(line);
+    });
+  };
+  collect(child.stdout, child.stdoutLines);
+  collect(child.stderr, child.stderrLines);
+
+  let spawnError = null;
+  child.exited = new Promise((resolve) => {
+    child.on('error', (err) => {
+      spawnError = err;
+      live.delete(child);
+      resolve({ code: null, signal: null, error: err });
+    });
+    // 'close' comes after the output streams ended, so every line is in.
+    child.on('close', (code, signal) => {
+      live.delete(child);
+      resolve({ code, signal });
+    });
+  });
+
+  child.waitForLine = (pattern, ms = 10_000) =>
+    new Promise((resolve, reject) => {
+      const seen = child.lines.find((l) => matches(pattern, l));
+      if (seen !== undefined) return resolve(seen);
+      let timer;
+      const done = () => {
+        watchers.delete(watch);
+        clearTimeout(timer);
+      };
+      const watch = (line) => {
+        if (matches(pattern, line)) {
+          done();
+          resolve(line);
+        }
+      };
+      watchers.add(watch);
+      timer = setTimeout(() => {
+        done();
+        reject(new Error(`no line matching ${pattern} within ${ms} ms from ${describe(child)}`));
+      }, ms);
+      child.exited.then(({ code, signal, error }) => {
+        if (!watchers.has(watch)) return;
+        done();
+        const how = error ? `failed to start: ${error.message}` : `exited with ${exitCode(code, signal)}`;
+        reject(new Error(`${how} before printing a line matching ${pattern}: ${describe(child)}`));
+      });
+    });
+
+  if (readyPattern === undefined) {
+    return new Promise((resolve, reject) => {
+      child.once('spawn', () => resolve(child));
+      child.exited.then(() => spawnError && reject(new Error(`cannot start ${binary}: ${spawnError.message}`)));
+    });
+  }
+  return child.waitForLine(readyPattern, timeoutMs).then(
+    () => child,
+    (err) => {
+      child.kill('SIGKILL');
+      throw err;
+    },
+  );
+}
+
+// Sends signal and resolves with the exit code once the process is gone (128 +
+// the signal number if a signal ended it). Rejects, after a SIGKILL, if it is
+// still running after timeoutMs: a graceful stop that hangs is a bug.
+export async function stop(proc, signal = 'SIGTERM', { timeoutMs = 10_000 } = {}) {
+  if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve('late'), timeoutMs);
+  });
+  const result = await Promise.race([proc.exited, late]);
+  clearTimeout(timer);
+  if (result === 'late') {
+    proc.kill('SIGKILL');
+    await proc.exited;
+    throw new Error(`still running ${timeoutMs} ms after ${signal}: ${describe(proc)}`);
+  }
+  if (result.error) throw result.error;
+  return exitCode(result.code, result.signal);
+}
+
+// Runs a binary to completion: { code, stdout, stderr } (code as in stop()).
+// `input` is written to its stdin. Rejects if it runs longer than timeoutMs.
+export function run(binary, args = [], { env = {}, input, timeoutMs = 10_000, cwd } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, {
+      cwd: cwd ?? repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    live.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${path.basename(binary)} ${args.join(' ')}: still running after ${timeoutMs} ms\n${stdout}${stderr}`));
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      live.delete(child);
+      reject(new Error(`cannot run ${binary}: ${err.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      live.delete(child);
+      resolve({ code: exitCode(code, signal), stdout, stderr });
+    });
+    child.stdin.on('error', () => {}); // it may exit without reading
+    child.stdin.end(input ?? '');
+  });
+}
+
+// Polls fn (sync or async) every intervalMs until it returns a truthy value,
+// and resolves with that value. Exceptions thrown by fn count as "not yet"; the
+// last one is reported if time runs out.
+export async function waitFor(fn, timeoutMs = 5_000, { intervalMs = 10, message } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value) return value;
+      lastError = undefined;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) {
+      const what = message ?? `condition ${fn.toString().slice(0, 120)}`;
+      throw new Error(`${what} not met within ${timeoutMs} ms` + (lastError ? `: ${lastError.message}` : ''));
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+// A fresh temp folder, removed when the test process exits.
+export function tempDir(prefix = 'flatlink-test-') {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+// Writes obj as JSON (or a string as it is) into a fresh temp folder and returns
+// the file's path. `files` adds more files beside it: { name: text } or
+// { name: { text, mode } } (e.g. a token file with mode 0o600).
+export async function writeTempConfig(obj, { name = 'config.json', files = {} } = {}) {
+  const dir = tempDir();
+  const file = path.join(dir, name);
+  await writeFile(file, typeof obj === 'string' ? obj : JSON.stringify(obj, null, 2) + '\n');
+  for (const [fileName, content] of Object.entries(files)) {
+    const { text, mode } = typeof content === 'string' ? { text: content, mode: 0o600 } : content;
+    const target = path.join(dir, fileName);
+    await writeFile(target, text, { mode: mode ?? 0o600 });
+    await chmod(target, mode ?? 0o600); // umask must not widen or narrow it
+  }
+  return file;
+}
+
+export function sha256hex(text) {
+  return createHash('sha256').update(text).digest('hex');
+}
