@@ -179,7 +179,9 @@ std::string encode(const Snapshot& msg) {
 }
 
 std::string encode(const Update& msg) {
-  return dump({{"type", "update"}, {"device", msg.device}, {"state", state_or_empty(msg.state)}, {"ts", msg.ts}});
+  Json j = {{"type", "update"}, {"device", msg.device}, {"state", state_or_empty(msg.state)}, {"ts", msg.ts}};
+  if (msg.seq > 0) j["seq"] = msg.seq;
+  return dump(j);
 }
 
 std::string encode(const GatewayState& msg) { return dump({{"type", "gateway"}, {"online", msg.online}}); }

@@ -217,6 +217,10 @@ struct Update {
   std::string device;
   Json state = Json::object();  // at least one key
   int64_t ts = 0;
+  // The gateway's seq of this status (0: none, omitted on the wire). A browser drops an
+  // update whose seq is not above the last one it saw since its latest snapshot: the only
+  // duplicates possible come from a cloud that died between forwarding and acknowledging.
+  int64_t seq = 0;
 
   bool operator==(const Update&) const = default;
 };

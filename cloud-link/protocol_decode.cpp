@@ -429,8 +429,9 @@ bool read(Reader& r, const Json& j, Snapshot& m) {
 
 bool read(Reader& r, const Json& j, Update& m) {
   Fields f(r, j, "update");
-  return f.only({"type", "device", "state", "ts"}) && f.id("device", m.device) && f.state("state", true, m.state) &&
-         f.integer("ts", 0, kMaxSeq, m.ts);
+  return f.only({"type", "device", "state", "ts", "seq"}) && f.id("device", m.device) &&
+         f.state("state", true, m.state) && f.integer("ts", 0, kMaxSeq, m.ts) &&
+         f.optional_integer("seq", 1, kMaxSeq, m.seq);
 }
 
 bool read(Reader& r, const Json& j, GatewayState& m) {

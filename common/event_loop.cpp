@@ -35,6 +35,7 @@ EventLoop::EventLoop(Options options) {
   info.gid = -1;
   info.uid = -1;
   if (options.tune) options.tune(info);
+  log::route_lws_logs();
   context_ = lws_create_context(&info);
   if (!context_) LOG_ERROR("loop") << "could not create the libwebsockets context (port in use? bad TLS files?)";
 }
@@ -53,6 +54,7 @@ lws_vhost* EventLoop::vhost() const {
 
 int EventLoop::run() {
   if (!context_) return 1;
+  quit_ = false;
   while (!quit_) {
     if (stop_requested_.load() && !stop_started_) begin_stop();
     if (quit_) break;

@@ -35,7 +35,7 @@ class EventLoop {
   lws_context* context() const { return context_; }
   lws_vhost* vhost() const;
 
-  // Services events until quit(). Returns 0, or 1 if the loop failed.
+  // Services events until quit(); may be called again after. Returns 0, or 1 if the loop failed.
   int run();
   // Leave run() after the current iteration.
   void quit();

@@ -1,0 +1,246 @@
+// The cloud's routing core with fake peers: delivery, dedupe, acks, commands,
+// and flat isolation.
+#include <doctest/doctest.h>
+
+#include <deque>
+
+#include "cloud-server/auth.h"
+#include "cloud-server/router.h"
+
+using namespace flatlink;
+using namespace flatlink::cloud;
+
+namespace {
+
+class FakePeer final : public Peer {
+ public:
+  explicit FakePeer(std::string name) : name_(std::move(name)) {}
+  void send(std::string frame) override { sent.push_back(std::move(frame)); }
+  void close(uint16_t code, const std::string&) override { closed_with = code; }
+  const std::string& describe() const override { return name_; }
+
+  // The frames sent, decoded as a browser or a gateway would.
+  template <class T>
+  std::vector<T> browser_got() const {
+    std::vector<T> out;
+    for (const auto& f : sent) {
+      auto d = proto::decode_from_cloud_for_browser(f);
+      if (auto* m = std::get_if<proto::CloudToBrowser>(&d)) {
+        if (auto* t = std::get_if<T>(m)) out.push_back(*t);
+      }
+    }
+    return out;
+  }
+  template <class T>
+  std::vector<T> gateway_got() const {
+    std::vector<T> out;
+    for (const auto& f : sent) {
+      auto d = proto::decode_from_cloud_for_gateway(f);
+      if (auto* m = std::get_if<proto::CloudToGateway>(&d)) {
+        if (auto* t = std::get_if<T>(m)) out.push_back(*t);
+      }
+    }
+    return out;
+  }
+
+  std::vector<std::string> sent;
+  int closed_with = 0;
+
+ private:
+  std::string name_;
+};
+
+config::CloudConfig two_flats() {
+  config::CloudConfig c;
+  for (const char* id : {"flat-a", "flat-b"}) {
+    config::FlatConfig f;
+    f.id = id;
+    f.name = id;
+    f.gateway_token_sha256 = hash_token(std::string("token-") + id);
+    f.users.push_back({"user", hash_password(std::string("pw-") + id, 1000)});
+    c.flats.push_back(f);
+  }
+  c.limits.command_timeout_ms = 200;
+  return c;
+}
+
+proto::DeviceReport lamp(const std::string& id) {
+  proto::DeviceReport r;
+  r.info.id = id;
+  r.info.name = id;
+  r.info.kind = "lamp";
+  r.info.capabilities = {Capability::boolean("on", true)};
+  r.state = Json{{"on", false}};
+  r.online = true;
+  return r;
+}
+
+struct Fixture {
+  config::CloudConfig config = two_flats();
+  EventLoop loop{{}};
+  ManualClock clock;
+  Metrics metrics;
+  Router router{config, loop, clock, metrics};
+  FakePeer gw_a{"gw-a"}, gw_b{"gw-b"}, browser_a{"browser-a"}, browser_b{"browser-b"};
+
+  Fixture() {
+    router.gateway_connected(gw_a, "flat-a");
+    router.gateway_message(gw_a, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 1, 0});
+    router.gateway_connected(gw_b, "flat-b");
+    router.gateway_message(gw_b, proto::Hello{"gw-b", "0.1.0", {lamp("lamp-b")}, 1, 0});
+    login(browser_a, "flat-a", "pw-flat-a");
+    login(browser_b, "flat-b", "pw-flat-b");
+  }
+
+  void login(FakePeer& browser, const std::string& flat, const std::string& password) {
+    router.browser_connected(browser);
+    router.browser_message(browser, proto::Login{flat, "user", password});
+    run_until([&] { return router.browser_logged_in(browser) || browser.closed_with != 0; });
+  }
+
+  template <class F>
+  void run_until(F cond, uint32_t max_ms = 3000) {
+    Timer guard(loop, [this] { loop.quit(); });
+    Timer tick(loop, [&] {
+      if (cond()) {
+        loop.quit();
+      } else {
+        tick.start(1);
+      }
+    });
+    tick.start(0);
+    guard.start(max_ms);
+    loop.run();
+  }
+
+  static proto::StatusBatch batch(int64_t from, int64_t to, const std::string& device) {
+    proto::StatusBatch b;
+    for (int64_t s = from; s <= to; ++s) b.items.push_back({s, device, Json{{"on", s % 2 == 0}}, 1000 + s});
+    return b;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("hello is answered with the last seq seen, statuses reach the flat's browsers and are acked") {
+  Fixture f;
+  REQUIRE(f.gw_a.gateway_got<proto::Ack>().size() == 1);
+  CHECK(f.gw_a.gateway_got<proto::Ack>()[0].seq == 0);
+  CHECK(f.browser_a.browser_got<proto::Snapshot>().at(0).devices.at(0).info.id == "lamp-a");
+
+  f.router.gateway_message(f.gw_a, Fixture::batch(1, 3, "lamp-a"));
+  CHECK(f.browser_a.browser_got<proto::Update>().size() == 3);
+  CHECK(f.gw_a.gateway_got<proto::Ack>().back().seq == 3);
+  CHECK(f.browser_b.browser_got<proto::Update>().empty());
+  CHECK(f.metrics.statuses == 3);
+}
+
+TEST_CASE("statuses already seen are dropped, and a reconnecting gateway resumes after the last seq") {
+  Fixture f;
+  f.router.gateway_message(f.gw_a, Fixture::batch(1, 5, "lamp-a"));
+  f.router.gateway_message(f.gw_a, Fixture::batch(4, 7, "lamp-a"));  // 4 and 5 again
+  CHECK(f.browser_a.browser_got<proto::Update>().size() == 7);
+  CHECK(f.metrics.duplicate_statuses == 2);
+
+  f.router.gateway_disconnected(f.gw_a);
+  CHECK(f.browser_a.browser_got<proto::GatewayState>().back().online == false);
+  FakePeer again("gw-a-again");
+  f.router.gateway_connected(again, "flat-a");
+  f.router.gateway_message(again, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 8, 0});
+  CHECK(again.gateway_got<proto::Ack>().at(0).seq == 7);
+}
+
+TEST_CASE("a gateway whose sequence started over is accepted from its new start") {
+  Fixture f;
+  f.router.gateway_message(f.gw_a, Fixture::batch(1, 5, "lamp-a"));
+  f.router.gateway_disconnected(f.gw_a);
+  FakePeer fresh("gw-a-wiped");
+  f.router.gateway_connected(fresh, "flat-a");
+  f.router.gateway_message(fresh, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 1, 0});
+  CHECK(fresh.gateway_got<proto::Ack>().at(0).seq == 0);
+  f.router.gateway_message(fresh, Fixture::batch(1, 1, "lamp-a"));
+  CHECK(f.browser_a.browser_got<proto::Update>().size() == 6);
+}
+
+TEST_CASE("a second gateway link for the same flat replaces the first") {
+  Fixture f;
+  FakePeer newer("gw-a-2");
+  f.router.gateway_connected(newer, "flat-a");
+  CHECK(f.gw_a.closed_with == proto::close_code::kReplaced);
+  // The old link's messages no longer count.
+  f.router.gateway_message(f.gw_a, Fixture::batch(1, 1, "lamp-a"));
+  CHECK(f.browser_a.browser_got<proto::Update>().empty());
+  CHECK(f.metrics.replaced_gateways == 1);
+}
+
+TEST_CASE("a browser command reaches its flat's gateway and the result comes back to that browser") {
+  Fixture f;
+  f.router.browser_message(f.browser_a, proto::BrowserCommand{"b1", "lamp-a", Json{{"on", true}}, 5000});
+  auto commands = f.gw_a.gateway_got<proto::CommandMsg>();
+  REQUIRE(commands.size() == 1);
+  CHECK(commands[0].device == "lamp-a");
+  CHECK(commands[0].expires == f.clock.wall_ms() + 5000);
+  CHECK(f.gw_b.gateway_got<proto::CommandMsg>().empty());
+  f.router.gateway_message(f.gw_a, proto::Result{commands[0].id, Outcome::ok, ""});
+  auto results = f.browser_a.browser_got<proto::Result>();
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].id == "b1");
+  CHECK(results[0].outcome == Outcome::ok);
+  // A second result for the same command is ignored: exactly one result.
+  f.router.gateway_message(f.gw_a, proto::Result{commands[0].id, Outcome::ok, ""});
+  CHECK(f.browser_a.browser_got<proto::Result>().size() == 1);
+}
+
+TEST_CASE("a browser of flat A can neither see nor command flat B") {
+  Fixture f;
+  // Commands name devices of its own flat only.
+  f.router.browser_message(f.browser_a, proto::BrowserCommand{"b1", "lamp-b", Json{{"on", true}}, 5000});
+  CHECK(f.gw_b.gateway_got<proto::CommandMsg>().empty());
+  CHECK(f.browser_a.browser_got<proto::Result>().at(0).outcome == Outcome::rejected);
+  // History of another flat's device: nothing.
+  f.router.gateway_message(f.gw_b, Fixture::batch(1, 2, "lamp-b"));
+  f.router.browser_message(f.browser_a, proto::HistoryRequest{"lamp-b", "on"});
+  CHECK(f.browser_a.browser_got<proto::HistoryReply>().at(0).points.empty());
+  CHECK(f.browser_a.browser_got<proto::Update>().empty());
+  // A second login on the same link cannot switch flats.
+  f.router.browser_message(f.browser_a, proto::Login{"flat-b", "user", "pw-flat-b"});
+  CHECK(f.browser_a.browser_got<proto::Error>().back().code == "already_logged_in");
+  // flat B's gateway cannot answer flat A's command.
+  f.router.browser_message(f.browser_a, proto::BrowserCommand{"b2", "lamp-a", Json{{"on", true}}, 5000});
+  const std::string id = f.gw_a.gateway_got<proto::CommandMsg>().at(0).id;
+  f.router.gateway_message(f.gw_b, proto::Result{id, Outcome::ok, "forged"});
+  CHECK(f.browser_a.browser_got<proto::Result>().size() == 1);  // only b1's rejection
+}
+
+TEST_CASE("a wrong password closes the browser and a browser that has not logged in gets nothing") {
+  Fixture f;
+  FakePeer intruder("intruder");
+  f.login(intruder, "flat-a", "pw-flat-b");
+  CHECK(intruder.closed_with == proto::close_code::kUnauthorized);
+  CHECK(intruder.browser_got<proto::Snapshot>().empty());
+  FakePeer anonymous("anonymous");
+  f.router.browser_connected(anonymous);
+  f.router.browser_message(anonymous, proto::BrowserCommand{"b1", "lamp-a", Json{{"on", true}}, 5000});
+  CHECK(f.gw_a.gateway_got<proto::CommandMsg>().empty());
+  CHECK(anonymous.closed_with == proto::close_code::kPolicyViolation);
+  CHECK(f.metrics.auth_failures == 1);
+}
+
+TEST_CASE("a command to an offline flat ends offline at once, and one nobody answers ends in timeout") {
+  Fixture f;
+  f.router.gateway_disconnected(f.gw_b);
+  f.router.browser_message(f.browser_b, proto::BrowserCommand{"b1", "lamp-b", Json{{"on", true}}, 5000});
+  CHECK(f.browser_b.browser_got<proto::Result>().at(0).outcome == Outcome::offline);
+
+  f.router.browser_message(f.browser_a, proto::BrowserCommand{"b2", "lamp-a", Json{{"on", true}}, 100});
+  f.run_until([&] { return !f.browser_a.browser_got<proto::Result>().empty(); });
+  CHECK(f.browser_a.browser_got<proto::Result>().at(0).outcome == Outcome::timeout);
+}
+
+TEST_CASE("a gateway must say hello before anything else") {
+  Fixture f;
+  FakePeer rude("rude");
+  f.router.gateway_connected(rude, "flat-a");
+  f.router.gateway_message(rude, Fixture::batch(1, 1, "lamp-a"));
+  CHECK(rude.closed_with == proto::close_code::kProtocolError);
+}
