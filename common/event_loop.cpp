@@ -1,6 +1,10 @@
 // libwebsockets' loop wrapped for the daemons: timers, posted work, graceful stop.
 #include "common/event_loop.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 
@@ -67,7 +71,11 @@ int EventLoop::run() {
   return 0;
 }
 
-void EventLoop::quit() { quit_ = true; }
+void EventLoop::quit() {
+  quit_ = true;
+  // Timers fire inside lws_service() before it polls: wake the poll so that run() sees quit_ now.
+  if (context_) lws_cancel_service(context_);
+}
 
 void EventLoop::request_stop() {
   stop_requested_.store(true);
@@ -86,7 +94,7 @@ void EventLoop::begin_stop() {
                      EventLoop* self = reinterpret_cast<StopSul*>(sul)->owner;
                      LOG_WARN("loop") << "graceful stop took longer than " << self->stop_grace_ms_
                                       << " ms; stopping anyway";
-                     self->quit_ = true;
+                     self->quit();
                    },
                    static_cast<lws_usec_t>(stop_grace_ms_) * LWS_US_PER_MS);
   on_stop_();
@@ -120,11 +128,61 @@ void EventLoop::drain_posted() {
 }
 
 int EventLoop::callback(lws* wsi, lws_callback_reasons reason, void*, void*, size_t) {
-  if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
-    const lws_protocols* protocol = lws_get_protocol(wsi);
-    if (protocol && protocol->user) static_cast<EventLoop*>(protocol->user)->drain_posted();
+  switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+      const lws_protocols* protocol = lws_get_protocol(wsi);
+      if (protocol && protocol->user) static_cast<EventLoop*>(protocol->user)->drain_posted();
+      return 0;
+    }
+    case LWS_CALLBACK_RAW_RX_FILE:
+      if (auto* watch = static_cast<FdWatch*>(lws_get_opaque_user_data(wsi))) watch->fn_(FdWatch::readable);
+      return 0;
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+      if (auto* watch = static_cast<FdWatch*>(lws_get_opaque_user_data(wsi))) watch->fn_(FdWatch::writable);
+      return 0;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+      // lws drops a descriptor that hung up or failed; tell the owner once.
+      if (auto* watch = static_cast<FdWatch*>(lws_get_opaque_user_data(wsi))) {
+        watch->wsi_ = nullptr;
+        lws_set_opaque_user_data(wsi, nullptr);
+        watch->fn_(FdWatch::hangup);
+      }
+      return 0;
+    default:
+      return 0;
   }
-  return 0;
+}
+
+FdWatch::FdWatch(EventLoop& loop, int fd, std::function<void(int)> fn) : loop_(loop), fn_(std::move(fn)) {
+  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    LOG_ERROR("loop") << "cannot watch fd " << fd << ": " << std::strerror(errno);
+    return;
+  }
+  lws_sock_file_fd_type desc{};
+  desc.filefd = copy;
+  wsi_ = lws_adopt_descriptor_vhost(loop_.vhost(), LWS_ADOPT_RAW_FILE_DESC, desc, kLoopProtocol, nullptr);
+  if (!wsi_) {
+    LOG_ERROR("loop") << "cannot watch fd " << fd << ": libwebsockets refused it";
+    ::close(copy);
+    return;
+  }
+  lws_set_opaque_user_data(wsi_, this);
+}
+
+FdWatch::~FdWatch() { detach(); }
+
+void FdWatch::detach() {
+  if (!wsi_) return;
+  lws* wsi = wsi_;
+  wsi_ = nullptr;
+  lws_set_opaque_user_data(wsi, nullptr);
+  // Closes the wsi and, with it, our duplicate of the fd.
+  lws_set_timeout(wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_SYNC);
+}
+
+void FdWatch::want_write() {
+  if (wsi_) lws_callback_on_writable(wsi_);
 }
 
 Timer::Timer(EventLoop& loop, std::function<void()> fn) : loop_(loop), fn_(std::move(fn)) { sul_.owner = this; }

@@ -75,6 +75,30 @@ class EventLoop {
   } stop_deadline_{};
 };
 
+// Calls back on the loop thread when a file descriptor (a serial port, a pipe,
+// another library's socket) is readable or writable, or hung up. The watch uses
+// a duplicate of fd: the caller keeps owning and closing its own fd, and may do
+// so right after destroying the watch.
+class FdWatch {
+ public:
+  enum Event { readable = 1, writable = 2, hangup = 4 };
+  FdWatch(EventLoop& loop, int fd, std::function<void(int events)> fn);
+  ~FdWatch();
+  FdWatch(const FdWatch&) = delete;
+  FdWatch& operator=(const FdWatch&) = delete;
+
+  bool ok() const { return wsi_ != nullptr; }
+  // Ask for one `writable` callback (when the fd can take more bytes).
+  void want_write();
+
+ private:
+  friend class EventLoop;
+  void detach();
+  EventLoop& loop_;
+  std::function<void(int)> fn_;
+  lws* wsi_ = nullptr;
+};
+
 // A one-shot timer on the loop. Restartable; cancelled when destroyed.
 class Timer {
  public:

@@ -2,6 +2,8 @@
 // letting an exception out, handing over to the schema, and the --check-config summary.
 #include "config/config_loader.h"
 
+#include "config/adapter_schemas.h"
+
 #include <exception>
 #include <sstream>
 
@@ -34,27 +36,8 @@ std::string plural(size_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
-char parity_letter(Parity parity) {
-  switch (parity) {
-    case Parity::odd: return 'O';
-    case Parity::even: return 'E';
-    case Parity::none: break;
-  }
-  return 'N';
-}
 
-const char* flow_name(FlowControl flow) {
-  switch (flow) {
-    case FlowControl::rtscts: return "rtscts";
-    case FlowControl::xonxoff: return "xonxoff";
-    case FlowControl::none: break;
-  }
-  return "none";
-}
 
-const char* protocol_name(LineProtocol protocol) {
-  return protocol == LineProtocol::keyvalue ? "keyvalue" : "json";
-}
 
 std::string level_text(log::Level level) {
   std::string text(log::level_name(level));
@@ -62,7 +45,7 @@ std::string level_text(log::Level level) {
   return text;
 }
 
-void summarize_adapter(std::ostringstream& out, const SimAdapterConfig& sim) {
+void summarize_adapter(std::ostream& out, const SimAdapterConfig& sim) {
   out << "  sim '" << sim.name << "' (latency " << sim.latency_ms << " ms";
   if (sim.seed != 0) out << ", seed " << sim.seed;
   out << ") with " << plural(sim.devices.size(), "device", "devices") << ":";
@@ -72,16 +55,6 @@ void summarize_adapter(std::ostringstream& out, const SimAdapterConfig& sim) {
     if (!device.room.empty()) out << ", " << device.room;
     out << ")";
   }
-  out << "\n";
-}
-
-void summarize_adapter(std::ostringstream& out, const SerialAdapterConfig& serial) {
-  out << "  serial '" << serial.name << "' on " << serial.port << ", " << serial.baud << " "
-      << static_cast<unsigned>(serial.data_bits) << parity_letter(serial.parity)
-      << static_cast<unsigned>(serial.stop_bits) << ", flow control " << flow_name(serial.flow_control) << ", "
-      << protocol_name(serial.protocol) << " lines up to " << serial.max_line_bytes << " bytes, command timeout "
-      << serial.command_timeout_ms << " ms";
-  if (!serial.device.empty()) out << ", all lines for device " << serial.device;
   out << "\n";
 }
 
@@ -147,7 +120,12 @@ std::string summarize(const GatewayConfig& config) {
       << " ms, send queue " << cloud.send_queue_max << "\n";
   out << plural(config.adapters.size(), "adapter", "adapters") << ":\n";
   for (const AdapterConfig& adapter : config.adapters) {
-    std::visit([&out](const auto& a) { summarize_adapter(out, a); }, adapter);
+    std::visit(
+        [&out](const auto& a) {
+          using namespace detail;
+          summarize_adapter(out, a);
+        },
+        adapter);
   }
   return out.str();
 }

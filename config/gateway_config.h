@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "common/log.h"
+#include "config/mqtt_adapter_config.h"
+#include "config/wifly_adapter_config.h"
 
 namespace flatlink::config {
 
@@ -48,7 +50,7 @@ struct SerialAdapterConfig {
   std::string device;    // when set, every line on this port belongs to this device id
 };
 
-using AdapterConfig = std::variant<SimAdapterConfig, SerialAdapterConfig>;
+using AdapterConfig = std::variant<SimAdapterConfig, SerialAdapterConfig, WiflyAdapterConfig, MqttAdapterConfig>;
 
 struct CloudLinkConfig {
   std::string url;                    // ws://host:port/path or wss://host:port/path

@@ -8,15 +8,13 @@
 
 #include "common/log.h"
 #include "config/config_files.h"
+#include "config/adapter_schemas.h"
 #include "config/schemas.h"
 
 namespace flatlink::config::detail {
 namespace {
 
 constexpr size_t kMaxTokenFileBytes = 64 * 1024;
-
-// Ids and names seen so far, each with the path where it first appeared.
-using FirstSeen = std::map<std::string, std::string>;
 
 bool is_token_char(char c) { return c > 0x20 && c < 0x7f; }
 
@@ -108,31 +106,6 @@ bool parse_ws_url(const std::string& url, bool& secure, std::string& host) {
   return true;
 }
 
-bool is_hex4(const std::string& text) {
-  if (text.size() != 4) return false;
-  for (char c : text) {
-    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    if (!hex) return false;
-  }
-  return true;
-}
-
-// A device path ("/dev/ttyUSB0", "/dev/serial/by-id/...") or "usb:VID:PID[:serial]".
-bool valid_serial_port(const std::string& port) {
-  if (port.size() > 1 && port[0] == '/') return true;
-  if (port.rfind("usb:", 0) != 0) return false;
-  const std::string rest = port.substr(4);
-  if (rest.size() < 9 || rest[4] != ':') return false;
-  if (!is_hex4(rest.substr(0, 4)) || !is_hex4(rest.substr(5, 4))) return false;
-  if (rest.size() == 9) return true;
-  if (rest[9] != ':' || rest.size() == 10) return false;
-  for (char c : rest.substr(10)) {
-    if (!is_token_char(c)) return false;
-  }
-  return true;
-}
-
-// Reads cloud.token_file: resolved, read, trimmed, never echoed.
 void read_token_file(ObjectReader& r, const std::string& name, const std::string& base_dir,
                      CloudLinkConfig& cloud) {
   std::string given;
@@ -223,10 +196,11 @@ void read_cloud_link(ObjectReader& r, const std::string& name, const std::string
 }
 
 // Records a device id, refusing one used anywhere before in this gateway.
-void claim_device_id(Errors& errors, FirstSeen& device_ids, const std::string& id, const std::string& path) {
-  if (!errors.ok()) return;
-  const auto [it, fresh] = device_ids.emplace(id, path);
-  if (!fresh) errors.fail(path, "duplicate device id " + json_quoted(id) + ", first used at " + it->second);
+template <class T, class F>
+T read_adapter(ObjectReader& r, AdapterContext& ctx, F read) {
+  T adapter;
+  read(r, ctx, adapter);
+  return adapter;
 }
 
 void read_sim_device(ObjectReader& r, FirstSeen& device_ids, SimDeviceConfig& device) {
@@ -241,22 +215,9 @@ void read_sim_device(ObjectReader& r, FirstSeen& device_ids, SimDeviceConfig& de
   r.number("initial", device.initial, -50, 100);
 }
 
-// Records an adapter name, refusing one used by an earlier adapter.
-void claim_adapter_name(ObjectReader& r, FirstSeen& names, const std::string& name) {
-  Errors& errors = r.errors();
-  if (!errors.ok()) return;
-  const auto [it, fresh] = names.emplace(name, r.path());
-  if (fresh) return;
-  if (r.has("name")) {
-    errors.fail(r.path("name"), "duplicate adapter name " + json_quoted(name) + ", first used by " + it->second);
-  } else {
-    errors.fail(r.path(), "duplicate adapter name " + json_quoted(name) +
-                              " (the default for type \"sim\"), first used by " + it->second +
-                              "; give each adapter its own \"name\"");
-  }
-}
-
-void read_sim_adapter(ObjectReader& r, FirstSeen& names, FirstSeen& device_ids, SimAdapterConfig& sim) {
+void read_sim_adapter(ObjectReader& r, AdapterContext& ctx, SimAdapterConfig& sim) {
+  FirstSeen& names = ctx.names;
+  FirstSeen& device_ids = ctx.device_ids;
   r.only_keys({"name", "latency_ms", "seed", "devices", "type"});
   r.id("name", sim.name);
   claim_adapter_name(r, names, sim.name);
@@ -278,36 +239,11 @@ void read_sim_adapter(ObjectReader& r, FirstSeen& names, FirstSeen& device_ids, 
   }
 }
 
-void read_serial_adapter(ObjectReader& r, FirstSeen& names, FirstSeen& device_ids, FirstSeen& ports,
-                         uint32_t default_timeout_ms, SerialAdapterConfig& serial) {
-  Errors& errors = r.errors();
-  r.only_keys({"name", "port", "baud", "data_bits", "parity", "stop_bits", "flow_control", "protocol",
-               "max_line_bytes", "command_timeout_ms", "device", "type"});
-  if (r.id("name", serial.name, Need::required)) claim_adapter_name(r, names, serial.name);
-  if (r.non_empty_string("port", serial.port, Need::required)) {
-    if (!valid_serial_port(serial.port)) {
-      errors.expected(r.path("port"),
-                      "a device path starting with \"/\" or usb:VID:PID[:serial] with VID and PID of 4 hex digits",
-                      serial.port);
-    } else if (const auto [it, fresh] = ports.emplace(serial.port, r.path()); !fresh) {
-      errors.fail(r.path("port"), "port " + json_quoted(serial.port) + " is already used by " + it->second);
-    }
-  }
-  r.choice("baud", serial.baud, {1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400});
-  r.integer("data_bits", serial.data_bits, 5, 8);
-  r.choice("parity", serial.parity, {{"none", Parity::none}, {"odd", Parity::odd}, {"even", Parity::even}});
-  r.choice("stop_bits", serial.stop_bits, {1, 2});
-  r.choice("flow_control", serial.flow_control,
-           {{"none", FlowControl::none}, {"rtscts", FlowControl::rtscts}, {"xonxoff", FlowControl::xonxoff}});
-  r.choice("protocol", serial.protocol, {{"json", LineProtocol::json}, {"keyvalue", LineProtocol::keyvalue}});
-  r.integer("max_line_bytes", serial.max_line_bytes, 16, 65'536);
-  serial.command_timeout_ms = default_timeout_ms;
-  r.integer("command_timeout_ms", serial.command_timeout_ms, 100, 600'000);
-  if (r.id("device", serial.device)) claim_device_id(errors, device_ids, serial.device, r.path("device"));
-}
-
-void read_adapters(const Json& adapters, const std::string& path, Errors& errors, GatewayConfig& config) {
-  FirstSeen names, device_ids, ports;
+void read_adapters(const Json& adapters, const std::string& path, const std::string& base_dir, Errors& errors,
+                   GatewayConfig& config) {
+  AdapterContext ctx;
+  ctx.default_timeout_ms = config.command_timeout_ms;
+  ctx.base_dir = base_dir;
   for (size_t i = 0; i < adapters.size() && errors.ok(); ++i) {
     const std::string item_path = index_path(path, i);
     const Json& item = adapters[i];
@@ -317,20 +253,37 @@ void read_adapters(const Json& adapters, const std::string& path, Errors& errors
     }
     ObjectReader r(item, item_path, errors);
     size_t type = 0;
-    if (!r.string_choice("type", type, {"sim", "serial"}, Need::required)) return;
-    if (type == 0) {
-      SimAdapterConfig sim;
-      read_sim_adapter(r, names, device_ids, sim);
-      config.adapters.emplace_back(std::move(sim));
-    } else {
-      SerialAdapterConfig serial;
-      read_serial_adapter(r, names, device_ids, ports, config.command_timeout_ms, serial);
-      config.adapters.emplace_back(std::move(serial));
+    if (!r.string_choice("type", type, {"sim", "serial", "wifly", "mqtt"}, Need::required)) return;
+    switch (type) {
+      case 0: config.adapters.emplace_back(read_adapter<SimAdapterConfig>(r, ctx, read_sim_adapter)); break;
+      case 1: config.adapters.emplace_back(read_adapter<SerialAdapterConfig>(r, ctx, read_serial_adapter)); break;
+      case 2: config.adapters.emplace_back(read_adapter<WiflyAdapterConfig>(r, ctx, read_wifly_adapter)); break;
+      default: config.adapters.emplace_back(read_adapter<MqttAdapterConfig>(r, ctx, read_mqtt_adapter)); break;
     }
   }
 }
 
 }  // namespace
+
+void claim_device_id(Errors& errors, FirstSeen& device_ids, const std::string& id, const std::string& path) {
+  if (!errors.ok()) return;
+  const auto [it, fresh] = device_ids.emplace(id, path);
+  if (!fresh) errors.fail(path, "duplicate device id " + json_quoted(id) + ", first used at " + it->second);
+}
+
+void claim_adapter_name(ObjectReader& r, FirstSeen& names, const std::string& name) {
+  Errors& errors = r.errors();
+  if (!errors.ok()) return;
+  const auto [it, fresh] = names.emplace(name, r.path());
+  if (fresh) return;
+  if (r.has("name")) {
+    errors.fail(r.path("name"), "duplicate adapter name " + json_quoted(name) + ", first used by " + it->second);
+  } else {
+    errors.fail(r.path(), "duplicate adapter name " + json_quoted(name) +
+                              " (the default for type \"sim\"), first used by " + it->second +
+                              "; give each adapter its own \"name\"");
+  }
+}
 
 Loaded<GatewayConfig> read_gateway_config(const Json& doc, const std::string& name, const std::string& base_dir) {
   Errors errors(name);
@@ -353,7 +306,7 @@ Loaded<GatewayConfig> read_gateway_config(const Json& doc, const std::string& na
     read_cloud_link(cloud_reader, name, base_dir, config.cloud);
   }
   if (const Json* adapters = r.array("adapters", 1, Need::required)) {
-    read_adapters(*adapters, r.path("adapters"), errors, config);
+    read_adapters(*adapters, r.path("adapters"), base_dir, errors, config);
   }
   if (!errors.ok()) return ConfigError{errors.message()};
   return config;

@@ -4,7 +4,7 @@
 #include <variant>
 
 #include "common/log.h"
-#include "device-adapters/sim/sim_adapter.h"
+#include "device-adapters/adapter_factory.h"
 
 namespace flatlink::gateway {
 
@@ -35,13 +35,8 @@ Gateway::Gateway(EventLoop& loop, config::GatewayConfig config, const Clock& clo
       });
   for (const auto& adapter_config : config_.adapters) {
     auto slot = std::make_unique<Slot>(*this);
-    if (const auto* sim = std::get_if<config::SimAdapterConfig>(&adapter_config)) {
-      slot->adapter = std::make_unique<adapters::sim::SimAdapter>(*sim, loop_, *slot, clock_);
-    } else if (const auto* serial = std::get_if<config::SerialAdapterConfig>(&adapter_config)) {
-      LOG_ERROR("gateway") << "adapter=" << serial->name << " type serial is not available in this build; skipped";
-      continue;
-    }
-    slots_.push_back(std::move(slot));
+    slot->adapter = adapters::make_adapter(adapter_config, loop_, *slot, clock_);
+    if (slot->adapter) slots_.push_back(std::move(slot));
   }
 }
 

@@ -2,6 +2,11 @@
 // a stop request runs the owner's stop handler.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -68,4 +73,41 @@ TEST_CASE("a stop handler that never finishes is cut off after the grace period"
   loop.on_stop([] {}, 50);
   loop.request_stop();
   CHECK(loop.run() == 0);
+}
+
+TEST_CASE("a watched descriptor calls back when readable and on hang-up, and its duplicate is closed with the watch") {
+  EventLoop loop({});
+  REQUIRE(loop.ok());
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  std::string got;
+  int hangups = 0;
+  auto watch = std::make_unique<FdWatch>(loop, fds[0], [&](int events) {
+    if (events & FdWatch::readable) {
+      char buf[64];
+      const ssize_t n = ::read(fds[0], buf, sizeof buf);
+      if (n > 0) got.append(buf, static_cast<size_t>(n));
+      if (got == "hello") loop.quit();
+    }
+    if (events & FdWatch::hangup) ++hangups;
+  });
+  REQUIRE(watch->ok());
+  REQUIRE(::write(fds[1], "hello", 5) == 5);
+  Timer guard(loop, [&] { loop.quit(); });
+  guard.start(2000);
+  loop.run();
+  CHECK(got == "hello");
+
+  // The watch duplicated fds[0]; count open descriptors before and after it goes.
+  auto open_fds = [] {
+    int n = 0;
+    for (int fd = 0; fd < 1024; ++fd) n += ::fcntl(fd, F_GETFD) != -1;
+    return n;
+  };
+  const int before = open_fds();
+  watch.reset();
+  CHECK(open_fds() == before - 1);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  CHECK(hangups == 0);
 }

@@ -380,8 +380,9 @@ TEST_CASE("a value outside an enumeration is refused with the choices") {
         "gateway.json: adapters[0].devices[0].kind: expected one of \"lamp\", \"thermometer\", \"lock\", got \"fan\"");
 
   doc = minimal_gateway();
-  doc["adapters"][0]["type"] = "mqtt";
-  CHECK(gateway_error(doc) == "gateway.json: adapters[0].type: expected one of \"sim\", \"serial\", got \"mqtt\"");
+  doc["adapters"][0]["type"] = "zwave";
+  CHECK(gateway_error(doc) ==
+        "gateway.json: adapters[0].type: expected one of \"sim\", \"serial\", \"wifly\", \"mqtt\", got \"zwave\"");
 
   doc = minimal_gateway();
   doc["adapters"] = Json::array({serial_adapter()});
