@@ -1,6 +1,8 @@
 // The gateway's WebSocket client to the cloud.
 #include "cloud-link/link_client.h"
 
+#include <openssl/x509.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -149,9 +151,19 @@ void LinkClient::want_write() {
   if (wsi_ && up_) lws_callback_on_writable(wsi_);
 }
 
-int LinkClient::callback(lws* wsi, lws_callback_reasons reason, void*, void* in, size_t len) {
+int LinkClient::callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
   auto* self = static_cast<LinkClient*>(lws_get_opaque_user_data(wsi));
   if (!self) return 0;
+  if (reason == LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION) {
+    // Only to say why a server is refused: OpenSSL's verdict stands.
+    if (len == 0 && user) {
+      auto* store = static_cast<X509_STORE_CTX*>(user);
+      self->tls_error_ = std::string("server certificate refused: ") +
+                         X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)) + " (depth " +
+                         std::to_string(X509_STORE_CTX_get_error_depth(store)) + ")";
+    }
+    return 0;
+  }
   return self->handle(wsi, reason, in, len);
 }
 
@@ -224,8 +236,9 @@ int LinkClient::handle(lws* wsi, lws_callback_reasons reason, void* in, size_t l
     }
 
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-      const std::string why = in ? std::string(static_cast<const char*>(in), strnlen(static_cast<const char*>(in), 256))
-                                 : std::string("connection error");
+      std::string why = in ? std::string(static_cast<const char*>(in), strnlen(static_cast<const char*>(in), 256))
+                           : std::string("connection error");
+      if (!tls_error_.empty()) why = std::exchange(tls_error_, std::string()) + "; " + why;
       went_down();
       if (stopping_) {
         if (on_closed_) std::exchange(on_closed_, nullptr)();

@@ -101,6 +101,7 @@ class LinkClient {
   bool acked_once_ = false;   // the cloud answered hello: statuses may flow
   std::function<void()> on_closed_;
 
+  std::string tls_error_;     // why the server's certificate was refused, for the next error line
   std::string rx_;            // a message being reassembled from fragments
   std::deque<std::string> results_;
   std::deque<std::string> control_;

@@ -274,7 +274,10 @@ bool Router::browser_logged_in(Peer& peer) const {
 void Router::browser_disconnected(Peer& peer) {
   auto it = browsers_.find(&peer);
   if (it == browsers_.end()) return;
-  if (it->second) it->second->browsers.erase(&peer);
+  if (it->second) {
+    it->second->browsers.erase(&peer);
+    LOG_INFO("router") << "flat=" << it->second->config->id << " browser left (" << peer.describe() << ")";
+  }
   browsers_.erase(it);
   login_attempt_.erase(&peer);
   --metrics_.browser_links;

@@ -1,0 +1,179 @@
+// Building blocks for black-box tests of flatlink-cloud and flatlinkd: configs
+// for a cloud with several flats, gateways with simulated devices, and WebSocket
+// clients that play a browser or a (misbehaving) gateway.
+import { chmodSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import WebSocket from 'ws';
+
+import { binaries, freePort, run, sha256hex, startProcess, stop, tempDir, waitFor } from './harness.mjs';
+
+export const BROWSER_PROTOCOL = 'flatlink-browser.v1';
+export const GATEWAY_PROTOCOL = 'flatlink-gateway.v1';
+
+const hashes = new Map();
+// The password hash the cloud's own tool makes (cached: PBKDF2 is slow on purpose).
+export async function hashPassword(password) {
+  if (!hashes.has(password)) {
+    const r = await run(binaries.cloud, ['hash-password'], { input: password + '\n' });
+    if (r.code !== 0) throw new Error(`hash-password failed: ${r.stderr}`);
+    hashes.set(password, r.stdout.trim());
+  }
+  return hashes.get(password);
+}
+
+// flats: [{ id, token, user, password }]
+export async function cloudConfig(flats, { port, limits = {}, tls, extra = {} } = {}) {
+  const dir = tempDir('flatlink-cloud-');
+  const config = {
+    listen_address: '127.0.0.1',
+    port: port ?? (await freePort()),
+    log_level: 'info',
+    limits,
+    flats: [],
+    ...extra,
+  };
+  if (tls) config.tls = tls;
+  for (const f of flats) {
+    config.flats.push({
+      id: f.id,
+      name: f.name ?? f.id,
+      gateway_token_sha256: sha256hex(f.token),
+      users: [{ name: f.user, password_hash: await hashPassword(f.password) }],
+    });
+  }
+  const file = path.join(dir, 'cloud.json');
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return { file, port: config.port, config, dir };
+}
+
+export async function startCloud(cfg, { args = [] } = {}) {
+  return startProcess(binaries.cloud, ['--config', cfg.file, ...args], { readyPattern: 'listening on' });
+}
+
+// A gateway config with simulated devices. devices: sim device entries.
+export function gatewayConfig({ id, flat, token, url, devices, cloud = {}, extra = {} }) {
+  const dir = tempDir('flatlink-gw-');
+  const tokenFile = path.join(dir, 'token.txt');
+  writeFileSync(tokenFile, token + '\n');
+  chmodSync(tokenFile, 0o600);
+  const config = {
+    gateway_id: id,
+    flat,
+    state_dir: dir,
+    cloud: {
+      url,
+      token_file: 'token.txt',
+      backoff_base_ms: 100,
+      backoff_max_ms: 1000,
+      ping_interval_s: 1,
+      pong_timeout_s: 1,
+      ...cloud,
+    },
+    adapters: [{ type: 'sim', latency_ms: 10, seed: 1, devices }],
+    ...extra,
+  };
+  const file = path.join(dir, 'gateway.json');
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return { file, dir, config };
+}
+
+export async function startGateway(cfg, { ready = 'streaming from there' } = {}) {
+  return startProcess(binaries.gateway, ['--config', cfg.file], { readyPattern: ready });
+}
+
+export const demoDevices = (prefix = '') => [
+  { id: `${prefix}lamp-1`, kind: 'lamp', name: 'Lamp', room: 'Living room' },
+  { id: `${prefix}thermo-1`, kind: 'thermometer', room: 'Living room', interval_ms: 100 },
+  { id: `${prefix}door-1`, kind: 'lock', room: 'Hall' },
+];
+
+// A WebSocket peer that records every message and how it closed.
+export class Peer {
+  constructor(url, protocol, options = {}) {
+    this.messages = [];
+    this.closed = null; // { code, reason }
+    this.error = null;
+    this.ws = new WebSocket(url, protocol, options);
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', resolve);
+      this.ws.once('error', (err) => {
+        this.error = err;
+        reject(err);
+      });
+      this.ws.once('unexpected-response', (req, res) => {
+        const err = new Error(`HTTP ${res.statusCode}`);
+        this.error = err;
+        reject(err);
+      });
+    });
+    this.opened.catch(() => {});
+    this.ws.on('message', (data, isBinary) => {
+      const text = data.toString();
+      let msg;
+      try {
+        msg = JSON.parse(text);
+      } catch {
+        msg = { type: '(not json)', text, isBinary };
+      }
+      this.messages.push(msg);
+    });
+    this.ws.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString() };
+    });
+    this.ws.on('error', () => {});
+  }
+
+  send(obj) {
+    this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
+  }
+
+  of(type) {
+    return this.messages.filter((m) => m.type === type);
+  }
+
+  // The first message (already here or still to come) of that type that pred accepts.
+  async next(type, pred = () => true, timeoutMs = 5000) {
+    return waitFor(() => this.messages.find((m) => m.type === type && pred(m)), timeoutMs, {
+      message: `a ${type} message${pred.toString() === '() => true' ? '' : ' matching ' + pred}`,
+    });
+  }
+
+  async waitClosed(timeoutMs = 5000) {
+    return waitFor(() => this.closed, timeoutMs, { message: 'the connection to close' });
+  }
+
+  close() {
+    this.ws.close();
+  }
+}
+
+export async function browser(port, { flat, user, password, scheme = 'ws', options = {} } = {}) {
+  const peer = new Peer(`${scheme}://127.0.0.1:${port}/`, BROWSER_PROTOCOL, options);
+  await peer.opened;
+  if (flat) {
+    peer.send({ type: 'login', flat, user, password });
+    await peer.next('snapshot');
+  }
+  return peer;
+}
+
+export async function rawGateway(port, token) {
+  const headers = token === undefined ? {} : { Authorization: `Bearer ${token}` };
+  const peer = new Peer(`ws://127.0.0.1:${port}/`, GATEWAY_PROTOCOL, { headers });
+  await peer.opened;
+  return peer;
+}
+
+export async function metrics(port) {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  const text = await res.text();
+  const values = {};
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const [name, value] = line.split(' ');
+    values[name] = Number(value);
+  }
+  return values;
+}
+
+export { stop };

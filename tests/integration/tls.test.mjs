@@ -1,0 +1,82 @@
+// wss:// between gateway and cloud with certificates made at test time: the
+// gateway verifies the server by default and says why when it refuses one.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { browser, cloudConfig, demoDevices, gatewayConfig, startCloud, startGateway, stop } from './flatlink.mjs';
+import { startProcess, binaries, tempDir } from './harness.mjs';
+
+const flat = { id: 'flat-t', token: 'token-of-flat-t-0123456789', user: 'tess', password: 'pw-tess' };
+
+function openssl(args, cwd) {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+// A CA, and a server certificate for localhost and 127.0.0.1 signed by it.
+function makeCa(dir, name) {
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`,
+    '-keyout', `${name}.key`, '-out', `${name}.pem`], dir);
+  return path.join(dir, `${name}.pem`);
+}
+
+function makeServerCert(dir, ca) {
+  writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr'], dir);
+  openssl(['x509', '-req', '-in', 'server.csr', '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial',
+    '-days', '2', '-extfile', 'san.ext', '-out', 'server.pem'], dir);
+  return { cert_file: path.join(dir, 'server.pem'), key_file: path.join(dir, 'server.key') };
+}
+
+describe('wss:// with certificate verification', () => {
+  let dir, caFile, otherCa, cloudCfg, cloud;
+  const started = [];
+
+  before(async () => {
+    dir = tempDir('flatlink-tls-');
+    caFile = makeCa(dir, 'test-ca');
+    otherCa = makeCa(dir, 'other-ca');
+    const tls = makeServerCert(dir, 'test-ca');
+    cloudCfg = await cloudConfig([flat], { tls });
+    cloud = await startCloud(cloudCfg);
+    assert.ok(cloud.output().includes(`listening on wss://127.0.0.1:${cloudCfg.port}/`));
+  });
+
+  after(async () => {
+    for (const p of [...started, cloud]) await stop(p).catch(() => {});
+  });
+
+  test('a gateway that trusts the CA connects over wss:// and its statuses reach a browser over wss://', async () => {
+    const gwCfg = gatewayConfig({
+      id: 'gw-t', flat: 'flat-t', token: flat.token, url: `wss://localhost:${cloudCfg.port}/`,
+      devices: demoDevices(), cloud: { ca_file: caFile },
+    });
+    const gw = await startGateway(gwCfg);
+    started.push(gw);
+    const b = await browser(cloudCfg.port, {
+      flat: 'flat-t', user: 'tess', password: 'pw-tess', scheme: 'wss',
+      options: { ca: readFileSync(caFile), servername: 'localhost' },
+    });
+    assert.equal(b.of('snapshot')[0].gateway_online, true);
+    await b.next('update', (m) => m.device === 'thermo-1');
+    b.close();
+    await stop(gw);
+    started.pop();
+  });
+
+  test('a gateway that trusts another CA refuses the server and says why', async () => {
+    const gwCfg = gatewayConfig({
+      id: 'gw-x', flat: 'flat-t', token: flat.token, url: `wss://localhost:${cloudCfg.port}/`,
+      devices: demoDevices(), cloud: { ca_file: otherCa },
+    });
+    const gw = await startProcess(binaries.gateway, ['--config', gwCfg.file], { readyPattern: /link to .* down/ });
+    started.push(gw);
+    const line = gw.lines.find((l) => /link to .* down/.test(l));
+    console.log(`refused: ${line}`);
+    assert.match(line, /verif|certificate|issuer/i, line);
+    assert.ok(!gw.output().includes('streaming from there'), 'the gateway connected to a server it should not trust');
+    assert.ok(!cloud.output().includes('gateway=gw-x'), 'the cloud saw a hello from the refusing gateway');
+  });
+});
