@@ -1,4 +1,5 @@
 // flatlink-cloud: the cloud server. A thin main over cloud::Server.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -40,6 +41,15 @@ bool read_secret(std::string& out) {
   if (!std::getline(std::cin, out)) return false;
   while (!out.empty() && (out.back() == '\r' || out.back() == ' ')) out.pop_back();
   return !out.empty();
+}
+
+// Where the dashboard is served from when the config names no dashboard_dir: the
+// source tree of a development build if it is still there, else the installed copy.
+std::string default_dashboard_dir() {
+  struct stat st {};
+  const std::string source = FLATLINK_DASHBOARD_SOURCE_DIR;
+  if (::stat((source + "/index.html").c_str(), &st) == 0 && S_ISREG(st.st_mode)) return source;
+  return FLATLINK_DASHBOARD_INSTALL_DIR;
 }
 
 }  // namespace
@@ -87,6 +97,8 @@ int main(int argc, char** argv) {
     return cli::kExitOk;
   }
   log::set_level(options.log_level.value_or(cfg.log_level));
+  if (cfg.dashboard_dir.empty()) cfg.dashboard_dir = default_dashboard_dir();
+  LOG_INFO("server") << "dashboard from " << cfg.dashboard_dir;
 
   cloud::Server server(cfg);
   EventLoop loop(server.loop_options());

@@ -5,14 +5,18 @@
 #   ./scripts/demo.sh                          cloud on 127.0.0.1:8080
 #   FLATLINK_DEMO_PORT=9090 ./scripts/demo.sh  another port
 #   BUILD_DIR=/tmp/b ./scripts/demo.sh         another build folder
+#   FLATLINK_DEMO_SKIP_BUILD=1 FLATLINK_BUILD_DIR=/tmp/b ./scripts/demo.sh
+#                                              run what /tmp/b already holds: no
+#                                              install, no build (the test suite)
 #
+# The cloud serves the dashboard from cloud-server/dashboard/ (its built-in default).
 # Configuration: config/examples/demo-cloud.json and demo-gateway.json (with the
 # gateway's token in config/examples/gateway-token.txt).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-build_dir="${BUILD_DIR:-$root/build}"
+build_dir="${FLATLINK_BUILD_DIR:-${BUILD_DIR:-$root/build}}"
 export BUILD_DIR="$build_dir"
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -21,10 +25,14 @@ fail() {
   exit 1
 }
 
-say "Dependencies"
-scripts/install-deps.sh
-say "Build ($build_dir)"
-scripts/build.sh
+if [[ "${FLATLINK_DEMO_SKIP_BUILD:-}" == 1 ]]; then
+  say "Using the binaries in $build_dir (FLATLINK_DEMO_SKIP_BUILD=1)"
+else
+  say "Dependencies"
+  scripts/install-deps.sh
+  say "Build ($build_dir)"
+  scripts/build.sh
+fi
 
 cloud_bin="$build_dir/cloud-server/flatlink-cloud"
 gateway_bin="$build_dir/gateway/flatlinkd"
@@ -54,16 +62,19 @@ trap cleanup EXIT
 chmod 600 "$token_file" 2>/dev/null || true
 
 if [[ "$port" != "$default_port" ]]; then
-  # Same demo on another port: copies of the examples with the port rewritten.
+  # Same demo on another port: copies of the examples with the port rewritten,
+  # and a state folder of its own, so that it can run beside the default demo.
   workdir="$(mktemp -d "${TMPDIR:-/tmp}/flatlink-demo.XXXXXX")"
   sed -E "s/(\"port\"[[:space:]]*:[[:space:]]*)[0-9]+/\1$port/" "$cloud_config" >"$workdir/demo-cloud.json"
-  sed -E "s#(\"wss?://[^/\":]+):[0-9]+#\1:$port#" "$gateway_config" >"$workdir/demo-gateway.json"
+  sed -E -e "s#(\"wss?://[^/\":]+):[0-9]+#\1:$port#" \
+    -e "s#(\"state_dir\"[[:space:]]*:[[:space:]]*)\"[^\"]*\"#\1\"state\"#" \
+    "$gateway_config" >"$workdir/demo-gateway.json"
   install -m 600 "$token_file" "$workdir/$(basename "$token_file")"
   grep -Eq "\"port\"[[:space:]]*:[[:space:]]*$port\b" "$workdir/demo-cloud.json" ||
     fail "could not set the port in a copy of $cloud_config"
   grep -Eq "\"wss?://[^/\":]+:$port[/\"]" "$workdir/demo-gateway.json" ||
     fail "could not set the port in the cloud URL of a copy of $gateway_config"
-  # Other relative paths in the examples (e.g. state_dir) resolve against the
+  # Relative paths in the copies (token_file, state_dir) resolve against the
   # copies' folder, which is removed when the demo ends.
   cloud_config="$workdir/demo-cloud.json"
   gateway_config="$workdir/demo-gateway.json"
@@ -146,7 +157,7 @@ cat <<EOF
     flatlink-cloud  pid $cloud_pid   $cloud_config
     flatlinkd       pid $gateway_pid   $gateway_config
 
-    Dashboard:  http://127.0.0.1:$port/
+    Dashboard:  http://127.0.0.1:$port/   (open it in a browser)
     Log in:     flat "flat-a", user "demo", password "demo"
 
     Both processes log below. Press Ctrl-C to stop them.

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what flatlink needs to build, test and run its demo on Debian 12 /
-# Raspberry Pi OS (bookworm): Debian packages through apt, and the integration
-# tests' npm packages (tests/integration, pinned by its package-lock.json).
+# Raspberry Pi OS (bookworm): Debian packages through apt, and the node tests'
+# npm packages (tests/integration and tests/browser, each pinned by its
+# package-lock.json). The browser tests drive Debian's chromium.
 #
-# Idempotent: apt runs only when a package is missing, npm only when
-# tests/integration/node_modules is missing or older than the lock file.
+# Idempotent: apt runs only when a package is missing, npm only when a test
+# folder's node_modules is missing or older than its lock file.
 # Nothing is downloaded except through apt and npm.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ packages=(
   libwebsockets-dev libmosquitto-dev nlohmann-json3-dev libserialport-dev
   libsqlite3-dev libssl-dev doctest-dev
   mosquitto mosquitto-clients socat openssl
+  chromium
 )
 # Node.js runs the integration tests. A node already on PATH (e.g. from
 # NodeSource, with its own npm) is used as it is: Debian's nodejs would replace it.
@@ -55,16 +57,17 @@ fi
 
 # npm leaves node_modules/.package-lock.json behind after every install: it
 # marks when node_modules was last brought in line with the lock file.
-it="$root/tests/integration"
-if [[ -f "$it/package.json" ]]; then
-  marker="$it/node_modules/.package-lock.json"
-  if [[ ! -f "$it/package-lock.json" ]]; then
-    echo "install-deps: npm install in tests/integration (no lock file yet)"
-    (cd "$it" && npm install --no-audit --no-fund)
-  elif [[ ! -f "$marker" || "$it/package-lock.json" -nt "$marker" ]]; then
-    echo "install-deps: npm ci in tests/integration"
-    (cd "$it" && npm ci --no-audit --no-fund)
+for name in integration browser; do
+  dir="$root/tests/$name"
+  [[ -f "$dir/package.json" ]] || continue
+  marker="$dir/node_modules/.package-lock.json"
+  if [[ ! -f "$dir/package-lock.json" ]]; then
+    echo "install-deps: npm install in tests/$name (no lock file yet)"
+    (cd "$dir" && npm install --no-audit --no-fund)
+  elif [[ ! -f "$marker" || "$dir/package-lock.json" -nt "$marker" ]]; then
+    echo "install-deps: npm ci in tests/$name"
+    (cd "$dir" && npm ci --no-audit --no-fund)
   else
-    echo "install-deps: tests/integration/node_modules up to date"
+    echo "install-deps: tests/$name/node_modules up to date"
   fi
-fi
+done

@@ -1,0 +1,172 @@
+// The browser's link to flatlink-cloud (docs/protocol.md, subprotocol flatlink-browser.v1):
+// logs in, reconnects with backoff and jitter, re-logs in with the credentials it holds in
+// memory only, and ends every command it sent in exactly one outcome.
+
+export const SUBPROTOCOL = 'flatlink-browser.v1';
+
+// Close codes that mean "do not try again with these credentials".
+const CLOSE_UNAUTHORIZED = 4003;
+
+// Reconnect delays (ms) by attempt; the last one repeats forever. ±25 % jitter so that
+// the browsers of a building do not all come back in the same millisecond.
+const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000, 15000];
+const JITTER = 0.25;
+
+// A command's own guard: the cloud always answers (result or timeout), but a cloud that
+// vanishes without closing the socket must not leave a control pending forever.
+const COMMAND_GUARD_MS = 25_000;
+
+export function cloudUrl(loc = window.location) {
+  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/`;
+}
+
+// Events (all through the `on` handlers object given to the constructor):
+//   link(state, detail)  state: 'connecting' | 'open' | 'reconnecting' | 'closed';
+//                        detail: { delayMs, attempt } while reconnecting
+//   loginFailed(message) the cloud refused the credentials (first login or a re-login)
+//   message(msg)         every message from the cloud after login (snapshot, update, ...)
+export class Connection {
+  constructor(url, on) {
+    this.url = url;
+    this.on = on;
+    this.credentials = null; // { flat, user, password }: memory only, gone on logout or reload
+    this.ws = null;
+    this.loggedIn = false; // on the current socket
+    this.everLoggedIn = false; // these credentials worked once: reconnect after losses
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.nextId = 1;
+    this.pending = new Map(); // command id -> { done, timer }
+  }
+
+  login(flat, user, password) {
+    this.logout();
+    this.credentials = { flat, user, password };
+    this.everLoggedIn = false;
+    this.open();
+  }
+
+  logout() {
+    this.credentials = null;
+    this.everLoggedIn = false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.endPending('offline', 'logged out before the result came');
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.close(1000, 'logout');
+    }
+    this.loggedIn = false;
+  }
+
+  open() {
+    this.on.link('connecting', { attempt: this.attempt });
+    let ws;
+    try {
+      ws = new WebSocket(this.url, SUBPROTOCOL);
+    } catch (err) {
+      this.lost(null, 1006, String(err));
+      return;
+    }
+    this.ws = ws;
+    let errorMessage = '';
+    ws.onopen = () => {
+      const { flat, user, password } = this.credentials;
+      ws.send(JSON.stringify({ type: 'login', flat, user, password }));
+    };
+    ws.onmessage = (event) => {
+      if (ws !== this.ws || typeof event.data !== 'string') return;
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (!msg || typeof msg.type !== 'string') return;
+      if (msg.type === 'error') {
+        errorMessage = msg.message || msg.code;
+        if (msg.code === 'unauthorized') return; // the close (4003) follows
+        if (msg.code === 'busy' && !this.loggedIn) {
+          ws.close(); // too many logins at once on the cloud: try again later
+          return;
+        }
+      }
+      if (msg.type === 'result') {
+        this.finish(msg.id, msg.outcome, msg.message || '');
+        return;
+      }
+      const firstSnapshot = msg.type === 'snapshot' && !this.loggedIn;
+      if (firstSnapshot) {
+        this.loggedIn = true;
+        this.everLoggedIn = true;
+        this.attempt = 0;
+      }
+      this.on.message(msg);
+      if (firstSnapshot) this.on.link('open', {});
+    };
+    ws.onclose = (event) => this.lost(ws, event.code, errorMessage || event.reason);
+  }
+
+  // One path for every end of a socket: pending commands end, then retry or give up.
+  lost(ws, code, reason) {
+    if (ws && ws !== this.ws) return; // an old socket (logout, replaced)
+    this.ws = null;
+    const wasLoggedIn = this.loggedIn;
+    this.loggedIn = false;
+    this.endPending('offline', 'the connection to the cloud was lost before the result came; the device state shows what happened');
+    if (!this.credentials) return;
+    if (code === CLOSE_UNAUTHORIZED) {
+      this.credentials = null;
+      this.on.link('closed', {});
+      this.on.loginFailed(reason || 'wrong flat, user or password');
+      return;
+    }
+    if (!this.everLoggedIn && !wasLoggedIn) {
+      // The first login never got through: say so, rather than retrying in the background.
+      this.credentials = null;
+      this.on.link('closed', {});
+      this.on.loginFailed(reason ? `the cloud closed the connection: ${reason}` : 'cannot reach the cloud; try again');
+      return;
+    }
+    const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    const delayMs = Math.round(base * (1 - JITTER + Math.random() * 2 * JITTER));
+    this.attempt += 1;
+    this.on.link('reconnecting', { delayMs, attempt: this.attempt, reason });
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.credentials) this.open();
+    }, delayMs);
+  }
+
+  // Sends a request other than a command (history). False when not logged in.
+  request(msg) {
+    if (!this.ws || !this.loggedIn) return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  // Sends a command; done(outcome, message) is called exactly once.
+  command(device, set, done, ttlMs = 10_000) {
+    if (!this.ws || !this.loggedIn) {
+      done('offline', 'not connected to the cloud');
+      return;
+    }
+    const id = `b-${this.nextId++}`;
+    const timer = setTimeout(() => this.finish(id, 'timeout', 'no answer from the cloud'), ttlMs + COMMAND_GUARD_MS);
+    this.pending.set(id, { done, timer });
+    this.ws.send(JSON.stringify({ type: 'command', id, device, set, ttl_ms: ttlMs }));
+  }
+
+  finish(id, outcome, message) {
+    const entry = this.pending.get(id);
+    if (!entry) return;
+    this.pending.delete(id);
+    clearTimeout(entry.timer);
+    entry.done(outcome, message);
+  }
+
+  endPending(outcome, message) {
+    for (const id of [...this.pending.keys()]) this.finish(id, outcome, message);
+  }
+}
