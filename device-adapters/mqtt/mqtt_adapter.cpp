@@ -1,10 +1,286 @@
-// The mqtt adapter: not written yet.
+// The mqtt adapter: the device table, presence, command confirmation by the
+// device's own state echo, and the rate-limited log of bad payloads. Topics
+// and payloads are the sources' business (tasmota_source.cpp, ...); the broker
+// connection is the session's (mqtt_session.cpp).
 #include "device-adapters/mqtt/mqtt_adapter.h"
 
-namespace flatlink::adapters::mqtt {
+#include <algorithm>
+#include <map>
+#include <optional>
 
-std::unique_ptr<Adapter> make_mqtt_adapter(const config::MqttAdapterConfig&, EventLoop&, AdapterHost&, const Clock&) {
-  return nullptr;
+#include "common/log.h"
+#include "device-adapters/mqtt/mqtt_session.h"
+#include "device-adapters/mqtt/payload.h"
+#include "device-adapters/mqtt/source.h"
+
+namespace flatlink::adapters::mqtt {
+namespace {
+
+constexpr int64_t kBadPayloadLogIntervalMs = 60'000;
+constexpr size_t kMaxBadPayloadKeys = 4096;
+
+class MqttAdapter final : public Adapter, public SourceHost {
+ public:
+  MqttAdapter(const config::MqttAdapterConfig& config, EventLoop& loop, AdapterHost& host, const Clock& clock)
+      : config_(config),
+        loop_(loop),
+        host_(host),
+        clock_(clock),
+        session_(config_, loop_,
+                 Session::Callbacks{[this] { on_connected(); }, [this](const std::string& why) { on_disconnected(why); },
+                                    [this](Message& m) { on_message(m); }}) {
+    for (const auto& preset : config_.presets) {
+      switch (preset.kind) {
+        case config::MqttPresetKind::tasmota: sources_.push_back(make_tasmota_source(*this, preset)); break;
+        case config::MqttPresetKind::zigbee2mqtt: sources_.push_back(make_zigbee2mqtt_source(*this, preset)); break;
+        case config::MqttPresetKind::homeassistant:
+          sources_.push_back(make_homeassistant_source(*this, preset));
+          break;
+      }
+    }
+    if (!config_.rules.empty()) sources_.push_back(make_rule_source(*this, config_.rules));
+  }
+  ~MqttAdapter() override { stop(); }
+
+  const std::string& name() const override { return config_.name; }
+
+  void start() override {
+    if (running_) return;
+    running_ = true;
+    for (auto& source : sources_) {
+      for (const auto& filter : source->subscriptions()) session_.subscribe(filter);
+      source->start();
+    }
+    LOG_INFO("mqtt") << "adapter=" << config_.name << " connecting to " << config_.host << ":" << config_.port
+                     << (config_.tls.enabled ? " with TLS" : "") << " as client " << log::q(config_.client_id);
+    if (!session_.start()) LOG_ERROR("mqtt") << "adapter=" << config_.name << " not started; its devices stay offline";
+  }
+
+  void stop() override {
+    if (!running_) return;
+    running_ = false;
+    session_.stop();
+    pending_.clear();  // the core ends the commands still pending
+  }
+
+  void execute(const Command& command, CommandDone done) override {
+    auto it = devices_.find(command.device);
+    if (it == devices_.end()) {
+      done(CommandResult{Outcome::rejected, "unknown device " + command.device});
+      return;
+    }
+    if (!session_.connected()) {
+      done(CommandResult{Outcome::device_error, "not connected to the MQTT broker"});
+      return;
+    }
+    CommandPlan plan;
+    std::string error;
+    if (!it->second.source->plan(command.device, command.set, plan, error)) {
+      done(CommandResult{Outcome::rejected, error});
+      return;
+    }
+    for (const auto& [topic, payload] : plan.publishes) {
+      LOG_DEBUG("mqtt") << "adapter=" << config_.name << " device=" << command.device << " command=" << command.id
+                        << " topic=" << log::q(topic) << " publish " << log::q(payload);
+      if (!session_.publish(topic, payload)) {
+        done(CommandResult{Outcome::device_error, "could not publish to " + topic});
+        return;
+      }
+    }
+    if (plan.expect.empty()) {
+      done(CommandResult{Outcome::ok, ""});
+      return;
+    }
+    auto pending = std::make_unique<Pending>();
+    pending->command = command;
+    pending->done = std::move(done);
+    pending->expect = std::move(plan.expect);
+    Pending* raw = pending.get();
+    pending->timer = std::make_unique<Timer>(loop_, [this, raw] {
+      finish(raw, CommandResult{Outcome::timeout, "no matching state from the device within " +
+                                                      std::to_string(config_.command_timeout_ms) + " ms"});
+    });
+    pending->timer->start(config_.command_timeout_ms);
+    pending_.push_back(std::move(pending));
+  }
+
+  // SourceHost
+  const std::string& adapter_name() const override { return config_.name; }
+
+  bool announce(Source& source, const DeviceInfo& info) override {
+    auto it = devices_.find(info.id);
+    if (it != devices_.end() && it->second.source != &source) {
+      LOG_ERROR("mqtt") << "adapter=" << config_.name << " device=" << info.id << " from " << source.kind()
+                        << " has the id of a device from " << it->second.source->kind() << "; ignored";
+      return false;
+    }
+    if (it == devices_.end()) {
+      it = devices_.emplace(info.id, Device{info, &source, std::nullopt, false, false}).first;
+      LOG_INFO("mqtt") << "adapter=" << config_.name << " device=" << info.id << " found (" << source.kind() << ", "
+                       << info.capabilities.size() << " capabilities)";
+    } else if (to_json(it->second.info) == to_json(info)) {
+      return true;
+    } else {
+      it->second.info = info;
+      LOG_INFO("mqtt") << "adapter=" << config_.name << " device=" << info.id << " now has "
+                       << info.capabilities.size() << " capabilities";
+    }
+    if (running_) {
+      host_.device_added(info);
+      update_presence(it->second);
+    }
+    return true;
+  }
+
+  void remove(const std::string& device_id) override {
+    auto it = devices_.find(device_id);
+    if (it == devices_.end()) return;
+    devices_.erase(it);
+    end_pending(device_id, CommandResult{Outcome::device_error, "device " + device_id + " was removed"});
+    LOG_INFO("mqtt") << "adapter=" << config_.name << " device=" << device_id << " removed";
+    if (running_) host_.device_removed(device_id);
+  }
+
+  void state(const std::string& device_id, const Json& values) override {
+    if (!running_ || values.empty() || devices_.find(device_id) == devices_.end()) return;
+    host_.status(device_id, values, clock_.wall_ms());
+    // Copy first: finishing a command may start the next one synchronously.
+    std::vector<Pending*> matched;
+    for (auto& pending : pending_) {
+      if (pending->command.device != device_id) continue;
+      for (const auto& [key, value] : values.items()) {
+        auto e = pending->expect.find(key);
+        if (e != pending->expect.end() && same_value(*e, value)) pending->expect.erase(e);
+      }
+      if (pending->expect.empty()) matched.push_back(pending.get());
+    }
+    for (Pending* p : matched) finish(p, CommandResult{Outcome::ok, ""});
+  }
+
+  void reported_presence(const std::string& device_id, bool online) override {
+    auto it = devices_.find(device_id);
+    if (it == devices_.end()) return;
+    it->second.reported = online;
+    update_presence(it->second);
+  }
+
+  bool publish(const std::string& topic, const std::string& payload) override {
+    return session_.publish(topic, payload);
+  }
+
+  void subscribe(const std::string& filter) override { session_.subscribe(filter); }
+
+  void bad_payload(const std::string& device_id, const std::string& topic, const std::string& why) override {
+    const int64_t now = clock_.mono_ms();
+    if (bad_.size() > kMaxBadPayloadKeys) bad_.clear();
+    auto [it, fresh] = bad_.try_emplace(device_id + '\n' + topic, BadLog{now, 0});
+    if (!fresh && now - it->second.last_ms < kBadPayloadLogIntervalMs) {
+      ++it->second.suppressed;
+      return;
+    }
+    const uint64_t suppressed = fresh ? 0 : it->second.suppressed;
+    it->second = BadLog{now, 0};
+    FL_LOG(log::Level::warn, "mqtt") << "adapter=" << config_.name
+                                     << (device_id.empty() ? "" : " device=") << device_id << " topic=" << log::q(topic)
+                                     << " payload ignored: " << why
+                                     << (suppressed ? " (" + std::to_string(suppressed) + " more since the last report)"
+                                                    : std::string());
+  }
+
+ private:
+  struct Device {
+    DeviceInfo info;
+    Source* source = nullptr;
+    std::optional<bool> reported;  // what the device said; unknown counts as online
+    bool presence_sent = false;
+    bool online_sent = false;
+  };
+  struct Pending {
+    Command command;
+    CommandDone done;
+    Json expect;
+    std::unique_ptr<Timer> timer;
+  };
+  struct BadLog {
+    int64_t last_ms = 0;
+    uint64_t suppressed = 0;
+  };
+
+  void on_connected() {
+    LOG_INFO("mqtt") << "adapter=" << config_.name << " connected to " << config_.host << ":" << config_.port;
+    for (auto& [id, device] : devices_) update_presence(device);
+    for (auto& source : sources_) source->connected();
+  }
+
+  void on_disconnected(const std::string& why) {
+    LOG_WARN("mqtt") << "adapter=" << config_.name << " lost the broker " << config_.host << ":" << config_.port << ": "
+                     << why << "; reconnecting";
+    for (auto& [id, device] : devices_) update_presence(device);
+  }
+
+  void on_message(Message& message) {
+    if (!running_) return;
+    if (message.oversize) {
+      bad_payload("", message.topic,
+                  std::to_string(message.oversize) + " bytes, over the cap of " +
+                      std::to_string(config_.max_payload_bytes));
+      return;
+    }
+    if (const std::string why = check_text(message.payload); !why.empty()) {
+      bad_payload("", message.topic, "binary, not text: " + why);
+      return;
+    }
+    for (auto& source : sources_) {
+      if (source->handle(message)) return;
+    }
+    LOG_DEBUG("mqtt") << "adapter=" << config_.name << " topic=" << log::q(message.topic) << " not for any device";
+  }
+
+  void update_presence(Device& device) {
+    if (!running_) return;
+    const bool online = session_.connected() && device.reported.value_or(true);
+    if (device.presence_sent && device.online_sent == online) return;
+    device.presence_sent = true;
+    device.online_sent = online;
+    if (!online) {
+      end_pending(device.info.id, CommandResult{Outcome::device_error, "device " + device.info.id + " went offline"});
+    }
+    host_.presence(device.info.id, online);
+  }
+
+  void end_pending(const std::string& device_id, const CommandResult& result) {
+    std::vector<Pending*> ending;
+    for (auto& pending : pending_) {
+      if (pending->command.device == device_id) ending.push_back(pending.get());
+    }
+    for (Pending* p : ending) finish(p, result);
+  }
+
+  void finish(Pending* pending, const CommandResult& result) {
+    auto it = std::find_if(pending_.begin(), pending_.end(), [&](const auto& p) { return p.get() == pending; });
+    if (it == pending_.end()) return;
+    std::unique_ptr<Pending> owned = std::move(*it);
+    pending_.erase(it);
+    owned->done(result);
+  }
+
+  config::MqttAdapterConfig config_;
+  EventLoop& loop_;
+  AdapterHost& host_;
+  const Clock& clock_;
+  Session session_;
+  std::vector<std::unique_ptr<Source>> sources_;
+  std::map<std::string, Device> devices_;
+  std::vector<std::unique_ptr<Pending>> pending_;
+  std::map<std::string, BadLog> bad_;
+  bool running_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Adapter> make_mqtt_adapter(const config::MqttAdapterConfig& config, EventLoop& loop, AdapterHost& host,
+                                            const Clock& clock) {
+  return std::make_unique<MqttAdapter>(config, loop, host, clock);
 }
 
 }  // namespace flatlink::adapters::mqtt

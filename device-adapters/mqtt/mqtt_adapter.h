@@ -1,4 +1,6 @@
-// The mqtt adapter (device-adapters/mqtt): see docs/adapters/mqtt.md.
+// The mqtt adapter (device-adapters/mqtt): devices behind the home's MQTT
+// broker (Tasmota, Zigbee2MQTT, Home Assistant discovery, generic rules).
+// See docs/adapters/mqtt.md.
 #pragma once
 
 #include <memory>

@@ -1,0 +1,332 @@
+// The broker connection on its own thread: connect, reconnect with backoff,
+// resubscribe on every CONNACK, and a bounded hand-over queue to the loop.
+#include "device-adapters/mqtt/mqtt_session.h"
+
+#include <mosquitto.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "common/backoff.h"
+#include "common/log.h"
+
+namespace flatlink::adapters::mqtt {
+namespace {
+
+// Messages waiting for the loop. When the loop falls this far behind, the
+// mosquitto thread stops reading: TCP pushes back and the broker keeps the rest
+// queued for our persistent session, instead of this process growing.
+constexpr size_t kMaxInbox = 20'000;
+
+std::once_flag lib_once;
+
+std::string describe_rc(int rc, int saved_errno) {
+  if (rc == MOSQ_ERR_ERRNO) return std::strerror(saved_errno);
+  return mosquitto_strerror(rc);
+}
+
+}  // namespace
+
+struct Session::Shared {
+  enum class Kind { connected, disconnected, message };
+  struct Event {
+    Kind kind;
+    Message message;
+    std::string why;
+    size_t subscribed = 0;  // connected: how many filters on_connect sent
+  };
+
+  // Copies, so that a thread left to finish on its own needs nothing of the Session.
+  std::string adapter;
+  std::string host;
+  int port = 1883;
+  int keepalive_s = 30;
+  BackoffPolicy backoff;
+  size_t max_payload = 65'536;
+
+  mosquitto* mosq = nullptr;
+  EventLoop* loop = nullptr;
+  std::thread thread;
+  std::future<void> finished;
+
+  std::mutex mu;
+  std::condition_variable cv;       // wakes backoff waits and a full inbox
+  bool stopping = false;            // under mu
+  std::vector<Event> inbox;         // under mu
+  std::vector<std::string> filters; // under mu
+  bool connacked = false;           // mosquitto thread only
+
+  Session* owner = nullptr;  // loop thread only; null once stopped
+  std::weak_ptr<Shared> weak_self;
+  std::shared_ptr<Shared> self() { return weak_self.lock(); }
+
+  ~Shared() {
+    if (mosq) mosquitto_destroy(mosq);
+  }
+
+  // From the mosquitto thread: queue an event and wake the loop if the queue was empty.
+  void push(Event event, std::shared_ptr<Shared> self) {
+    bool wake = false;
+    {
+      std::unique_lock lock(mu);
+      if (event.kind == Kind::message) cv.wait(lock, [&] { return inbox.size() < kMaxInbox || stopping; });
+      if (stopping) return;
+      wake = inbox.empty();
+      inbox.push_back(std::move(event));
+    }
+    if (wake) {
+      loop->post([self = std::move(self)] {
+        if (self->owner) self->owner->deliver();
+      });
+    }
+  }
+
+  // Sleeps up to ms, or less when stop() is called; false when stopping.
+  bool wait(uint32_t ms) {
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping; });
+    return !stopping;
+  }
+
+  bool is_stopping() {
+    std::lock_guard lock(mu);
+    return stopping;
+  }
+
+  static void run(std::shared_ptr<Shared> s, std::promise<void> done);
+};
+
+namespace {
+// What the mosquitto callbacks reach through userdata while the thread runs.
+struct CallbackContext {
+  std::shared_ptr<void> keep;
+  void* shared;
+};
+}  // namespace
+
+void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
+  CallbackContext context{s, s.get()};
+  mosquitto_user_data_set(s->mosq, &context);
+  Backoff backoff(s->backoff);
+  bool first = true;
+  uint32_t failures = 0;
+  while (!s->is_stopping()) {
+    errno = 0;
+    int rc = first ? mosquitto_connect(s->mosq, s->host.c_str(), s->port, s->keepalive_s) : mosquitto_reconnect(s->mosq);
+    int saved_errno = errno;
+    first = false;
+    if (rc == MOSQ_ERR_SUCCESS) {
+      while (rc == MOSQ_ERR_SUCCESS && !s->is_stopping()) rc = mosquitto_loop(s->mosq, 1000, 1);
+      saved_errno = errno;
+      if (s->is_stopping()) break;
+      const bool was_up = s->connacked;
+      s->connacked = false;
+      Event event{Kind::disconnected, {}, describe_rc(rc, saved_errno)};
+      s->push(std::move(event), s);
+      if (was_up) {
+        backoff.reset();
+        failures = 0;
+      }
+    } else {
+      ++failures;
+      // The first failure in a row is worth a warning; the retries that follow only at debug.
+      if (failures == 1) {
+        LOG_WARN("mqtt") << "adapter=" << s->adapter << " cannot connect to " << s->host << ":" << s->port << ": "
+                         << describe_rc(rc, saved_errno) << "; retrying with backoff";
+      } else {
+        LOG_DEBUG("mqtt") << "adapter=" << s->adapter << " connect attempt " << failures << " failed: "
+                          << describe_rc(rc, saved_errno);
+      }
+    }
+    if (!s->wait(backoff.next_delay_ms())) break;
+  }
+  // Leaving: say goodbye to the broker if still connected (the session stays on
+  // the broker, clean_session is off) and give the DISCONNECT a moment to go out.
+  mosquitto_disconnect(s->mosq);
+  for (int i = 0; i < 5 && mosquitto_socket(s->mosq) != -1; ++i) {
+    if (mosquitto_loop(s->mosq, 100, 1) != MOSQ_ERR_SUCCESS) break;
+  }
+  mosquitto_user_data_set(s->mosq, nullptr);
+  done.set_value();
+}
+
+Session::Session(const config::MqttAdapterConfig& config, EventLoop& loop, Callbacks callbacks)
+    : config_(config), loop_(loop), callbacks_(std::move(callbacks)) {
+  std::call_once(lib_once, [] { mosquitto_lib_init(); });
+}
+
+Session::~Session() { stop(); }
+
+bool Session::start() {
+  if (shared_) return true;
+  auto s = std::make_shared<Shared>();
+  s->adapter = config_.name;
+  s->host = config_.host;
+  s->port = config_.port;
+  s->keepalive_s = config_.keepalive_s;
+  s->backoff = BackoffPolicy{config_.backoff_base_ms, config_.backoff_max_ms, 50};
+  s->max_payload = config_.max_payload_bytes;
+  s->loop = &loop_;
+  s->filters = filters_;
+  s->owner = this;
+  s->weak_self = s;
+  // A fixed client id and clean_session off: the broker keeps our subscriptions
+  // and queues QoS 1 messages while we are away.
+  s->mosq = mosquitto_new(config_.client_id.c_str(), false, nullptr);
+  if (!s->mosq) {
+    LOG_ERROR("mqtt") << "adapter=" << config_.name << " cannot create a libmosquitto client: " << std::strerror(errno);
+    return false;
+  }
+  mosquitto_int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+  // Packets we publish from the loop thread are written by our mosquitto thread.
+  mosquitto_threaded_set(s->mosq, true);
+  if (!config_.username.empty()) {
+    const int rc = mosquitto_username_pw_set(s->mosq, config_.username.c_str(),
+                                             config_.password.empty() ? nullptr : config_.password.c_str());
+    if (rc != MOSQ_ERR_SUCCESS) {
+      LOG_ERROR("mqtt") << "adapter=" << config_.name << " user name refused: " << mosquitto_strerror(rc);
+      return false;
+    }
+  }
+  if (config_.tls.enabled) {
+    const char* ca_file = config_.tls.ca_file.empty() ? nullptr : config_.tls.ca_file.c_str();
+    const char* ca_path = ca_file ? nullptr : "/etc/ssl/certs";
+    const int rc = mosquitto_tls_set(s->mosq, ca_file, ca_path,
+                                     config_.tls.cert_file.empty() ? nullptr : config_.tls.cert_file.c_str(),
+                                     config_.tls.key_file.empty() ? nullptr : config_.tls.key_file.c_str(), nullptr);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      LOG_ERROR("mqtt") << "adapter=" << config_.name << " TLS settings refused (check ca_file, cert_file, key_file): "
+                        << mosquitto_strerror(rc);
+      return false;
+    }
+  }
+
+  mosquitto_connect_callback_set(s->mosq, [](mosquitto* mosq, void* obj, int rc) {
+    if (!obj) return;
+    auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
+    if (rc != 0) {
+      LOG_ERROR("mqtt") << "adapter=" << sh->adapter << " broker " << sh->host << ":" << sh->port
+                        << " refused the connection: " << mosquitto_connack_string(rc)
+                        << " (check username, password_file and client_id)";
+      return;
+    }
+    sh->connacked = true;
+    std::vector<std::string> filters;
+    {
+      std::lock_guard lock(sh->mu);
+      filters = sh->filters;
+    }
+    // Every time, not only the first: a broker that lost its state has forgotten them.
+    for (const auto& filter : filters) mosquitto_subscribe(mosq, nullptr, filter.c_str(), 1);
+    sh->push(Shared::Event{Shared::Kind::connected, {}, {}, filters.size()}, sh->self());
+  });
+  mosquitto_message_callback_set(s->mosq, [](mosquitto*, void* obj, const mosquitto_message* m) {
+    if (!obj || !m || !m->topic) return;
+    auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
+    Shared::Event event{Shared::Kind::message, {}, {}};
+    event.message.topic = m->topic;
+    event.message.retained = m->retain;
+    const size_t len = m->payloadlen > 0 ? static_cast<size_t>(m->payloadlen) : 0;
+    if (len > sh->max_payload) {
+      event.message.oversize = len;
+    } else if (len > 0) {
+      event.message.payload.assign(static_cast<const char*>(m->payload), len);
+    }
+    sh->push(std::move(event), sh->self());
+  });
+
+  std::promise<void> done;
+  s->finished = done.get_future();
+  s->thread = std::thread(&Shared::run, s, std::move(done));
+  shared_ = std::move(s);
+  return true;
+}
+
+void Session::stop() {
+  if (!shared_) return;
+  std::shared_ptr<Shared> s = std::move(shared_);
+  {
+    std::lock_guard lock(s->mu);
+    s->stopping = true;
+    s->inbox.clear();
+  }
+  s->owner = nullptr;
+  s->cv.notify_all();
+  // Wakes mosquitto_loop()'s select at once (the DISCONNECT is queued for the thread to write).
+  if (connected_) mosquitto_disconnect(s->mosq);
+  connected_ = false;
+  if (s->finished.wait_for(std::chrono::seconds(2)) == std::future_status::ready) {
+    s->thread.join();
+  } else {
+    LOG_WARN("mqtt") << "adapter=" << config_.name
+                     << " the broker connection is still in a blocking connect; leaving it to finish on its own";
+    s->thread.detach();
+  }
+}
+
+bool Session::publish(const std::string& topic, const std::string& payload) {
+  if (!shared_ || !connected_) return false;
+  const int rc = mosquitto_publish(shared_->mosq, nullptr, topic.c_str(), static_cast<int>(payload.size()),
+                                   payload.data(), 1, false);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    LOG_WARN("mqtt") << "adapter=" << config_.name << " topic=" << log::q(topic)
+                     << " publish failed: " << mosquitto_strerror(rc);
+    return false;
+  }
+  return true;
+}
+
+void Session::subscribe(const std::string& filter) {
+  for (const auto& known : filters_) {
+    if (known == filter) return;
+  }
+  filters_.push_back(filter);
+  if (!shared_) return;
+  {
+    std::lock_guard lock(shared_->mu);
+    for (const auto& known : shared_->filters) {
+      if (known == filter) return;
+    }
+    shared_->filters.push_back(filter);
+  }
+  if (connected_) mosquitto_subscribe(shared_->mosq, nullptr, filter.c_str(), 1);
+}
+
+void Session::deliver() {
+  std::shared_ptr<Shared> s = shared_;
+  if (!s) return;
+  std::vector<Shared::Event> events;
+  {
+    std::lock_guard lock(s->mu);
+    events.swap(s->inbox);
+  }
+  s->cv.notify_all();
+  for (auto& event : events) {
+    if (s->owner != this) return;  // stopped by a callback
+    switch (event.kind) {
+      case Shared::Kind::connected:
+        connected_ = true;
+        // Filters added while on_connect was running on the other thread.
+        for (size_t i = event.subscribed; i < filters_.size(); ++i) {
+          mosquitto_subscribe(s->mosq, nullptr, filters_[i].c_str(), 1);
+        }
+        if (callbacks_.connected) callbacks_.connected();
+        break;
+      case Shared::Kind::disconnected:
+        if (!connected_) break;
+        connected_ = false;
+        if (callbacks_.disconnected) callbacks_.disconnected(event.why);
+        break;
+      case Shared::Kind::message:
+        if (callbacks_.message) callbacks_.message(event.message);
+        break;
+    }
+  }
+}
+
+}  // namespace flatlink::adapters::mqtt

@@ -1,0 +1,74 @@
+// The connection to the broker: libmosquitto on a thread of its own, handing
+// every event to the event loop with EventLoop::post. Knows topics and bytes,
+// not devices.
+//
+// Why a thread and not mosquitto's socket in the loop: mosquitto_connect() and
+// mosquitto_reconnect() resolve the host name and connect (and, with TLS,
+// handshake) blockingly, and libmosquitto 2.0.11's own threaded loop
+// (mosquitto_loop_start) gives up for good after a DNS or TLS error. Our
+// thread runs mosquitto_loop() itself and reconnects forever with the project's
+// backoff (exponential, capped, with jitter), so nothing the broker or the
+// network does can block the gateway's loop or stop the retries.
+//
+// Threads: construct, start(), stop(), publish(), subscribe() and connected()
+// on the loop thread; the callbacks given to the constructor run on the loop
+// thread too, never after stop() returned.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "config/mqtt_adapter_config.h"
+
+namespace flatlink::adapters::mqtt {
+
+struct Message {
+  std::string topic;
+  std::string payload;
+  bool retained = false;
+  size_t oversize = 0;  // when the payload was over the cap: its size (payload is then empty)
+};
+
+class Session {
+ public:
+  struct Callbacks {
+    std::function<void()> connected;                       // CONNACK accepted, subscriptions sent
+    std::function<void(const std::string& why)> disconnected;
+    std::function<void(Message&)> message;
+  };
+
+  Session(const config::MqttAdapterConfig& config, EventLoop& loop, Callbacks callbacks);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Starts the thread; false (logged) when libmosquitto refused the settings.
+  bool start();
+  // Disconnects and joins the thread (at most ~2 s; a thread stuck in a blocking
+  // DNS lookup or TCP connect is left to finish on its own, then cleans up).
+  void stop();
+  bool connected() const { return connected_; }
+
+  // QoS 1 publish; false when not connected or libmosquitto refused it.
+  bool publish(const std::string& topic, const std::string& payload);
+  // QoS 1 subscription, kept for every later reconnect; sent now when connected.
+  // May be called before start().
+  void subscribe(const std::string& filter);
+
+ private:
+  struct Shared;
+  void deliver();
+
+  const config::MqttAdapterConfig& config_;
+  EventLoop& loop_;
+  Callbacks callbacks_;
+  std::shared_ptr<Shared> shared_;
+  std::vector<std::string> filters_;  // in the order subscribed; the thread keeps a copy
+  bool connected_ = false;
+};
+
+}  // namespace flatlink::adapters::mqtt
