@@ -1,10 +1,495 @@
-// The wifly adapter: not written yet.
+// The wifly adapter: modules reached over TCP (out and in), their devices'
+// JSON lines, and commands confirmed by the device's echo.
 #include "device-adapters/wifly/wifly_adapter.h"
 
-namespace flatlink::adapters::wifly {
+#include <algorithm>
+#include <cstring>
 
-std::unique_ptr<Adapter> make_wifly_adapter(const config::WiflyAdapterConfig&, EventLoop&, AdapterHost&, const Clock&) {
+#include "common/log.h"
+#include "device-adapters/wifly/rfc6455_session.h"
+#include "device-adapters/wifly/tcp_session.h"
+#include "device-adapters/wifly/tcp_socket.h"
+
+namespace flatlink::adapters::wifly {
+namespace {
+constexpr const char* kTag = "wifly";
+constexpr int kAcceptsPerEvent = 32;
+}  // namespace
+
+struct WiflyAdapter::Pending {
+  Pending(EventLoop& loop, std::function<void()> on_timeout) : timer(loop, std::move(on_timeout)) {}
+  Command command;
+  CommandDone done;
+  Json unconfirmed = Json::object();  // values the device has not reported back yet
+  Timer timer;
+};
+
+struct WiflyAdapter::Device {
+  config::WiflyDeviceConfig config;
+  DeviceInfo info;
+  Json state = Json::object();
+  Session* session = nullptr;  // the connection that carries it now
+  bool online = false;
+  std::unique_ptr<Pending> pending;
+};
+
+// A module in TCP server mode: connect, keep the session, reconnect with backoff.
+struct WiflyAdapter::Module {
+  Module(WiflyAdapter& adapter, EventLoop& loop, const config::WiflyModuleConfig& c, BackoffPolicy policy)
+      : config(c),
+        backoff(policy),
+        retry_timer(loop, [&adapter, this] { adapter.connect_module(*this); }),
+        connect_timer(loop, [&adapter, this] { adapter.connect_timed_out(*this); }) {}
+  config::WiflyModuleConfig config;
+  int index = 0;
+  Backoff backoff;
+  Timer retry_timer;
+  Timer connect_timer;
+  int fd = -1;  // while the connect is under way
+  std::unique_ptr<FdWatch> watch;
+  Session* session = nullptr;
+  std::string label() const { return config.host + ":" + std::to_string(config.port); }
+};
+
+WiflyAdapter::WiflyAdapter(config::WiflyAdapterConfig config, EventLoop& loop, AdapterHost& host, const Clock& clock)
+    : config_(std::move(config)), loop_(loop), host_(host), clock_(clock), reaper_(loop, [this] { reap(); }) {
+  for (const auto& dc : config_.devices) {
+    auto device = std::make_unique<Device>();
+    device->config = dc;
+    device->info = describe(dc);
+    devices_.push_back(std::move(device));
+  }
+  BackoffPolicy policy;
+  policy.base_ms = config_.backoff_base_ms;
+  policy.max_ms = std::max(config_.backoff_max_ms, config_.backoff_base_ms);
+  for (const auto& mc : config_.modules) {
+    auto module = std::make_unique<Module>(*this, loop_, mc, policy);
+    module->index = static_cast<int>(modules_.size());
+    modules_.push_back(std::move(module));
+  }
+}
+
+WiflyAdapter::~WiflyAdapter() { stop(); }
+
+DeviceInfo WiflyAdapter::describe(const config::WiflyDeviceConfig& dc) {
+  DeviceInfo info;
+  info.id = dc.id;
+  info.name = dc.name.empty() ? dc.id : dc.name;
+  info.kind = dc.kind;
+  info.room = dc.room;
+  info.capabilities = dc.capabilities;
+  return info;
+}
+
+size_t WiflyAdapter::session_count() const {
+  return static_cast<size_t>(std::count_if(sessions_.begin(), sessions_.end(), [](const auto& s) { return !s->dead; }));
+}
+
+WiflyAdapter::Device* WiflyAdapter::find(const std::string& id) {
+  for (auto& device : devices_) {
+    if (device->info.id == id) return device.get();
+  }
   return nullptr;
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+void WiflyAdapter::start() {
+  if (running_) return;
+  running_ = true;
+  for (auto& device : devices_) {
+    host_.device_added(device->info);
+    host_.presence(device->info.id, false);
+  }
+  start_listener();
+  for (auto& module : modules_) connect_module(*module);
+  LOG_INFO(kTag) << "adapter=" << config_.name << " started with " << devices_.size() << " devices, "
+                 << modules_.size() << " modules to connect to"
+                 << (listen_watch_ ? ", listening on " + config_.listen.address + ":" + std::to_string(listen_port_)
+                                   : std::string());
+}
+
+void WiflyAdapter::stop() {
+  if (!running_) return;
+  running_ = false;
+  for (auto& device : devices_) {
+    device->pending.reset();  // the core ends the commands still pending
+    device->session = nullptr;
+  }
+  for (auto& session : sessions_) session->close();
+  sessions_.clear();
+  for (auto& module : modules_) {
+    module->retry_timer.cancel();
+    module->connect_timer.cancel();
+    module->watch.reset();
+    tcp::close_fd(module->fd);
+    module->fd = -1;
+    module->session = nullptr;
+  }
+  listen_watch_.reset();
+  tcp::close_fd(listen_fd_);
+  listen_fd_ = -1;
+  retired_watches_.clear();
+  reaper_.cancel();
+  LOG_INFO(kTag) << "adapter=" << config_.name << " stopped";
+}
+
+void WiflyAdapter::schedule_reap() {
+  if (!reaper_.active()) reaper_.start(0);
+}
+
+void WiflyAdapter::reap() {
+  sessions_.erase(std::remove_if(sessions_.begin(), sessions_.end(), [](const auto& s) { return s->dead; }),
+                  sessions_.end());
+  retired_watches_.clear();
+}
+
+Session& WiflyAdapter::add_session(std::unique_ptr<Session> session) {
+  sessions_.push_back(std::move(session));
+  return *sessions_.back();
+}
+
+// ---------------------------------------------------------------- listener
+
+void WiflyAdapter::start_listener() {
+  if (!config_.listen.enabled) return;
+  std::string error;
+  listen_fd_ = tcp::listen_on(config_.listen.address, config_.listen.port, error);
+  if (listen_fd_ < 0) {
+    LOG_ERROR(kTag) << "adapter=" << config_.name << " cannot listen on " << config_.listen.address << ":"
+                    << config_.listen.port << ": " << error
+                    << " (is another program using the port? is the address one of this machine's?)";
+    return;
+  }
+  listen_port_ = tcp::local_port(listen_fd_);
+  listen_watch_ = std::make_unique<FdWatch>(loop_, listen_fd_, [this](int events) { on_listener_events(events); });
+  if (!listen_watch_->ok()) {
+    listen_watch_.reset();
+    tcp::close_fd(listen_fd_);
+    listen_fd_ = -1;
+  }
+}
+
+void WiflyAdapter::on_listener_events(int events) {
+  if (!running_ || !(events & FdWatch::readable)) return;
+  for (int i = 0; i < kAcceptsPerEvent; ++i) {
+    std::string peer, error;
+    bool would_block = false;
+    const int fd = tcp::accept_one(listen_fd_, peer, would_block, error);
+    if (fd < 0) {
+      if (!would_block) LOG_WARN(kTag) << "adapter=" << config_.name << " " << error;
+      return;
+    }
+    const size_t incoming = static_cast<size_t>(std::count_if(
+        sessions_.begin(), sessions_.end(), [](const auto& s) { return !s->dead && s->incoming; }));
+    if (incoming >= config_.max_connections) {
+      LOG_WARN(kTag) << "adapter=" << config_.name << " refused a connection from " << peer << ": already "
+                     << incoming << " connections (max_connections)";
+      tcp::close_fd(fd);
+      continue;
+    }
+    TcpSession::Limits limits;
+    limits.max_handshake_bytes = config_.max_handshake_bytes;
+    limits.max_line_bytes = config_.max_line_bytes;
+    limits.handshake_timeout_ms = config_.handshake_timeout_ms;
+    limits.markers = {config_.marker_open, config_.marker_close, config_.marker_hello};
+    LOG_DEBUG(kTag) << "adapter=" << config_.name << " connection from " << peer;
+    auto& session = static_cast<TcpSession&>(
+        add_session(std::make_unique<TcpSession>(loop_, *this, fd, peer, true, limits)));
+    session.start();
+  }
+}
+
+// ---------------------------------------------------------------- modules in TCP server mode
+
+void WiflyAdapter::connect_module(Module& module) {
+  if (!running_ || module.session || module.fd >= 0) return;
+  bool in_progress = false;
+  std::string error;
+  const int fd = tcp::connect_to(module.config.host, module.config.port, in_progress, error);
+  if (fd < 0) {
+    retry_module(module, error);
+    return;
+  }
+  if (!in_progress) {
+    module_connected(module, fd);
+    return;
+  }
+  module.fd = fd;
+  module.watch = std::make_unique<FdWatch>(loop_, fd, [this, &module](int events) { on_connect_events(module, events); });
+  if (!module.watch->ok()) {
+    module.watch.reset();
+    tcp::close_fd(fd);
+    module.fd = -1;
+    retry_module(module, "cannot watch the socket");
+    return;
+  }
+  module.watch->want_write();
+  module.connect_timer.start(config_.connect_timeout_ms);
+}
+
+void WiflyAdapter::connect_timed_out(Module& module) {
+  if (module.fd < 0) return;
+  retired_watches_.push_back(std::move(module.watch));
+  schedule_reap();
+  tcp::close_fd(module.fd);
+  module.fd = -1;
+  retry_module(module, "connect took longer than " + std::to_string(config_.connect_timeout_ms) + " ms");
+}
+
+void WiflyAdapter::on_connect_events(Module& module, int events) {
+  if (!running_ || module.fd < 0 || !(events & (FdWatch::writable | FdWatch::hangup))) return;
+  const int err = tcp::connect_result(module.fd);
+  module.connect_timer.cancel();
+  // Inside the watch's own callback: it is destroyed later, from the reaper.
+  retired_watches_.push_back(std::move(module.watch));
+  schedule_reap();
+  const int fd = module.fd;
+  module.fd = -1;
+  if (err != 0) {
+    tcp::close_fd(fd);
+    retry_module(module, std::strerror(err));
+    return;
+  }
+  module_connected(module, fd);
+}
+
+void WiflyAdapter::module_connected(Module& module, int fd) {
+  LOG_INFO(kTag) << "adapter=" << config_.name << " connected to module " << module.label();
+  TcpSession::Limits limits;
+  limits.max_line_bytes = config_.max_line_bytes;
+  limits.markers = {config_.marker_open, config_.marker_close, config_.marker_hello};
+  auto& session = static_cast<TcpSession&>(
+      add_session(std::make_unique<TcpSession>(loop_, *this, fd, module.label(), false, limits)));
+  session.module = module.index;
+  module.session = &session;
+  session.start();
+}
+
+void WiflyAdapter::retry_module(Module& module, const std::string& why) {
+  if (!running_) return;
+  const uint32_t delay = module.backoff.next_delay_ms();
+  LOG_WARN(kTag) << "adapter=" << config_.name << " module " << module.label() << ": " << why << "; retrying in "
+                 << delay << " ms (check that it is powered, joined to the Wi-Fi and in TCP server mode)";
+  module.retry_timer.start(delay);
+}
+
+// ---------------------------------------------------------------- sessions
+
+void WiflyAdapter::bind(Session& session, Device& device, const char* how) {
+  if (device.session == &session) return;
+  if (device.session) {
+    Session* old = device.session;
+    LOG_INFO(kTag) << "adapter=" << config_.name << " device=" << device.info.id << " now on " << session.peer()
+                   << " (" << how << "); closing its old connection from " << old->peer();
+    old->device.clear();
+    old->close();
+    old->dead = true;
+    if (old->module >= 0 && modules_[static_cast<size_t>(old->module)]->session == old) {
+      Module& module = *modules_[static_cast<size_t>(old->module)];
+      module.session = nullptr;
+      retry_module(module, "its device connected again elsewhere");
+    }
+    schedule_reap();
+  } else {
+    LOG_INFO(kTag) << "adapter=" << config_.name << " device=" << device.info.id << " on " << session.peer() << " ("
+                   << session.kind() << ", " << how << ")";
+  }
+  device.session = &session;
+  session.device = device.info.id;
+  if (!device.online) {
+    device.online = true;
+    host_.presence(device.info.id, true);
+  }
+}
+
+void WiflyAdapter::unbind(Session& session, const std::string& why) {
+  if (session.device.empty()) return;
+  Device* device = find(session.device);
+  session.device.clear();
+  if (!device || device->session != &session) return;
+  device->session = nullptr;
+  device->online = false;
+  host_.presence(device->info.id, false);
+  if (device->pending) finish_pending(*device, CommandResult{Outcome::device_error, "connection to the device lost: " + why});
+}
+
+void WiflyAdapter::on_open(Session& session) {
+  if (!running_) return;
+  if (session.module >= 0) {
+    const Module& module = *modules_[static_cast<size_t>(session.module)];
+    if (!module.config.device.empty()) {
+      if (Device* device = find(module.config.device)) bind(session, *device, "configured module");
+    }
+    return;
+  }
+  for (auto& device : devices_) {
+    if (!device->config.address.empty() && device->config.address == session.peer()) {
+      bind(session, *device, "configured address");
+      return;
+    }
+  }
+  LOG_INFO(kTag) << "adapter=" << config_.name << " " << session.kind() << " connection from " << session.peer()
+                 << " open; its first message names its device";
+}
+
+void WiflyAdapter::on_marker(Session& session, Marker marker) {
+  LOG_INFO(kTag) << "adapter=" << config_.name << " peer=" << session.peer() << " module marker "
+                 << to_string(marker);
+}
+
+void WiflyAdapter::on_closed(Session& session, std::string_view why) {
+  session.dead = true;
+  schedule_reap();
+  if (!running_) return;
+  unbind(session, std::string(why));
+  if (session.module >= 0) {
+    Module& module = *modules_[static_cast<size_t>(session.module)];
+    if (module.session == &session) {
+      module.session = nullptr;
+      retry_module(module, "connection ended: " + std::string(why));
+    }
+  }
+}
+
+void WiflyAdapter::on_rfc6455(Session& session, int fd, std::string already_read) {
+  session.dead = true;
+  schedule_reap();
+  if (!running_) {
+    tcp::close_fd(fd);
+    return;
+  }
+  auto ws = std::make_unique<Rfc6455Session>(*this, session.peer(), config_.max_line_bytes);
+  auto& adopted = static_cast<Rfc6455Session&>(add_session(std::move(ws)));
+  adopted.adopt(Rfc6455Session::vhost(loop_), fd, already_read);
+}
+
+void WiflyAdapter::on_message(Session& session, std::string_view message) {
+  if (!running_ || session.dead) return;
+  const Json line = Json::parse(message, nullptr, false);
+  if (line.is_discarded() || !line.is_object()) {
+    LOG_WARN(kTag) << "adapter=" << config_.name << " peer=" << session.peer()
+                   << " sent a line that is not a JSON object; ignored: " << log::q(message.substr(0, 120));
+    return;
+  }
+  std::string dev;
+  if (const auto it = line.find("dev"); it != line.end()) {
+    if (!it->is_string()) {
+      LOG_WARN(kTag) << "adapter=" << config_.name << " peer=" << session.peer() << " \"dev\" is not a string; ignored";
+      return;
+    }
+    dev = it->get<std::string>();
+  }
+  Device* device = nullptr;
+  if (!session.device.empty()) {
+    if (!dev.empty() && dev != session.device) {
+      LOG_WARN(kTag) << "adapter=" << config_.name << " peer=" << session.peer() << " carries device "
+                     << session.device << " but sent a line for " << log::q(dev) << "; ignored";
+      return;
+    }
+    device = find(session.device);
+  } else {
+    if (dev.empty()) {
+      LOG_WARN(kTag) << "adapter=" << config_.name << " peer=" << session.peer()
+                     << " sent a line without \"dev\" before naming its device; ignored"
+                        " (configure the device's address, or start each line with \"dev\")";
+      return;
+    }
+    device = find(dev);
+    if (!device) {
+      LOG_WARN(kTag) << "adapter=" << config_.name << " peer=" << session.peer() << " names device " << log::q(dev)
+                     << ", which is not in this adapter's configuration; ignored";
+      return;
+    }
+    bind(session, *device, "first message");
+  }
+  if (!device) return;
+  if (!session.saw_message) {
+    session.saw_message = true;
+    if (session.module >= 0) modules_[static_cast<size_t>(session.module)]->backoff.reset();
+  }
+
+  if (const auto it = line.find("error"); it != line.end()) {
+    const std::string text = it->is_string() ? it->get<std::string>() : it->dump();
+    if (device->pending) {
+      finish_pending(*device, CommandResult{Outcome::device_error, "device says: " + text});
+    } else {
+      LOG_WARN(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " reports an error: "
+                     << log::q(text);
+    }
+  }
+  Json state = Json::object();
+  for (const auto& [key, value] : line.items()) {
+    if (key == "dev" || key == "error") continue;
+    const Capability* cap = device->info.capability(key);
+    if (!cap) {
+      LOG_WARN(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " reports " << log::q(key)
+                     << ", which is not one of its configured capabilities; ignored";
+      continue;
+    }
+    if (const auto problem = check_value(*cap, value)) {
+      LOG_WARN(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " " << key << ": " << *problem
+                     << "; ignored";
+      continue;
+    }
+    state[key] = value;
+  }
+  if (state.empty()) return;
+  for (const auto& [key, value] : state.items()) device->state[key] = value;
+  host_.status(device->info.id, state, clock_.wall_ms());
+  if (device->pending) {
+    Json& unconfirmed = device->pending->unconfirmed;
+    for (const auto& [key, value] : state.items()) {
+      const auto it = unconfirmed.find(key);
+      if (it != unconfirmed.end() && *it == value) unconfirmed.erase(it);
+    }
+    if (unconfirmed.empty()) finish_pending(*device, CommandResult{Outcome::ok, ""});
+  }
+}
+
+// ---------------------------------------------------------------- commands
+
+void WiflyAdapter::execute(const Command& command, CommandDone done) {
+  Device* device = find(command.device);
+  if (!device) {
+    done(CommandResult{Outcome::rejected, "unknown device " + command.device});
+    return;
+  }
+  if (!running_ || !device->session) {
+    done(CommandResult{Outcome::offline, "device " + command.device + " is not connected"});
+    return;
+  }
+  if (device->pending) {
+    done(CommandResult{Outcome::device_error, "another command for " + command.device + " is under way"});
+    return;
+  }
+  Device* raw = device;
+  auto pending = std::make_unique<Pending>(loop_, [this, raw] {
+    finish_pending(*raw, CommandResult{Outcome::timeout, "device did not confirm within " +
+                                                             std::to_string(config_.command_timeout_ms) + " ms"});
+  });
+  pending->command = command;
+  pending->done = std::move(done);
+  pending->unconfirmed = command.set;
+  pending->timer.start(config_.command_timeout_ms);
+  device->pending = std::move(pending);
+  const Json line = {{"dev", device->info.id}, {"set", command.set}};
+  LOG_DEBUG(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " command " << command.id;
+  device->session->send(line.dump());
+}
+
+void WiflyAdapter::finish_pending(Device& device, CommandResult result) {
+  std::unique_ptr<Pending> pending = std::move(device.pending);
+  if (!pending) return;
+  pending->timer.cancel();
+  LOG_INFO(kTag) << "adapter=" << config_.name << " device=" << device.info.id << " command " << pending->command.id
+                 << " " << to_string(result.outcome) << (result.message.empty() ? "" : ": ") << result.message;
+  pending->done(std::move(result));
+}
+
+std::unique_ptr<Adapter> make_wifly_adapter(const config::WiflyAdapterConfig& config, EventLoop& loop, AdapterHost& host,
+                                            const Clock& clock) {
+  return std::make_unique<WiflyAdapter>(config, loop, host, clock);
 }
 
 }  // namespace flatlink::adapters::wifly
