@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/device_model.h"
 #include "common/log.h"
 #include "config/mqtt_adapter_config.h"
 #include "config/wifly_adapter_config.h"
@@ -35,7 +36,19 @@ enum class Parity { none, odd, even };
 enum class FlowControl { none, rtscts, xonxoff };
 enum class LineProtocol { json, keyvalue };
 
+// One device on a serial port, as declared in the configuration. With no
+// capabilities declared, the device learns read-only ones from what it reports.
+struct SerialDeviceConfig {
+  std::string id;
+  std::string name;             // defaults to the id
+  std::string kind = "sensor";  // lamp, thermometer, plug, sensor, ...
+  std::string room;             // may be empty
+  std::vector<Capability> capabilities;
+};
+
 // A UART device (device-adapters/serial). The port is a path or "usb:VID:PID[:serial]".
+// Lines name their device, or `device` names the one device that sends every line.
+// At least one of `device` and `devices` is set; with both, `devices` declares exactly `device`.
 struct SerialAdapterConfig {
   std::string name;
   std::string port;
@@ -48,6 +61,9 @@ struct SerialAdapterConfig {
   uint32_t max_line_bytes = 1024;
   uint32_t command_timeout_ms = 3000;  // the loader sets the gateway's command_timeout_ms when absent
   std::string device;    // when set, every line on this port belongs to this device id
+  std::vector<SerialDeviceConfig> devices;  // the devices on this port; the loader adds `device` when absent
+  uint32_t reopen_min_ms = 500;     // first retry after the port went away or failed to open
+  uint32_t reopen_max_ms = 30'000;  // retries back off up to this
 };
 
 using AdapterConfig = std::variant<SimAdapterConfig, SerialAdapterConfig, WiflyAdapterConfig, MqttAdapterConfig>;

@@ -1,6 +1,7 @@
 // The schema of a serial adapter's entry in the gateway configuration.
 #include "config/adapter_schemas.h"
 
+#include <algorithm>
 #include <ostream>
 
 namespace flatlink::config::detail {
@@ -54,6 +55,133 @@ const char* protocol_name(LineProtocol protocol) {
   return protocol == LineProtocol::keyvalue ? "keyvalue" : "json";
 }
 
+// Keys that the line protocol uses itself and so cannot name a capability.
+bool reserved_name(const std::string& name) {
+  return name == "dev" || name == "set" || name == "ok" || name == "error";
+}
+
+void read_capability(ObjectReader& r, Capability& cap) {
+  Errors& errors = r.errors();
+  r.only_keys({"name", "type", "writable", "min", "max", "options", "unit", "confirm", "max_length"});
+  if (r.id("name", cap.name, Need::required) && reserved_name(cap.name)) {
+    errors.fail(r.path("name"), json_quoted(cap.name) +
+                                    " is reserved by the line protocol (dev, set, ok, error); choose another name");
+  }
+  static constexpr std::string_view type_names[] = {"boolean", "integer", "number", "enumeration", "text"};
+  static constexpr ValueType types[] = {ValueType::boolean, ValueType::integer, ValueType::number,
+                                        ValueType::enumeration, ValueType::text};
+  size_t type = 0;
+  r.string_choice("type", type, {type_names[0], type_names[1], type_names[2], type_names[3], type_names[4]},
+                  Need::required);
+  cap.type = types[type];
+  r.boolean("writable", cap.writable);
+  r.boolean("confirm", cap.confirm);
+  r.string("unit", cap.unit);
+  if (!errors.ok()) return;
+  const bool numeric = cap.type == ValueType::integer || cap.type == ValueType::number;
+  const std::string type_name(type_names[type]);
+  for (const char* key : {"min", "max"}) {
+    if (!r.has(key)) continue;
+    if (!numeric) {
+      errors.fail(r.path(key), std::string("only integer and number capabilities have a ") + key + ", this one is " +
+                                   type_name);
+      return;
+    }
+    double value = 0;
+    if (!r.number(key, value, -1e15, 1e15)) return;
+    (key[1] == 'i' ? cap.min : cap.max) = value;
+  }
+  if (cap.min && cap.max && *cap.min > *cap.max) {
+    errors.fail(r.path("min"), "min " + describe(*r.find("min")) + " is larger than max " + describe(*r.find("max")));
+    return;
+  }
+  if (r.has("max_length")) {
+    if (cap.type != ValueType::text) {
+      errors.fail(r.path("max_length"), "only text capabilities have a max_length, this one is " + type_name);
+      return;
+    }
+    r.integer("max_length", cap.max_length, 1, 4096);
+  }
+  if (cap.type != ValueType::enumeration) {
+    if (r.has("options")) {
+      errors.fail(r.path("options"), "only enumeration capabilities have options, this one is " + type_name);
+    }
+    return;
+  }
+  const Json* options = r.array("options", 1, Need::required);
+  if (options == nullptr) return;
+  for (size_t i = 0; i < options->size(); ++i) {
+    const Json& option = (*options)[i];
+    const std::string path = index_path(r.path("options"), i);
+    if (!option.is_string() || option.get_ref<const std::string&>().empty()) {
+      errors.expected(path, "a non-empty string", option);
+      return;
+    }
+    const std::string& text = option.get_ref<const std::string&>();
+    for (char c : text) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        errors.expected(path, "a string without control characters", option);
+        return;
+      }
+    }
+    for (const auto& seen : cap.options) {
+      if (seen == text) {
+        errors.fail(path, "duplicate option " + json_quoted(text));
+        return;
+      }
+    }
+    cap.options.push_back(text);
+  }
+}
+
+void read_serial_device(ObjectReader& r, FirstSeen& device_ids, SerialDeviceConfig& device) {
+  Errors& errors = r.errors();
+  r.only_keys({"id", "name", "kind", "room", "capabilities"});
+  if (r.id("id", device.id, Need::required)) claim_device_id(errors, device_ids, device.id, r.path("id"));
+  if (!r.non_empty_string("name", device.name)) device.name = device.id;
+  r.id("kind", device.kind);
+  r.string("room", device.room);
+  const Json* caps = r.array("capabilities", 0);
+  if (caps == nullptr) return;
+  for (size_t i = 0; i < caps->size() && errors.ok(); ++i) {
+    const std::string path = index_path(r.path("capabilities"), i);
+    const Json& item = (*caps)[i];
+    if (!item.is_object()) {
+      errors.expected(path, "an object", item);
+      return;
+    }
+    ObjectReader cap_reader(item, path, errors);
+    Capability cap;
+    read_capability(cap_reader, cap);
+    if (!errors.ok()) return;
+    if (device.capabilities.end() != std::find_if(device.capabilities.begin(), device.capabilities.end(),
+                                                  [&](const Capability& c) { return c.name == cap.name; })) {
+      errors.fail(key_path(path, "name"), "duplicate capability " + json_quoted(cap.name) + " in device " +
+                                              json_quoted(device.id));
+      return;
+    }
+    device.capabilities.push_back(std::move(cap));
+  }
+}
+
+void read_serial_devices(ObjectReader& r, FirstSeen& device_ids, SerialAdapterConfig& serial) {
+  Errors& errors = r.errors();
+  const Json* devices = r.array("devices", 1);
+  if (devices == nullptr) return;
+  for (size_t i = 0; i < devices->size() && errors.ok(); ++i) {
+    const std::string path = index_path(r.path("devices"), i);
+    const Json& item = (*devices)[i];
+    if (!item.is_object()) {
+      errors.expected(path, "an object", item);
+      return;
+    }
+    ObjectReader device_reader(item, path, errors);
+    SerialDeviceConfig device;
+    read_serial_device(device_reader, device_ids, device);
+    serial.devices.push_back(std::move(device));
+  }
+}
+
 }  // namespace
 
 void read_serial_adapter(ObjectReader& r, AdapterContext& ctx, SerialAdapterConfig& serial) {
@@ -63,7 +191,8 @@ void read_serial_adapter(ObjectReader& r, AdapterContext& ctx, SerialAdapterConf
   const uint32_t default_timeout_ms = ctx.default_timeout_ms;
   Errors& errors = r.errors();
   r.only_keys({"name", "port", "baud", "data_bits", "parity", "stop_bits", "flow_control", "protocol",
-               "max_line_bytes", "command_timeout_ms", "device", "type"});
+               "max_line_bytes", "command_timeout_ms", "device", "devices", "reopen_min_ms", "reopen_max_ms",
+               "type"});
   if (r.id("name", serial.name, Need::required)) claim_adapter_name(r, names, serial.name);
   if (r.non_empty_string("port", serial.port, Need::required)) {
     if (!valid_serial_port(serial.port)) {
@@ -84,7 +213,24 @@ void read_serial_adapter(ObjectReader& r, AdapterContext& ctx, SerialAdapterConf
   r.integer("max_line_bytes", serial.max_line_bytes, 16, 65'536);
   serial.command_timeout_ms = default_timeout_ms;
   r.integer("command_timeout_ms", serial.command_timeout_ms, 100, 600'000);
-  if (r.id("device", serial.device)) claim_device_id(errors, device_ids, serial.device, r.path("device"));
+  r.integer("reopen_min_ms", serial.reopen_min_ms, 10, 600'000);
+  if (!r.integer("reopen_max_ms", serial.reopen_max_ms, serial.reopen_min_ms, 3'600'000)) {
+    serial.reopen_max_ms = std::max(serial.reopen_max_ms, serial.reopen_min_ms);
+  }
+  r.id("device", serial.device);
+  read_serial_devices(r, device_ids, serial);
+  if (!errors.ok()) return;
+  if (serial.device.empty() && serial.devices.empty()) {
+    errors.fail(r.path(), "expected \"devices\" (the devices on this port) or \"device\" (the one device that "
+                          "sends every line), got neither");
+  } else if (serial.devices.empty()) {
+    // One device per port, declared by its id alone: it learns its capabilities.
+    claim_device_id(errors, device_ids, serial.device, r.path("device"));
+    serial.devices.push_back(SerialDeviceConfig{serial.device, serial.device, "sensor", "", {}});
+  } else if (!serial.device.empty() && (serial.devices.size() != 1 || serial.devices[0].id != serial.device)) {
+    errors.fail(r.path("devices"), "with \"device\": " + json_quoted(serial.device) + " every line belongs to " +
+                                       serial.device + ", so \"devices\" must declare exactly that one device");
+  }
 }
 
 void summarize_adapter(std::ostream& out, const SerialAdapterConfig& serial) {
@@ -94,6 +240,12 @@ void summarize_adapter(std::ostream& out, const SerialAdapterConfig& serial) {
       << protocol_name(serial.protocol) << " lines up to " << serial.max_line_bytes << " bytes, command timeout "
       << serial.command_timeout_ms << " ms";
   if (!serial.device.empty()) out << ", all lines for device " << serial.device;
+  if (serial.device.empty() || !serial.devices.at(0).capabilities.empty()) {
+    out << ", " << serial.devices.size() << (serial.devices.size() == 1 ? " device:" : " devices:");
+    for (const auto& device : serial.devices) {
+      out << " " << device.id << " (" << device.kind << ", " << device.capabilities.size() << " capabilities)";
+    }
+  }
   out << "\n";
 }
 

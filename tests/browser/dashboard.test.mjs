@@ -130,6 +130,7 @@ describe('dashboard', () => {
     await expectAttr(sw, 'aria-checked', wanted);
     assert.match(await lamp.outcome('on').textContent(), /ok/);
     await gatewayA.waitForLine(new RegExp(`device=lamp-1 set \\{"on":${wanted}\\}`), 2000);
+    await screenshot(page, `dashboard-lamp-${wanted === 'true' ? 'on' : 'off'}`, { crop: true });
     // And back.
     await sw.click();
     await expectAttr(sw, 'aria-checked', before);

@@ -125,10 +125,20 @@ export async function login(page, { flat, user, password }) {
   await page.getByRole('button', { name: 'Log in' }).click();
 }
 
-export async function screenshot(page, name) {
+// Saves $FLATLINK_BUILD_DIR/screenshots/<name>.png (transitions finished). crop: only
+// down to the end of the content, not the empty rest of the window.
+export async function screenshot(page, name, { crop = false } = {}) {
   mkdirSync(screenshotDir, { recursive: true });
   const file = path.join(screenshotDir, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  const options = { path: file, fullPage: true, animations: 'disabled' };
+  if (crop) {
+    const [width, bottom] = await page.evaluate(() => [
+      document.documentElement.clientWidth,
+      Math.ceil(document.querySelector('main').getBoundingClientRect().bottom),
+    ]);
+    options.clip = { x: 0, y: 0, width, height: bottom };
+  }
+  await page.screenshot(options);
   return file;
 }
 

@@ -111,8 +111,9 @@ Json minimal_gateway() {
   })");
 }
 
+// A serial adapter with one device, declared by "device" (lines need not name it).
 Json serial_adapter(const std::string& name = "uart", const std::string& port = "/dev/ttyUSB0") {
-  return Json{{"type", "serial"}, {"name", name}, {"port", port}};
+  return Json{{"type", "serial"}, {"name", name}, {"port", port}, {"device", name + "-dev"}};
 }
 
 Json minimal_cloud() {
@@ -216,7 +217,8 @@ TEST_CASE("an unknown key is refused and the allowed keys are listed") {
   doc["adapters"][0]["baudrate"] = 9600;
   CHECK(gateway_error(doc) ==
         "gateway.json: adapters[0].baudrate: unknown key (expected one of: name, port, baud, data_bits, parity, "
-        "stop_bits, flow_control, protocol, max_line_bytes, command_timeout_ms, device, type)");
+        "stop_bits, flow_control, protocol, max_line_bytes, command_timeout_ms, device, devices, reopen_min_ms, "
+        "reopen_max_ms, type)");
 
   doc = minimal_gateway();
   doc["gateway"] = "gw-1";
@@ -703,7 +705,11 @@ TEST_CASE("a serial adapter's defaults, and its command timeout following the ga
   CHECK(serial.protocol == LineProtocol::json);
   CHECK(serial.max_line_bytes == 1024);
   CHECK(serial.command_timeout_ms == 7000);
-  CHECK(serial.device.empty());
+  CHECK(serial.device == "uart-dev");
+  REQUIRE(serial.devices.size() == 1);
+  CHECK(serial.devices[0].id == "uart-dev");
+  CHECK(serial.reopen_min_ms == 500);
+  CHECK(serial.reopen_max_ms == 30000);
 
   doc["adapters"][0]["command_timeout_ms"] = 250;
   doc["adapters"][0]["parity"] = "odd";
