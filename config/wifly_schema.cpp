@@ -32,8 +32,9 @@ void read_capability(ObjectReader& r, Capability& cap) {
            {{"boolean", ValueType::boolean},
             {"integer", ValueType::integer},
             {"number", ValueType::number},
-            {"enum", ValueType::enumeration},
-            {"text", ValueType::text}},
+            {"enumeration", ValueType::enumeration},
+            {"text", ValueType::text},
+            {"enum", ValueType::enumeration}},
            Need::required);
   r.boolean("writable", cap.writable);
   r.boolean("confirm", cap.confirm);
@@ -60,7 +61,7 @@ void read_capability(ObjectReader& r, Capability& cap) {
       }
     }
   } else if (r.has("options")) {
-    r.errors().fail(r.path("options"), "only enum capabilities have options");
+    r.errors().fail(r.path("options"), "only enumeration capabilities have options");
   }
   if (cap.type == ValueType::text) r.integer("max_length", cap.max_length, 1, 65'536);
 }
@@ -85,8 +86,9 @@ void read_device(ObjectReader& r, AdapterContext& ctx, WiflyDeviceConfig& device
     Capability cap;
     read_capability(cap_reader, cap);
     if (!r.errors().ok()) return;
-    if (cap.name == "dev" || cap.name == "set" || cap.name == "error") {
-      r.errors().fail(path + ".name", "\"" + cap.name + "\" is reserved by the line protocol");
+    if (cap.name == "dev" || cap.name == "set" || cap.name == "ok" || cap.name == "error") {
+      r.errors().fail(path + ".name",
+                      "\"" + cap.name + "\" is reserved by the line protocol (dev, set, ok, error); choose another name");
     } else if (!seen.insert(cap.name).second) {
       r.errors().fail(path + ".name", "capability \"" + cap.name + "\" appears twice");
     }

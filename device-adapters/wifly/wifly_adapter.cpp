@@ -420,7 +420,7 @@ void WiflyAdapter::on_message(Session& session, std::string_view message) {
   }
   Json state = Json::object();
   for (const auto& [key, value] : line.items()) {
-    if (key == "dev" || key == "error") continue;
+    if (key == "dev" || key == "error" || key == "ok") continue;
     const Capability* cap = device->info.capability(key);
     if (!cap) {
       LOG_WARN(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " reports " << log::q(key)
@@ -428,8 +428,7 @@ void WiflyAdapter::on_message(Session& session, std::string_view message) {
       continue;
     }
     if (const auto problem = check_value(*cap, value)) {
-      LOG_WARN(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " " << key << ": " << *problem
-                     << "; ignored";
+      LOG_WARN(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " " << *problem << "; ignored";
       continue;
     }
     state[key] = value;
