@@ -129,7 +129,8 @@ class HomeassistantSource final : public Source {
   bool handle(const Message& m) override {
     bool mine = false;
     if (m.topic.compare(0, prefix_.size() + 1, prefix_ + "/") == 0) {
-      const auto levels = split_topic(m.topic.substr(prefix_.size() + 1));
+      const std::string rest = m.topic.substr(prefix_.size() + 1);
+      const auto levels = split_topic(rest);
       if ((levels.size() == 3 || levels.size() == 4) && levels.back() == "config") {
         read_config(m, levels);
         return true;
