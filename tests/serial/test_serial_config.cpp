@@ -164,3 +164,21 @@ TEST_CASE("each mistake in a serial port's devices gets its own message") {
   backoff["reopen_max_ms"] = 50;
   CHECK(error_of(backoff) == p + ".reopen_max_ms: expected an integer from 100 to 3600000, got 50");
 }
+
+TEST_CASE("the serial example file loads as it ships") {
+  const Loaded<GatewayConfig> loaded =
+      load_gateway_config(std::string(FLATLINK_SOURCE_DIR) + "/config/examples/gateway-serial.example.json");
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) FAIL(error->message);
+  const GatewayConfig& config = std::get<GatewayConfig>(loaded);
+  REQUIRE(config.adapters.size() == 3);
+  const auto& hall = std::get<SerialAdapterConfig>(config.adapters[0]);
+  CHECK(hall.devices.size() == 2);
+  CHECK(hall.devices[1].capabilities.at(2).options == std::vector<std::string>{"warm", "cold"});
+  const auto& boiler = std::get<SerialAdapterConfig>(config.adapters[1]);
+  CHECK(boiler.device == "boiler");
+  CHECK(boiler.devices.at(0).capabilities.size() == 4);
+  const auto& meter = std::get<SerialAdapterConfig>(config.adapters[2]);
+  CHECK(meter.devices.at(0).id == "power-meter");
+  CHECK(meter.devices.at(0).capabilities.empty());
+  CHECK(meter.reopen_max_ms == 60000);
+}
