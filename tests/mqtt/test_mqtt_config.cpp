@@ -146,3 +146,11 @@ TEST_CASE("mistakes in an mqtt adapter are refused with the path and what was ex
   CHECK(error_of(R"({"type":"mqtt","name":"m","tls":{"cert_file":"/etc/hostname"},"presets":[{"preset":"homeassistant"}]})")
             .find("both \"cert_file\" and \"key_file\"") != std::string::npos);
 }
+
+TEST_CASE("the shipped mqtt example loads with its three presets and rules") {
+  const auto loaded = load_gateway_config(std::string(FLATLINK_SOURCE_DIR) + "/config/examples/gateway-mqtt.example.json");
+  const MqttAdapterConfig& m = mqtt_of(loaded);
+  CHECK(m.presets.size() == 3);
+  CHECK(m.rules.size() == 3);
+  CHECK(m.client_id == "flatlink-gw-flat-b");
+}
