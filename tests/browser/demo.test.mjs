@@ -15,36 +15,68 @@ after(async () => {
   if (demo && demo.exitCode === null) await stop(demo, 'SIGINT').catch(() => {});
 });
 
-// Resolves with the first snapshot that satisfies want(), over a fresh browser login.
-function loginAndWait(port, want, timeoutMs = 10_000) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, 'flatlink-browser.v1');
-    const seen = [];
-    const timer = setTimeout(() => {
-      ws.terminate();
-      reject(new Error(`no matching snapshot within ${timeoutMs} ms; got ${JSON.stringify(seen).slice(0, 800)}`));
-    }, timeoutMs);
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'login', flat: 'flat-a', user: 'demo', password: 'demo' })));
-    ws.on('message', (data) => {
-      const msg = JSON.parse(String(data));
-      seen.push(msg);
-      if (msg.type === 'snapshot' && want(msg)) {
-        clearTimeout(timer);
-        ws.close(1000);
-        resolve(msg);
+// A browser's view over the WebSocket protocol: logs in, follows snapshot and devices
+// messages, and can send a command and wait for its result.
+function browserClient(port) {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, 'flatlink-browser.v1');
+  const view = { devices: [], gatewayOnline: false, messages: [] };
+  const waiters = new Set();
+  const check = () => {
+    for (const w of waiters) {
+      const value = w.test();
+      if (value) {
+        waiters.delete(w);
+        clearTimeout(w.timer);
+        w.resolve(value);
       }
-    });
-    ws.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
+    }
+  };
+  ws.on('open', () => ws.send(JSON.stringify({ type: 'login', flat: 'flat-a', user: 'demo', password: 'demo' })));
+  ws.on('message', (data) => {
+    const msg = JSON.parse(String(data));
+    view.messages.push(msg);
+    if (msg.type === 'snapshot') {
+      view.devices = msg.devices;
+      view.gatewayOnline = msg.gateway_online;
+    } else if (msg.type === 'devices') {
+      view.devices = msg.devices;
+    } else if (msg.type === 'gateway') {
+      view.gatewayOnline = msg.online;
+    }
+    check();
   });
+  // Resolves with test()'s first truthy value, checked on every message.
+  view.until = (test, timeoutMs = 10_000, what = 'condition') =>
+    new Promise((resolve, reject) => {
+      const w = { test, resolve };
+      w.timer = setTimeout(() => {
+        waiters.delete(w);
+        reject(new Error(`${what} not met within ${timeoutMs} ms; got ${JSON.stringify(view.messages).slice(-1500)}`));
+      }, timeoutMs);
+      waiters.add(w);
+      check();
+    });
+  view.send = (msg) => ws.send(JSON.stringify(msg));
+  view.close = () => ws.close(1000);
+  ws.on('error', (err) => {
+    for (const w of waiters) {
+      clearTimeout(w.timer);
+      w.resolve(Promise.reject(err));
+    }
+  });
+  return view;
 }
 
 test('the demo starts, serves the dashboard, lets the demo user in, and stops on Ctrl-C', async () => {
   const port = await freePort();
+  const mqttPort = await freePort();
   demo = await startProcess('bash', [path.join(repoRoot, 'scripts', 'demo.sh')], {
-    env: { FLATLINK_DEMO_PORT: String(port), FLATLINK_DEMO_SKIP_BUILD: '1', FLATLINK_BUILD_DIR: buildDir },
+    env: {
+      FLATLINK_DEMO_PORT: String(port),
+      FLATLINK_DEMO_MQTT_PORT: String(mqttPort),
+      FLATLINK_DEMO_SKIP_BUILD: '1',
+      FLATLINK_BUILD_DIR: buildDir,
+    },
     readyPattern: 'The demo is running',
     timeoutMs: 15_000,
   });
@@ -60,14 +92,33 @@ test('the demo starts, serves the dashboard, lets the demo user in, and stops on
   assert.match(index.headers.get('content-type'), /^text\/html/);
   assert.match(await index.text(), /<script type="module" src="app.js">/);
 
-  const snapshot = await loginAndWait(port, (s) => s.gateway_online && s.devices.length === 3);
+  const browser = browserClient(port);
+  const snapshot = await browser.until(() => browser.messages.find((m) => m.type === 'snapshot'), 5000, 'a snapshot');
   assert.equal(snapshot.flat, 'flat-a');
-  assert.deepEqual(snapshot.devices.map((d) => d.id).sort(), ['door-1', 'lamp-1', 'thermo-1']);
+  const simIds = ['door-1', 'lamp-1', 'thermo-1'];
+  await browser.until(
+    () => browser.gatewayOnline && simIds.every((id) => browser.devices.some((d) => d.id === id)),
+    10_000,
+    'the gateway online with the three sim devices',
+  );
+  if (/MQTT: +a Tasmota plug "demo-plug"/.test(banner)) {
+    // The broker and the simulated plug run too: the plug is reached through the MQTT adapter.
+    await browser.until(() => browser.devices.find((d) => d.id === 'demo-plug' && d.capabilities.some((c) => c.name === 'on')), 10_000, 'the plug with its switch');
+    browser.send({ type: 'command', id: 'b-1', device: 'demo-plug', set: { on: true } });
+    const result = await browser.until(() => browser.messages.find((m) => m.type === 'result' && m.id === 'b-1'), 10_000, 'the result');
+    assert.equal(result.outcome, 'ok', JSON.stringify(result));
+    await browser.until(() => browser.messages.find((m) => m.type === 'update' && m.device === 'demo-plug' && m.state.on === true), 5000, 'the plug on');
+    assert.equal(browser.devices.length, 4);
+  } else {
+    assert.deepEqual(browser.devices.map((d) => d.id).sort(), simIds);
+  }
+  browser.close();
 
   assert.equal(await stop(demo, 'SIGINT', { timeoutMs: 15_000 }), 0, demo.output());
   const out = demo.output();
   assert.match(out, /flatlink-cloud stopped \(exit code 0\)/, out);
   assert.match(out, /flatlinkd stopped \(exit code 0\)/, out);
+  assert.doesNotMatch(out, /did not stop within/, out);
   // Nothing is left listening.
   await waitFor(
     () => fetch(`http://127.0.0.1:${port}/healthz`).then(() => false, () => true),
