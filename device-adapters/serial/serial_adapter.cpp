@@ -322,8 +322,9 @@ void SerialAdapter::execute(const Command& command, CommandDone done) {
     return;
   }
   if (pending_.count(command.device)) {
-    done(CommandResult{Outcome::device_error, "device " + command.device + " is still busy with a command"});
-    return;
+    // The core runs one command per device at a time: a new one means it has given
+    // up on the old one (its own timeout came first). The old answer goes nowhere.
+    finish(command.device, CommandResult{Outcome::timeout, "superseded by command " + command.id});
   }
   std::string why;
   const std::string line = encode_command(config_.protocol, command.device, command.set, why);

@@ -310,6 +310,21 @@ TEST_CASE("a device's error reply ends a command as device_error, and silence en
   CHECK(f.results.size() == 2);
 }
 
+TEST_CASE("a new command for a device ends the one the core gave up on, and the echo confirms the new one") {
+  Fixture f;
+  f.start();
+  REQUIRE(f.run_until([&] { return f.host.all_online(true); }));
+  f.execute("lamp", Json{{"brightness", 10}}, "c1");
+  f.execute("lamp", Json{{"brightness", 20}}, "c2");
+  REQUIRE(f.results.size() == 1);
+  CHECK(f.results[0].outcome == Outcome::timeout);
+  CHECK(f.results[0].message == "superseded by command c2");
+  REQUIRE(f.run_until([&] { return f.written.size() >= 2 && f.written.back() == '\n'; }));
+  f.socat.send("{\"dev\":\"lamp\",\"brightness\":20}\n");
+  REQUIRE(f.run_until([&] { return f.results.size() == 2; }));
+  CHECK(f.results[1].outcome == Outcome::ok);
+}
+
 TEST_CASE("an overlong line is dropped with an error and the next line still works") {
   Fixture f;
   f.config.max_line_bytes = 64;
