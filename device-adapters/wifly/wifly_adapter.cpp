@@ -433,16 +433,26 @@ void WiflyAdapter::on_message(Session& session, std::string_view message) {
     }
     state[key] = value;
   }
-  if (state.empty()) return;
-  for (const auto& [key, value] : state.items()) device->state[key] = value;
-  host_.status(device->info.id, state, clock_.wall_ms());
-  if (device->pending) {
-    Json& unconfirmed = device->pending->unconfirmed;
-    for (const auto& [key, value] : state.items()) {
-      const auto it = unconfirmed.find(key);
-      if (it != unconfirmed.end() && *it == value) unconfirmed.erase(it);
+  if (!state.empty()) {
+    for (const auto& [key, value] : state.items()) device->state[key] = value;
+    host_.status(device->info.id, state, clock_.wall_ms());
+    if (device->pending) {
+      Json& unconfirmed = device->pending->unconfirmed;
+      for (const auto& [key, value] : state.items()) {
+        const auto it = unconfirmed.find(key);
+        if (it != unconfirmed.end() && *it == value) unconfirmed.erase(it);
+      }
+      if (unconfirmed.empty()) finish_pending(*device, CommandResult{Outcome::ok, ""});
     }
-    if (unconfirmed.empty()) finish_pending(*device, CommandResult{Outcome::ok, ""});
+  }
+  // {"ok":true} confirms the command under way without reporting values (as on the serial adapter).
+  if (const auto it = line.find("ok"); it != line.end()) {
+    if (*it != true) {
+      LOG_WARN(kTag) << "adapter=" << config_.name << " device=" << device->info.id
+                     << " sent \"ok\" with a value other than true; ignored";
+    } else if (device->pending) {
+      finish_pending(*device, CommandResult{Outcome::ok, ""});
+    }
   }
 }
 

@@ -266,7 +266,7 @@ TEST_CASE("connect-out: when the module closes the device goes offline, and the 
   CHECK(lamp == std::vector<bool>{false, true, false, true});
 }
 
-TEST_CASE("connect-out: a command the device never confirms ends in timeout, an error reply in device_error") {
+TEST_CASE("connect-out: an unconfirmed command ends in timeout, an error reply in device_error, ok:true confirms") {
   Fixture f;
   FakeModuleServer module(f.loop);
   f.config.listen.enabled = false;
@@ -285,6 +285,12 @@ TEST_CASE("connect-out: a command the device never confirms ends in timeout, an 
   REQUIRE(f.run_until([&] { return f.has_result("refused"); }));
   CHECK(f.results["refused"]->outcome == Outcome::device_error);
   CHECK(f.results["refused"]->message == "device says: bulb broken");
+
+  f.execute("lamp1", Json{{"brightness", 3}}, "acknowledged");
+  REQUIRE(f.run_until([&] { return conn.lines().size() == 3; }));
+  conn.send("{\"dev\":\"lamp1\",\"ok\":true}\n");
+  REQUIRE(f.run_until([&] { return f.has_result("acknowledged"); }));
+  CHECK(f.results["acknowledged"]->outcome == Outcome::ok);
 }
 
 // ---------------------------------------------------------------- connecting in: plain lines
