@@ -340,6 +340,7 @@ int LinkClient::on_writeable(lws* wsi) {
     const size_t room = static_cast<size_t>(std::min<int64_t>(kBatchItems, kWindow - (sent_upto_ - acked_)));
     proto::StatusBatch batch;
     batch.items = listener_.statuses_after(sent_upto_, room);
+    batch.dropped = listener_.dropped();
     if (!batch.items.empty()) {
       if (!write_text(wsi, proto::encode(batch))) return -1;
       sent_upto_ = batch.items.back().seq;

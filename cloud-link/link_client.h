@@ -30,6 +30,8 @@ class LinkListener {
   virtual proto::Hello make_hello() = 0;
   // Statuses with seq > after, in order, at most max.
   virtual std::vector<proto::StatusItem> statuses_after(int64_t after, size_t max) = 0;
+  // Statuses dropped so far for lack of room, reported with each batch.
+  virtual int64_t dropped() = 0;
   // The cloud holds everything up to seq.
   virtual void on_ack(int64_t seq) = 0;
   virtual void on_command(const proto::CommandMsg& command) = 0;

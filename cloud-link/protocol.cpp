@@ -124,7 +124,9 @@ std::string encode(const StatusBatch& msg) {
   for (const auto& item : msg.items) {
     items.push_back({{"seq", item.seq}, {"device", item.device}, {"state", state_or_empty(item.state)}, {"ts", item.ts}});
   }
-  return dump({{"type", "status"}, {"items", std::move(items)}});
+  Json j = {{"type", "status"}, {"items", std::move(items)}};
+  if (msg.dropped > 0) j["dropped"] = msg.dropped;
+  return dump(j);
 }
 
 std::string encode(const Presence& msg) {

@@ -116,6 +116,7 @@ struct StatusItem {
 // 1..max_batch statuses with strictly increasing seq.
 struct StatusBatch {
   std::vector<StatusItem> items;
+  int64_t dropped = 0;  // statuses the gateway's outbox dropped so far (0 is omitted on the wire)
 
   bool operator==(const StatusBatch&) const = default;
 };

@@ -346,7 +346,7 @@ bool read(Reader& r, const Json& j, Hello& m) {
 
 bool read(Reader& r, const Json& j, StatusBatch& m) {
   Fields f(r, j, "status");
-  if (!f.only({"type", "items"})) return false;
+  if (!f.only({"type", "items", "dropped"}) || !f.optional_integer("dropped", 0, kMaxSeq, m.dropped)) return false;
   const Json* items = f.need("items");
   if (!items || !expect_array(r, *items, f.at("items"), 1, r.limits.max_batch)) return false;
   m.items.reserve(items->size());

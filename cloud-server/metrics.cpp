@@ -33,7 +33,7 @@ std::string Metrics::render() const {
   os << "flatlink_rate_limited_total " << rate_limited << '\n';
   metric("flatlink_replaced_gateways_total", "counter", "Gateway links replaced by a newer one for the same flat.");
   os << "flatlink_replaced_gateways_total " << replaced_gateways << '\n';
-  metric("flatlink_gateway_dropped_statuses", "gauge", "Statuses the gateways report their outboxes dropped (sum of the last hello of each).");
+  metric("flatlink_gateway_dropped_statuses", "gauge", "Statuses the gateways report their outboxes dropped (sum over flats, as last reported).");
   os << "flatlink_gateway_dropped_statuses " << gateway_dropped << '\n';
   metric("flatlink_commands_total", "counter", "Commands by result.");
   for (size_t i = 0; i < commands.size(); ++i) {

@@ -23,7 +23,7 @@ struct Metrics {
   uint64_t auth_failures = 0;
   uint64_t rate_limited = 0;          // connections closed for sending too fast
   uint64_t replaced_gateways = 0;
-  uint64_t gateway_dropped = 0;       // statuses the gateways' outboxes report as dropped
+  int64_t gateway_dropped = 0;        // statuses the gateways' outboxes report as dropped
   std::array<uint64_t, 6> commands{};  // by Outcome
 
   void count_command(Outcome outcome) { ++commands[static_cast<size_t>(outcome)]; }

@@ -25,6 +25,7 @@ struct Router::Flat {
   std::map<std::string, int64_t> last_seq;  // per gateway id: highest seq accepted
   std::set<Peer*> browsers;
   std::map<std::string, History> history;  // "device/capability"
+  int64_t dropped = 0;                      // what the gateway's outbox reports dropped
 };
 
 struct Router::PendingCommand {
@@ -187,7 +188,8 @@ void Router::on_hello(Flat& flat, Peer& peer, const proto::Hello& hello) {
                        << hello.next_seq << ", last seen " << last << "); accepting the new stream";
     last = hello.next_seq - 1;
   }
-  metrics_.gateway_dropped = static_cast<uint64_t>(hello.dropped);
+  metrics_.gateway_dropped += hello.dropped - flat.dropped;
+  flat.dropped = hello.dropped;
   if (hello.dropped > 0) {
     LOG_WARN("router") << "flat=" << flat.config->id << " gateway=" << hello.gateway << " reports " << hello.dropped
                        << " statuses dropped by its outbox";
@@ -201,6 +203,12 @@ void Router::on_hello(Flat& flat, Peer& peer, const proto::Hello& hello) {
 
 void Router::on_status(Flat& flat, Peer& peer, const proto::StatusBatch& batch) {
   int64_t& last = flat.last_seq[flat.gateway_id];
+  if (batch.dropped > flat.dropped) {
+    LOG_WARN("router") << "flat=" << flat.config->id << " gateway=" << flat.gateway_id << " outbox dropped "
+                       << batch.dropped - flat.dropped << " more statuses (" << batch.dropped << " in all)";
+    metrics_.gateway_dropped += batch.dropped - flat.dropped;
+    flat.dropped = batch.dropped;
+  }
   for (const auto& item : batch.items) {
     if (item.seq <= last) {
       ++metrics_.duplicate_statuses;

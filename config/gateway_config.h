@@ -81,6 +81,19 @@ struct CloudLinkConfig {
   uint32_t send_queue_max = 10'000;   // frames waiting for the socket
 };
 
+enum class Durability { group, sync };
+
+// The durable outbox (gateway/durable_outbox.h): where statuses wait for the cloud's ack.
+struct OutboxConfig {
+  Durability durability = Durability::group;  // group: commit in groups (WAL, synchronous=NORMAL);
+                                              // sync: every status committed with fsync before it is sent
+  uint32_t commit_interval_ms = 50;  // group: a commit gathers statuses for at most this long
+  uint32_t commit_max_items = 500;   // group: ... or until this many are waiting
+  uint32_t max_items = 100'000;      // bound on statuses waiting for an ack
+  uint64_t max_bytes = 32ull << 20;  // bound on their size (JSON bytes)
+  uint32_t memory_items = 2'000;     // statuses kept in memory for sending; the rest is read back from disk
+};
+
 struct GatewayConfig {
   std::string source;        // the file it came from, for messages
   std::string gateway_id;    // [A-Za-z0-9_.:-]{1,64}
@@ -89,6 +102,7 @@ struct GatewayConfig {
   log::Level log_level = log::Level::info;
   CloudLinkConfig cloud;
   uint32_t command_timeout_ms = 5000;  // default time a device gets to carry out a command
+  OutboxConfig outbox;
   std::vector<AdapterConfig> adapters;
 };
 

@@ -196,6 +196,16 @@ void read_cloud_link(ObjectReader& r, const std::string& name, const std::string
 }
 
 // Records a device id, refusing one used anywhere before in this gateway.
+void read_outbox(ObjectReader& r, OutboxConfig& outbox) {
+  r.only_keys({"durability", "commit_interval_ms", "commit_max_items", "max_items", "max_bytes", "memory_items"});
+  r.choice("durability", outbox.durability, {{"group", Durability::group}, {"sync", Durability::sync}});
+  r.integer("commit_interval_ms", outbox.commit_interval_ms, 0, 10'000);
+  r.integer("commit_max_items", outbox.commit_max_items, 1, 100'000);
+  r.integer("max_items", outbox.max_items, 10, 10'000'000);
+  r.integer("max_bytes", outbox.max_bytes, 4096, uint64_t{1} << 40);
+  r.integer("memory_items", outbox.memory_items, 10, 1'000'000);
+}
+
 template <class T, class F>
 T read_adapter(ObjectReader& r, AdapterContext& ctx, F read) {
   T adapter;
@@ -295,12 +305,16 @@ Loaded<GatewayConfig> read_gateway_config(const Json& doc, const std::string& na
     return ConfigError{errors.message()};
   }
   ObjectReader r(doc, "", errors);
-  r.only_keys({"gateway_id", "flat", "state_dir", "log_level", "command_timeout_ms", "cloud", "adapters"});
+  r.only_keys({"gateway_id", "flat", "state_dir", "log_level", "command_timeout_ms", "outbox", "cloud", "adapters"});
   r.id("gateway_id", config.gateway_id, Need::required);
   r.id("flat", config.flat, Need::required);
   if (r.non_empty_string("state_dir", config.state_dir)) config.state_dir = resolve_path(base_dir, config.state_dir);
   read_log_level(r, config.log_level);
   r.integer("command_timeout_ms", config.command_timeout_ms, 100, 600'000);
+  if (const Json* outbox = r.object("outbox")) {
+    ObjectReader outbox_reader(*outbox, r.path("outbox"), errors);
+    read_outbox(outbox_reader, config.outbox);
+  }
   if (const Json* cloud = r.object("cloud", Need::required)) {
     ObjectReader cloud_reader(*cloud, r.path("cloud"), errors);
     read_cloud_link(cloud_reader, name, base_dir, config.cloud);

@@ -24,8 +24,20 @@ CommandExecutor::CommandExecutor(EventLoop& loop, const DeviceRegistry& registry
 
 CommandExecutor::~CommandExecutor() = default;
 
+void CommandExecutor::preload(const std::vector<std::string>& ids) {
+  for (const auto& id : ids) {
+    if (!remembered_.insert(id).second) continue;
+    remembered_order_.push_back(id);
+    if (remembered_order_.size() > remembered_max_) {
+      remembered_.erase(remembered_order_.front());
+      remembered_order_.pop_front();
+    }
+  }
+}
+
 bool CommandExecutor::remember(const std::string& id) {
   if (!remembered_.insert(id).second) return false;
+  if (on_remember_) on_remember_(id);
   remembered_order_.push_back(id);
   if (remembered_order_.size() > remembered_max_) {
     remembered_.erase(remembered_order_.front());

@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/device_model.h"
@@ -26,6 +27,11 @@ class CommandExecutor {
   CommandExecutor(EventLoop& loop, const DeviceRegistry& registry, const Clock& clock, uint32_t timeout_ms,
                   ResultSink sink, size_t remembered_ids = 4096);
   ~CommandExecutor();
+
+  // Ids seen before this process started (from disk), oldest first.
+  void preload(const std::vector<std::string>& ids);
+  // Called with each new id, to remember it across restarts.
+  void on_remember(std::function<void(const std::string&)> fn) { on_remember_ = std::move(fn); }
 
   // Takes a command. Its result goes to the sink, now or later, exactly once.
   // A command id seen before is ignored (its result was already given).
@@ -55,6 +61,7 @@ class CommandExecutor {
   const Clock& clock_;
   uint32_t timeout_ms_;
   ResultSink sink_;
+  std::function<void(const std::string&)> on_remember_;
   size_t remembered_max_;
   std::deque<std::string> remembered_order_;
   std::unordered_set<std::string> remembered_;

@@ -1,10 +1,15 @@
 // The gateway core.
 #include "gateway/gateway.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <variant>
 
 #include "common/log.h"
 #include "device-adapters/adapter_factory.h"
+#include "gateway/durable_outbox.h"
 
 namespace flatlink::gateway {
 
@@ -26,13 +31,21 @@ class Gateway::Slot final : public adapters::AdapterHost {
 
 Gateway::Gateway(EventLoop& loop, config::GatewayConfig config, const Clock& clock)
     : loop_(loop), config_(std::move(config)), clock_(clock) {
-  outbox_ = std::make_unique<MemoryOutbox>();
+  if (::mkdir(config_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    LOG_ERROR("gateway") << "cannot create state_dir " << config_.state_dir << ": " << std::strerror(errno);
+  }
+  auto outbox = std::make_unique<DurableOutbox>(loop_, config_.outbox, config_.state_dir + "/outbox.db");
+  DurableOutbox* durable = outbox.get();
+  outbox_ = std::move(outbox);
   link_ = std::make_unique<link::LinkClient>(loop_, config_.cloud, *this);
   executor_ = std::make_unique<CommandExecutor>(
       loop_, registry_, clock_, config_.command_timeout_ms,
       [this](const std::string& id, const CommandResult& result) {
         link_->send_result(proto::Result{id, result.outcome, result.message});
       });
+  executor_->preload(durable->recent_commands());
+  executor_->on_remember([this, durable](const std::string& id) { durable->remember_command(id, clock_.wall_ms()); });
+  outbox_->on_available([this] { link_->statuses_available(); });
   for (const auto& adapter_config : config_.adapters) {
     auto slot = std::make_unique<Slot>(*this);
     slot->adapter = adapters::make_adapter(adapter_config, loop_, *slot, clock_);
@@ -136,6 +149,8 @@ std::vector<proto::StatusItem> Gateway::statuses_after(int64_t after, size_t max
 }
 
 void Gateway::on_ack(int64_t seq) { outbox_->ack(static_cast<uint64_t>(seq)); }
+
+int64_t Gateway::dropped() { return static_cast<int64_t>(outbox_->dropped()); }
 
 void Gateway::on_command(const proto::CommandMsg& message) {
   LOG_INFO("command") << "command=" << message.id << " device=" << message.device << " set " << message.set.dump();

@@ -31,11 +31,14 @@ class Gateway final : public link::LinkListener {
   void stop(std::function<void()> done);
 
   const DeviceRegistry& registry() const { return registry_; }
+  // Empty when all is well; otherwise what the operator should know.
+  std::string health() const { return outbox_->health(); }
 
   // LinkListener
   proto::Hello make_hello() override;
   std::vector<proto::StatusItem> statuses_after(int64_t after, size_t max) override;
   void on_ack(int64_t seq) override;
+  int64_t dropped() override;
   void on_command(const proto::CommandMsg& command) override;
   void on_link_state(bool up) override;
 

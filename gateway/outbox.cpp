@@ -26,7 +26,7 @@ uint64_t MemoryOutbox::append(const std::string& device, const Json& state, int6
   return seq;
 }
 
-std::vector<OutboxItem> MemoryOutbox::read_after(uint64_t after, size_t max) const {
+std::vector<OutboxItem> MemoryOutbox::read_after(uint64_t after, size_t max) {
   std::vector<OutboxItem> out;
   auto it = std::upper_bound(items_.begin(), items_.end(), after,
                              [](uint64_t seq, const OutboxItem& item) { return seq < item.seq; });

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,22 +26,28 @@ class Outbox {
   virtual ~Outbox() = default;
   // Takes a status; returns its sequence number.
   virtual uint64_t append(const std::string& device, const Json& state, int64_t ts) = 0;
-  // Up to max items with seq > after, in order.
-  virtual std::vector<OutboxItem> read_after(uint64_t after, size_t max) const = 0;
+  // Up to max items with seq > after, in order: those that may be sent now. Fewer
+  // than exist when some must first be read back from disk or committed; then
+  // the on_available handler runs once they can be.
+  virtual std::vector<OutboxItem> read_after(uint64_t after, size_t max) = 0;
   // The cloud holds everything up to seq: forget it.
   virtual void ack(uint64_t seq) = 0;
   // The seq the next append will get.
   virtual uint64_t next_seq() const = 0;
   virtual size_t size() const = 0;
-  // Statuses dropped because the outbox was full, since start.
+  // Statuses dropped because the outbox was full (over the outbox's lifetime).
   virtual uint64_t dropped() const = 0;
+  // Called (on the loop thread) when statuses that read_after held back can be read.
+  virtual void on_available(std::function<void()> handler) { (void)handler; }
+  // Empty when all is well; otherwise what is wrong, for the operator.
+  virtual std::string health() const { return {}; }
 };
 
 class MemoryOutbox final : public Outbox {
  public:
   explicit MemoryOutbox(size_t max_items = 100'000, uint64_t first_seq = 1);
   uint64_t append(const std::string& device, const Json& state, int64_t ts) override;
-  std::vector<OutboxItem> read_after(uint64_t after, size_t max) const override;
+  std::vector<OutboxItem> read_after(uint64_t after, size_t max) override;
   void ack(uint64_t seq) override;
   uint64_t next_seq() const override { return next_seq_; }
   size_t size() const override { return items_.size(); }

@@ -1,0 +1,114 @@
+// The durable outbox: statuses wait here, on disk (SQLite, WAL), until the cloud
+// acknowledges them. The loop thread keeps an index of every waiting status and
+// the oldest ones in memory for sending; a writer thread commits to disk in
+// groups (or each status, in sync mode) and reads spilled statuses back. Nothing
+// here blocks the loop. If the disk fails (full, unwritable, corrupt), the outbox
+// says so in health(), keeps running in memory within its bounds, and keeps
+// retrying the disk; what is already on disk is never deleted for it.
+//
+// Sequence numbers survive restarts and are never handed out twice: blocks of
+// them are reserved on disk ahead of use, and statuses are sent only below the
+// durable reservation.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "config/gateway_config.h"
+#include "gateway/outbox.h"
+#include "gateway/outbox_store.h"
+
+namespace flatlink::gateway {
+
+class DurableOutbox final : public Outbox {
+ public:
+  // Opens (or creates) the database at path; never fails: a broken database
+  // leaves the outbox in memory-only mode, said in health().
+  DurableOutbox(EventLoop& loop, const config::OutboxConfig& config, std::string path);
+  // Commits what is pending and stops the writer.
+  ~DurableOutbox() override;
+
+  uint64_t append(const std::string& device, const Json& state, int64_t ts) override;
+  std::vector<OutboxItem> read_after(uint64_t after, size_t max) override;
+  void ack(uint64_t seq) override;
+  uint64_t next_seq() const override { return next_seq_; }
+  size_t size() const override { return count_; }
+  uint64_t bytes() const { return bytes_; }
+  uint64_t dropped() const override { return dropped_; }
+  void on_available(std::function<void()> handler) override { on_available_ = std::move(handler); }
+  std::string health() const override { return health_; }
+
+  // Command ids remembered across restarts (the executor's at-most-once memory).
+  const std::vector<std::string>& recent_commands() const { return recent_commands_; }
+  void remember_command(const std::string& id, int64_t ts);
+
+  // Blocks until everything handed to the writer so far is committed (tests, shutdown).
+  void flush();
+
+ private:
+  struct Op;
+  struct Entry {
+    uint64_t seq;
+    uint32_t bytes;
+    uint32_t device;  // index into devices_
+    bool removed;     // coalesced or dropped; leaves the index when acknowledged
+  };
+
+  void enqueue(Op op);
+  void writer_main();
+  void writer_done(uint64_t committed_upto, uint64_t reserved, std::string error, std::vector<OutboxItem> loaded,
+                   uint64_t load_head, bool load_was_short);
+  uint32_t device_index(const std::string& device);
+  Entry* find_entry(uint64_t seq);
+  void make_room(OutboxItem& incoming, uint32_t incoming_bytes, uint32_t device);
+  void drop_oldest();
+  void request_load();
+  uint64_t sendable_below() const;
+
+  EventLoop& loop_;
+  config::OutboxConfig config_;
+  std::string path_;
+
+  // Loop thread.
+  std::deque<Entry> index_;
+  std::deque<OutboxItem> mem_;
+  bool spilled_ = false;          // statuses after the last one in mem_ wait on disk only
+  uint64_t mem_upto_ = 0;         // when spilled: every waiting status <= this is in mem_
+  bool loading_ = false;
+  std::vector<std::string> devices_;
+  std::unordered_map<std::string, uint32_t> device_ids_;
+  std::unordered_map<uint32_t, uint64_t> latest_by_device_;
+  uint64_t next_seq_ = 1;
+  uint64_t acked_ = 0;
+  uint64_t reserved_ = 0;          // asked of the writer
+  uint64_t durable_reserved_ = 0;  // committed: seqs below may be sent
+  uint64_t committed_upto_ = 0;    // sync mode: statuses up to here are on disk
+  size_t count_ = 0;
+  uint64_t bytes_ = 0;
+  uint64_t dropped_ = 0;
+  bool degraded_ = false;
+  std::string health_;
+  std::function<void()> on_available_;
+  std::vector<std::string> recent_commands_;
+
+  // Shared with the writer thread.
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  std::vector<Op> ops_;
+  bool stopping_ = false;
+  bool writer_busy_ = false;
+  std::unique_ptr<OutboxStore> store_;  // the writer's once it runs
+  std::thread writer_;
+};
+
+}  // namespace flatlink::gateway
