@@ -10,6 +10,7 @@
 #include <cstring>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/backoff.h"
@@ -60,6 +61,8 @@ struct Session::Shared {
   std::vector<Event> inbox;         // under mu
   std::vector<std::string> filters; // under mu
   bool connacked = false;           // mosquitto thread only
+  std::set<int> awaiting_suback;    // mosquitto thread only: this connection's subscriptions
+  size_t subscribed = 0;            // mosquitto thread only
 
   Session* owner = nullptr;  // loop thread only; null once stopped
   std::weak_ptr<Shared> weak_self;
@@ -222,8 +225,26 @@ bool Session::start() {
       filters = sh->filters;
     }
     // Every time, not only the first: a broker that lost its state has forgotten them.
-    for (const auto& filter : filters) mosquitto_subscribe(mosq, nullptr, filter.c_str(), 1);
-    sh->push(Shared::Event{Shared::Kind::connected, {}, {}, filters.size()}, sh->self());
+    // "Connected" is reported once the broker has acknowledged them all, so that
+    // devices count as online only when their messages can reach us.
+    sh->awaiting_suback.clear();
+    sh->subscribed = filters.size();
+    for (const auto& filter : filters) {
+      int mid = 0;
+      if (mosquitto_subscribe(mosq, &mid, filter.c_str(), 1) == MOSQ_ERR_SUCCESS) sh->awaiting_suback.insert(mid);
+    }
+    if (sh->awaiting_suback.empty()) sh->push(Shared::Event{Shared::Kind::connected, {}, {}, sh->subscribed}, sh->self());
+  });
+  mosquitto_subscribe_callback_set(s->mosq, [](mosquitto*, void* obj, int mid, int count, const int* granted) {
+    if (!obj) return;
+    auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
+    for (int i = 0; i < count; ++i) {
+      if (granted[i] == 0x80) {
+        LOG_ERROR("mqtt") << "adapter=" << sh->adapter << " the broker refused a subscription (check its ACL)";
+      }
+    }
+    if (!sh->connacked || sh->awaiting_suback.erase(mid) == 0 || !sh->awaiting_suback.empty()) return;
+    sh->push(Shared::Event{Shared::Kind::connected, {}, {}, sh->subscribed}, sh->self());
   });
   mosquitto_message_callback_set(s->mosq, [](mosquitto*, void* obj, const mosquitto_message* m) {
     if (!obj || !m || !m->topic) return;

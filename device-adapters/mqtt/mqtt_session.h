@@ -36,7 +36,7 @@ struct Message {
 class Session {
  public:
   struct Callbacks {
-    std::function<void()> connected;                       // CONNACK accepted, subscriptions sent
+    std::function<void()> connected;                       // CONNACK accepted and every subscription acknowledged
     std::function<void(const std::string& why)> disconnected;
     std::function<void(Message&)> message;
   };
