@@ -224,7 +224,7 @@ TEST_CASE("an unknown key is refused and the allowed keys are listed") {
   doc["gateway"] = "gw-1";
   CHECK(gateway_error(doc) ==
         "gateway.json: gateway: unknown key (expected one of: gateway_id, flat, state_dir, log_level, "
-        "command_timeout_ms, cloud, adapters)");
+        "command_timeout_ms, outbox, cloud, adapters)");
 
   doc = minimal_gateway();
   doc["_comment"] = "not allowed either";
@@ -1086,4 +1086,27 @@ TEST_CASE("the summary of a gateway shows inline tokens, TLS choices and serial 
 
   doc["cloud"]["insecure"] = true;
   CHECK(contains(summarize(gateway_ok(doc)), "certificate NOT verified (insecure)"));
+}
+
+TEST_CASE("the outbox section has defaults and checks every field") {
+  auto loaded = parse_gateway_config(minimal_gateway().dump(), "gateway.json");
+  REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+  const OutboxConfig& defaults = std::get<GatewayConfig>(loaded).outbox;
+  CHECK(defaults.durability == Durability::group);
+  CHECK(defaults.commit_interval_ms == 50);
+  CHECK(defaults.max_items == 100000);
+
+  Json doc = minimal_gateway();
+  doc["outbox"] = {{"durability", "sync"}, {"max_items", 500}, {"max_bytes", 65536}, {"memory_items", 100}};
+  loaded = parse_gateway_config(doc.dump(), "gateway.json");
+  REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+  CHECK(std::get<GatewayConfig>(loaded).outbox.durability == Durability::sync);
+  CHECK(std::get<GatewayConfig>(loaded).outbox.max_items == 500);
+
+  doc["outbox"] = {{"durability", "fsync"}};
+  CHECK(gateway_error(doc) == "gateway.json: outbox.durability: expected one of \"group\", \"sync\", got \"fsync\"");
+  doc["outbox"] = {{"max_items", 5}};
+  CHECK(gateway_error(doc).find("gateway.json: outbox.max_items: expected") == 0);
+  doc["outbox"] = {{"commit_every", 5}};
+  CHECK(gateway_error(doc).find("gateway.json: outbox.commit_every: unknown key") == 0);
 }
