@@ -56,19 +56,8 @@ std::string default_dashboard_dir() {
 
 int main(int argc, char** argv) {
   const cli::Parsed parsed = cli::parse(argc, argv, "/etc/flatlink/cloud.json");
-  if (!parsed.error.empty()) {
-    std::fprintf(stderr, "flatlink-cloud: %s\n", parsed.error.c_str());
-    return cli::kExitUsage;
-  }
+  if (auto done = cli::answer_basics(parsed, "flatlink-cloud", kUsage)) return *done;
   const cli::Options& options = parsed.options;
-  if (options.help) {
-    std::fputs(kUsage, stdout);
-    return cli::kExitOk;
-  }
-  if (options.version) {
-    std::printf("flatlink-cloud %s\n", FLATLINK_VERSION);
-    return cli::kExitOk;
-  }
   if (!options.positional.empty()) {
     const std::string& command = options.positional.front();
     if (options.positional.size() > 1 || (command != "hash-token" && command != "hash-password")) {

@@ -1,6 +1,7 @@
 // Parsing of the daemons' shared command line.
 #include "common/cli.h"
 
+#include <cstdio>
 #include <string_view>
 
 namespace flatlink::cli {
@@ -54,6 +55,22 @@ Parsed parse(int argc, char** argv, const std::string& default_config) {
     }
   }
   return parsed;
+}
+
+std::optional<int> answer_basics(const Parsed& parsed, const char* program, const char* usage) {
+  if (!parsed.error.empty()) {
+    std::fprintf(stderr, "%s: %s\n", program, parsed.error.c_str());
+    return kExitUsage;
+  }
+  if (parsed.options.help) {
+    std::fputs(usage, stdout);
+    return kExitOk;
+  }
+  if (parsed.options.version) {
+    std::printf("%s %s\n", program, FLATLINK_VERSION);
+    return kExitOk;
+  }
+  return std::nullopt;
 }
 
 }  // namespace flatlink::cli

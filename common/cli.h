@@ -31,4 +31,8 @@ struct Parsed {
 
 Parsed parse(int argc, char** argv, const std::string& default_config);
 
+// What every program does first: report a usage error (exit 2), or print the
+// usage or the version (exit 0). Empty when the program should go on.
+std::optional<int> answer_basics(const Parsed& parsed, const char* program, const char* usage);
+
 }  // namespace flatlink::cli

@@ -32,19 +32,8 @@ constexpr const char* kUsage =
 
 int main(int argc, char** argv) {
   const cli::Parsed parsed = cli::parse(argc, argv, "/etc/flatlink/gateway.json");
-  if (!parsed.error.empty()) {
-    std::fprintf(stderr, "flatlinkd: %s\n", parsed.error.c_str());
-    return cli::kExitUsage;
-  }
+  if (auto done = cli::answer_basics(parsed, "flatlinkd", kUsage)) return *done;
   const cli::Options& options = parsed.options;
-  if (options.help) {
-    std::fputs(kUsage, stdout);
-    return cli::kExitOk;
-  }
-  if (options.version) {
-    std::printf("flatlinkd %s\n", FLATLINK_VERSION);
-    return cli::kExitOk;
-  }
   if (!options.positional.empty()) {
     std::fprintf(stderr, "flatlinkd: unexpected argument %s (see --help)\n", options.positional.front().c_str());
     return cli::kExitUsage;

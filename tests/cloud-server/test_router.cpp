@@ -2,6 +2,8 @@
 // and flat isolation.
 #include <doctest/doctest.h>
 
+#include "tests/run_until.h"
+
 #include <deque>
 
 #include "cloud-server/auth.h"
@@ -100,17 +102,7 @@ struct Fixture {
 
   template <class F>
   void run_until(F cond, uint32_t max_ms = 3000) {
-    Timer guard(loop, [this] { loop.quit(); });
-    Timer tick(loop, [&] {
-      if (cond()) {
-        loop.quit();
-      } else {
-        tick.start(1);
-      }
-    });
-    tick.start(0);
-    guard.start(max_ms);
-    loop.run();
+    testing::run_until(loop, cond, max_ms);
   }
 
   static proto::StatusBatch batch(int64_t from, int64_t to, const std::string& device) {

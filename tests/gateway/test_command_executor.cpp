@@ -2,6 +2,8 @@
 // per device, exactly one result.
 #include <doctest/doctest.h>
 
+#include "tests/run_until.h"
+
 #include <map>
 #include <vector>
 
@@ -65,18 +67,8 @@ struct Fixture {
 
   // Runs the loop until cond() or a timeout (the loop's own timer, not a sleep).
   template <class F>
-  void run_until(F cond, uint32_t max_ms = 2000) {
-    Timer guard(loop, [this] { loop.quit(); });
-    Timer tick(loop, [&] {
-      if (cond()) {
-        loop.quit();
-      } else {
-        tick.start(1);
-      }
-    });
-    tick.start(0);
-    guard.start(max_ms);
-    loop.run();
+  void run_until(F cond, uint32_t max_ms = 3000) {
+    testing::run_until(loop, cond, max_ms);
   }
 
   Outcome outcome_of(const std::string& id) const {

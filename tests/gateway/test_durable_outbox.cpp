@@ -1,6 +1,8 @@
 // The durable outbox: order, ack, restart, sequence numbers that never repeat,
 // coalescing and dropping when full, spilling to disk, sync mode, disk failures.
 #include <doctest/doctest.h>
+
+#include "tests/run_until.h"
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,17 +44,7 @@ struct Fixture {
 
   template <class F>
   void run_until(F cond, uint32_t max_ms = 3000) {
-    Timer guard(loop, [this] { loop.quit(); });
-    Timer tick(loop, [&] {
-      if (cond()) {
-        loop.quit();
-      } else {
-        tick.start(1);
-      }
-    });
-    tick.start(0);
-    guard.start(max_ms);
-    loop.run();
+    testing::run_until(loop, cond, max_ms);
   }
 
   // Everything readable, following on_available as a link would.
