@@ -1,7 +1,9 @@
 // flatlink-cloud: the cloud server. A thin main over cloud::Server.
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -12,6 +14,7 @@
 #include "common/cli.h"
 #include "common/event_loop.h"
 #include "common/log.h"
+#include "common/service_notifier.h"
 #include "config/config_loader.h"
 
 using namespace flatlink;
@@ -34,7 +37,9 @@ constexpr const char* kUsage =
     "  --help              this text\n"
     "\n"
     "Exit codes: 0 stopped cleanly or config valid, 1 invalid config or failure,\n"
-    "2 bad command line. SIGTERM or SIGINT stop it gracefully.\n";
+    "2 bad command line. SIGTERM or SIGINT stop it gracefully; SIGHUP reloads the\n"
+    "configuration (flats, users, tokens, limits and log level at once, without\n"
+    "dropping links). Under systemd (Type=notify) it reports READY, STATUS and WATCHDOG.\n";
 
 // Reads one secret from stdin: the first line, without its newline.
 bool read_secret(std::string& out) {
@@ -50,6 +55,20 @@ std::string default_dashboard_dir() {
   const std::string source = FLATLINK_DASHBOARD_SOURCE_DIR;
   if (::stat((source + "/index.html").c_str(), &st) == 0 && S_ISREG(st.st_mode)) return source;
   return FLATLINK_DASHBOARD_INSTALL_DIR;
+}
+
+// Every link is a file descriptor: lift the soft limit to the hard one (LimitNOFILE=
+// in the unit sets the hard one) and say what the cap is.
+void raise_open_files_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  LOG_INFO("server") << "open files limit " << static_cast<unsigned long long>(limit.rlim_cur)
+                     << " (caps the number of links)";
 }
 
 }  // namespace
@@ -88,6 +107,7 @@ int main(int argc, char** argv) {
   log::set_level(options.log_level.value_or(cfg.log_level));
   if (cfg.dashboard_dir.empty()) cfg.dashboard_dir = default_dashboard_dir();
   LOG_INFO("server") << "dashboard from " << cfg.dashboard_dir;
+  raise_open_files_limit();
 
   cloud::Server server(cfg);
   EventLoop loop(server.loop_options());
@@ -96,9 +116,37 @@ int main(int argc, char** argv) {
                         << " (in use, or bad TLS files?)";
     return cli::kExitFailure;
   }
-  server.start(loop);
-  loop.on_stop([&] { server.stop([&] { loop.quit(); }); });
+  ServiceNotifier notifier(loop, [&] {
+    return std::to_string(server.metrics().gateway_links) + " gateways, " +
+           std::to_string(server.metrics().browser_links) + " browsers";
+  });
+  loop.on_stop([&] {
+    notifier.stopping();
+    server.stop([&] { loop.quit(); });
+  });
+  // Before start() says "listening on": a SIGTERM right after that line must stop us gracefully.
   loop.install_signal_handlers();
+  server.start(loop);
+  // SIGHUP: re-read the config; a bad file is refused and the running config stays.
+  loop.on_signal(SIGHUP, [&] {
+    notifier.reloading();
+    LOG_INFO("server") << "SIGHUP: reloading " << options.config_path;
+    auto next = config::load_cloud_config(options.config_path);
+    if (auto* error = std::get_if<config::ConfigError>(&next)) {
+      LOG_ERROR("server") << "reload refused, still running the previous config: " << error->message;
+      notifier.reloaded("reload refused (see the log); running the previous config");
+      return;
+    }
+    auto& fresh = std::get<config::CloudConfig>(next);
+    // Said at the old level, then the new one applies: "warn" must not hide its own reload.
+    const log::Level level = options.log_level.value_or(fresh.log_level);
+    LOG_INFO("server") << "reload applied: log_level " << log::level_name(level) << "; "
+                       << server.reload(std::move(fresh));
+    log::set_level(level);
+    notifier.reloaded("config reloaded");
+  });
+  install_test_faults(loop);
+  notifier.start();
   const int rc = loop.run();
   LOG_INFO("server") << "stopped";
   return rc == 0 ? cli::kExitOk : cli::kExitFailure;

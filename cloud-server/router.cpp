@@ -68,6 +68,63 @@ Router::~Router() {
   while (g_logins_in_flight.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
+std::string Router::flats_changed(const std::vector<config::FlatConfig>& before) {
+  std::map<std::string, const config::FlatConfig*> old;
+  for (const auto& fc : before) old[fc.id] = &fc;
+  const auto same_users = [](const config::FlatConfig& a, const config::FlatConfig& b) {
+    if (a.users.size() != b.users.size()) return false;
+    for (size_t i = 0; i < a.users.size(); ++i) {
+      if (a.users[i].name != b.users[i].name || a.users[i].password_hash != b.users[i].password_hash) return false;
+    }
+    return true;
+  };
+  const auto close_browsers = [](Flat& flat, const char* reason) {
+    const std::set<Peer*> browsers = flat.browsers;
+    for (Peer* browser : browsers) browser->close(proto::close_code::kUnauthorized, reason);
+  };
+  size_t added = 0, removed = 0, tokens = 0, users = 0;
+  flat_by_token_hash_.clear();
+  for (const auto& fc : config_.flats) {
+    flat_by_token_hash_[fc.gateway_token_sha256] = fc.id;
+    auto& flat = flats_[fc.id];
+    auto was = old.find(fc.id);
+    if (!flat) flat = std::make_unique<Flat>();
+    flat->config = &fc;
+    if (was == old.end()) {
+      ++added;
+      continue;
+    }
+    if (was->second->gateway_token_sha256 != fc.gateway_token_sha256) {
+      ++tokens;
+      if (flat->gateway) {
+        LOG_WARN("router") << "flat=" << fc.id << " gateway token changed: closing the link that used the old one";
+        flat->gateway->close(proto::close_code::kUnauthorized, "gateway token revoked");
+      }
+    }
+    if (!same_users(*was->second, fc)) {
+      ++users;
+      close_browsers(*flat, "users changed; log in again");
+    }
+    old.erase(was);
+  }
+  for (const auto& [id, fc] : old) {
+    ++removed;
+    // The Flat stays (peers may still point at it) bound to a copy that admits nobody.
+    config::FlatConfig gone{*fc};
+    gone.gateway_token_sha256.clear();
+    gone.users.clear();
+    retired_.push_back(std::move(gone));
+    Flat& flat = *flats_.at(id);
+    flat.config = &retired_.back();
+    LOG_WARN("router") << "flat=" << id << " removed from the config: closing its links";
+    if (flat.gateway) flat.gateway->close(proto::close_code::kUnauthorized, "flat removed");
+    close_browsers(flat, "flat removed");
+  }
+  return std::to_string(config_.flats.size()) + " flats (" + std::to_string(added) + " added, " +
+         std::to_string(removed) + " removed, " + std::to_string(tokens) + " with a new gateway token, " +
+         std::to_string(users) + " with changed users)";
+}
+
 std::optional<std::string> Router::flat_for_token(std::string_view token) const {
   const std::string hash = hash_token(token);
   // Look up by hash, then compare in constant time (the map lookup alone would leak timing).

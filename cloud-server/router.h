@@ -54,6 +54,12 @@ class Router {
 
   // Closes every link with "going away" (shutdown).
   void close_all();
+  // The config's flats were replaced (SIGHUP reload; `before` is the old list):
+  // new flats and users are accepted from now on; a removed flat, or a flat whose
+  // token changed, has its gateway link closed and its old token refused; a flat
+  // whose users changed has its browsers closed (they log in again). Returns a
+  // summary for the log.
+  std::string flats_changed(const std::vector<config::FlatConfig>& before);
   size_t flats() const { return flats_.size(); }
 
  private:
@@ -86,6 +92,7 @@ class Router {
   uint64_t login_attempts_ = 0;
   std::string id_prefix_;
   uint64_t next_command_ = 1;
+  std::deque<config::FlatConfig> retired_;  // removed flats: no token, no users; kept for their Flat
 };
 
 }  // namespace flatlink::cloud

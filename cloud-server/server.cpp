@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <utility>
+#include <vector>
 
 #include "cloud-link/protocol.h"
 #include "common/log.h"
@@ -170,6 +172,22 @@ void Server::start(EventLoop& loop) {
   router_ = std::make_unique<Router>(config_, loop, clock_, metrics_);
   LOG_INFO("server") << "listening on " << (config_.tls.cert_file.empty() ? "ws" : "wss") << "://"
                      << config_.listen_address << ":" << config_.port << "/ for " << config_.flats.size() << " flats";
+}
+
+std::string Server::reload(config::CloudConfig next) {
+  std::vector<std::string> restart;
+  if (next.listen_address != config_.listen_address || next.port != config_.port) restart.push_back("listen address/port");
+  if (next.tls.cert_file != config_.tls.cert_file || next.tls.key_file != config_.tls.key_file) restart.push_back("tls");
+  if (!next.dashboard_dir.empty() && next.dashboard_dir != config_.dashboard_dir) restart.push_back("dashboard_dir");
+  config_.log_level = next.log_level;
+  config_.limits = next.limits;  // read per use: new connections and messages see them
+  std::vector<config::FlatConfig> before = std::exchange(config_.flats, std::move(next.flats));
+  std::string summary = router_->flats_changed(before);
+  if (!restart.empty()) {
+    summary += "; changed but applied only at a restart:";
+    for (const auto& what : restart) summary += " " + what;
+  }
+  return summary;
 }
 
 void Server::stop(std::function<void()> done) {

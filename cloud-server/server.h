@@ -33,6 +33,12 @@ class Server {
 
   Metrics& metrics() { return metrics_; }
 
+  // Applies a newly loaded config (SIGHUP) without dropping links: flats, users,
+  // tokens (see Router::flats_changed) and limits take effect now; listen address,
+  // port, TLS files and dashboard_dir only at a restart. Returns a summary for the
+  // log, naming what waits for a restart. After start().
+  std::string reload(config::CloudConfig next);
+
  public:
   class Session;
 

@@ -16,8 +16,17 @@ namespace {
 constexpr const char* kLoopProtocol = "flatlink-loop";
 std::atomic<EventLoop*> g_signal_loop{nullptr};
 
-void on_signal(int) {
+void on_stop_signal(int) {
   if (EventLoop* loop = g_signal_loop.load()) loop->request_stop();
+}
+
+// Signals registered with on_signal() that arrived and await their handler, one bit each.
+std::atomic<uint64_t> g_pending_signals{0};
+std::atomic<lws_context*> g_signal_context{nullptr};
+
+void on_handled_signal(int signo) {
+  g_pending_signals.fetch_or(uint64_t{1} << signo);
+  if (lws_context* context = g_signal_context.load()) lws_cancel_service(context);
 }
 
 }  // namespace
@@ -46,6 +55,7 @@ EventLoop::EventLoop(Options options) {
 
 EventLoop::~EventLoop() {
   if (g_signal_loop.load() == this) g_signal_loop.store(nullptr);
+  if (g_signal_context.load() == context_) g_signal_context.store(nullptr);
   if (context_) {
     lws_sul_cancel(&stop_deadline_.sul);
     lws_context_destroy(context_);
@@ -67,6 +77,7 @@ int EventLoop::run() {
       return 1;
     }
     drain_posted();
+    dispatch_signals();
   }
   return 0;
 }
@@ -103,11 +114,30 @@ void EventLoop::begin_stop() {
 void EventLoop::install_signal_handlers() {
   g_signal_loop.store(this);
   struct sigaction sa {};
-  sa.sa_handler = on_signal;
+  sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+}
+
+void EventLoop::on_signal(int signo, std::function<void()> handler) {
+  if (signo <= 0 || signo >= 64) return;
+  g_signal_context.store(context_);
+  signal_handlers_.emplace_back(signo, std::move(handler));
+  struct sigaction sa {};
+  sa.sa_handler = on_handled_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(signo, &sa, nullptr);
+}
+
+void EventLoop::dispatch_signals() {
+  if (g_pending_signals.load() == 0) return;
+  const uint64_t pending = g_pending_signals.exchange(0);
+  for (auto& [signo, handler] : signal_handlers_) {
+    if (pending & (uint64_t{1} << signo)) handler();
+  }
 }
 
 void EventLoop::post(std::function<void()> fn) {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace flatlink {
@@ -50,6 +51,9 @@ class EventLoop {
   bool stopping() const { return stop_started_; }
   // SIGINT and SIGTERM call request_stop() on this loop; SIGPIPE is ignored.
   void install_signal_handlers();
+  // Runs handler on the loop thread after signo (below 64; SIGHUP for a reload,
+  // say) arrives. Installs the signal's handler; call before run(), loop thread.
+  void on_signal(int signo, std::function<void()> handler);
 
   // Runs fn on the loop thread soon. Safe from any thread.
   void post(std::function<void()> fn);
@@ -59,6 +63,7 @@ class EventLoop {
   static int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   void drain_posted();
   void begin_stop();
+  void dispatch_signals();
 
   std::vector<lws_protocols> protocols_;
   lws_context* context_ = nullptr;
@@ -69,6 +74,7 @@ class EventLoop {
   uint32_t stop_grace_ms_ = 3000;
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
+  std::vector<std::pair<int, std::function<void()>>> signal_handlers_;
   struct StopSul {
     lws_sorted_usec_list_t sul;  // first member: the callback casts back
     EventLoop* owner;

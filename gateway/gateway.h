@@ -33,6 +33,9 @@ class Gateway final : public link::LinkListener {
   const DeviceRegistry& registry() const { return registry_; }
   // Empty when all is well; otherwise what the operator should know.
   std::string health() const { return outbox_->health(); }
+  // For the service status line: the cloud link is up, and statuses wait in the outbox.
+  bool link_up() const { return link_ && link_->up(); }
+  size_t waiting() const { return outbox_->size(); }
 
   // LinkListener
   proto::Hello make_hello() override;

@@ -1,10 +1,17 @@
 // flatlinkd: the gateway daemon. A thin main over gateway::Gateway.
+#include <csignal>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <variant>
+
+#include <nlohmann/json.hpp>
 
 #include "common/cli.h"
 #include "common/event_loop.h"
 #include "common/log.h"
+#include "common/service_notifier.h"
 #include "config/config_loader.h"
 #include "gateway/gateway.h"
 
@@ -26,7 +33,21 @@ constexpr const char* kUsage =
     "  --help              this text\n"
     "\n"
     "Exit codes: 0 stopped cleanly or config valid, 1 invalid config or failure,\n"
-    "2 bad command line. SIGTERM or SIGINT stop it gracefully.\n";
+    "2 bad command line. SIGTERM or SIGINT stop it gracefully; SIGHUP reloads the\n"
+    "configuration (the log level applies at once, the rest at the next restart).\n"
+    "Under systemd (Type=notify) it reports READY, STATUS and WATCHDOG itself.\n";
+
+// The config file as JSON without log_level, to tell whether a reload changed
+// anything that only a restart applies. Empty if it cannot be read.
+std::string restart_relevant(const std::string& path, const config::GatewayConfig& cfg) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto json = nlohmann::json::parse(text.str(), nullptr, false);
+  if (json.is_discarded() || !json.is_object()) return {};
+  json.erase("log_level");
+  return json.dump() + "\n" + cfg.cloud.token;  // a changed token file counts too
+}
 
 }  // namespace
 
@@ -56,9 +77,44 @@ int main(int argc, char** argv) {
                   [&](lws_context_creation_info& info) { gateway::Gateway::tune_context(cfg, info); }});
   if (!loop.ok()) return cli::kExitFailure;
   gateway::Gateway gw(loop, cfg);
-  loop.on_stop([&] { gw.stop([&] { loop.quit(); }); });
+  ServiceNotifier notifier(loop, [&] {
+    return std::string("link ") + (gw.link_up() ? "up" : "down") + "; " + std::to_string(gw.waiting()) +
+           " statuses waiting";
+  });
+  loop.on_stop([&] {
+    notifier.stopping();
+    gw.stop([&] { loop.quit(); });
+  });
   loop.install_signal_handlers();
+
+  // SIGHUP: re-read the config. Only the log level can change under a running gateway
+  // (adapters, devices, the cloud link and the outbox are built at start); a bad file
+  // is refused and the running config stays.
+  const std::string started_with = restart_relevant(options.config_path, cfg);
+  loop.on_signal(SIGHUP, [&] {
+    notifier.reloading();
+    LOG_INFO("gateway") << "SIGHUP: reloading " << options.config_path;
+    auto next = config::load_gateway_config(options.config_path);
+    if (auto* error = std::get_if<config::ConfigError>(&next)) {
+      LOG_ERROR("gateway") << "reload refused, still running the previous config: " << error->message;
+      notifier.reloaded("reload refused (see the log); running the previous config");
+      return;
+    }
+    auto& fresh = std::get<config::GatewayConfig>(next);
+    const log::Level level = options.log_level.value_or(fresh.log_level);
+    const bool needs_restart = restart_relevant(options.config_path, fresh) != started_with;
+    // Said at the old level, then the new one applies: "warn" must not hide its own reload.
+    LOG_INFO("gateway") << "reload applied: log_level " << log::level_name(level)
+                        << (needs_restart ? "; other changes (adapters, devices, cloud, state_dir, token) wait for a "
+                                            "restart: systemctl restart flatlinkd"
+                                          : "; nothing else changed");
+    log::set_level(level);
+    notifier.reloaded(needs_restart ? "config reloaded; some changes wait for a restart" : "config reloaded");
+  });
+  install_test_faults(loop);
+
   gw.start();
+  notifier.start();
   const int rc = loop.run();
   LOG_INFO("gateway") << "stopped";
   return rc == 0 ? cli::kExitOk : cli::kExitFailure;
