@@ -1,0 +1,17 @@
+#!/bin/sh
+# One command for every benchmark: bench/run.sh [--smoke] [options of bench/run.mjs]
+# Installs the bench's peers from npm when missing (Node-RED 4, pinned in
+# bench/package-lock.json; not needed by --smoke), then runs bench/run.mjs.
+# Binaries from $FLATLINK_BUILD_DIR (default: <repo>/build).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+export FLATLINK_BUILD_DIR="${FLATLINK_BUILD_DIR:-$repo/build}"
+if [ ! -d "$repo/tests/integration/node_modules/ws" ]; then
+  (cd "$repo/tests/integration" && npm ci --no-audit --no-fund)
+fi
+case " $* " in
+  *" --smoke "*|*" --no-nodered "*) ;;
+  *) [ -f "$here/node_modules/node-red/red.js" ] || (cd "$here" && npm ci --no-audit --no-fund) ;;
+esac
+exec node "$here/run.mjs" "$@"
