@@ -41,6 +41,7 @@ const NODE_RED_JS = path.join(benchDir, 'node_modules/node-red/red.js');
 const WITH_NODE_RED = !flag('--no-nodered') && !SMOKE && existsSync(NODE_RED_JS);
 const OUT = opt('--out', SMOKE ? null : path.join(repoRoot, 'docs/benchmarks.md'));
 const NOTE = opt('--note', '');
+const PERF = opt('--perf', ''); // a folder: perf record flatlinkd and the cloud during the group drain
 const DRAIN_TIMEOUT_MS = Number(opt('--drain-timeout', SMOKE ? 20000 : 90000));
 const CHUNK = 20000; // lines per mosquitto_pub run: the 2.0.11 broker drops a publisher at ~34k
 
@@ -58,9 +59,18 @@ function procStatus(pid) {
   try {
     const text = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k) => Number((text.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm')) || [])[1] || 0);
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+    let pss = 0;
+    let anon = 0;
+    try {
+      const roll = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+      pss = Number((roll.match(/^Pss:\s+(\d+)/m) || [])[1] || 0);
+      anon = Number((roll.match(/^Anonymous:\s+(\d+)/m) || [])[1] || 0);
+    } catch {
+      // not readable: leave 0
+    }
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM'), pss, anon };
   } catch {
-    return { rss: 0, hwm: 0 };
+    return { rss: 0, hwm: 0, pss: 0, anon: 0 };
   }
 }
 // Samples VmRSS of pid every 50 ms until stopped; returns { maxRss, hwm } in KiB.
@@ -215,12 +225,17 @@ async function createGatewaySession(cfg) {
   await gw.waitForLine(/adapter=broker connected to/, 10000);
   await stop(gw); // SIGTERM: DISCONNECT, the persistent session stays
 }
-async function drainGateway(cfg, cloudPort, total) {
+async function drainGateway(cfg, cloudPort, total, { cloudPid, perfName } = {}) {
   const before = (await metrics(cloudPort)).flatlink_statuses_total;
   const spawnMs = now();
   const gw = await startProcess(binaries.gateway, ['--config', cfg.file]);
   const sampler = rssSampler(gw.pid);
   const cpu0 = cpuTicks(gw.pid);
+  const cloudCpu0 = cpuTicks(cloudPid);
+  let perf = null;
+  if (PERF && perfName) {
+    perf = spawn('perf', ['record', '-q', '-F', '2000', '-g', '-o', path.join(PERF, `${perfName}.data`), '-p', `${gw.pid},${cloudPid}`], { stdio: 'ignore' });
+  }
   let firstMs = 0;
   let lastMs = 0;
   let received = 0;
@@ -238,9 +253,14 @@ async function drainGateway(cfg, cloudPort, total) {
     } else if (received > 0 && t - stalledSince > 15000) break;
   }
   const cpu = cpuTicks(gw.pid) - cpu0;
+  const cloudCpu = cpuTicks(cloudPid) - cloudCpu0;
   const mem = sampler();
+  if (perf) {
+    perf.kill('SIGINT');
+    await new Promise((r) => perf.on('close', r));
+  }
   const code = await stop(gw);
-  return { received, firstMs, lastMs, spawnMs, mem, cpuS: cpu / 100, note: code === 0 ? '' : `exit ${code}` };
+  return { received, firstMs, lastMs, spawnMs, mem, cpuS: cpu / 100, cloudCpuS: cloudCpu / 100, note: code === 0 ? '' : `exit ${code}` };
 }
 
 // Node-RED 4: mqtt in (same broker, QoS 1, persistent session) -> function (builds a
@@ -391,7 +411,8 @@ async function main() {
     const first = await nr.start();
     await first.waitForLine(/Connected to broker/, 30000);
     await waitFor(() => nr.sink.connections > 0, 10000, { message: 'Node-RED to open its WebSocket' });
-    await sleep(500);
+    await sleep(SMOKE ? 500 : 3000);
+    nr.idle = procStatus(first.pid); // idle: flows running, connected, nothing queued
     await stop(first, 'SIGKILL'); // a clean stop would unsubscribe (mqtt-in), losing the queue
   }
   log(`throughput: flooding ${FLOOD} QoS 1 messages (mosquitto_pub -l, ${CHUNK} per run)`);
@@ -403,10 +424,10 @@ async function main() {
   const sub = await drainSub(broker.port, 'bench-sub', FLOOD);
   log(`  mosquitto_sub: ${sub.received} in ${(sub.lastMs - sub.firstMs).toFixed(0)} ms`);
   log('  draining: flatlinkd (outbox group)');
-  const grp = await drainGateway(gwGroup, cloudCfg.port, FLOOD);
+  const grp = await drainGateway(gwGroup, cloudCfg.port, FLOOD, { cloudPid: cloud.pid, perfName: 'group' });
   log(`  flatlinkd group: ${grp.received} in ${(grp.lastMs - grp.firstMs).toFixed(0)} ms`);
   log('  draining: flatlinkd (outbox sync)');
-  const syn = await drainGateway(gwSync, cloudCfg.port, FLOOD);
+  const syn = await drainGateway(gwSync, cloudCfg.port, FLOOD, { cloudPid: cloud.pid });
   log(`  flatlinkd sync: ${syn.received} in ${(syn.lastMs - syn.firstMs).toFixed(0)} ms`);
   let red = null;
   if (nr) {
@@ -429,9 +450,7 @@ async function main() {
     const mem = sampler();
     red = { received: nr.sink.received, firstMs: nr.sink.firstMs, lastMs: nr.sink.lastMs, spawnMs, mem };
     log(`  Node-RED: ${red.received} in ${(red.lastMs - red.firstMs).toFixed(0)} ms`);
-    // idle memory: the same process, queue drained, flows running
-    await sleep(3000);
-    red.idle = procStatus(proc.pid);
+    red.idle = nr.idle;
     await stop(proc, 'SIGKILL');
     nr.sink.wss.close();
   }
@@ -608,6 +627,8 @@ function report() {
   add('MQTT → browser latency max (ms)', fmt(lat.max, 2), '', '', '', '', undefined);
   add('command → sim → result p50 (ms)', fmt(cmd.p50, 2), '', '', '', '', undefined);
   add('command → sim → result p99 (ms)', fmt(cmd.p99, 2), '', '', '', '≤ 10 ms', cmd.p99 <= 10);
+  add(`flatlinkd PSS idle (private + its share of libraries) (MiB)`, fmt(mib(mem.idle.pss), 2), 'Node-RED PSS idle', red ? fmt(mib(red.idle.pss), 1) : '—', red ? ratio(mem.idle.pss, red.idle.pss) : '—', '', undefined);
+  add(`flatlinkd anonymous memory idle (heap, stacks) (MiB)`, fmt(mib(mem.idle.anon), 2), 'Node-RED anonymous idle', red ? fmt(mib(red.idle.anon), 1) : '—', red ? ratio(mem.idle.anon, red.idle.anon) : '—', '', undefined);
   add(`flatlinkd RSS idle, 3 adapters, ${mem.devices} devices (MiB)`, fmt(mib(mem.idle.rss), 2), 'Node-RED idle', red ? fmt(mib(red.idle.rss), 1) : '—', red ? ratio(mem.idle.rss, red.idle.rss) : '—', '≤ 8 MiB', mib(mem.idle.rss) <= 8);
   add('flatlinkd peak RSS under 1k/s + commands (MiB)', fmt(mib(Math.max(mem.load.maxRss, mem.load.hwm)), 2), '', '', '', '≤ 8 MiB', mib(Math.max(mem.load.maxRss, mem.load.hwm)) <= 8);
   add('flatlinkd peak RSS draining the flood, group (MiB)', fmt(mib(grp.mem.hwm), 2), 'Node-RED draining', red ? fmt(mib(Math.max(red.mem.hwm, red.mem.maxRss)), 1) : '—', red ? ratio(grp.mem.hwm, Math.max(red.mem.hwm, red.mem.maxRss)) : '—', '≤ 8 MiB', mib(grp.mem.hwm) <= 8);
@@ -622,8 +643,8 @@ function report() {
   for (const l of lines) console.log(pad(l));
   console.log(
     `\nflood ${results.throughput.flood}: drain times spawn→last message: mosquitto_sub ${fmt(sub.lastMs - sub.spawnMs)} ms, ` +
-      `flatlinkd group ${fmt(grp.lastMs - grp.spawnMs)} ms (${fmt(grp.cpuS, 2)} s CPU), ` +
-      `sync ${fmt(syn.lastMs - syn.spawnMs)} ms (${fmt(syn.cpuS, 2)} s CPU)` +
+      `flatlinkd group ${fmt(grp.lastMs - grp.spawnMs)} ms (${fmt(grp.cpuS, 2)} s CPU, cloud ${fmt(grp.cloudCpuS, 2)} s), ` +
+      `sync ${fmt(syn.lastMs - syn.spawnMs)} ms (${fmt(syn.cpuS, 2)} s CPU, cloud ${fmt(syn.cloudCpuS, 2)} s)` +
       (red ? `; Node-RED first→last frame ${fmt(red.lastMs - red.firstMs)} ms (spawn→last ${fmt(red.lastMs - red.spawnMs)} ms)` : ''),
   );
   if (SMOKE) {
@@ -669,7 +690,7 @@ function writeDoc(table, lines, head) {
       `conservative for flatlinkd, which also buffers in its outbox until the link is up); Node-RED from its first frame at the sink, ` +
       `since its JavaScript start-up takes seconds. ` +
       `Drain times: mosquitto_sub ${fmt(sub.lastMs - sub.spawnMs)} ms; flatlinkd group ${fmt(grp.lastMs - grp.spawnMs)} ms ` +
-      `(${fmt(grp.cpuS, 2)} s CPU); sync ${fmt(syn.lastMs - syn.spawnMs)} ms (${fmt(syn.cpuS, 2)} s CPU)` +
+      `(flatlinkd ${fmt(grp.cpuS, 2)} s CPU, the cloud ${fmt(grp.cloudCpuS, 2)} s); sync ${fmt(syn.lastMs - syn.spawnMs)} ms (flatlinkd ${fmt(syn.cpuS, 2)} s CPU, the cloud ${fmt(syn.cloudCpuS, 2)} s)` +
       (red ? `; Node-RED ${fmt(red.lastMs - red.firstMs)} ms first→last frame (${fmt(red.lastMs - red.spawnMs)} ms from spawn)` : '') +
       '.',
     '',
