@@ -86,7 +86,9 @@ class Server::Session final : public Peer {
       const std::string& frame = out_.front();
       buf_.resize(LWS_PRE + frame.size());
       std::memcpy(buf_.data() + LWS_PRE, frame.data(), frame.size());
-      if (lws_write(wsi_, buf_.data() + LWS_PRE, frame.size(), LWS_WRITE_TEXT) < static_cast<int>(frame.size())) {
+      const int n = lws_write(wsi_, buf_.data() + LWS_PRE, frame.size(), LWS_WRITE_TEXT);
+      if (n < static_cast<int>(frame.size())) {
+        LOG_WARN("server") << describe() << " write failed (" << n << " of " << frame.size() << " bytes); dropping the link";
         return -1;
       }
       out_.pop_front();
@@ -99,6 +101,16 @@ class Server::Session final : public Peer {
       return -1;
     }
     return 0;
+  }
+
+  // From inside this link's own callback: send the close frame now; the caller returns -1.
+  // (A peer that floods is not owed the replies still queued for it.)
+  int close_now(uint16_t code, const char* reason) {
+    closing_ = true;
+    out_.clear();
+    lws_close_reason(wsi_, static_cast<lws_close_status>(code),
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason)), std::strlen(reason));
+    return -1;
   }
 
   void handshake_done() { handshake_timer_.cancel(); }
@@ -342,8 +354,7 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
       if (!session || session->closing_) return 0;
       if (lws_frame_is_binary(wsi)) {
         LOG_WARN("server") << session->describe() << " sent a binary frame (reserved for device streams); closing";
-        session->close(proto::close_code::kBinaryNotAccepted, "binary frames are not accepted");
-        return 0;
+        return session->close_now(proto::close_code::kBinaryNotAccepted, "binary frames are not accepted");
       }
       const size_t cap = config_.limits.max_message_bytes;
       if (!session->discarding_ && session->rx_.size() + len > cap) {
@@ -366,8 +377,7 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
         ++metrics_.rate_limited;
         LOG_WARN("server") << session->describe() << " exceeded " << config_.limits.messages_per_s
                            << " messages/s; closing";
-        session->close(proto::close_code::kPolicyViolation, "rate limit exceeded");
-        return 0;
+        return session->close_now(proto::close_code::kPolicyViolation, "rate limit exceeded");
       }
       proto::Limits limits;
       limits.max_message_bytes = cap;
