@@ -614,7 +614,7 @@ function report() {
   // [what, flatlink, peer name, peer, ratio text, target, met]
   const add = (what, ours, peerName, peer, ratio, target, met) => table.push({ what, ours, peerName, peer, ratio, target, met });
   const okStr = (b) => (b === undefined ? '' : b ? 'met' : 'MISSED');
-  const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b ? `${(a / b).toFixed(2)}×` : '—');
+  const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b ? `${(Math.floor((a / b) * 100) / 100).toFixed(2)}×` : '—'); // floored: 2.999 is not 3
   const complete = (r) => r.received >= results.throughput.flood;
   const incomplete = (r) => (complete(r) ? '' : ` (only ${r.received} of ${results.throughput.flood})`);
 
@@ -667,7 +667,7 @@ function writeDoc(table, lines, head) {
   const m = results.machine;
   const { sub, grp, syn, red } = results.throughput;
   const md = [];
-  const cmdLine = ['bench/run.sh', ...argv].join(' ');
+  const cmdLine = [`FLATLINK_BUILD_DIR=${path.dirname(path.dirname(binaries.gateway))}`, 'bench/run.sh', ...argv.map((a) => (/[^\w./=-]/.test(a) ? `'${a}'` : a))].join(' ');
   md.push('# Benchmarks', '');
   md.push('<!-- written by bench/run.mjs; the analysis below the figures is kept in bench/analysis.md -->', '');
   md.push(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC with \`${cmdLine}\` (build: \`${path.relative(repoRoot, path.dirname(path.dirname(binaries.gateway))) || '.'}\`, RelWithDebInfo).`, '');
