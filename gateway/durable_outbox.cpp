@@ -229,6 +229,13 @@ void DurableOutbox::ack(uint64_t seq) {
   enqueue(Op(Op::ack, seq));
 }
 
+std::vector<std::string> DurableOutbox::waiting_devices() const {
+  std::vector<std::string> out;
+  out.reserve(latest_by_device_.size());
+  for (const auto& [device, seq] : latest_by_device_) out.push_back(devices_[device]);
+  return out;
+}
+
 void DurableOutbox::remember_command(const std::string& id, int64_t ts) {
   Op op(Op::command);
   op.id = id;

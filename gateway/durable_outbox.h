@@ -46,6 +46,7 @@ class DurableOutbox final : public Outbox {
   uint64_t dropped() const override { return dropped_; }
   void on_available(std::function<void()> handler) override { on_available_ = std::move(handler); }
   std::string health() const override { return health_; }
+  std::vector<std::string> waiting_devices() const override;
 
   // Command ids remembered across restarts (the executor's at-most-once memory).
   const std::vector<std::string>& recent_commands() const { return recent_commands_; }

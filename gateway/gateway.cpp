@@ -127,6 +127,14 @@ std::vector<proto::DeviceReport> Gateway::reports() const {
   for (const auto& [id, entry] : registry_.all()) {
     out.push_back(proto::DeviceReport{entry.info, entry.state, entry.online, entry.last_ts});
   }
+  // A device with statuses in the outbox that no adapter has announced since this process
+  // started (an MQTT device is only known again once it publishes): announce it as an
+  // offline device without capabilities, or the cloud would drop its resent statuses as
+  // those of an unknown device. The adapter's own description replaces it when it comes.
+  for (const auto& id : outbox_->waiting_devices()) {
+    if (registry_.find(id)) continue;
+    out.push_back(proto::DeviceReport{DeviceInfo{id, id, "device", "", {}}, Json::object(), false, std::nullopt});
+  }
   return out;
 }
 

@@ -38,4 +38,12 @@ void MemoryOutbox::ack(uint64_t seq) {
   while (!items_.empty() && items_.front().seq <= seq) items_.pop_front();
 }
 
+std::vector<std::string> MemoryOutbox::waiting_devices() const {
+  std::vector<std::string> out;
+  for (const auto& item : items_) {
+    if (std::find(out.begin(), out.end(), item.device) == out.end()) out.push_back(item.device);
+  }
+  return out;
+}
+
 }  // namespace flatlink::gateway

@@ -41,6 +41,9 @@ class Outbox {
   virtual void on_available(std::function<void()> handler) { (void)handler; }
   // Empty when all is well; otherwise what is wrong, for the operator.
   virtual std::string health() const { return {}; }
+  // The devices that have statuses waiting (in no particular order): the cloud must know
+  // them before they are resent, also those no adapter has announced (yet) since a restart.
+  virtual std::vector<std::string> waiting_devices() const = 0;
 };
 
 class MemoryOutbox final : public Outbox {
@@ -52,6 +55,7 @@ class MemoryOutbox final : public Outbox {
   uint64_t next_seq() const override { return next_seq_; }
   size_t size() const override { return items_.size(); }
   uint64_t dropped() const override { return dropped_; }
+  std::vector<std::string> waiting_devices() const override;
 
  private:
   size_t max_items_;
