@@ -50,10 +50,23 @@ bool read_secret(std::string& out) {
 
 // Where the dashboard is served from when the config names no dashboard_dir: the
 // source tree of a development build if it is still there, else the installed copy.
+// A package built with another prefix still finds it beside the binary: <bin>/../share/flatlink/dashboard.
 std::string default_dashboard_dir() {
-  struct stat st {};
+  const auto has_index = [](const std::string& dir) {
+    struct stat st {};
+    return ::stat((dir + "/index.html").c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  };
   const std::string source = FLATLINK_DASHBOARD_SOURCE_DIR;
-  if (::stat((source + "/index.html").c_str(), &st) == 0 && S_ISREG(st.st_mode)) return source;
+  if (has_index(source)) return source;
+  if (has_index(FLATLINK_DASHBOARD_INSTALL_DIR)) return FLATLINK_DASHBOARD_INSTALL_DIR;
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    std::string dir(exe, static_cast<size_t>(n));
+    dir = dir.substr(0, dir.rfind('/'));
+    const std::string beside = dir + "/../share/flatlink/dashboard";
+    if (has_index(beside)) return beside;
+  }
   return FLATLINK_DASHBOARD_INSTALL_DIR;
 }
 
