@@ -78,8 +78,10 @@ int main(int argc, char** argv) {
   if (!loop.ok()) return cli::kExitFailure;
   gateway::Gateway gw(loop, cfg);
   ServiceNotifier notifier(loop, [&] {
+    // The outbox's health (e.g. "outbox not durable: disk full") shows in `systemctl status`.
+    const std::string health = gw.health();
     return std::string("link ") + (gw.link_up() ? "up" : "down") + "; " + std::to_string(gw.waiting()) +
-           " statuses waiting";
+           " statuses waiting" + (health.empty() ? "" : "; " + health);
   });
   loop.on_stop([&] {
     notifier.stopping();
