@@ -2,6 +2,12 @@
 //
 //   node bench/run.mjs [--smoke] [--flood N] [--rate N] [--seconds S] [--commands N]
 //                      [--no-nodered] [--out FILE] [--note TEXT]
+//                      [--links N,N,...] [--storm N] [--no-links] [--no-storm]
+//
+// --links: cloud capacity at each size (idle gateway links vs Mosquitto's WebSocket
+// listener; default 1000,10000, at most 19000: the open-files cap of one process here);
+// --storm: reconnect storm size (default 2000; --storm 10000 for the design's figure).
+// Both live in bench/links.mjs (load generators: bench/loadgen.mjs).
 //
 // Everything runs on loopback, bounded in count and time, and stops by itself. The real
 // binaries come from $FLATLINK_BUILD_DIR (default <repo>/build), the peers from Debian
@@ -18,6 +24,7 @@ import { performance } from 'node:perf_hooks';
 
 import { binaries, freePort, repoRoot, run, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
 import { browser, cloudConfig, gatewayConfig, metrics, startCloud, startGateway } from '../tests/integration/flatlink.mjs';
+import { cloudCapacity, reconnectStorm } from './links.mjs';
 
 const benchDir = path.join(repoRoot, 'bench');
 // One copy of `ws`: the integration tests' (bench/node_modules is only needed for Node-RED).
@@ -43,12 +50,14 @@ const OUT = opt('--out', SMOKE ? null : path.join(repoRoot, 'docs/benchmarks.md'
 const NOTE = opt('--note', '');
 const PERF = opt('--perf', ''); // a folder: perf record flatlinkd and the cloud during the group drain
 const DRAIN_TIMEOUT_MS = Number(opt('--drain-timeout', SMOKE ? 20000 : 90000));
+const LINKS = flag('--no-links') ? [] : String(opt('--links', SMOKE ? '50' : '1000,10000')).split(',').map(Number).filter((x) => x > 0);
+const STORM = flag('--no-storm') ? 0 : Number(opt('--storm', SMOKE ? 50 : 2000));
 const CHUNK = 20000; // lines per mosquitto_pub run: the 2.0.11 broker drops a publisher at ~34k
 
 const hardStop = setTimeout(() => {
   console.error('bench: hard stop');
   process.exit(2); // the harness kills every process it started on exit
-}, (SMOKE ? 60 : 600) * 1000);
+}, (SMOKE ? 60 : 900) * 1000);
 hardStop.unref();
 
 const now = () => performance.timeOrigin + performance.now(); // ms, sub-ms resolution
@@ -345,7 +354,7 @@ async function nodeRedSetup(brokerPort) {
 // ---------------------------------------------------------------------------------------
 // main
 
-const results = { machine: {}, throughput: {}, latency: {}, commands: {}, memory: {}, notes: [] };
+const results = { machine: {}, throughput: {}, latency: {}, commands: {}, memory: {}, capacity: [], storm: null, notes: [] };
 const rows = [];
 
 function machineInfo() {
@@ -589,6 +598,16 @@ async function main() {
   await stop(socat, 'SIGKILL');
   await stop(cloud);
   await stop(broker.proc, 'SIGKILL');
+
+  // ---- 4. cloud capacity, 5. reconnect storm (bench/links.mjs)
+  for (const n of LINKS) {
+    log(`capacity: ${n} idle gateway links, then ${n} MQTT-over-WebSocket clients`);
+    results.capacity.push(await cloudCapacity(n, { settleMs: SMOKE ? 300 : 1000 }));
+  }
+  if (STORM) {
+    log(`storm: ${STORM} gateway links, kill -9 of the cloud, restart`);
+    results.storm = await reconnectStorm(STORM, SMOKE ? { realGateways: 1, restartDelayMs: 200, timeoutMs: 20000 } : {});
+  }
   results.machine.loadAfter = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   report();
 }
@@ -633,6 +652,19 @@ function report() {
   add('flatlinkd peak RSS under 1k/s + commands (MiB)', fmt(mib(Math.max(mem.load.maxRss, mem.load.hwm)), 2), '', '', '', '≤ 8 MiB', mib(Math.max(mem.load.maxRss, mem.load.hwm)) <= 8);
   add('flatlinkd peak RSS draining the flood, group (MiB)', fmt(mib(grp.mem.hwm), 2), 'Node-RED draining', red ? fmt(mib(Math.max(red.mem.hwm, red.mem.maxRss)), 1) : '—', red ? ratio(grp.mem.hwm, Math.max(red.mem.hwm, red.mem.maxRss)) : '—', '≤ 8 MiB', mib(grp.mem.hwm) <= 8);
   add('flatlinkd peak RSS draining the flood, sync (MiB)', fmt(mib(syn.mem.hwm), 2), '', '', '', '≤ 8 MiB', mib(syn.mem.hwm) <= 8);
+  for (const c of results.capacity) {
+    const n = fmt(c.links);
+    const short = (r, what) => (r.ok === c.links ? '' : ` (only ${fmt(r.ok)} ${what})`);
+    add(`cloud RSS per idle gateway link, ${n} links, no TLS (KiB)`, fmt(c.cloud.perLinkKiB, 2) + short(c.cloud, 'acked'), 'Mosquitto WebSocket, per idle MQTT client', fmt(c.mosquitto.perLinkKiB, 2) + short(c.mosquitto, 'connected'), ratio(c.cloud.perLinkKiB, c.mosquitto.perLinkKiB), '≤ 4 KiB', c.cloud.ok === c.links && c.cloud.perLinkKiB <= 4);
+    add(`time to open ${n} links (ms)`, fmt(c.cloud.ms) + ` (cloud ${fmt(c.cloud.cpuS, 2)} s CPU)`, 'Mosquitto WebSocket', fmt(c.mosquitto.ms) + ` (${fmt(c.mosquitto.cpuS, 2)} s CPU)`, ratio(c.cloud.ms, c.mosquitto.ms), '', undefined);
+  }
+  if (results.capacity.length) add('idle gateway links on one instance', `≤ ~19,000 here (not measurable: 20,000 open files per process)`, '', '', '', '100k', undefined);
+  const st = results.storm;
+  if (st) {
+    add(`reconnect storm, ${fmt(st.links)} links (+${st.realGateways} flatlinkd): all back after the restart (s)`, `${fmt(st.backMsFromRestart / 1000, 1)} (${fmt(st.backMsFromKill / 1000, 1)} after the kill)`, '', '', '', '≤ 60 s (10k)', st.allBack && st.backMsFromRestart <= 60000);
+    add('reconnect storm: statuses lost', `${fmt(st.lost)} (of ${fmt(st.unackedAtKill)} unacked: in flight at the kill or made while down)`, '', '', '', '0', st.allBack && st.lost === 0);
+    add('reconnect storm: cloud peak CPU (% of one core, 200 ms windows)', `${fmt(st.peakCpuPct)} % (${fmt(st.cpuS, 2)} s CPU)`, '', '', '', '', undefined);
+  }
 
   const head = ['what', 'flatlink', 'peer', 'peer value', 'ratio', 'target', ''];
   const lines = table.map((r) => [r.what, r.ours, r.peerName, r.peer, r.ratio, r.target, okStr(r.met)]);
@@ -655,6 +687,11 @@ function report() {
     if (!complete(syn)) broken.push('flatlinkd (sync) did not deliver the flood');
     if (lat.received < lat.sent) broken.push(`latency: ${lat.received} of ${lat.sent} statuses reached the browser`);
     if (!cmd.outcomes.ok || cmd.outcomes.ok !== cmd.n) broken.push(`commands: ${JSON.stringify(cmd.outcomes)}`);
+    for (const c of results.capacity) {
+      if (c.cloud.ok !== c.links || c.cloud.held !== c.links) broken.push(`capacity: the cloud acked ${c.cloud.ok} and holds ${c.cloud.held} of ${c.links} links`);
+      if (c.mosquitto.ok !== c.links) broken.push(`capacity: Mosquitto connected ${c.mosquitto.ok} of ${c.links} MQTT-over-WebSocket clients`);
+    }
+    if (st && (!st.allBack || st.lost !== 0)) broken.push(`storm: ${st.back} of ${st.links} links back, ${st.lost} statuses lost`);
     if (broken.length) {
       console.error('bench smoke: FAILED\n  ' + broken.join('\n  '));
       process.exitCode = 1;
@@ -696,6 +733,25 @@ function writeDoc(table, lines, head) {
     '',
   );
   md.push(`Latency: ${results.latency.sent} statuses published (QoS 1, \`mosquitto_pub -l\`) at ${fmt(results.latency.achievedRate)}/s, ${results.latency.received} reached the browser; flatlinkd used ${fmt(results.latency.gwCpuPct, 1)} % of a CPU meanwhile. Commands: ${results.commands.n} one after another to sim lamps (latency_ms 0), outcomes ${JSON.stringify(results.commands.outcomes)}.`, '');
+  for (const c of results.capacity) {
+    md.push(
+      `Capacity, ${c.links} links: flatlink-cloud (one flat and token per link, \`log_level\` warn) RSS ${fmt(mib(c.cloud.before.rss), 1)} → ${fmt(mib(c.cloud.after.rss), 1)} MiB ` +
+        `(anonymous ${fmt(mib(c.cloud.before.anon), 1)} → ${fmt(mib(c.cloud.after.anon), 1)} MiB), ${c.cloud.ok} hellos acked, ${c.cloud.held} links held, in ${fmt(c.cloud.ms)} ms; ` +
+        `Mosquitto ${results.machine.mosquitto} WebSocket listener RSS ${fmt(mib(c.mosquitto.before.rss), 1)} → ${fmt(mib(c.mosquitto.after.rss), 1)} MiB, ${c.mosquitto.ok} CONNACKs in ${fmt(c.mosquitto.ms)} ms.`,
+      '',
+    );
+  }
+  if (st) {
+    md.push(
+      `Reconnect storm: ${st.links} generator links (hello with one device, three statuses each, acked) and ${st.realGateways} real \`flatlinkd\` (sim devices, backoff ${st.backoffBaseMs} ms–${st.backoffMaxMs / 1000} s); ` +
+        `one more status each, kill -9 of the cloud 5 ms later, two more statuses each while it is down, restart on the same port after ${st.restartDelayMs} ms. ` +
+        `Back (hello acked): p50 ${fmt(st.backP50Ms)} ms, p99 ${fmt(st.backP99Ms)} ms, last ${fmt(st.backMsFromRestart)} ms after the restart; every \`flatlinkd\` streaming again ${fmt(st.realBackMs)} ms after it; ` +
+        `${fmt(st.attempts)} connection attempts. Statuses: ${fmt(st.generated)} made by the generators, ${fmt(st.unackedAtKill)} not acknowledged when the cloud came back (in flight at the kill or made while it was down), ` +
+        `${fmt(st.resentSent)} sent to the new cloud, which accepted ${fmt(st.resentAccepted)} (the generators' and the real gateways'), ${fmt(st.duplicates)} duplicates, ` +
+        `${fmt(st.unackedAtEnd)} still unacknowledged at the end; the cloud held ${fmt(st.heldAtEnd)} links, RSS ${fmt(mib(st.memAfter.rss), 1)} MiB.`,
+      '',
+    );
+  }
   const analysis = path.join(benchDir, 'analysis.md');
   if (existsSync(analysis)) md.push(readFileSync(analysis, 'utf8').trim(), '');
   writeFileSync(OUT, md.join('\n'));
