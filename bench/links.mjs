@@ -10,7 +10,7 @@
 // hello is acked again, the cloud's peak CPU, and whether every status got through.
 //
 // The links come from several load-generator processes (bench/loadgen.mjs), each at most
-// PER_PROC links from its own source address 127.0.0.<11+i>: the open-files cap here is
+// PER_PROC links from its own source address 127.0.0.11, .12, … (a fresh one each time): the open-files cap here is
 // 20,000 per process (the cloud, the broker and each generator alike), and one source
 // address has ~28k ephemeral ports. So one cloud process is measured with up to ~19k links;
 // 100k links would take several instances and the backplane that does not exist yet.
@@ -81,6 +81,10 @@ process.on('exit', () => {
   }
 });
 
+// Every generator process gets a source address of its own, never reused in one run: links
+// closed by the client side leave their ports in TIME_WAIT, and a bind() before connect()
+// (which `localAddress` does) then crawls through the taken ports or fails.
+let nextAddress = 11;
 export class Generators {
   constructor(count) {
     this.procs = [];
@@ -88,7 +92,8 @@ export class Generators {
       const child = fork(path.join(here, 'loadgen.mjs'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
       children.add(child);
       child.on('exit', () => children.delete(child));
-      const g = { child, index: i, address: `127.0.0.${11 + i}`, waiters: [], progress: null };
+      const g = { child, index: i, address: `127.0.0.${nextAddress}`, waiters: [], progress: null };
+      nextAddress = nextAddress >= 250 ? 11 : nextAddress + 1;
       child.on('message', (m) => {
         if (m.ev === 'progress') g.progress = m;
         else if (m.ev === 'error') log(`generator ${i}: ${m.message}`);
@@ -224,7 +229,7 @@ export async function cloudCapacity(n, { concurrency = 200, settleMs = 1000 } = 
       log(`cloud: ${opened.ok}/${n} links acked in ${ms.toFixed(0)} ms (${held} held), RSS ${before.rss} → ${after.rss} KiB: ${result.cloud.perLinkKiB.toFixed(2)} KiB/link`);
     } finally {
       await gens.exit();
-      await stop(cloud);
+      await stop(cloud, 'SIGKILL'); // measured; a graceful stop of ~19k links takes over 10 s (poll, see analysis.md)
     }
   }
   // Mosquitto's WebSocket listener (2.0.11 starts no listener unless a plain one exists too)
@@ -310,8 +315,10 @@ export async function reconnectStorm(n, { realGateways = 3, restartDelayMs = 100
     const atKill = await gens.report();
     const realsBack = reals.map((g) => g.lines.filter((l) => /streaming from there/.test(l)).length);
 
+    const restartAt = now();
     cloud = await startCloudAt(cfg);
     const upAt = now();
+    result.restartMs = { afterKill: restartAt - killAt, toAccept: upAt - restartAt };
     // the cloud's CPU in 200 ms windows until everyone is back
     const pid = cloud.pid;
     let lastTicks = cpuTicks(pid);
@@ -338,7 +345,8 @@ export async function reconnectStorm(n, { realGateways = 3, restartDelayMs = 100
       );
       allBackAt = now();
     } catch (err) {
-      log(`storm: ${err.message}`);
+      log(`storm: ${err.message}; generator links back: ${gens.progress().back} of ${n}`);
+      reals.forEach((g, i) => log(`  flatlinkd ${i}, last lines:\n    ${g.lines.slice(-6).join('\n    ')}`));
     } finally {
       clearInterval(sampler);
     }
@@ -374,7 +382,8 @@ export async function reconnectStorm(n, { realGateways = 3, restartDelayMs = 100
     // lost: statuses a client still holds unacknowledged, or sent to the new cloud and not accepted
     result.lost = end.unacked + Math.max(0, end.distinctAfterMark - m.flatlink_statuses_total);
     log(
-      `storm: ${end.back}/${n} back ${result.backMsFromRestart.toFixed(0)} ms after the restart (${result.backMsFromKill.toFixed(0)} ms after the kill), ` +
+      `storm: restarted ${result.restartMs.afterKill.toFixed(0)} ms after the kill, accepting ${result.restartMs.toAccept.toFixed(0)} ms later; ` +
+        `${end.back}/${n} back ${result.backMsFromRestart.toFixed(0)} ms after that (${result.backMsFromKill.toFixed(0)} ms after the kill), ` +
         `p50 ${result.backP50Ms?.toFixed(0)} ms; cloud peak CPU ${peakPct.toFixed(0)} %, ${cpuS.toFixed(2)} s; ` +
         `${atKill.unacked} statuses unacked at the kill, ${end.distinctAfterMark} resent, ${m.flatlink_statuses_total} accepted, ${end.unacked} unacked at the end; ` +
         `${reals.length} flatlinkd back`,
@@ -382,7 +391,7 @@ export async function reconnectStorm(n, { realGateways = 3, restartDelayMs = 100
   } finally {
     await gens.exit();
     for (const g of reals) await stop(g);
-    await stop(cloud);
+    await stop(cloud, 'SIGKILL');
   }
   return result;
 }

@@ -661,7 +661,7 @@ function report() {
   if (results.capacity.length) add('idle gateway links on one instance', `≤ ~19,000 here (not measurable: 20,000 open files per process)`, '', '', '', '100k', undefined);
   const st = results.storm;
   if (st) {
-    add(`reconnect storm, ${fmt(st.links)} links (+${st.realGateways} flatlinkd): all back after the restart (s)`, `${fmt(st.backMsFromRestart / 1000, 1)} (${fmt(st.backMsFromKill / 1000, 1)} after the kill)`, '', '', '', '≤ 60 s (10k)', st.allBack && st.backMsFromRestart <= 60000);
+    add(`reconnect storm, ${fmt(st.links)} links (+${st.realGateways} flatlinkd): all back after the restart (s)`, `${fmt(st.backMsFromRestart / 1000, 1)} (${fmt(st.backMsFromKill / 1000, 1)} after the kill)`, '', '', '', st.links >= 10000 ? '≤ 60 s' : '≤ 60 s (the design says 10k: see below)', st.allBack && st.backMsFromRestart <= 60000);
     add('reconnect storm: statuses lost', `${fmt(st.lost)} (of ${fmt(st.unackedAtKill)} unacked: in flight at the kill or made while down)`, '', '', '', '0', st.allBack && st.lost === 0);
     add('reconnect storm: cloud peak CPU (% of one core, 200 ms windows)', `${fmt(st.peakCpuPct)} % (${fmt(st.cpuS, 2)} s CPU)`, '', '', '', '', undefined);
   }
@@ -703,6 +703,7 @@ function report() {
 function writeDoc(table, lines, head) {
   const m = results.machine;
   const { sub, grp, syn, red } = results.throughput;
+  const st = results.storm;
   const md = [];
   const cmdLine = [`FLATLINK_BUILD_DIR=${path.dirname(path.dirname(binaries.gateway))}`, 'bench/run.sh', ...argv.map((a) => (/[^\w./=-]/.test(a) ? `'${a}'` : a))].join(' ');
   md.push('# Benchmarks', '');
@@ -744,7 +745,7 @@ function writeDoc(table, lines, head) {
   if (st) {
     md.push(
       `Reconnect storm: ${st.links} generator links (hello with one device, three statuses each, acked) and ${st.realGateways} real \`flatlinkd\` (sim devices, backoff ${st.backoffBaseMs} ms–${st.backoffMaxMs / 1000} s); ` +
-        `one more status each, kill -9 of the cloud 5 ms later, two more statuses each while it is down, restart on the same port after ${st.restartDelayMs} ms. ` +
+        `one more status each, kill -9 of the cloud 5 ms later, two more statuses each while it is down, restart on the same port after ${st.restartDelayMs} ms (started ${fmt(st.restartMs.afterKill)} ms after the kill, accepting connections ${fmt(st.restartMs.toAccept)} ms later). ` +
         `Back (hello acked): p50 ${fmt(st.backP50Ms)} ms, p99 ${fmt(st.backP99Ms)} ms, last ${fmt(st.backMsFromRestart)} ms after the restart; every \`flatlinkd\` streaming again ${fmt(st.realBackMs)} ms after it; ` +
         `${fmt(st.attempts)} connection attempts. Statuses: ${fmt(st.generated)} made by the generators, ${fmt(st.unackedAtKill)} not acknowledged when the cloud came back (in flight at the kill or made while it was down), ` +
         `${fmt(st.resentSent)} sent to the new cloud, which accepted ${fmt(st.resentAccepted)} (the generators' and the real gateways'), ${fmt(st.duplicates)} duplicates, ` +
