@@ -77,7 +77,7 @@ test('the demo starts, serves the dashboard, lets the demo user in, and stops on
       FLATLINK_DEMO_SKIP_BUILD: '1',
       FLATLINK_BUILD_DIR: buildDir,
     },
-    readyPattern: 'The demo is running',
+    readyPattern: 'Press Ctrl-C to stop them', // the banner's last line: the whole banner is in
     timeoutMs: 15_000,
   });
   const banner = demo.output();
