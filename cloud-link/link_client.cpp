@@ -22,7 +22,8 @@ LinkClient::LinkClient(EventLoop& loop, const config::CloudLinkConfig& config, L
       config_(config),
       listener_(listener),
       backoff_(BackoffPolicy{config.backoff_base_ms, config.backoff_max_ms, 50}),
-      retry_timer_(loop, [this] { connect(); }) {
+      retry_timer_(loop, [this] { connect(); }),
+      connect_timer_(loop, [this] { give_up_connecting(); }) {
   // Split ws[s]://host[:port][/path]. The loader checked the scheme.
   std::string url = config_.url;
   tls_ = url.rfind("wss://", 0) == 0;
@@ -100,7 +101,21 @@ void LinkClient::connect() {
   if (!lws_client_connect_via_info(&i)) {
     wsi_ = nullptr;
     schedule_retry("could not start the connection");
+    return;
   }
+  // The same bound as for a dead peer: an overloaded cloud may swallow the attempt.
+  connect_timer_.start((config_.ping_interval_s + config_.pong_timeout_s) * 1000);
+}
+
+void LinkClient::give_up_connecting() {
+  if (up_ || !wsi_) return;
+  lws* stuck = wsi_;
+  wsi_ = nullptr;
+  lws_set_opaque_user_data(stuck, nullptr);  // its last callbacks are not ours any more
+  lws_set_timeout(stuck, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+  const std::string why =
+      "no answer within " + std::to_string(config_.ping_interval_s + config_.pong_timeout_s) + " s";
+  schedule_retry(why.c_str());
 }
 
 void LinkClient::schedule_retry(const char* why) {
@@ -114,6 +129,7 @@ void LinkClient::schedule_retry(const char* why) {
 void LinkClient::stop(std::function<void()> closed) {
   stopping_ = true;
   retry_timer_.cancel();
+  connect_timer_.cancel();
   if (!wsi_) {
     if (closed) closed();
     return;
@@ -168,6 +184,7 @@ int LinkClient::callback(lws* wsi, lws_callback_reasons reason, void* user, void
 }
 
 void LinkClient::went_down() {
+  connect_timer_.cancel();
   const bool was_up = up_;
   wsi_ = nullptr;
   up_ = false;
@@ -191,6 +208,7 @@ int LinkClient::handle(lws* wsi, lws_callback_reasons reason, void* in, size_t l
       return 0;
     }
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
+      connect_timer_.cancel();
       ++stats_.connects;
       up_ = true;
       acked_once_ = false;

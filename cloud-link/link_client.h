@@ -78,6 +78,7 @@ class LinkClient {
   int handle(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
   void connect();
   void schedule_retry(const char* why);
+  void give_up_connecting();
   void on_frame(std::string_view text);
   int on_writeable(lws* wsi);
   bool write_text(lws* wsi, const std::string& text);
@@ -90,6 +91,7 @@ class LinkClient {
   Backoff backoff_;
   lws_retry_bo_t retry_policy_{};
   Timer retry_timer_;
+  Timer connect_timer_;  // a connection that neither opens nor fails in time is given up
 
   // URL parts kept alive for lws, which holds on to the pointers.
   std::string host_, path_, origin_;

@@ -1,0 +1,34 @@
+// A cloud that takes the TCP connection but never answers the upgrade (an
+// overloaded one, or a black hole): the gateway gives up within its dead-peer
+// bound and tries again, instead of waiting for the kernel.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, test } from 'node:test';
+
+import { demoDevices, gatewayConfig } from './flatlink.mjs';
+import { binaries, startProcess, stop, waitFor } from './harness.mjs';
+
+let silent, gw;
+after(async () => {
+  if (gw) await stop(gw).catch(() => {});
+  silent?.close();
+});
+
+test('a connection that never opens is given up after ping + pong seconds and retried', async () => {
+  const sockets = [];
+  silent = net.createServer((socket) => sockets.push(socket)); // accepts, never answers
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const { port } = silent.address();
+  const cfg = gatewayConfig({
+    id: 'gw-s', flat: 'flat-s', token: 'token-of-flat-s-0123456789', url: `ws://127.0.0.1:${port}/`,
+    devices: demoDevices(), cloud: { ping_interval_s: 1, pong_timeout_s: 1 },
+  });
+  gw = await startProcess(binaries.gateway, ['--config', cfg.file], { readyPattern: 'connecting to' });
+  const t0 = Date.now();
+  const line = await gw.waitForLine(/down \(no answer within 2 s\)/, 8000);
+  const took = Date.now() - t0;
+  assert.ok(took >= 1500 && took < 6000, `gave up after ${took} ms: ${line}`);
+  await waitFor(() => gw.lines.filter((l) => l.includes('connecting to')).length >= 2, 5000);
+  assert.ok(sockets.length >= 2, `${sockets.length} connection attempts reached the server`);
+  for (const s of sockets) s.destroy();
+});
