@@ -107,16 +107,10 @@ int main(int argc, char** argv) {
   }
   log::set_level(options.log_level.value_or(log::Level::info));
 
-  auto loaded = config::load_cloud_config(options.config_path);
-  if (auto* error = std::get_if<config::ConfigError>(&loaded)) {
-    std::fprintf(stderr, "flatlink-cloud: %s\n", error->message.c_str());
-    return cli::kExitFailure;
-  }
+  auto loaded = config::load_for_main<config::CloudConfig>("flatlink-cloud", options.config_path, options.check_config,
+                                                       config::load_cloud_config);
+  if (const int* exit_code = std::get_if<int>(&loaded)) return *exit_code;
   auto& cfg = std::get<config::CloudConfig>(loaded);
-  if (options.check_config) {
-    std::printf("%s: valid\n%s", options.config_path.c_str(), config::summarize(cfg).c_str());
-    return cli::kExitOk;
-  }
   log::set_level(options.log_level.value_or(cfg.log_level));
   if (cfg.dashboard_dir.empty()) cfg.dashboard_dir = default_dashboard_dir();
   LOG_INFO("server") << "dashboard from " << cfg.dashboard_dir;

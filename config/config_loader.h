@@ -3,9 +3,12 @@
 //   gateway.json: adapters[1].baud: expected one of 9600, 19200, ..., got "fast"
 #pragma once
 
+#include <cstdio>
 #include <string>
+#include <utility>
 #include <variant>
 
+#include "common/cli.h"
 #include "config/cloud_config.h"
 #include "config/gateway_config.h"
 
@@ -32,5 +35,23 @@ Loaded<CloudConfig> parse_cloud_config(const std::string& text, const std::strin
 // A few lines for --check-config: what was understood.
 std::string summarize(const GatewayConfig& config);
 std::string summarize(const CloudConfig& config);
+
+// For a daemon's main: the configuration at path, or the exit code to return now —
+// cli::kExitFailure after printing why it is invalid, or cli::kExitOk after printing the
+// summary when only checking (--check-config).
+template <class T, class Load>
+std::variant<T, int> load_for_main(const char* program, const std::string& path, bool check_only, Load load) {
+  Loaded<T> loaded = load(path);
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) {
+    std::fprintf(stderr, "%s: %s\n", program, error->message.c_str());
+    return cli::kExitFailure;
+  }
+  T& config = std::get<T>(loaded);
+  if (check_only) {
+    std::printf("%s: valid\n%s", path.c_str(), summarize(config).c_str());
+    return cli::kExitOk;
+  }
+  return std::move(config);
+}
 
 }  // namespace flatlink::config

@@ -36,6 +36,19 @@ class AdapterHost {
 
 using CommandDone = std::function<void(CommandResult)>;
 
+// A device declared in an adapter's configuration (id, name, kind, room, capabilities),
+// as the core sees it; the name defaults to the id.
+template <class DeclaredDevice>
+DeviceInfo describe_declared(const DeclaredDevice& declared) {
+  DeviceInfo info;
+  info.id = declared.id;
+  info.name = declared.name.empty() ? declared.id : declared.name;
+  info.kind = declared.kind;
+  info.room = declared.room;
+  info.capabilities = declared.capabilities;
+  return info;
+}
+
 class Adapter {
  public:
   virtual ~Adapter() = default;

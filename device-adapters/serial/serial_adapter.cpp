@@ -47,20 +47,10 @@ SerialAdapter::SerialAdapter(config::SerialAdapterConfig config, EventLoop& loop
       backoff_(BackoffPolicy{config_.reopen_min_ms, config_.reopen_max_ms, 25}),
       reopen_timer_(loop, [this] { try_open(); }),
       teardown_timer_(loop, [this] { close_port(teardown_reason_); }) {
-  for (const auto& dc : config_.devices) devices_.push_back(Device{describe(dc), dc.capabilities.empty()});
+  for (const auto& dc : config_.devices) devices_.push_back(Device{describe_declared(dc), dc.capabilities.empty()});
 }
 
 SerialAdapter::~SerialAdapter() { stop(); }
-
-DeviceInfo SerialAdapter::describe(const config::SerialDeviceConfig& dc) {
-  DeviceInfo info;
-  info.id = dc.id;
-  info.name = dc.name.empty() ? dc.id : dc.name;
-  info.kind = dc.kind;
-  info.room = dc.room;
-  info.capabilities = dc.capabilities;
-  return info;
-}
 
 void SerialAdapter::start() {
   running_ = true;

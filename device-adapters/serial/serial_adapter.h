@@ -45,8 +45,6 @@ class SerialAdapter final : public Adapter {
   void stop() override;
   void execute(const Command& command, CommandDone done) override;
 
-  // The devices as announced: declared capabilities, plus learned ones.
-  static DeviceInfo describe(const config::SerialDeviceConfig& device);
   bool port_open() const { return port_ != nullptr; }
   const Stats& stats() const { return stats_; }
 

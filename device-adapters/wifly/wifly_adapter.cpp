@@ -56,7 +56,7 @@ WiflyAdapter::WiflyAdapter(config::WiflyAdapterConfig config, EventLoop& loop, A
   for (const auto& dc : config_.devices) {
     auto device = std::make_unique<Device>();
     device->config = dc;
-    device->info = describe(dc);
+    device->info = describe_declared(dc);
     devices_.push_back(std::move(device));
   }
   BackoffPolicy policy;
@@ -70,16 +70,6 @@ WiflyAdapter::WiflyAdapter(config::WiflyAdapterConfig config, EventLoop& loop, A
 }
 
 WiflyAdapter::~WiflyAdapter() { stop(); }
-
-DeviceInfo WiflyAdapter::describe(const config::WiflyDeviceConfig& dc) {
-  DeviceInfo info;
-  info.id = dc.id;
-  info.name = dc.name.empty() ? dc.id : dc.name;
-  info.kind = dc.kind;
-  info.room = dc.room;
-  info.capabilities = dc.capabilities;
-  return info;
-}
 
 size_t WiflyAdapter::session_count() const {
   return static_cast<size_t>(std::count_if(sessions_.begin(), sessions_.end(), [](const auto& s) { return !s->dead; }));

@@ -31,8 +31,6 @@ class WiflyAdapter final : public Adapter, public SessionOwner {
   void stop() override;
   void execute(const Command& command, CommandDone done) override;
 
-  // The describing part of a configured device.
-  static DeviceInfo describe(const config::WiflyDeviceConfig& device);
   // The port the listener is bound to (useful when configured as 0), or 0.
   uint16_t listen_port() const { return listen_port_; }
   // Open connections, any protocol, for tests and status output.

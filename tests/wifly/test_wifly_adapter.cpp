@@ -521,6 +521,6 @@ TEST_CASE("the shipped WiFly example configuration loads with its devices, modul
   REQUIRE(wifly.modules.size() == 1);
   CHECK(wifly.modules[0].port == 2000);
   REQUIRE(wifly.devices.size() >= 2);
-  const DeviceInfo info = wifly::WiflyAdapter::describe(wifly.devices[0]);
+  const DeviceInfo info = describe_declared(wifly.devices[0]);
   CHECK_FALSE(info.capabilities.empty());
 }
