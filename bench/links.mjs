@@ -17,13 +17,13 @@
 import { fork } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { binaries, freePort, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
 import { gatewayConfig, metrics, startGateway } from '../tests/integration/flatlink.mjs';
+import { portAccepts } from './broker.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PER_PROC = 9000;
@@ -56,17 +56,6 @@ function cpuTicks(pid) {
   }
 }
 const TICKS_PER_S = 100; // USER_HZ on Linux
-
-function portAccepts(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 // ---------------------------------------------------------------------------------------
 // load-generator processes

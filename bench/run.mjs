@@ -17,13 +17,13 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 import { binaries, freePort, repoRoot, run, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
 import { browser, cloudConfig, gatewayConfig, metrics, startCloud, startGateway } from '../tests/integration/flatlink.mjs';
+import { startBroker } from './broker.mjs';
 import { cloudCapacity, reconnectStorm } from './links.mjs';
 
 const benchDir = path.join(repoRoot, 'bench');
@@ -108,42 +108,6 @@ const mib = (kib) => kib / 1024;
 function percentile(sorted, p) {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
-
-function portAccepts(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-// ---------------------------------------------------------------------------------------
-// Mosquitto: persistent, room for a long offline queue (the broker drops QoS 1 messages
-// silently beyond max_queued_messages per offline client).
-async function startBroker() {
-  const dir = tempDir('flatlink-bench-broker-');
-  const port = await freePort();
-  writeFileSync(
-    path.join(dir, 'mosquitto.conf'),
-    [
-      `listener ${port} 127.0.0.1`,
-      'allow_anonymous true',
-      'persistence true',
-      `persistence_location ${dir}/`,
-      'max_queued_messages 1000000',
-      'max_inflight_messages 20',
-      `log_dest file ${dir}/mosquitto.log`,
-      `user ${os.userInfo().username}`, // as root it would switch to "mosquitto" and not write its folder
-      '',
-    ].join('\n'),
-  );
-  const proc = await startProcess('/usr/sbin/mosquitto', ['-c', path.join(dir, 'mosquitto.conf')]);
-  await waitFor(() => portAccepts(port), 5000, { intervalMs: 20, message: 'mosquitto to accept connections' });
-  return { proc, port, dir };
 }
 
 // Publishes lines (QoS 1) to topic through `mosquitto_pub -l`, in runs of at most CHUNK lines.

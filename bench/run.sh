@@ -1,5 +1,7 @@
 #!/bin/sh
 # One command for every benchmark: bench/run.sh [--smoke] [options of bench/run.mjs]
+# The soak (link drops under steady load, growth bounds): bench/run.sh soak [options of
+# bench/soak.mjs], e.g. bench/run.sh soak --seconds 1800.
 # Installs the bench's peers from npm when missing (Node-RED 4, pinned in
 # bench/package-lock.json; not needed by --smoke), then runs bench/run.mjs.
 # Binaries from $FLATLINK_BUILD_DIR (default: <repo>/build).
@@ -9,6 +11,10 @@ repo=$(dirname "$here")
 export FLATLINK_BUILD_DIR="${FLATLINK_BUILD_DIR:-$repo/build}"
 if [ ! -d "$repo/tests/integration/node_modules/ws" ]; then
   (cd "$repo/tests/integration" && npm ci --no-audit --no-fund)
+fi
+if [ "${1:-}" = soak ]; then
+  shift
+  exec node "$here/soak.mjs" "$@"
 fi
 case " $* " in
   *" --smoke "*|*" --no-nodered "*) ;;

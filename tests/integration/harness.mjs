@@ -269,3 +269,40 @@ export async function writeTempConfig(obj, { name = 'config.json', files = {} } 
 export function sha256hex(text) {
   return createHash('sha256').update(text).digest('hex');
 }
+
+// A unix datagram socket (python3: node's dgram has no AF_UNIX) that records every
+// datagram with the time it came (systemd's NOTIFY_SOCKET, for service.test.mjs and the
+// soak bench). `address` is a path, or '@name' for the abstract namespace.
+export async function notifySocket(address) {
+  const script = `
+import json, socket, sys, time
+addr = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind('\\0' + addr[1:] if addr.startswith('@') else addr)
+print('listening', flush=True)
+while True:
+    data = s.recv(4096)
+    print(json.dumps({'t': time.monotonic(), 'msg': data.decode()}), flush=True)
+`;
+  const proc = spawn('python3', ['-c', script, address], { stdio: ['ignore', 'pipe', 'inherit'] });
+  live.add(proc); // killed on exit like the daemons
+  proc.on('close', () => live.delete(proc));
+  const messages = [];
+  const lines = readline.createInterface({ input: proc.stdout });
+  await new Promise((resolve, reject) => {
+    proc.once('error', reject);
+    proc.once('exit', (code) => reject(new Error(`notify socket helper exited ${code}`)));
+    lines.on('line', (line) => {
+      if (line === 'listening') return resolve();
+      const { t, msg } = JSON.parse(line);
+      for (const field of msg.split('\n')) if (field) messages.push({ t: t * 1000, field });
+    });
+  });
+  return {
+    address,
+    messages,
+    fields: (prefix) => messages.filter((m) => m.field.startsWith(prefix)),
+    has: (prefix) => messages.some((m) => m.field.startsWith(prefix)),
+    close: () => proc.kill('SIGKILL'),
+  };
+}

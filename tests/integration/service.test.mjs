@@ -4,50 +4,14 @@
 // STOPPING=1 on SIGTERM, and no more WATCHDOG=1 once the loop hangs (the test-only
 // fault switch FLATLINK_TEST_FAULTS=1 + SIGUSR2).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
-import readline from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 
 import { cloudConfig, demoDevices, gatewayConfig, startCloud } from './flatlink.mjs';
-import { binaries, startProcess, stop, tempDir, waitFor } from './harness.mjs';
+import { binaries, notifySocket, startProcess, stop, tempDir, waitFor } from './harness.mjs';
 
 const flatA = { id: 'flat-a', token: 'token-of-flat-a-0123456789', user: 'alice', password: 'pw-alice' };
 const WATCHDOG_USEC = 300_000; // pings expected every 150 ms
-
-// A unix datagram socket (python3: node's dgram has no AF_UNIX) that records every
-// datagram with the time it came. `address` is a path, or '@name' for the abstract namespace.
-async function notifySocket(address) {
-  const script = `
-import json, socket, sys, time
-addr = sys.argv[1]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind('\\0' + addr[1:] if addr.startswith('@') else addr)
-print('listening', flush=True)
-while True:
-    data = s.recv(4096)
-    print(json.dumps({'t': time.monotonic(), 'msg': data.decode()}), flush=True)
-`;
-  const proc = spawn('python3', ['-c', script, address], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const messages = [];
-  const lines = readline.createInterface({ input: proc.stdout });
-  await new Promise((resolve, reject) => {
-    proc.once('error', reject);
-    proc.once('exit', (code) => reject(new Error(`notify socket helper exited ${code}`)));
-    lines.on('line', (line) => {
-      if (line === 'listening') return resolve();
-      const { t, msg } = JSON.parse(line);
-      for (const field of msg.split('\n')) if (field) messages.push({ t: t * 1000, field });
-    });
-  });
-  return {
-    address,
-    messages,
-    fields: (prefix) => messages.filter((m) => m.field.startsWith(prefix)),
-    has: (prefix) => messages.some((m) => m.field.startsWith(prefix)),
-    close: () => proc.kill('SIGKILL'),
-  };
-}
 
 function notifyEnv(sock) {
   return { NOTIFY_SOCKET: sock.address, WATCHDOG_USEC: String(WATCHDOG_USEC), FLATLINK_TEST_FAULTS: '1' };

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The arm64 (Raspberry Pi, 64-bit) build, tested on this amd64 machine, in one command:
+#
+#   scripts/arm64.sh            # deps, cross build, unit tests under qemu, .deb packages
+#
+# 1. `dpkg --add-architecture arm64`, then installs Debian's cross toolchain
+#    (crossbuild-essential-arm64), qemu-user-static and the arm64 libraries that
+#    co-install beside the native ones (libmosquitto-dev, libserialport-dev,
+#    libsqlite3-dev, libssl-dev, libwebsockets17). Every install is simulated first
+#    (`apt-get -s`) and refused if it would remove a package: the machine's own build
+#    must keep working.
+# 2. libwebsockets-dev:arm64 is NEVER installed (it conflicts with the native
+#    libwebsockets-dev: lws_config.h differs, and installing it removes the native one):
+#    it is downloaded (`apt-get download`) and unpacked (`dpkg-deb -x`) into
+#    $BUILD_DIR/sysroot, whose libwebsockets.pc is pointed at that folder.
+# 3. Configures $BUILD_DIR (default build-arm64/) with cmake/aarch64-linux-gnu.cmake and
+#    CMAKE_CROSSCOMPILING_EMULATOR="qemu-aarch64-static -L /", builds (JOBS, default 2,
+#    at nice 19), and runs the doctest unit tests and the fuzz corpus replays through
+#    ctest under qemu (the node integration/browser tests and the bench are not: they
+#    start the native tools around the daemons).
+# 4. Packages: `cpack -G DEB` gives flatlink-gateway_<v>_arm64.deb and
+#    flatlink-cloud_<v>_arm64.deb; their architecture and dependencies are printed.
+#
+# Not part of scripts/test.sh (a third full build: about 10 more minutes of CI on two
+# cores); its result is recorded in docs/operations.md.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build_dir="${BUILD_DIR:-$root/build-arm64}"
+jobs="${JOBS:-2}"
+sysroot="$build_dir/sysroot"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+sudo=()
+if [[ "$(id -u)" != 0 ]]; then sudo=(sudo); fi
+apt() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "$@"; }
+
+step "arm64 packages"
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  "${sudo[@]}" dpkg --add-architecture arm64
+  apt update -q
+fi
+packages=(crossbuild-essential-arm64 qemu-user-static
+          libmosquitto-dev:arm64 libserialport-dev:arm64 libsqlite3-dev:arm64
+          libssl-dev:arm64 libwebsockets17:arm64)
+missing=()
+for p in "${packages[@]}"; do
+  [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  # A package list that cannot co-install would show up as removals: refuse those.
+  if ! plan="$(apt -s install -y -q --no-install-recommends "${missing[@]}" 2>&1)"; then
+    apt update -q
+    plan="$(apt -s install -y -q --no-install-recommends "${missing[@]}")"
+  fi
+  if grep -q '^Remv' <<<"$plan"; then
+    echo "arm64.sh: installing ${missing[*]} would remove packages; refusing:" >&2
+    grep '^Remv' <<<"$plan" >&2
+    exit 1
+  fi
+  apt install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "arm64.sh: arm64 packages present"
+fi
+
+step "libwebsockets-dev:arm64 into $sysroot (not installed)"
+lws_version="$(dpkg-query -W -f='${Version}' libwebsockets17:arm64)"
+if [[ ! -f "$sysroot/.lws-$lws_version" ]]; then
+  rm -rf "$sysroot"
+  mkdir -p "$sysroot" "$build_dir/debs"
+  (cd "$build_dir/debs" && apt-get download -q "libwebsockets-dev:arm64=$lws_version")
+  dpkg-deb -x "$build_dir/debs/libwebsockets-dev_${lws_version//:/%3a}_arm64.deb" "$sysroot"
+  # Its .pc names /usr: point it at the sysroot, so pkg-config hands CMake the arm64
+  # lws_config.h and libwebsockets.so (whose target, libwebsockets.so.17, the
+  # libwebsockets17:arm64 package installed in /usr/lib/aarch64-linux-gnu).
+  pc="$sysroot/usr/lib/aarch64-linux-gnu/pkgconfig/libwebsockets.pc"
+  sed -i "s#^prefix=.*#prefix=$sysroot/usr#" "$pc"
+  ln -sf /usr/lib/aarch64-linux-gnu/libwebsockets.so.17 \
+    "$sysroot/usr/lib/aarch64-linux-gnu/libwebsockets.so"
+  touch "$sysroot/.lws-$lws_version"
+fi
+
+step "Cross build ($build_dir)"
+nice -n 19 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake" \
+  -DFLATLINK_SYSROOT="$sysroot" \
+  "-DCMAKE_CROSSCOMPILING_EMULATOR=qemu-aarch64-static;-L;/"
+nice -n 19 cmake --build "$build_dir" --parallel "$jobs"
+file "$build_dir/gateway/flatlinkd" "$build_dir/cloud-server/flatlink-cloud"
+qemu-aarch64-static -L / "$build_dir/gateway/flatlinkd" --version
+
+step "Unit tests under qemu-aarch64-static"
+# Every test but the ones that drive node, Chromium or the bench.
+nice -n 19 ctest --test-dir "$build_dir" --output-on-failure --timeout 600 \
+  -E '^(integration|browser|bench_smoke)$'
+
+step "Packages"
+(cd "$build_dir" && nice -n 19 cpack -G DEB)
+for deb in "$build_dir"/flatlink-*_arm64.deb; do
+  printf '%s  %s bytes\n' "$(basename "$deb")" "$(stat -c %s "$deb")"
+  dpkg-deb -f "$deb" Package Version Architecture Depends
+done
