@@ -6,9 +6,9 @@
 # 1. `dpkg --add-architecture arm64`, then installs Debian's cross toolchain
 #    (crossbuild-essential-arm64), qemu-user-static and the arm64 libraries that
 #    co-install beside the native ones (libmosquitto-dev, libserialport-dev,
-#    libsqlite3-dev, libssl-dev, libwebsockets17). Every install is simulated first
-#    (`apt-get -s`) and refused if it would remove a package: the machine's own build
-#    must keep working.
+#    libsqlite3-dev, libssl-dev, libcap-dev for libwebsockets.pc, libwebsockets17).
+#    Every install is simulated first (`apt-get -s`) and refused if it would remove a
+#    package: the machine's own build must keep working.
 # 2. libwebsockets-dev:arm64 is NEVER installed (it conflicts with the native
 #    libwebsockets-dev: lws_config.h differs, and installing it removes the native one):
 #    it is downloaded (`apt-get download`) and unpacked (`dpkg-deb -x`) into
@@ -43,7 +43,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 fi
 packages=(crossbuild-essential-arm64 qemu-user-static
           libmosquitto-dev:arm64 libserialport-dev:arm64 libsqlite3-dev:arm64
-          libssl-dev:arm64 libwebsockets17:arm64)
+          libssl-dev:arm64 libcap-dev:arm64 libwebsockets17:arm64)
 missing=()
 for p in "${packages[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")
@@ -69,7 +69,13 @@ lws_version="$(dpkg-query -W -f='${Version}' libwebsockets17:arm64)"
 if [[ ! -f "$sysroot/.lws-$lws_version" ]]; then
   rm -rf "$sysroot"
   mkdir -p "$sysroot" "$build_dir/debs"
-  (cd "$build_dir/debs" && apt-get download -q "libwebsockets-dev:arm64=$lws_version")
+  # (apt's sandbox user must be able to write there: a root-only build folder would do,
+  # with a warning, but a world-writable temp folder keeps apt quiet.)
+  tmp="$(mktemp -d)"
+  chmod 755 "$tmp"
+  (cd "$tmp" && chown _apt "$tmp" 2>/dev/null; apt-get download -q "libwebsockets-dev:arm64=$lws_version")
+  mv "$tmp"/*.deb "$build_dir/debs/"
+  rmdir "$tmp"
   dpkg-deb -x "$build_dir/debs/libwebsockets-dev_${lws_version//:/%3a}_arm64.deb" "$sysroot"
   # Its .pc names /usr: point it at the sysroot, so pkg-config hands CMake the arm64
   # lws_config.h and libwebsockets.so (whose target, libwebsockets.so.17, the
