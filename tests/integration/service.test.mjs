@@ -58,6 +58,8 @@ describe('systemd notify protocol', () => {
     await waitFor(() => sock.fields('WATCHDOG=1').length >= 3, 5000, { message: 'WATCHDOG=1 pings' });
     assert.equal(await stop(gw), 0);
     assert.equal(await stop(cloud), 0);
+    // The datagram was sent before the exit, but the helper may read it a moment later.
+    await waitFor(() => sock.has('STOPPING=1'), 2000, { message: 'STOPPING=1' });
     const stopping = sock.fields('STOPPING=1');
     assert.equal(stopping.length, 1);
     assert.ok(sock.fields('READY=1')[0].t < stopping[0].t);
@@ -80,6 +82,7 @@ describe('systemd notify protocol', () => {
     await waitFor(() => sock.fields('STATUS=link down;').length > 0, 5000, { message: 'STATUS=link down' });
     await waitFor(() => sock.fields('WATCHDOG=1').length >= 3, 5000, { message: 'WATCHDOG=1 pings' });
     assert.equal(await stop(gw), 0);
+    await waitFor(() => sock.has('STOPPING=1'), 2000, { message: 'STOPPING=1' });
     assert.equal(sock.fields('STOPPING=1').length, 1);
   });
 
