@@ -241,18 +241,13 @@ void Backplane::enqueue(std::string topic, std::string payload, bool retain, std
   if (connected()) send(unsafe_.back());
 }
 
+// `out` is the newest entry of unsafe_ (after a reconnect on_connected resends them all).
 void Backplane::send(Outgoing& out) {
   int mid = 0;
   if (!session_->publish(out.topic, out.payload, out.retain, &mid)) return;  // again after the reconnect
   ++metrics_.backplane_messages_out;
   out.mid = mid;
-  auto it = std::prev(unsafe_.end());
-  // `out` may not be the last one when resending after a reconnect: find it.
-  if (&*it != &out) {
-    for (it = unsafe_.begin(); it != unsafe_.end() && &*it != &out; ++it) {
-    }
-  }
-  in_flight_[mid] = it;
+  in_flight_[mid] = std::prev(unsafe_.end());
 }
 
 void Backplane::on_published(int mid) {

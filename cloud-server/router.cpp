@@ -651,7 +651,11 @@ void Router::backplane_up() {
   }
 }
 
-bool Router::backplane_knows_flat(const std::string& flat) const { return flats_.count(flat) != 0; }
+bool Router::backplane_knows_flat(const std::string& flat) const {
+  auto it = flats_.find(flat);
+  // A flat removed by a reload stays (retired, without a token) for its peers: not ours any more.
+  return it != flats_.end() && !it->second->config->gateway_token_sha256.empty();
+}
 
 std::optional<RemoteState> Router::backplane_state(const std::string& flat_id) {
   auto it = flats_.find(flat_id);
@@ -673,8 +677,11 @@ std::optional<RemoteState> Router::backplane_state(const std::string& flat_id) {
 void Router::remote_gateway_message(const std::string& flat_id, const std::string& from, const std::string& gateway,
                                     const proto::GatewayToCloud& message) {
   Flat& flat = *flats_.at(flat_id);
-  if (flat.gateway || (!flat.holder.empty() && from != flat.holder)) {
-    LOG_DEBUG("router") << "flat=" << flat_id << " instance=" << from << " does not hold the gateway; message ignored";
+  // Ours is the source of truth while we hold the link. Otherwise even an earlier
+  // holder's messages count: statuses it had acknowledged may still be on their
+  // way after the gateway moved, and the seq drops what was already seen.
+  if (flat.gateway) {
+    LOG_DEBUG("router") << "flat=" << flat_id << " instance=" << from << " still sends for a gateway held here; ignored";
     return;
   }
   flat.gateway_id = gateway;

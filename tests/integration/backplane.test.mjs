@@ -211,10 +211,8 @@ describe('two cloud instances over one Mosquitto', () => {
     // two connects at once, one on each instance: exactly one link survives
     fresh.close();
     await new Promise((r) => setTimeout(r, 300));
-    const [onA, onB] = await Promise.all([
-      helloGateway(A.port, flatC, 'gw-c', [lamp('c-lamp')], 11),
-      helloGateway(B.port, flatC, 'gw-c', [lamp('c-lamp')], 11),
-    ]);
+    const [onA, onB] = await Promise.all([rawGateway(A.port, flatC.token), rawGateway(B.port, flatC.token)]);
+    for (const gw of [onA, onB]) gw.send({ type: 'hello', gateway: 'gw-c', version: '0', devices: [lamp('c-lamp')], next_seq: 11 });
     await waitFor(() => onA.closed || onB.closed, 5000, { message: 'one of two racing links to close' });
     await new Promise((r) => setTimeout(r, 500));
     const losers = [onA, onB].filter((p) => p.closed);
@@ -280,6 +278,28 @@ describe('two cloud instances over one Mosquitto', () => {
     await b.next('update', (u) => u.seq === 201, 5000);
     assert.equal(b.of('update').filter((u) => u.seq === 900).length, 0);
     assert.equal(gw.closed, null);
+    b.close();
+    gw.close();
+  });
+
+  test('an instance that dies is noticed through its will: its flat shows offline on the others', async () => {
+    const gw = await helloGateway(B.port, flatA, 'gw-a', [lamp('lamp-1')], 300);
+    const b = await browser(A.port, loginA);
+    await online(b);
+    const seen = b.messages.length;
+    B.proc.kill('SIGKILL');
+    await waitFor(() => b.messages.slice(seen).find((m) => m.type === 'gateway' && m.online === false), 5000, {
+      message: 'the browser on A to see the gateway go offline',
+    });
+    await A.proc.waitForLine('instance=cloud-b left or died (its will)');
+    const t0 = Date.now();
+    b.send({ type: 'command', id: 'after-death', device: 'lamp-1', set: { on: true } });
+    assert.equal((await b.next('result', (m) => m.id === 'after-death')).outcome, 'offline');
+    assert.ok(Date.now() - t0 < 500, 'answered at once: the holder is known dead');
+    // a fresh browser gets the same picture
+    const late = await browser(A.port, loginA);
+    assert.equal(late.of('snapshot').at(-1).gateway_online, false);
+    late.close();
     b.close();
     gw.close();
   });
