@@ -142,6 +142,21 @@ describe('two cloud instances over one Mosquitto', () => {
     b.send({ type: 'command', id: 'from-a-2', device: 'lamp-1', set: { on: 'yes' } });
     assert.equal((await b.next('result', (m) => m.id === 'from-a-2')).outcome, 'rejected');
     assert.equal(gw.of('command').length, 1);
+
+    // a burst across the backplane: 2,000 statuses in batches of 50, timed until the last reaches A
+    const t1 = Date.now();
+    for (let first = 21; first <= 2020; first += 50) {
+      const items = [];
+      for (let seq = first; seq < first + 50; ++seq) items.push({ seq, device: 'lamp-1', state: { on: seq % 2 === 0 }, ts: Date.now() });
+      gw.send({ type: 'status', items });
+    }
+    await b.next('update', (u) => u.seq === 2020, 15_000);
+    const burstMs = Date.now() - t1;
+    await gw.next('ack', (m) => m.seq === 2020);
+    const seqs = b.of('update').map((u) => u.seq);
+    assert.deepEqual(seqs, Array.from({ length: 2020 }, (_, i) => i + 1));
+    console.log(`# 2,000 statuses gateway on B -> browser on A in ${burstMs} ms (${Math.round(2000 / (burstMs / 1000))}/s), in order, none twice`);
+
     const m = await metrics(A.port);
     assert.equal(m.flatlink_backplane_connected, 1);
     assert.equal(m.flatlink_backplane_command_round_trips_total, 1);
