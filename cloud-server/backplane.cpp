@@ -123,6 +123,7 @@ bool Backplane::start() {
 }
 
 void Backplane::stop() {
+  state_timer_.cancel();
   if (!session_) return;
   // A clean leave: say so (the will only fires on an unclean one).
   if (session_->connected()) {
@@ -189,6 +190,7 @@ void Backplane::flush_states() {
     j["online"] = state->online;
     j["since"] = state->since;
     j["seq"] = state->seq;
+    j["reset"] = state->reset;
     j["dropped"] = state->dropped;
     j["msg"] = Json::parse(proto::encode(proto::DeviceList{state->devices}));
     enqueue(flat_topic(flat, "state"), j.dump(), true);
@@ -415,9 +417,10 @@ void Backplane::handle_flat_message(const std::string& flat, const std::string& 
     }
     listener_.remote_gateway_message(flat, from, payload["gateway"].get<std::string>(), message);
   } else if (kind == "state") {
-    if (!has_keys(payload, {"v", "flat", "from", "gateway", "online", "since", "seq", "dropped", "msg"}, {}, why) ||
+    if (!has_keys(payload, {"v", "flat", "from", "gateway", "online", "since", "seq", "reset", "dropped", "msg"}, {},
+                  why) ||
         !is_id(payload["gateway"], true) || !payload["online"].is_boolean() || !is_int(payload["since"]) ||
-        !is_int(payload["seq"]) || !is_int(payload["dropped"])) {
+        !is_int(payload["seq"]) || !payload["reset"].is_boolean() || !is_int(payload["dropped"])) {
       refuse(topic, why.empty() ? "bad state fields" : why);
       return;
     }
@@ -434,6 +437,7 @@ void Backplane::handle_flat_message(const std::string& flat, const std::string& 
     state.online = payload["online"].get<bool>();
     state.since = payload["since"].get<int64_t>();
     state.seq = payload["seq"].get<int64_t>();
+    state.reset = payload["reset"].get<bool>();
     state.dropped = payload["dropped"].get<int64_t>();
     state.devices = std::get<proto::DeviceList>(*list).devices;
     listener_.remote_state(flat, state);

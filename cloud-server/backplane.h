@@ -62,6 +62,7 @@ struct RemoteState {
   bool online = false;  // the gateway said hello on the holder's link
   int64_t since = 0;    // the holder's link (as in HolderClaim)
   int64_t seq = 0;      // the highest seq the holder accepted
+  bool reset = false;   // this link's hello restarted the gateway's stream (its store was wiped): seq may go down
   int64_t dropped = 0;
   std::vector<proto::DeviceReport> devices;
 };

@@ -35,6 +35,9 @@ struct Router::Flat {
   bool remote_online = false; // the holder's gateway said hello
   std::string released;       // the last release seen: its states are stale
   int64_t released_since = 0;
+  bool stream_reset = false;  // the local link's hello restarted the gateway's stream
+  std::string state_from;     // the link whose state was applied last (instance, since)
+  int64_t state_since = 0;
 };
 
 struct Router::PendingCommand {
@@ -259,6 +262,9 @@ void Router::on_hello(Flat& flat, Peer& peer, const proto::Hello& hello) {
     LOG_WARN("router") << "flat=" << flat.config->id << " gateway=" << hello.gateway << " restarted its sequence (next "
                        << hello.next_seq << ", last seen " << last << "); accepting the new stream";
     last = hello.next_seq - 1;
+    flat.stream_reset = true;  // other instances must lower their last seen seq too
+  } else {
+    flat.stream_reset = false;
   }
   metrics_.gateway_dropped += hello.dropped - flat.dropped;
   flat.dropped = hello.dropped;
@@ -517,6 +523,7 @@ proto::Snapshot Router::snapshot(const Flat& flat) const {
 }
 
 void Router::close_all() {
+  remote_commands_.clear();  // their timers must not outlive the loop
   std::vector<Peer*> peers;
   for (auto& [peer, flat] : gateways_) peers.push_back(peer);
   for (auto& [peer, flat] : browsers_) peers.push_back(peer);
@@ -557,6 +564,8 @@ void Router::watch_update(Flat& flat) {
   flat.holder.clear();
   flat.holder_since = 0;
   flat.remote_online = false;
+  flat.state_from.clear();
+  flat.state_since = 0;
 }
 
 void Router::bp_link_opened(Flat& flat) {
@@ -669,6 +678,7 @@ std::optional<RemoteState> Router::backplane_state(const std::string& flat_id) {
   state.since = flat.link_since;
   auto seq = flat.last_seq.find(flat.gateway_id);
   state.seq = seq == flat.last_seq.end() ? 0 : seq->second;
+  state.reset = flat.stream_reset;
   state.dropped = flat.dropped;
   for (const auto& [id, device] : flat.devices) state.devices.push_back(device);
   return state;
@@ -723,7 +733,9 @@ void Router::remote_state(const std::string& flat_id, const RemoteState& state) 
     // The state of an earlier holder, or of one that has not said it holds the flat yet.
     if (flat.holder_since > state.since) return;
   }
-  const bool new_link = flat.holder != state.from || flat.holder_since != state.since;
+  const bool new_link = flat.state_from != state.from || flat.state_since != state.since;
+  flat.state_from = state.from;
+  flat.state_since = state.since;
   const bool was_online = bp_remote_online(flat);
   flat.holder = state.from;
   flat.holder_since = state.since;
@@ -732,6 +744,11 @@ void Router::remote_state(const std::string& flat_id, const RemoteState& state) 
   flat.dropped = state.dropped;
   int64_t& last = flat.last_seq[state.gateway];
   bool replaced = false;
+  if (state.reset && new_link && state.seq < last) {
+    LOG_WARN("router") << "flat=" << flat_id << " gateway=" << state.gateway << " restarted its sequence at instance="
+                       << state.from << " (seq " << state.seq << ", last seen here " << last << "); following it";
+    last = state.seq;
+  }
   if (state.seq >= last || flat.devices.empty()) {
     std::map<std::string, proto::DeviceReport> devices;
     for (const auto& d : state.devices) devices[d.info.id] = d;

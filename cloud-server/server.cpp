@@ -217,6 +217,11 @@ std::string Server::reload(config::CloudConfig next) {
 
 void Server::stop(std::function<void()> done) {
   LOG_INFO("server") << "stopping: closing " << sessions_ << " links";
+  // Once the links are closed (their releases queued), leave the backplane while the loop still runs.
+  done = [this, done = std::move(done)] {
+    if (backplane_) backplane_->stop();
+    done();
+  };
   if (sessions_ == 0) {
     done();
     return;

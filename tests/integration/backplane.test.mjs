@@ -248,13 +248,15 @@ describe('two cloud instances over one Mosquitto', () => {
     b.close();
   });
 
-  test('isolation holds across instances: a browser of flat-b on A sees nothing of flat-a on B', async () => {
+  test('isolation holds across instances: a browser of flat-b on A sees nothing of flat-a on B (and a restarted stream is followed)', async () => {
     const gw = await helloGateway(B.port, flatA, 'gw-a', [lamp('lamp-1')], 100);
     const bobOnA = await browser(A.port, loginB);
     const aliceOnA = await browser(A.port, loginA);
     await online(aliceOnA);
     gw.send({ type: 'status', items: [{ seq: 100, device: 'lamp-1', state: { on: true }, ts: Date.now() }] });
     await aliceOnA.next('update', (u) => u.seq === 100);
+    // gw-a came back at seq 100 after 2020 (as a gateway whose store was wiped): B said so and A followed
+    await A.proc.waitForLine('gateway=gw-a restarted its sequence at instance=cloud-b');
     bobOnA.send({ type: 'command', id: 'bob-1', device: 'lamp-1', set: { on: false } });
     assert.equal((await bobOnA.next('result', (m) => m.id === 'bob-1')).outcome, 'offline');
     await new Promise((r) => setTimeout(r, 200));
