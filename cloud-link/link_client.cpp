@@ -24,8 +24,20 @@ LinkClient::LinkClient(EventLoop& loop, const config::CloudLinkConfig& config, L
       backoff_(BackoffPolicy{config.backoff_base_ms, config.backoff_max_ms, 50}),
       retry_timer_(loop, [this] { connect(); }),
       connect_timer_(loop, [this] { give_up_connecting(); }) {
+  if (config_.urls.empty()) config_.urls.push_back(config_.url);
+  use_url(0);
+  // lws sends a ping after this much silence and hangs up if nothing valid
+  // (a pong) came back within the pong timeout.
+  retry_policy_.secs_since_valid_ping = static_cast<uint16_t>(config_.ping_interval_s);
+  retry_policy_.secs_since_valid_hangup = static_cast<uint16_t>(config_.ping_interval_s + config_.pong_timeout_s);
+  retry_policy_.conceal_count = LWS_RETRY_CONCEAL_ALWAYS;
+}
+
+void LinkClient::use_url(size_t index) {
+  url_index_ = index;
+  url_ = config_.urls[index];
   // Split ws[s]://host[:port][/path]. The loader checked the scheme.
-  std::string url = config_.url;
+  std::string url = url_;
   tls_ = url.rfind("wss://", 0) == 0;
   url = url.substr(tls_ ? 6 : 5);
   const size_t slash = url.find('/');
@@ -42,11 +54,6 @@ LinkClient::LinkClient(EventLoop& loop, const config::CloudLinkConfig& config, L
     if (colon != std::string::npos) port_ = std::atoi(hostport.c_str() + colon + 1);
   }
   origin_ = host_;
-  // lws sends a ping after this much silence and hangs up if nothing valid
-  // (a pong) came back within the pong timeout.
-  retry_policy_.secs_since_valid_ping = static_cast<uint16_t>(config_.ping_interval_s);
-  retry_policy_.secs_since_valid_hangup = static_cast<uint16_t>(config_.ping_interval_s + config_.pong_timeout_s);
-  retry_policy_.conceal_count = LWS_RETRY_CONCEAL_ALWAYS;
 }
 
 LinkClient::~LinkClient() {
@@ -97,7 +104,7 @@ void LinkClient::connect() {
   i.retry_and_idle_policy = &retry_policy_;
   i.opaque_user_data = this;
   i.pwsi = &wsi_;
-  LOG_INFO("link") << "connecting to " << config_.url;
+  LOG_INFO("link") << "connecting to " << url_;
   if (!lws_client_connect_via_info(&i)) {
     wsi_ = nullptr;
     schedule_retry("could not start the connection");
@@ -120,8 +127,12 @@ void LinkClient::give_up_connecting() {
 
 void LinkClient::schedule_retry(const char* why) {
   if (stopping_) return;
+  const std::string was = url_;
+  // Several clouds (instances behind no balancer, or fallbacks): the next one is tried.
+  if (config_.urls.size() > 1) use_url((url_index_ + 1) % config_.urls.size());
   const uint32_t delay = backoff_.next_delay_ms();
-  LOG_WARN("link") << "link to " << config_.url << " down (" << why << "); retry " << backoff_.attempts() << " in "
+  LOG_WARN("link") << "link to " << was << " down (" << why << "); retry " << backoff_.attempts()
+                   << (was == url_ ? "" : " with " + url_) << " in "
                    << delay << " ms";
   retry_timer_.start(delay);
 }
@@ -214,7 +225,7 @@ int LinkClient::handle(lws* wsi, lws_callback_reasons reason, void* in, size_t l
       acked_once_ = false;
       sent_upto_ = 0;
       hello_ = proto::encode(listener_.make_hello());
-      LOG_INFO("link") << "connected to " << config_.url << "; saying hello";
+      LOG_INFO("link") << "connected to " << url_ << "; saying hello";
       lws_callback_on_writable(wsi);
       listener_.on_link_state(true);
       return 0;

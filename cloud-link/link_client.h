@@ -77,6 +77,7 @@ class LinkClient {
   static int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   int handle(lws* wsi, lws_callback_reasons reason, void* in, size_t len);
   void connect();
+  void use_url(size_t index);
   void schedule_retry(const char* why);
   void give_up_connecting();
   void on_frame(std::string_view text);
@@ -93,7 +94,10 @@ class LinkClient {
   Timer retry_timer_;
   Timer connect_timer_;  // a connection that neither opens nor fails in time is given up
 
-  // URL parts kept alive for lws, which holds on to the pointers.
+  // The URL tried now (config.urls, in turn) and its parts, kept alive for lws,
+  // which holds on to the pointers.
+  size_t url_index_ = 0;
+  std::string url_;
   std::string host_, path_, origin_;
   int port_ = 0;
   bool tls_ = false;

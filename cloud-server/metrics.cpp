@@ -39,6 +39,21 @@ std::string Metrics::render() const {
   for (size_t i = 0; i < commands.size(); ++i) {
     os << "flatlink_commands_total{result=\"" << to_string(static_cast<Outcome>(i)) << "\"} " << commands[i] << '\n';
   }
+  if (backplane_enabled) {
+    metric("flatlink_backplane_connected", "gauge", "1 while connected to a backplane broker.");
+    os << "flatlink_backplane_connected " << (backplane_connected ? 1 : 0) << '\n';
+    metric("flatlink_backplane_messages_total", "counter", "Backplane messages by direction.");
+    os << "flatlink_backplane_messages_total{direction=\"in\"} " << backplane_messages_in << '\n';
+    os << "flatlink_backplane_messages_total{direction=\"out\"} " << backplane_messages_out << '\n';
+    metric("flatlink_backplane_refused_total", "counter", "Backplane messages refused (not ours, malformed, crossing flats).");
+    os << "flatlink_backplane_refused_total " << backplane_refused << '\n';
+    metric("flatlink_backplane_command_round_trips_total", "counter", "Commands answered by a gateway held by another instance.");
+    os << "flatlink_backplane_command_round_trips_total " << backplane_round_trips << '\n';
+    metric("flatlink_backplane_command_round_trip_seconds_sum", "counter", "Summed time of those round trips.");
+    os << "flatlink_backplane_command_round_trip_seconds_sum " << static_cast<double>(backplane_round_trip_ms) / 1000.0 << '\n';
+    metric("flatlink_backplane_takeovers_total", "counter", "Gateway links closed here because another instance took the flat.");
+    os << "flatlink_backplane_takeovers_total " << backplane_takeovers << '\n';
+  }
   return os.str();
 }
 

@@ -25,6 +25,15 @@ struct Metrics {
   uint64_t replaced_gateways = 0;
   int64_t gateway_dropped = 0;        // statuses the gateways' outboxes report as dropped
   std::array<uint64_t, 6> commands{};  // by Outcome
+  // The backplane (docs/scale-out.md); absent from /metrics when it is off.
+  bool backplane_enabled = false;
+  bool backplane_connected = false;
+  uint64_t backplane_messages_in = 0;
+  uint64_t backplane_messages_out = 0;
+  uint64_t backplane_refused = 0;       // failed the checks: not ours, malformed, crossing flats
+  uint64_t backplane_round_trips = 0;   // commands answered by a gateway on another instance
+  uint64_t backplane_round_trip_ms = 0; // their summed time, browser command to result
+  uint64_t backplane_takeovers = 0;     // local links closed because another instance took the flat
 
   void count_command(Outcome outcome) { ++commands[static_cast<size_t>(outcome)]; }
   std::string render() const;

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "cloud-link/protocol.h"
+#include "cloud-server/backplane.h"
 #include "cloud-server/metrics.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
@@ -34,7 +35,7 @@ class Peer {
   virtual const std::string& describe() const = 0;  // for log lines, e.g. "peer=12 from 127.0.0.1"
 };
 
-class Router {
+class Router final : public BackplaneListener {
  public:
   Router(const config::CloudConfig& config, EventLoop& loop, const Clock& clock, Metrics& metrics);
   ~Router();
@@ -62,6 +63,22 @@ class Router {
   std::string flats_changed(const std::vector<config::FlatConfig>& before);
   size_t flats() const { return flats_.size(); }
 
+  // Joins other instances (docs/scale-out.md); null: alone. Before any link.
+  void attach_backplane(Backplane* backplane) { backplane_ = backplane; }
+
+  // BackplaneListener (router.cpp, "backplane" section).
+  void backplane_up() override;
+  bool backplane_knows_flat(const std::string& flat) const override;
+  std::optional<RemoteState> backplane_state(const std::string& flat) override;
+  void remote_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
+                              const proto::GatewayToCloud& message) override;
+  void remote_state(const std::string& flat, const RemoteState& state) override;
+  void remote_holder(const std::string& flat, const HolderClaim& claim) override;
+  void remote_command(const std::string& flat, const std::string& from, const proto::CommandMsg& command) override;
+  void remote_result(const std::string& flat, const std::string& from, const proto::Result& result,
+                     bool accepted) override;
+  void instance_down(const std::string& instance) override;
+
  private:
   struct Flat;
   struct PendingCommand;
@@ -78,6 +95,16 @@ class Router {
   void finish_command(const std::string& cloud_id, const proto::Result& result);
   void record_history(Flat& flat, const std::string& device, const Json& state, int64_t ts);
   proto::Snapshot snapshot(const Flat& flat) const;
+  // Backplane hooks; each does nothing without a backplane.
+  void watch_update(Flat& flat);
+  void bp_link_opened(Flat& flat);
+  void bp_link_closed(Flat& flat);
+  void bp_gateway_message(Flat& flat, const proto::GatewayToCloud& message);
+  // Sends the ack for `seq` now (alone) or once the broker holds the batch.
+  void bp_ack_after(Flat& flat, Peer& peer, int64_t seq, const std::optional<std::string>& published);
+  bool bp_remote_online(const Flat& flat) const;
+  bool bp_on_result(Flat& flat, const proto::Result& result);
+  void bp_send_command(Flat& flat, const std::string& cloud_id, const proto::CommandMsg& command);
 
   const config::CloudConfig& config_;
   EventLoop& loop_;
@@ -93,6 +120,13 @@ class Router {
   std::string id_prefix_;
   uint64_t next_command_ = 1;
   std::deque<config::FlatConfig> retired_;  // removed flats: no token, no users; kept for their Flat
+
+  // The backplane side.
+  struct RemoteCommand;
+  Backplane* backplane_ = nullptr;
+  std::map<std::string, std::unique_ptr<RemoteCommand>> remote_commands_;  // run here for another instance
+  std::set<std::string> seen_commands_;                                     // at most once across redeliveries
+  std::deque<std::string> seen_order_;
 };
 
 }  // namespace flatlink::cloud

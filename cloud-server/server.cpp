@@ -182,6 +182,15 @@ EventLoop::Options Server::loop_options() {
 void Server::start(EventLoop& loop) {
   loop_ = &loop;
   router_ = std::make_unique<Router>(config_, loop, clock_, metrics_);
+  if (config_.backplane.enabled) {
+    backplane_ = std::make_unique<Backplane>(config_.backplane, config_.limits, loop, clock_, metrics_, *router_);
+    router_->attach_backplane(backplane_.get());
+    if (!backplane_->start()) {
+      LOG_ERROR("server") << "backplane not started (see above); this instance runs alone";
+      router_->attach_backplane(nullptr);
+      backplane_.reset();
+    }
+  }
   LOG_INFO("server") << "listening on " << (config_.tls.cert_file.empty() ? "ws" : "wss") << "://"
                      << config_.listen_address << ":" << config_.port << "/ for " << config_.flats.size() << " flats";
 }
@@ -191,6 +200,10 @@ std::string Server::reload(config::CloudConfig next) {
   if (next.listen_address != config_.listen_address || next.port != config_.port) restart.push_back("listen address/port");
   if (next.tls.cert_file != config_.tls.cert_file || next.tls.key_file != config_.tls.key_file) restart.push_back("tls");
   if (!next.dashboard_dir.empty() && next.dashboard_dir != config_.dashboard_dir) restart.push_back("dashboard_dir");
+  if (next.backplane.enabled != config_.backplane.enabled || next.backplane.instance_id != config_.backplane.instance_id ||
+      next.backplane.brokers.size() != config_.backplane.brokers.size()) {
+    restart.push_back("backplane");
+  }
   config_.log_level = next.log_level;
   config_.limits = next.limits;  // read per use: new connections and messages see them
   std::vector<config::FlatConfig> before = std::exchange(config_.flats, std::move(next.flats));
@@ -204,6 +217,11 @@ std::string Server::reload(config::CloudConfig next) {
 
 void Server::stop(std::function<void()> done) {
   LOG_INFO("server") << "stopping: closing " << sessions_ << " links";
+  // Once the links are closed (their releases queued), leave the backplane while the loop still runs.
+  done = [this, done = std::move(done)] {
+    if (backplane_) backplane_->stop();
+    done();
+  };
   if (sessions_ == 0) {
     done();
     return;

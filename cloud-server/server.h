@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cloud-server/backplane.h"
 #include "cloud-server/metrics.h"
 #include "cloud-server/router.h"
 #include "common/clock.h"
@@ -56,6 +57,7 @@ class Server {
   Metrics metrics_;
   EventLoop* loop_ = nullptr;
   std::unique_ptr<Router> router_;
+  std::unique_ptr<Backplane> backplane_;  // after router_: destroyed first
   lws_retry_bo_t idle_policy_{};
   size_t sessions_ = 0;
   std::function<void()> on_stopped_;

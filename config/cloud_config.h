@@ -35,6 +35,30 @@ struct LimitsConfig {
   uint32_t command_timeout_ms = 15'000;  // a command without a result by then ends "timeout"
 };
 
+// Joining other flatlink-cloud instances over an MQTT broker (docs/scale-out.md).
+// Off unless the config has a "backplane" section.
+struct BackplaneBroker {
+  std::string host;
+  uint16_t port = 1883;
+};
+
+struct BackplaneConfig {
+  bool enabled = false;
+  std::string instance_id;                // unique per instance; names its topics and its MQTT client id
+  std::vector<BackplaneBroker> brokers;   // tried in turn
+  bool tls = false;                       // mqtts:// brokers: TLS with the broker's certificate verified
+  std::string ca_file;                    // empty: the system's CA folder
+  std::string cert_file;                  // client certificate, with key_file
+  std::string key_file;
+  std::string username;
+  std::string password;                   // from password_file; never logged
+  std::string password_file;
+  uint16_t keepalive_s = 10;              // also bounds how long a dead instance's flats look held
+  uint32_t backoff_base_ms = 200;
+  uint32_t backoff_max_ms = 5'000;
+  uint32_t command_offline_ms = 2'000;    // a command no holder takes within this ends "offline"
+};
+
 struct CloudConfig {
   std::string source;
   std::string listen_address = "127.0.0.1";
@@ -43,6 +67,7 @@ struct CloudConfig {
   std::string dashboard_dir;  // static files of the dashboard; empty = the built-in path
   log::Level log_level = log::Level::info;
   LimitsConfig limits;
+  BackplaneConfig backplane;
   std::vector<FlatConfig> flats;
 };
 

@@ -86,6 +86,96 @@ void read_limits(ObjectReader& r, LimitsConfig& limits) {
   r.integer("command_timeout_ms", limits.command_timeout_ms, 100, 600'000);
 }
 
+// "mqtt://host[:port]" or "mqtts://host[:port]"; false when malformed.
+bool parse_broker_url(const std::string& url, bool& tls, BackplaneBroker& broker) {
+  size_t pos = 0;
+  if (url.rfind("mqtts://", 0) == 0) {
+    tls = true;
+    pos = 8;
+    broker.port = 8883;
+  } else if (url.rfind("mqtt://", 0) == 0) {
+    tls = false;
+    pos = 7;
+    broker.port = 1883;
+  } else {
+    return false;
+  }
+  std::string rest = url.substr(pos);
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  const size_t colon = rest.rfind(':');
+  broker.host = rest.substr(0, colon);
+  if (broker.host.empty() || broker.host.size() > 253) return false;
+  for (char c : broker.host) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  if (colon != std::string::npos) {
+    const std::string port = rest.substr(colon + 1);
+    if (port.empty() || port.size() > 5) return false;
+    unsigned value = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9') return false;
+      value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value < 1 || value > 65535) return false;
+    broker.port = static_cast<uint16_t>(value);
+  }
+  return true;
+}
+
+void read_backplane(ObjectReader& r, const std::string& base_dir, BackplaneConfig& bp) {
+  Errors& errors = r.errors();
+  r.only_keys({"enabled", "instance_id", "brokers", "tls", "username", "password_file", "keepalive_s",
+               "backoff_base_ms", "backoff_max_ms", "command_offline_ms"});
+  bp.enabled = true;
+  r.boolean("enabled", bp.enabled);
+  if (r.id("instance_id", bp.instance_id, Need::required) && bp.instance_id.size() > 48) {
+    errors.fail(r.path("instance_id"), "at most 48 characters (it is part of topics and the MQTT client id)");
+  }
+  if (const Json* brokers = r.array("brokers", 1, Need::required)) {
+    for (size_t i = 0; i < brokers->size() && errors.ok(); ++i) {
+      const std::string path = index_path(r.path("brokers"), i);
+      const Json& item = (*brokers)[i];
+      BackplaneBroker broker;
+      bool tls = false;
+      if (!item.is_string() || !parse_broker_url(item.get<std::string>(), tls, broker)) {
+        errors.expected(path, "\"mqtt://host[:port]\" or \"mqtts://host[:port]\"", item);
+        break;
+      }
+      if (i > 0 && tls != bp.tls) {
+        errors.fail(path, "mixes mqtt:// and mqtts://; every broker of the backplane uses the same scheme");
+        break;
+      }
+      bp.tls = tls;
+      bp.brokers.push_back(broker);
+    }
+  }
+  if (const Json* tls = r.object("tls"); tls && errors.ok()) {
+    ObjectReader t(*tls, r.path("tls"), errors);
+    t.only_keys({"ca_file", "cert_file", "key_file"});
+    if (t.has("ca_file")) read_existing_file(t, "ca_file", base_dir, bp.ca_file);
+    if (t.has("cert_file")) read_existing_file(t, "cert_file", base_dir, bp.cert_file);
+    if (t.has("key_file")) read_existing_file(t, "key_file", base_dir, bp.key_file);
+    if (errors.ok() && bp.cert_file.empty() != bp.key_file.empty()) {
+      errors.fail(t.path(), "expected both \"cert_file\" and \"key_file\" (a client certificate), or neither");
+    }
+    if (errors.ok() && !bp.tls) {
+      errors.fail(t.path(), "TLS settings for mqtt:// brokers; use mqtts:// URLs (the broker's certificate is verified)");
+    }
+  }
+  r.non_empty_string("username", bp.username);
+  read_password_file(r, base_dir, bp.password, bp.password_file);
+  if (errors.ok() && !bp.password.empty() && bp.username.empty()) {
+    errors.fail(r.path("password_file"), "expected \"username\" with it (MQTT sends a password only with a user name)");
+  }
+  r.integer("keepalive_s", bp.keepalive_s, 5, 3600);  // libmosquitto refuses less than 5
+  r.integer("backoff_base_ms", bp.backoff_base_ms, 10, 60'000);
+  if (!r.integer("backoff_max_ms", bp.backoff_max_ms, bp.backoff_base_ms, 600'000)) {
+    bp.backoff_max_ms = std::max(bp.backoff_max_ms, bp.backoff_base_ms);
+  }
+  r.integer("command_offline_ms", bp.command_offline_ms, 50, 60'000);
+}
+
 void read_user(ObjectReader& r, FirstSeen& names, UserConfig& user) {
   Errors& errors = r.errors();
   r.only_keys({"name", "password_hash"});
@@ -158,7 +248,7 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
     return ConfigError{errors.message()};
   }
   ObjectReader r(doc, "", errors);
-  r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "limits", "flats"});
+  r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "limits", "backplane", "flats"});
   r.non_empty_string("listen_address", config.listen_address);
   r.integer("port", config.port, 1, 65535);
   if (const Json* tls = r.object("tls")) {
@@ -172,6 +262,10 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
   if (const Json* limits = r.object("limits")) {
     ObjectReader limits_reader(*limits, r.path("limits"), errors);
     read_limits(limits_reader, config.limits);
+  }
+  if (const Json* backplane = r.object("backplane")) {
+    ObjectReader backplane_reader(*backplane, r.path("backplane"), errors);
+    read_backplane(backplane_reader, base_dir, config.backplane);
   }
   if (const Json* flats = r.array("flats", 1, Need::required)) {
     FirstSeen flat_ids, token_hashes;

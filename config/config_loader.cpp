@@ -145,6 +145,17 @@ std::string summarize(const CloudConfig& config) {
   out << "limits: handshake " << limits.handshake_timeout_s << " s, messages up to " << limits.max_message_bytes
       << " bytes, " << limits.messages_per_s << "/s (burst " << limits.burst << "), " << limits.history_points
       << " history points, command timeout " << limits.command_timeout_ms << " ms\n";
+  const BackplaneConfig& bp = config.backplane;
+  if (bp.enabled) {
+    out << "backplane: instance " << bp.instance_id << " over " << (bp.tls ? "mqtts" : "mqtt");
+    for (size_t i = 0; i < bp.brokers.size(); ++i) {
+      out << (i == 0 ? " " : ", ") << bp.brokers[i].host << ":" << bp.brokers[i].port;
+    }
+    out << (bp.username.empty() ? "" : ", user " + bp.username) << ", command offline after "
+        << bp.command_offline_ms << " ms\n";
+  } else {
+    out << "backplane: off (a single instance)\n";
+  }
   out << plural(config.flats.size(), "flat", "flats") << ":\n";
   for (const FlatConfig& flat : config.flats) {
     out << "  " << flat.id << " '" << flat.name << "', " << plural(flat.users.size(), "user", "users");

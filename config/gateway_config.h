@@ -69,7 +69,8 @@ struct SerialAdapterConfig {
 using AdapterConfig = std::variant<SimAdapterConfig, SerialAdapterConfig, WiflyAdapterConfig, MqttAdapterConfig>;
 
 struct CloudLinkConfig {
-  std::string url;                    // ws://host:port/path or wss://host:port/path
+  std::string url;                    // ws://host:port/path or wss://host:port/path: the first of urls
+  std::vector<std::string> urls;      // every cloud URL, tried in turn when one is down ("url" as a list)
   std::string token;                  // the flat's gateway token (from "token" or "token_file")
   std::string token_file;             // where the token came from, if a file
   std::string ca_file;                // CA bundle for wss://; empty = the system's

@@ -143,17 +143,37 @@ void read_cloud_link(ObjectReader& r, const std::string& name, const std::string
                "ping_interval_s", "pong_timeout_s", "send_queue_max"});
 
   // Plain ws:// to another machine sends the token in clear: only with "insecure".
+  // "url" is one URL, or a list of them (several cloud instances, tried in turn).
   bool plain_to_remote = false;
-  if (r.string("url", cloud.url, Need::required)) {
+  std::string plain_url;
+  const auto check_url = [&](const std::string& path, const std::string& url) {
     std::string host;
     bool secure = false;
-    if (cloud.url.rfind("ws://", 0) != 0 && cloud.url.rfind("wss://", 0) != 0) {
-      errors.expected(r.path("url"), "a URL starting with ws:// or wss://", cloud.url);
-    } else if (!parse_ws_url(cloud.url, secure, host)) {
-      errors.expected(r.path("url"), "ws://host[:port][/path] or wss://host[:port][/path]", cloud.url);
-    } else {
-      plain_to_remote = !secure && !is_loopback_host(host);
+    if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0) {
+      errors.expected(path, "a URL starting with ws:// or wss://", url);
+    } else if (!parse_ws_url(url, secure, host)) {
+      errors.expected(path, "ws://host[:port][/path] or wss://host[:port][/path]", url);
+    } else if (!secure && !is_loopback_host(host) && !plain_to_remote) {
+      plain_to_remote = true;
+      plain_url = url;
     }
+    cloud.urls.push_back(url);
+  };
+  if (const Json* url = r.find("url"); url != nullptr && url->is_array()) {
+    if (url->empty() || url->size() > 16) {
+      errors.expected(r.path("url"), "a list of 1 to 16 URLs", *url);
+    }
+    for (size_t i = 0; i < url->size() && errors.ok(); ++i) {
+      const Json& item = (*url)[i];
+      if (!item.is_string()) {
+        errors.expected(index_path(r.path("url"), i), "a URL string", item);
+        break;
+      }
+      check_url(index_path(r.path("url"), i), item.get<std::string>());
+    }
+    if (errors.ok()) cloud.url = cloud.urls.front();
+  } else if (r.string("url", cloud.url, Need::required)) {
+    check_url(r.path("url"), cloud.url);
   }
 
   if (const Json* token = r.find("token"); token != nullptr && errors.ok()) {
@@ -182,7 +202,7 @@ void read_cloud_link(ObjectReader& r, const std::string& name, const std::string
     errors.expected(r.path("url"),
                     "wss:// (ws:// would send the token unencrypted; it is only allowed to a loopback host "
                     "unless \"insecure\" is true)",
-                    cloud.url);
+                    plain_url);
   }
 
   r.integer("backoff_base_ms", cloud.backoff_base_ms, 10, 600'000);

@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "config/adapter_schemas.h"
 #include "config/config_files.h"
+#include "config/schemas.h"
 
 namespace flatlink::config::detail {
 namespace {
@@ -92,35 +93,6 @@ void read_tls(ObjectReader& r, const std::string& base_dir, MqttTls& tls) {
   if (r.errors().ok() && tls.cert_file.empty() != tls.key_file.empty()) {
     r.errors().fail(r.path(), "expected both \"cert_file\" and \"key_file\" (a client certificate), or neither");
   }
-}
-
-void read_password_file(ObjectReader& r, const std::string& base_dir, MqttAdapterConfig& mqtt) {
-  std::string given;
-  if (!r.non_empty_string("password_file", given)) return;
-  const std::string path = resolve_path(base_dir, given);
-  FileRead file;
-  std::string why;
-  if (!read_file(path, kMaxPasswordFileBytes, file, why)) {
-    r.errors().fail(r.path("password_file"), "cannot read " + json_quoted(path) + ": " + why);
-    return;
-  }
-  // One line; a trailing newline from an editor is not part of the password.
-  std::string password = file.text;
-  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
-  if (password.empty()) {
-    r.errors().fail(r.path("password_file"), json_quoted(path) + " is empty");
-    return;
-  }
-  if (password.find('\n') != std::string::npos) {
-    r.errors().fail(r.path("password_file"), json_quoted(path) + " must hold only the password, on one line");
-    return;
-  }
-  if (file.readable_by_others) {
-    LOG_WARN("config") << r.path("password_file") << " " << log::q(path)
-                       << " is readable by every local user; restrict it with: chmod 600 " << path;
-  }
-  mqtt.password = std::move(password);
-  mqtt.password_file = path;
 }
 
 void read_strings(ObjectReader& r, std::string_view key, size_t min_items, std::vector<std::string>& out) {
@@ -280,6 +252,36 @@ const char* preset_name(MqttPresetKind kind) {
 
 }  // namespace
 
+bool read_password_file(ObjectReader& r, const std::string& base_dir, std::string& password_out, std::string& path_out) {
+  std::string given;
+  if (!r.non_empty_string("password_file", given)) return false;
+  const std::string path = resolve_path(base_dir, given);
+  FileRead file;
+  std::string why;
+  if (!read_file(path, kMaxPasswordFileBytes, file, why)) {
+    r.errors().fail(r.path("password_file"), "cannot read " + json_quoted(path) + ": " + why);
+    return false;
+  }
+  // One line; a trailing newline from an editor is not part of the password.
+  std::string password = file.text;
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
+  if (password.empty()) {
+    r.errors().fail(r.path("password_file"), json_quoted(path) + " is empty");
+    return false;
+  }
+  if (password.find('\n') != std::string::npos) {
+    r.errors().fail(r.path("password_file"), json_quoted(path) + " must hold only the password, on one line");
+    return false;
+  }
+  if (file.readable_by_others) {
+    LOG_WARN("config") << r.path("password_file") << " " << log::q(path)
+                       << " is readable by every local user; restrict it with: chmod 600 " << path;
+  }
+  password_out = std::move(password);
+  path_out = path;
+  return true;
+}
+
 void read_mqtt_adapter(ObjectReader& r, AdapterContext& ctx, MqttAdapterConfig& mqtt) {
   Errors& errors = r.errors();
   r.only_keys({"name", "type", "host", "port", "tls", "username", "password_file", "client_id", "keepalive_s",
@@ -292,7 +294,7 @@ void read_mqtt_adapter(ObjectReader& r, AdapterContext& ctx, MqttAdapterConfig& 
     read_tls(t, ctx.base_dir, mqtt.tls);
   }
   r.non_empty_string("username", mqtt.username);
-  read_password_file(r, ctx.base_dir, mqtt);
+  read_password_file(r, ctx.base_dir, mqtt.password, mqtt.password_file);
   if (errors.ok() && !mqtt.password.empty() && mqtt.username.empty()) {
     errors.fail(r.path("password_file"), "expected \"username\" with it (MQTT sends a password only with a user name)");
   }

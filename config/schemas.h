@@ -14,6 +14,10 @@ namespace flatlink::config::detail {
 Loaded<GatewayConfig> read_gateway_config(const Json& doc, const std::string& name, const std::string& base_dir);
 Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, const std::string& base_dir);
 
+// "password_file": a one-line secret file, resolved against base_dir; warns when
+// every local user may read it. Shared by the MQTT adapter and the cloud's backplane.
+bool read_password_file(ObjectReader& r, const std::string& base_dir, std::string& password, std::string& path);
+
 // "log_level", shared by both files.
 inline void read_log_level(ObjectReader& r, log::Level& out) {
   r.choice("log_level", out,

@@ -17,6 +17,7 @@ packages=(
   libsqlite3-dev libssl-dev doctest-dev
   clang libclang-rt-14-dev  # clang with libFuzzer and sanitizer runtimes: tests/fuzz/run.sh
   mosquitto mosquitto-clients socat openssl
+  nats-server  # a 3-node broker cluster for the backplane test (tests/integration/backplane.test.mjs)
   chromium
 )
 # Node.js runs the integration tests. A node already on PATH (e.g. from

@@ -4,6 +4,7 @@
 
 #include <mosquitto.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -34,18 +35,19 @@ std::string describe_rc(int rc, int saved_errno) {
 }  // namespace
 
 struct Session::Shared {
-  enum class Kind { connected, disconnected, message };
+  enum class Kind { connected, disconnected, message, published };
   struct Event {
     Kind kind;
     Message message;
     std::string why;
-    size_t subscribed = 0;  // connected: how many filters on_connect sent
+    std::vector<std::string> subscribed;  // connected: the filters on_connect sent
+    int mid = 0;                          // published
   };
 
   // Copies, so that a thread left to finish on its own needs nothing of the Session.
-  std::string adapter;
-  std::string host;
-  int port = 1883;
+  std::string adapter;  // the log name, e.g. "adapter=home"
+  std::vector<SessionOptions::Broker> brokers;
+  size_t broker = 0;    // mosquitto thread only: the one tried now
   int keepalive_s = 30;
   BackoffPolicy backoff;
   size_t max_payload = 65'536;
@@ -62,7 +64,7 @@ struct Session::Shared {
   std::vector<std::string> filters; // under mu
   bool connacked = false;           // mosquitto thread only
   std::set<int> awaiting_suback;    // mosquitto thread only: this connection's subscriptions
-  size_t subscribed = 0;            // mosquitto thread only
+  std::vector<std::string> subscribed;  // mosquitto thread only
 
   Session* owner = nullptr;  // loop thread only; null once stopped
   std::weak_ptr<Shared> weak_self;
@@ -120,7 +122,11 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
   uint32_t failures = 0;
   while (!s->is_stopping()) {
     errno = 0;
-    int rc = first ? mosquitto_connect(s->mosq, s->host.c_str(), s->port, s->keepalive_s) : mosquitto_reconnect(s->mosq);
+    const SessionOptions::Broker& target = s->brokers[s->broker];
+    // One broker: reconnect to it. Several: each connect names its broker.
+    int rc = first || s->brokers.size() > 1
+                 ? mosquitto_connect(s->mosq, target.host.c_str(), target.port, s->keepalive_s)
+                 : mosquitto_reconnect(s->mosq);
     int saved_errno = errno;
     first = false;
     if (rc == MOSQ_ERR_SUCCESS) {
@@ -129,7 +135,7 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
       if (s->is_stopping()) break;
       const bool was_up = s->connacked;
       s->connacked = false;
-      Event event{Kind::disconnected, {}, describe_rc(rc, saved_errno)};
+      Event event{Kind::disconnected, {}, describe_rc(rc, saved_errno), {}, 0};
       s->push(std::move(event), s);
       if (was_up) {
         backoff.reset();
@@ -138,13 +144,15 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
     } else {
       ++failures;
       // The first failure in a row is worth a warning; the retries that follow only at debug.
-      if (failures == 1) {
-        LOG_WARN("mqtt") << "adapter=" << s->adapter << " cannot connect to " << s->host << ":" << s->port << ": "
-                         << describe_rc(rc, saved_errno) << "; retrying with backoff";
+      if (failures == 1 || s->brokers.size() > 1) {
+        LOG_WARN("mqtt") << s->adapter << " cannot connect to " << target.host << ":" << target.port << ": "
+                         << describe_rc(rc, saved_errno)
+                         << (s->brokers.size() > 1 ? "; trying the next broker" : "; retrying with backoff");
       } else {
-        LOG_DEBUG("mqtt") << "adapter=" << s->adapter << " connect attempt " << failures << " failed: "
+        LOG_DEBUG("mqtt") << s->adapter << " connect attempt " << failures << " failed: "
                           << describe_rc(rc, saved_errno);
       }
+      s->broker = (s->broker + 1) % s->brokers.size();
     }
     if (!s->wait(backoff.next_delay_ms())) break;
   }
@@ -158,8 +166,23 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
   done.set_value();
 }
 
-Session::Session(const config::MqttAdapterConfig& config, EventLoop& loop, Callbacks callbacks)
-    : config_(config), loop_(loop), callbacks_(std::move(callbacks)) {
+SessionOptions SessionOptions::from(const config::MqttAdapterConfig& config) {
+  SessionOptions options;
+  options.log_name = "adapter=" + config.name;
+  options.brokers.push_back(Broker{config.host, config.port});
+  options.client_id = config.client_id;
+  options.clean_session = false;
+  options.keepalive_s = config.keepalive_s;
+  options.username = config.username;
+  options.password = config.password;
+  options.tls = config.tls;
+  options.backoff = BackoffPolicy{config.backoff_base_ms, config.backoff_max_ms, 50};
+  options.max_payload = config.max_payload_bytes;
+  return options;
+}
+
+Session::Session(SessionOptions options, EventLoop& loop, Callbacks callbacks)
+    : options_(std::move(options)), loop_(loop), callbacks_(std::move(callbacks)) {
   std::call_once(lib_once, [] { mosquitto_lib_init(); });
 }
 
@@ -167,44 +190,55 @@ Session::~Session() { stop(); }
 
 bool Session::start() {
   if (shared_) return true;
+  if (options_.brokers.empty()) {
+    LOG_ERROR("mqtt") << options_.log_name << " has no broker to connect to";
+    return false;
+  }
   auto s = std::make_shared<Shared>();
-  s->adapter = config_.name;
-  s->host = config_.host;
-  s->port = config_.port;
-  s->keepalive_s = config_.keepalive_s;
-  s->backoff = BackoffPolicy{config_.backoff_base_ms, config_.backoff_max_ms, 50};
-  s->max_payload = config_.max_payload_bytes;
+  s->adapter = options_.log_name;
+  s->brokers = options_.brokers;
+  s->keepalive_s = options_.keepalive_s;
+  s->backoff = options_.backoff;
+  s->max_payload = options_.max_payload;
   s->loop = &loop_;
   s->filters = filters_;
   s->owner = this;
   s->weak_self = s;
   // A fixed client id and clean_session off: the broker keeps our subscriptions
   // and queues QoS 1 messages while we are away.
-  s->mosq = mosquitto_new(config_.client_id.c_str(), false, nullptr);
+  s->mosq = mosquitto_new(options_.client_id.c_str(), options_.clean_session, nullptr);
   if (!s->mosq) {
-    LOG_ERROR("mqtt") << "adapter=" << config_.name << " cannot create a libmosquitto client: " << std::strerror(errno);
+    LOG_ERROR("mqtt") << options_.log_name << " cannot create a libmosquitto client: " << std::strerror(errno);
     return false;
   }
   mosquitto_int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
   // Packets we publish from the loop thread are written by our mosquitto thread.
   mosquitto_threaded_set(s->mosq, true);
-  if (!config_.username.empty()) {
-    const int rc = mosquitto_username_pw_set(s->mosq, config_.username.c_str(),
-                                             config_.password.empty() ? nullptr : config_.password.c_str());
+  if (!options_.username.empty()) {
+    const int rc = mosquitto_username_pw_set(s->mosq, options_.username.c_str(),
+                                             options_.password.empty() ? nullptr : options_.password.c_str());
     if (rc != MOSQ_ERR_SUCCESS) {
-      LOG_ERROR("mqtt") << "adapter=" << config_.name << " user name refused: " << mosquitto_strerror(rc);
+      LOG_ERROR("mqtt") << options_.log_name << " user name refused: " << mosquitto_strerror(rc);
       return false;
     }
   }
-  if (config_.tls.enabled) {
-    const char* ca_file = config_.tls.ca_file.empty() ? nullptr : config_.tls.ca_file.c_str();
+  if (options_.tls.enabled) {
+    const auto& tls = options_.tls;
+    const char* ca_file = tls.ca_file.empty() ? nullptr : tls.ca_file.c_str();
     const char* ca_path = ca_file ? nullptr : "/etc/ssl/certs";
-    const int rc = mosquitto_tls_set(s->mosq, ca_file, ca_path,
-                                     config_.tls.cert_file.empty() ? nullptr : config_.tls.cert_file.c_str(),
-                                     config_.tls.key_file.empty() ? nullptr : config_.tls.key_file.c_str(), nullptr);
+    const int rc = mosquitto_tls_set(s->mosq, ca_file, ca_path, tls.cert_file.empty() ? nullptr : tls.cert_file.c_str(),
+                                     tls.key_file.empty() ? nullptr : tls.key_file.c_str(), nullptr);
     if (rc != MOSQ_ERR_SUCCESS) {
-      LOG_ERROR("mqtt") << "adapter=" << config_.name << " TLS settings refused (check ca_file, cert_file, key_file): "
+      LOG_ERROR("mqtt") << options_.log_name << " TLS settings refused (check ca_file, cert_file, key_file): "
                         << mosquitto_strerror(rc);
+      return false;
+    }
+  }
+  if (!options_.will_topic.empty()) {
+    const int rc = mosquitto_will_set(s->mosq, options_.will_topic.c_str(), static_cast<int>(options_.will_payload.size()),
+                                      options_.will_payload.data(), 1, options_.will_retain);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      LOG_ERROR("mqtt") << options_.log_name << " will refused: " << mosquitto_strerror(rc);
       return false;
     }
   }
@@ -213,7 +247,8 @@ bool Session::start() {
     if (!obj) return;
     auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
     if (rc != 0) {
-      LOG_ERROR("mqtt") << "adapter=" << sh->adapter << " broker " << sh->host << ":" << sh->port
+      const auto& broker = sh->brokers[sh->broker];
+      LOG_ERROR("mqtt") << sh->adapter << " broker " << broker.host << ":" << broker.port
                         << " refused the connection: " << mosquitto_connack_string(rc)
                         << " (check username, password_file and client_id)";
       return;
@@ -228,28 +263,28 @@ bool Session::start() {
     // "Connected" is reported once the broker has acknowledged them all, so that
     // devices count as online only when their messages can reach us.
     sh->awaiting_suback.clear();
-    sh->subscribed = filters.size();
     for (const auto& filter : filters) {
       int mid = 0;
       if (mosquitto_subscribe(mosq, &mid, filter.c_str(), 1) == MOSQ_ERR_SUCCESS) sh->awaiting_suback.insert(mid);
     }
-    if (sh->awaiting_suback.empty()) sh->push(Shared::Event{Shared::Kind::connected, {}, {}, sh->subscribed}, sh->self());
+    sh->subscribed = std::move(filters);
+    if (sh->awaiting_suback.empty()) sh->push(Shared::Event{Shared::Kind::connected, {}, {}, sh->subscribed, 0}, sh->self());
   });
   mosquitto_subscribe_callback_set(s->mosq, [](mosquitto*, void* obj, int mid, int count, const int* granted) {
     if (!obj) return;
     auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
     for (int i = 0; i < count; ++i) {
       if (granted[i] == 0x80) {
-        LOG_ERROR("mqtt") << "adapter=" << sh->adapter << " the broker refused a subscription (check its ACL)";
+        LOG_ERROR("mqtt") << sh->adapter << " the broker refused a subscription (check its ACL)";
       }
     }
     if (!sh->connacked || sh->awaiting_suback.erase(mid) == 0 || !sh->awaiting_suback.empty()) return;
-    sh->push(Shared::Event{Shared::Kind::connected, {}, {}, sh->subscribed}, sh->self());
+    sh->push(Shared::Event{Shared::Kind::connected, {}, {}, sh->subscribed, 0}, sh->self());
   });
   mosquitto_message_callback_set(s->mosq, [](mosquitto*, void* obj, const mosquitto_message* m) {
     if (!obj || !m || !m->topic) return;
     auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
-    Shared::Event event{Shared::Kind::message, {}, {}};
+    Shared::Event event{Shared::Kind::message, {}, {}, {}, 0};
     event.message.topic = m->topic;
     event.message.retained = m->retain;
     const size_t len = m->payloadlen > 0 ? static_cast<size_t>(m->payloadlen) : 0;
@@ -260,6 +295,16 @@ bool Session::start() {
     }
     sh->push(std::move(event), sh->self());
   });
+
+  if (callbacks_.published) {
+    mosquitto_publish_callback_set(s->mosq, [](mosquitto*, void* obj, int mid) {
+      if (!obj) return;
+      auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
+      Shared::Event event{Shared::Kind::published, {}, {}, {}, 0};
+      event.mid = mid;
+      sh->push(std::move(event), sh->self());
+    });
+  }
 
   std::promise<void> done;
   s->finished = done.get_future();
@@ -284,18 +329,18 @@ void Session::stop() {
   if (s->finished.wait_for(std::chrono::seconds(2)) == std::future_status::ready) {
     s->thread.join();
   } else {
-    LOG_WARN("mqtt") << "adapter=" << config_.name
+    LOG_WARN("mqtt") << options_.log_name
                      << " the broker connection is still in a blocking connect; leaving it to finish on its own";
     s->thread.detach();
   }
 }
 
-bool Session::publish(const std::string& topic, const std::string& payload) {
+bool Session::publish(const std::string& topic, const std::string& payload, bool retain, int* mid) {
   if (!shared_ || !connected_) return false;
-  const int rc = mosquitto_publish(shared_->mosq, nullptr, topic.c_str(), static_cast<int>(payload.size()),
-                                   payload.data(), 1, false);
+  const int rc = mosquitto_publish(shared_->mosq, mid, topic.c_str(), static_cast<int>(payload.size()),
+                                   payload.data(), 1, retain);
   if (rc != MOSQ_ERR_SUCCESS) {
-    LOG_WARN("mqtt") << "adapter=" << config_.name << " topic=" << log::q(topic)
+    LOG_WARN("mqtt") << options_.log_name << " topic=" << log::q(topic)
                      << " publish failed: " << mosquitto_strerror(rc);
     return false;
   }
@@ -318,6 +363,16 @@ void Session::subscribe(const std::string& filter) {
   if (connected_) mosquitto_subscribe(shared_->mosq, nullptr, filter.c_str(), 1);
 }
 
+void Session::unsubscribe(const std::string& filter) {
+  std::erase(filters_, filter);
+  if (!shared_) return;
+  {
+    std::lock_guard lock(shared_->mu);
+    std::erase(shared_->filters, filter);
+  }
+  if (connected_) mosquitto_unsubscribe(shared_->mosq, nullptr, filter.c_str());
+}
+
 void Session::deliver() {
   std::shared_ptr<Shared> s = shared_;
   if (!s) return;
@@ -332,9 +387,16 @@ void Session::deliver() {
     switch (event.kind) {
       case Shared::Kind::connected:
         connected_ = true;
-        // Filters added while on_connect was running on the other thread.
-        for (size_t i = event.subscribed; i < filters_.size(); ++i) {
-          mosquitto_subscribe(s->mosq, nullptr, filters_[i].c_str(), 1);
+        // Filters added or removed while on_connect was running on the other thread.
+        for (const auto& filter : filters_) {
+          if (std::find(event.subscribed.begin(), event.subscribed.end(), filter) == event.subscribed.end()) {
+            mosquitto_subscribe(s->mosq, nullptr, filter.c_str(), 1);
+          }
+        }
+        for (const auto& filter : event.subscribed) {
+          if (std::find(filters_.begin(), filters_.end(), filter) == filters_.end()) {
+            mosquitto_unsubscribe(s->mosq, nullptr, filter.c_str());
+          }
         }
         if (callbacks_.connected) callbacks_.connected();
         break;
@@ -345,6 +407,9 @@ void Session::deliver() {
         break;
       case Shared::Kind::message:
         if (callbacks_.message) callbacks_.message(event.message);
+        break;
+      case Shared::Kind::published:
+        if (callbacks_.published) callbacks_.published(event.mid);
         break;
     }
   }

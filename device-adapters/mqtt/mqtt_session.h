@@ -13,6 +13,10 @@
 // Threads: construct, start(), stop(), publish(), subscribe() and connected()
 // on the loop thread; the callbacks given to the constructor run on the loop
 // thread too, never after stop() returned.
+//
+// Used by the MQTT adapter and by flatlink-cloud's backplane (cloud-server/
+// backplane.h), which also needs several brokers tried in turn, a will,
+// retained publishes, PUBACK tracking and unsubscribing.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/backoff.h"
 #include "common/event_loop.h"
 #include "config/mqtt_adapter_config.h"
 
@@ -33,15 +38,41 @@ struct Message {
   size_t oversize = 0;  // when the payload was over the cap: its size (payload is then empty)
 };
 
+// What a Session connects to and how; the adapter's config maps onto it (from()).
+struct SessionOptions {
+  struct Broker {
+    std::string host;
+    uint16_t port = 1883;
+  };
+  std::string log_name;          // what log lines call this connection, e.g. "adapter=home"
+  std::vector<Broker> brokers;   // tried in turn: a failed connect moves to the next
+  std::string client_id;
+  bool clean_session = false;    // false: the broker keeps subscriptions and queues while we are away
+  uint16_t keepalive_s = 30;
+  std::string username;
+  std::string password;          // never logged
+  config::MqttTls tls;
+  BackoffPolicy backoff{500, 30'000, 50};
+  size_t max_payload = 65'536;
+  std::string will_topic;        // empty: no will
+  std::string will_payload;
+  bool will_retain = false;
+
+  static SessionOptions from(const config::MqttAdapterConfig& config);
+};
+
 class Session {
  public:
   struct Callbacks {
     std::function<void()> connected;                       // CONNACK accepted and every subscription acknowledged
     std::function<void(const std::string& why)> disconnected;
     std::function<void(Message&)> message;
+    std::function<void(int mid)> published;                // optional: the broker acknowledged this QoS 1 publish
   };
 
-  Session(const config::MqttAdapterConfig& config, EventLoop& loop, Callbacks callbacks);
+  Session(SessionOptions options, EventLoop& loop, Callbacks callbacks);
+  Session(const config::MqttAdapterConfig& config, EventLoop& loop, Callbacks callbacks)
+      : Session(SessionOptions::from(config), loop, std::move(callbacks)) {}
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -53,17 +84,20 @@ class Session {
   void stop();
   bool connected() const { return connected_; }
 
-  // QoS 1 publish; false when not connected or libmosquitto refused it.
-  bool publish(const std::string& topic, const std::string& payload);
+  // QoS 1 publish; false when not connected or libmosquitto refused it. `mid`, when
+  // given, receives the message id that Callbacks::published reports later.
+  bool publish(const std::string& topic, const std::string& payload, bool retain = false, int* mid = nullptr);
   // QoS 1 subscription, kept for every later reconnect; sent now when connected.
   // May be called before start().
   void subscribe(const std::string& filter);
+  // Forgets a filter from subscribe(); sends UNSUBSCRIBE now when connected.
+  void unsubscribe(const std::string& filter);
 
  private:
   struct Shared;
   void deliver();
 
-  const config::MqttAdapterConfig& config_;
+  SessionOptions options_;
   EventLoop& loop_;
   Callbacks callbacks_;
   std::shared_ptr<Shared> shared_;

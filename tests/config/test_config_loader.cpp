@@ -1045,6 +1045,7 @@ TEST_CASE("the demo cloud accepts the demo gateway's token and the demo user's p
         "dashboard built in\n"
         "limits: handshake 10 s, messages up to 65536 bytes, 200/s (burst 400), 720 history points, command timeout "
         "15000 ms\n"
+        "backplane: off (a single instance)\n"
         "1 flat:\n"
         "  flat-a 'Demo flat', 1 user: demo\n");
 }
@@ -1109,4 +1110,84 @@ TEST_CASE("the outbox section has defaults and checks every field") {
   CHECK(gateway_error(doc).find("gateway.json: outbox.max_items: expected") == 0);
   doc["outbox"] = {{"commit_every", 5}};
   CHECK(gateway_error(doc).find("gateway.json: outbox.commit_every: unknown key") == 0);
+}
+
+// ---- the cloud's backplane section and the gateway's list of cloud URLs ----
+
+TEST_CASE("without a backplane section the cloud runs alone; with one it names its brokers and instance") {
+  CHECK_FALSE(cloud_ok(minimal_cloud()).backplane.enabled);
+  Json doc = minimal_cloud();
+  doc["backplane"] = Json{{"instance_id", "cloud-a"},
+                          {"brokers", Json::array({"mqtt://127.0.0.1:18830", "mqtt://broker-2.example"})},
+                          {"command_offline_ms", 500}};
+  const CloudConfig config = cloud_ok(doc);
+  const BackplaneConfig& bp = config.backplane;
+  CHECK(bp.enabled);
+  CHECK(bp.instance_id == "cloud-a");
+  REQUIRE(bp.brokers.size() == 2);
+  CHECK(bp.brokers[0].host == "127.0.0.1");
+  CHECK(bp.brokers[0].port == 18830);
+  CHECK(bp.brokers[1].host == "broker-2.example");
+  CHECK(bp.brokers[1].port == 1883);
+  CHECK_FALSE(bp.tls);
+  CHECK(bp.command_offline_ms == 500);
+  CHECK(contains(summarize(config), "backplane: instance cloud-a over mqtt 127.0.0.1:18830, broker-2.example:1883"));
+  doc["backplane"]["enabled"] = false;
+  CHECK_FALSE(cloud_ok(doc).backplane.enabled);
+}
+
+TEST_CASE("backplane mistakes are refused with their path") {
+  const auto with = [](Json backplane) {
+    Json doc = minimal_cloud();
+    doc["backplane"] = std::move(backplane);
+    return cloud_error(doc);
+  };
+  const Json brokers = Json::array({"mqtt://127.0.0.1:1883"});
+  CHECK(contains(with(Json{{"brokers", brokers}}), "backplane.instance_id: required key is missing"));
+  CHECK(contains(with(Json{{"instance_id", "a"}}), "backplane.brokers: required key is missing"));
+  CHECK(contains(with(Json{{"instance_id", "a"}, {"brokers", brokers}, {"brokerz", 1}}), "backplane.brokerz: unknown key"));
+  CHECK(contains(with(Json{{"instance_id", "a/b"}, {"brokers", brokers}}), "backplane.instance_id"));
+  CHECK(contains(with(Json{{"instance_id", "a"}, {"brokers", Json::array({"tcp://x:1"})}}), "backplane.brokers[0]"));
+  CHECK(contains(with(Json{{"instance_id", "a"}, {"brokers", Json::array({"mqtt://x:0"})}}), "backplane.brokers[0]"));
+  CHECK(contains(with(Json{{"instance_id", "a"}, {"brokers", Json::array({"mqtt://x", "mqtts://y"})}}),
+                 "backplane.brokers[1]: mixes mqtt:// and mqtts://"));
+  CHECK(contains(with(Json{{"instance_id", "a"}, {"brokers", brokers}, {"tls", Json::object()}}),
+                 "use mqtts:// URLs"));
+  CHECK(contains(with(Json{{"instance_id", "a"}, {"brokers", brokers}, {"command_offline_ms", 10}}),
+                 "backplane.command_offline_ms"));
+}
+
+TEST_CASE("backplane credentials come from a file: needs a user name, warns when others may read it") {
+  TempDir dir;
+  const std::string path = dir.write("bp-password.txt", "broker-secret\n", 0644);
+  Json doc = minimal_cloud();
+  doc["backplane"] = Json{{"instance_id", "a"},
+                          {"brokers", Json::array({"mqtts://broker.example"})},
+                          {"password_file", "bp-password.txt"}};
+  CHECK(contains(cloud_error(doc, dir.path()), "expected \"username\" with it"));
+  doc["backplane"]["username"] = "cloud";
+  StderrCapture err;
+  const CloudConfig config = cloud_ok(doc, dir.path());
+  const std::string logged = err.text();
+  CHECK(config.backplane.password == "broker-secret");
+  CHECK(config.backplane.tls);
+  CHECK(config.backplane.brokers[0].port == 8883);
+  CHECK(contains(logged, "backplane.password_file \"" + path + "\" is readable by every local user"));
+  CHECK_FALSE(contains(logged, "broker-secret"));
+  CHECK_FALSE(contains(summarize(config), "broker-secret"));
+}
+
+TEST_CASE("the gateway takes one cloud URL or a list of them, each checked") {
+  CHECK(gateway_ok(minimal_gateway()).cloud.urls == std::vector<std::string>{"ws://127.0.0.1:8080/"});
+  Json doc = minimal_gateway();
+  doc["cloud"]["url"] = Json::array({"ws://127.0.0.1:8080/", "ws://localhost:8081/"});
+  const GatewayConfig config = gateway_ok(doc);
+  CHECK(config.cloud.url == "ws://127.0.0.1:8080/");
+  CHECK(config.cloud.urls == std::vector<std::string>{"ws://127.0.0.1:8080/", "ws://localhost:8081/"});
+  doc["cloud"]["url"] = Json::array();
+  CHECK(contains(gateway_error(doc), "cloud.url: expected a list of 1 to 16 URLs"));
+  doc["cloud"]["url"] = Json::array({"ws://127.0.0.1:8080/", "http://x/"});
+  CHECK(contains(gateway_error(doc), "cloud.url[1]: expected a URL starting with ws:// or wss://"));
+  doc["cloud"]["url"] = Json::array({"ws://127.0.0.1:8080/", "ws://cloud.example/"});
+  CHECK(contains(gateway_error(doc), "only allowed to a loopback host"));
 }

@@ -1,0 +1,167 @@
+// The backplane: flatlink-cloud instances joined over an MQTT broker (one
+// Mosquitto, or a broker cluster). Knows topics and the backplane's JSON
+// envelopes, not browsers or links: the Router says what to publish and hears,
+// through BackplaneListener, what other instances said. docs/scale-out.md has
+// the topic layout and the delivery rules.
+//
+// The broker connection is device-adapters/mqtt's Session (libmosquitto on its
+// own thread, everything handed to the loop with EventLoop::post).
+//
+// Threads: loop thread only; listener calls come on the loop thread.
+//
+// Delivery: everything is published with QoS 1. Messages that have not been
+// acknowledged by the broker (PUBACK) are kept, in order, and published again
+// after a reconnect (possibly to another broker), so a publish's `on_safe` runs
+// exactly when the broker holds it. Receivers drop the duplicates this may make
+// (statuses by seq, commands by id).
+//
+// Every message received is checked strictly: the topic's shape, a watched
+// flat, JSON, the envelope's keys, the flat in the payload equal to the flat in
+// the topic, sizes, and the embedded protocol message through the wire
+// protocol's own decoders. Anything else is refused, counted and logged (rate
+// limited) and changes nothing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cloud-link/protocol.h"
+#include "cloud-server/metrics.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "config/cloud_config.h"
+
+namespace flatlink::adapters::mqtt {
+class Session;
+struct Message;
+}  // namespace flatlink::adapters::mqtt
+
+namespace flatlink::cloud {
+
+// Which instance holds a flat's gateway link (retained, per flat). An empty
+// instance is a release of the claim (`from`, `since`).
+struct HolderClaim {
+  std::string from;      // the instance that published it
+  std::string instance;  // the holder; empty: `from` let go of its claim made at `since`
+  int64_t since = 0;     // wall ms the holder's link opened: newer wins, ties by instance id
+  std::string gateway;
+};
+
+// The last known state of a flat, published (retained) by its holder.
+struct RemoteState {
+  std::string from;
+  std::string gateway;
+  bool online = false;  // the gateway said hello on the holder's link
+  int64_t since = 0;    // the holder's link (as in HolderClaim)
+  int64_t seq = 0;      // the highest seq the holder accepted
+  bool reset = false;   // this link's hello restarted the gateway's stream (its store was wiped): seq may go down
+  int64_t dropped = 0;
+  std::vector<proto::DeviceReport> devices;
+};
+
+class BackplaneListener {
+ public:
+  virtual ~BackplaneListener() = default;
+  // Connected (again): claims and states worth re-publishing now.
+  virtual void backplane_up() = 0;
+  virtual bool backplane_knows_flat(const std::string& flat) const = 0;
+  // The retained state of a flat this instance holds; nullopt when it does not.
+  virtual std::optional<RemoteState> backplane_state(const std::string& flat) = 0;
+  // A status batch, presence or device list from the instance holding the flat's gateway.
+  virtual void remote_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
+                                      const proto::GatewayToCloud& message) = 0;
+  virtual void remote_state(const std::string& flat, const RemoteState& state) = 0;
+  virtual void remote_holder(const std::string& flat, const HolderClaim& claim) = 0;
+  virtual void remote_command(const std::string& flat, const std::string& from, const proto::CommandMsg& command) = 0;
+  // accepted: the holder took the command and passed it to its gateway (result to follow).
+  virtual void remote_result(const std::string& flat, const std::string& from, const proto::Result& result,
+                             bool accepted) = 0;
+  virtual void instance_down(const std::string& instance) = 0;
+};
+
+class Backplane {
+ public:
+  Backplane(const config::BackplaneConfig& config, const config::LimitsConfig& limits, EventLoop& loop,
+            const Clock& clock, Metrics& metrics, BackplaneListener& listener);
+  ~Backplane();
+  Backplane(const Backplane&) = delete;
+  Backplane& operator=(const Backplane&) = delete;
+
+  bool start();
+  void stop();
+  bool connected() const;
+  const std::string& instance() const { return config_.instance_id; }
+  // Not known to be dead (its will has not been seen since it last said online).
+  bool alive(const std::string& instance) const;
+
+  // Receive the flat's messages (while a local gateway or browser of it is here).
+  void watch(const std::string& flat);
+  void unwatch(const std::string& flat);
+  bool watching(const std::string& flat) const { return watched_.count(flat) != 0; }
+
+  // A message of the flat's gateway (status batch, presence, device list, encoded
+  // by proto::encode) for the other instances; on_safe once the broker has it.
+  void publish_gateway_message(const std::string& flat, const std::string& gateway, const std::string& encoded,
+                               std::function<void()> on_safe = {});
+  // The flat's retained state changed: published soon (at most every 100 ms per
+  // flat), or now when `now` (the gateway came or went: others must know at once).
+  void state_changed(const std::string& flat, bool now = false);
+  void claim(const std::string& flat, const std::string& gateway, int64_t since);
+  void release(const std::string& flat, int64_t since);
+  void send_command(const std::string& flat, const proto::CommandMsg& command);
+  void send_result(const std::string& flat, const std::string& to, const proto::Result& result);
+  void send_accepted(const std::string& flat, const std::string& to, const std::string& command_id);
+
+  // Topic names (docs/scale-out.md).
+  static std::string flat_topic(const std::string& flat, const std::string& kind);
+  static std::string instance_topic(const std::string& instance);
+
+ private:
+  struct Outgoing {
+    std::string topic;
+    std::string payload;
+    bool retain = false;
+    std::function<void()> on_safe;
+    int mid = 0;  // while published on the current connection
+  };
+
+  void on_connected();
+  void on_disconnected(const std::string& why);
+  void on_message(adapters::mqtt::Message& message);
+  void on_published(int mid);
+  void enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe = {});
+  void send(Outgoing& out);
+  void flush_states();
+  void refuse(const std::string& topic, const std::string& why);
+  nlohmann::json envelope(const std::string& flat) const;
+  void handle_flat_message(const std::string& flat, const std::string& kind, const nlohmann::json& payload,
+                           const std::string& topic);
+
+  const config::BackplaneConfig& config_;
+  const config::LimitsConfig& limits_;
+  EventLoop& loop_;
+  const Clock& clock_;
+  Metrics& metrics_;
+  BackplaneListener& listener_;
+  std::unique_ptr<adapters::mqtt::Session> session_;
+  std::set<std::string> watched_;
+  std::set<std::string> dead_;           // instances whose will we saw
+  std::list<Outgoing> unsafe_;           // not yet acknowledged by the broker, in publish order
+  std::unordered_map<int, std::list<Outgoing>::iterator> in_flight_;  // by mid
+  std::set<std::string> dirty_states_;
+  Timer state_timer_;
+  // Refusals are logged at most kRefusalLogBurst per window; the rest are counted.
+  int64_t refusal_window_ms_ = 0;
+  uint32_t refusals_in_window_ = 0;
+  uint64_t refusals_suppressed_ = 0;
+};
+
+}  // namespace flatlink::cloud

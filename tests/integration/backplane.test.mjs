@@ -1,0 +1,435 @@
+// Cloud instances joined over an MQTT broker (issue 11), with the real binaries
+// on loopback: two flatlink-cloud instances over one Mosquitto (status and
+// commands across instances, identical snapshots, takeover with 4001, offline
+// within the bound, isolation, bad backplane messages refused), then a 3-node
+// nats-server cluster (MQTT listener, JetStream) where one broker node and one
+// cloud instance are killed with SIGKILL during a numbered status stream from a
+// real flatlinkd that knows both cloud URLs.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  browser,
+  cloudConfig,
+  gatewayConfig,
+  metrics,
+  rawGateway,
+  startCloud,
+  startGateway,
+  stop,
+} from './flatlink.mjs';
+import { freePort, run, startProcess, tempDir, waitFor } from './harness.mjs';
+
+const flatA = { id: 'flat-a', token: 'token-of-flat-a-0123456789', user: 'alice', password: 'pw-alice' };
+const flatB = { id: 'flat-b', token: 'token-of-flat-b-0123456789', user: 'bob', password: 'pw-bob' };
+const flatC = { id: 'flat-c', token: 'token-of-flat-c-0123456789', user: 'carol', password: 'pw-carol' };
+const loginA = { flat: 'flat-a', user: 'alice', password: 'pw-alice' };
+const loginB = { flat: 'flat-b', user: 'bob', password: 'pw-bob' };
+const loginC = { flat: 'flat-c', user: 'carol', password: 'pw-carol' };
+
+const lamp = (id) => ({
+  id,
+  name: id,
+  kind: 'lamp',
+  capabilities: [{ name: 'on', type: 'bool', writable: true }],
+  state: { on: false },
+  online: true,
+});
+
+function portAccepts(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function startMosquitto() {
+  const dir = tempDir('flatlink-bp-mosquitto-');
+  const port = await freePort();
+  const conf = path.join(dir, 'mosquitto.conf');
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'max_queued_messages 100000',
+      `log_dest file ${dir}/mosquitto.log`,
+      `user ${os.userInfo().username}`,
+      '',
+    ].join('\n'),
+  );
+  const proc = await startProcess('/usr/sbin/mosquitto', ['-c', conf]);
+  await waitFor(() => portAccepts(port), 5000, { intervalMs: 20, message: 'mosquitto to accept connections' });
+  return { proc, port };
+}
+
+// A cloud instance on the backplane; waits until it has joined.
+async function startInstance(id, brokers, { limits = {} } = {}) {
+  const cfg = await cloudConfig([flatA, flatB, flatC], {
+    limits: { command_timeout_ms: 3000, ...limits },
+    extra: {
+      backplane: {
+        instance_id: id,
+        brokers: brokers.map((port) => `mqtt://127.0.0.1:${port}`),
+        keepalive_s: 5,
+        backoff_base_ms: 100,
+        backoff_max_ms: 1000,
+        command_offline_ms: 1000,
+      },
+    },
+  });
+  const proc = await startCloud(cfg);
+  await proc.waitForLine(`instance=${id} connected;`, 20_000);
+  return { cfg, proc, port: cfg.port, id };
+}
+
+async function mqttPub(port, topic, payload) {
+  const args = ['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-t', topic, '-s'];
+  const r = await run('/usr/bin/mosquitto_pub', args, { input: payload });
+  assert.equal(r.code, 0, r.stderr);
+}
+
+async function helloGateway(port, flat, gateway, devices = [lamp('lamp-1')], nextSeq = 1) {
+  const gw = await rawGateway(port, flat.token);
+  gw.send({ type: 'hello', gateway, version: '0', devices, next_seq: nextSeq });
+  await gw.next('ack');
+  return gw;
+}
+
+const online = (peer) => peer.next('snapshot', (m) => m.gateway_online === true, 8000);
+
+describe('two cloud instances over one Mosquitto', () => {
+  let broker, A, B;
+
+  before(async () => {
+    broker = await startMosquitto();
+    [A, B] = await Promise.all([startInstance('cloud-a', [broker.port]), startInstance('cloud-b', [broker.port])]);
+  });
+
+  after(async () => {
+    for (const p of [A?.proc, B?.proc, broker?.proc]) if (p) await stop(p).catch(() => {});
+  });
+
+  test('a browser on A sees the statuses of a gateway on B, in order, and commands it', async () => {
+    const gw = await helloGateway(B.port, flatA, 'gw-a');
+    const b = await browser(A.port, loginA);
+    await online(b);
+    for (let seq = 1; seq <= 20; ++seq) {
+      gw.send({ type: 'status', items: [{ seq, device: 'lamp-1', state: { on: seq % 2 === 0 }, ts: Date.now() }] });
+    }
+    await waitFor(() => b.of('update').length >= 20, 8000, { message: '20 updates on A' });
+    assert.deepEqual(b.of('update').map((u) => u.seq), Array.from({ length: 20 }, (_, i) => i + 1));
+    await gw.next('ack', (m) => m.seq === 20);
+
+    const t0 = Date.now();
+    b.send({ type: 'command', id: 'from-a-1', device: 'lamp-1', set: { on: true } });
+    const cmd = await gw.next('command');
+    assert.deepEqual(cmd.set, { on: true });
+    assert.ok(cmd.expires > Date.now());
+    gw.send({ type: 'result', id: cmd.id, outcome: 'ok', message: '' });
+    const result = await b.next('result', (m) => m.id === 'from-a-1');
+    assert.equal(result.outcome, 'ok');
+    console.log(`# command browser on A -> gateway on B -> result on A: ${Date.now() - t0} ms`);
+    // a bad value is refused on A already, never reaching B
+    b.send({ type: 'command', id: 'from-a-2', device: 'lamp-1', set: { on: 'yes' } });
+    assert.equal((await b.next('result', (m) => m.id === 'from-a-2')).outcome, 'rejected');
+    assert.equal(gw.of('command').length, 1);
+
+    // a burst across the backplane: 2,000 statuses in batches of 50, timed until the last reaches A
+    const t1 = Date.now();
+    for (let first = 21; first <= 2020; first += 50) {
+      const items = [];
+      for (let seq = first; seq < first + 50; ++seq) items.push({ seq, device: 'lamp-1', state: { on: seq % 2 === 0 }, ts: Date.now() });
+      gw.send({ type: 'status', items });
+    }
+    await b.next('update', (u) => u.seq === 2020, 15_000);
+    const burstMs = Date.now() - t1;
+    await gw.next('ack', (m) => m.seq === 2020);
+    const seqs = b.of('update').map((u) => u.seq);
+    assert.deepEqual(seqs, Array.from({ length: 2020 }, (_, i) => i + 1));
+    console.log(`# 2,000 statuses gateway on B -> browser on A in ${burstMs} ms (${Math.round(2000 / (burstMs / 1000))}/s), in order, none twice`);
+
+    const m = await metrics(A.port);
+    assert.equal(m.flatlink_backplane_connected, 1);
+    assert.equal(m.flatlink_backplane_command_round_trips_total, 1);
+    assert.ok(m['flatlink_backplane_messages_total{direction="in"}'] >= 20);
+    b.close();
+    gw.close();
+  });
+
+  test('the gateway is acknowledged only once the broker holds its status (PUBACK)', async () => {
+    const gw = await helloGateway(B.port, flatB, 'gw-b', [lamp('b-lamp')]);
+    gw.send({ type: 'status', items: [{ seq: 1, device: 'b-lamp', state: { on: true }, ts: Date.now() }] });
+    await gw.next('ack', (m) => m.seq === 1);
+    broker.proc.kill('SIGSTOP');
+    try {
+      gw.send({ type: 'status', items: [{ seq: 2, device: 'b-lamp', state: { on: false }, ts: Date.now() }] });
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(gw.of('ack').filter((a) => a.seq === 2).length, 0, 'acked before the broker had it');
+    } finally {
+      broker.proc.kill('SIGCONT');
+    }
+    await gw.next('ack', (m) => m.seq === 2, 8000);
+    gw.close();
+  });
+
+  test('a snapshot is the same on both instances', async () => {
+    const gw = await helloGateway(A.port, flatC, 'gw-c', [lamp('c-lamp'), lamp('c-lamp-2')]);
+    gw.send({ type: 'status', items: [{ seq: 1, device: 'c-lamp', state: { on: true }, ts: 1700000000000 }] });
+    gw.send({ type: 'presence', device: 'c-lamp-2', online: false, ts: 1700000000001 });
+    await gw.next('ack', (m) => m.seq === 1);
+    await new Promise((r) => setTimeout(r, 300)); // the retained state is published at most every 100 ms
+    const onA = await browser(A.port, loginC);
+    const onB = await browser(B.port, loginC);
+    const snapA = await online(onA);
+    const snapB = await waitFor(
+      () => onB.of('snapshot').find((s) => s.gateway_online && s.devices.find((d) => d.id === 'c-lamp-2')?.online === false),
+      8000,
+    );
+    assert.deepEqual(snapB, snapA);
+    assert.equal(snapA.devices.find((d) => d.id === 'c-lamp').state.on, true);
+    onA.close();
+    onB.close();
+    gw.close();
+  });
+
+  test('a gateway that reconnects to B takes the flat over: A closes the old link with 4001', async () => {
+    const old = await helloGateway(A.port, flatC, 'gw-c', [lamp('c-lamp')], 10);
+    const watcher = await browser(A.port, loginC);
+    await online(watcher);
+    const fresh = await helloGateway(B.port, flatC, 'gw-c', [lamp('c-lamp')], 10);
+    const closed = await old.waitClosed(5000);
+    assert.equal(closed.code, 4001);
+    assert.equal(fresh.closed, null);
+    // the browser on A follows: statuses now come from B, commands go to B
+    fresh.send({ type: 'status', items: [{ seq: 10, device: 'c-lamp', state: { on: false }, ts: Date.now() }] });
+    await watcher.next('update', (u) => u.seq === 10, 5000);
+    watcher.send({ type: 'command', id: 'after-takeover', device: 'c-lamp', set: { on: true } });
+    const cmd = await fresh.next('command').catch((e) => {
+      console.log(A.proc.output());
+      console.log(B.proc.output());
+      throw e;
+    });
+    fresh.send({ type: 'result', id: cmd.id, outcome: 'ok', message: '' });
+    assert.equal((await watcher.next('result', (m) => m.id === 'after-takeover')).outcome, 'ok');
+    assert.equal(old.of('command').length, 0);
+    assert.equal((await metrics(A.port)).flatlink_backplane_takeovers_total >= 1, true);
+
+    // two connects at once, one on each instance: exactly one link survives
+    fresh.close();
+    await new Promise((r) => setTimeout(r, 300));
+    const [onA, onB] = await Promise.all([rawGateway(A.port, flatC.token), rawGateway(B.port, flatC.token)]);
+    for (const gw of [onA, onB]) gw.send({ type: 'hello', gateway: 'gw-c', version: '0', devices: [lamp('c-lamp')], next_seq: 11 });
+    await waitFor(() => onA.closed || onB.closed, 5000, { message: 'one of two racing links to close' });
+    await new Promise((r) => setTimeout(r, 500));
+    const losers = [onA, onB].filter((p) => p.closed);
+    assert.equal(losers.length, 1, 'exactly one of the racing links is closed');
+    assert.equal(losers[0].closed.code, 4001);
+    watcher.close();
+    onA.close();
+    onB.close();
+  });
+
+  test('no instance holds the gateway: a command ends offline within the bound', async () => {
+    const b = await browser(A.port, loginB);
+    const t0 = Date.now();
+    b.send({ type: 'command', id: 'nobody', device: 'b-lamp', set: { on: true } });
+    const result = await b.next('result', (m) => m.id === 'nobody', 3000);
+    assert.equal(result.outcome, 'offline');
+    assert.ok(Date.now() - t0 < 2000);
+    b.close();
+  });
+
+  test('isolation holds across instances: a browser of flat-b on A sees nothing of flat-a on B (and a restarted stream is followed)', async () => {
+    const gw = await helloGateway(B.port, flatA, 'gw-a', [lamp('lamp-1')], 100);
+    const bobOnA = await browser(A.port, loginB);
+    const aliceOnA = await browser(A.port, loginA);
+    await online(aliceOnA);
+    gw.send({ type: 'status', items: [{ seq: 100, device: 'lamp-1', state: { on: true }, ts: Date.now() }] });
+    await aliceOnA.next('update', (u) => u.seq === 100);
+    // gw-a came back at seq 100 after 2020 (as a gateway whose store was wiped): B said so and A followed
+    await A.proc.waitForLine('gateway=gw-a restarted its sequence at instance=cloud-b');
+    bobOnA.send({ type: 'command', id: 'bob-1', device: 'lamp-1', set: { on: false } });
+    assert.equal((await bobOnA.next('result', (m) => m.id === 'bob-1')).outcome, 'offline');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(bobOnA.of('update').length, 0);
+    assert.equal(gw.of('command').length, 0);
+    bobOnA.close();
+    aliceOnA.close();
+    gw.close();
+  });
+
+  test('bad backplane messages are refused and logged, and change nothing', async () => {
+    const gw = await helloGateway(B.port, flatA, 'gw-a', [lamp('lamp-1')], 200);
+    const b = await browser(A.port, loginA);
+    await online(b);
+    const before = (await metrics(A.port)).flatlink_backplane_refused_total;
+    const status = (seq) => ({ type: 'status', items: [{ seq, device: 'lamp-1', state: { on: true }, ts: 1 }] });
+    const envelope = { v: 1, flat: 'flat-a', from: 'cloud-b', gateway: 'gw-a', msg: status(900) };
+    const bad = [
+      ['flatlink/v1/flats/flat-a/status', 'not json at all'],
+      ['flatlink/v1/flats/flat-a/status', JSON.stringify({ ...envelope, v: 2 })], // not ours
+      ['flatlink/v1/flats/flat-a/status', JSON.stringify({ ...envelope, flat: 'flat-b' })], // crossing flats
+      ['flatlink/v1/flats/flat-a/status', JSON.stringify({ ...envelope, extra: 1 })],
+      ['flatlink/v1/flats/flat-a/status', JSON.stringify({ ...envelope, msg: { type: 'status', items: [] } })],
+      ['flatlink/v1/flats/flat-a/status', JSON.stringify({ ...envelope, msg: { type: 'hello' } })],
+      ['flatlink/v1/flats/flat-a/commands', JSON.stringify({ v: 1, flat: 'flat-a', from: 'x', msg: { type: 'ack', seq: 1 } })],
+      ['flatlink/v1/flats/flat-a/holder', JSON.stringify({ v: 1, flat: 'flat-a', from: 'evil', instance: 'cloud-b', since: 1, gateway: '' })],
+    ];
+    for (const [topic, payload] of bad) await mqttPub(broker.port, topic, payload);
+    await mqttPub(broker.port, 'flatlink/v1/flats/flat-a/status', 'x'.repeat(200_000)); // over the cap
+    await waitFor(async () => (await metrics(A.port)).flatlink_backplane_refused_total - before >= bad.length + 1, 5000, {
+      message: 'every bad message refused',
+    });
+    await A.proc.waitForLine(/backplane: instance=cloud-a topic=.* refused: the flat in the payload is not the topic's flat/);
+    // nothing changed: no update with a forged seq, the link still works end to end
+    gw.send({ type: 'status', items: [{ seq: 201, device: 'lamp-1', state: { on: false }, ts: Date.now() }] });
+    await b.next('update', (u) => u.seq === 201, 5000);
+    assert.equal(b.of('update').filter((u) => u.seq === 900).length, 0);
+    assert.equal(gw.closed, null);
+    b.close();
+    gw.close();
+  });
+
+  test('an instance that dies is noticed through its will: its flat shows offline on the others', async () => {
+    const gw = await helloGateway(B.port, flatA, 'gw-a', [lamp('lamp-1')], 300);
+    const b = await browser(A.port, loginA);
+    await online(b);
+    const seen = b.messages.length;
+    B.proc.kill('SIGKILL');
+    await waitFor(() => b.messages.slice(seen).find((m) => m.type === 'gateway' && m.online === false), 5000, {
+      message: 'the browser on A to see the gateway go offline',
+    });
+    await A.proc.waitForLine('instance=cloud-b left or died (its will)');
+    const t0 = Date.now();
+    b.send({ type: 'command', id: 'after-death', device: 'lamp-1', set: { on: true } });
+    assert.equal((await b.next('result', (m) => m.id === 'after-death')).outcome, 'offline');
+    assert.ok(Date.now() - t0 < 500, 'answered at once: the holder is known dead');
+    // a fresh browser gets the same picture
+    const late = await browser(A.port, loginA);
+    assert.equal(late.of('snapshot').at(-1).gateway_online, false);
+    late.close();
+    b.close();
+    gw.close();
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// A 3-node nats-server cluster with JetStream and an MQTT listener on every node.
+const natsServer = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find((p) => existsSync(p));
+
+async function startNatsCluster() {
+  const dir = tempDir('flatlink-bp-nats-');
+  const nodes = [];
+  for (let i = 0; i < 3; ++i) {
+    nodes.push({ name: `n${i + 1}`, client: await freePort(), cluster: await freePort(), mqtt: await freePort() });
+  }
+  for (const n of nodes) {
+    const store = path.join(dir, n.name);
+    mkdirSync(store, { recursive: true });
+    n.conf = path.join(dir, `${n.name}.conf`);
+    const routes = nodes.filter((o) => o !== n).map((o) => `nats-route://127.0.0.1:${o.cluster}`);
+    writeFileSync(
+      n.conf,
+      [
+        `server_name: ${n.name}`,
+        `listen: 127.0.0.1:${n.client}`,
+        `jetstream { store_dir: "${store}" }`,
+        // Three replicas of the MQTT session, retained and message streams and of the consumers:
+        // with nats-server's default here (2) a killed node can stall sessions kept on it.
+        `mqtt { listen: 127.0.0.1:${n.mqtt}, stream_replicas: 3, consumer_replicas: 3 }`,
+        `cluster { name: flatlink, listen: 127.0.0.1:${n.cluster}, routes: [${routes.join(', ')}] }`,
+        '',
+      ].join('\n'),
+    );
+  }
+  for (const n of nodes) n.proc = await startProcess(natsServer, ['-c', n.conf], { readyPattern: 'Server is ready', timeoutMs: 15_000 });
+  // MQTT needs JetStream's meta leader: wait until a client can connect and subscribe on every node.
+  for (const n of nodes) {
+    await waitFor(
+      async () =>
+        (await run('/usr/bin/mosquitto_sub', ['-h', '127.0.0.1', '-p', String(n.mqtt), '-t', 'flatlink/probe', '-W', '1', '-i', `probe-${n.name}`], { timeoutMs: 5000 })).stderr.includes('Timed out'),
+      20_000,
+      { intervalMs: 200, message: `nats node ${n.name} to take MQTT subscriptions` },
+    );
+  }
+  return nodes;
+}
+
+describe('a 3-node nats-server cluster: a broker node and a cloud instance die during a status stream', { skip: !natsServer && 'nats-server is not installed (scripts/install-deps.sh)' }, () => {
+  let nodes, A, B, gw, b;
+
+  before(async () => {
+    nodes = await startNatsCluster();
+    // A prefers n1, B prefers n2; both know every node.
+    A = await startInstance('cloud-a', [nodes[0].mqtt, nodes[1].mqtt, nodes[2].mqtt]);
+    B = await startInstance('cloud-b', [nodes[1].mqtt, nodes[2].mqtt, nodes[0].mqtt]);
+  });
+
+  after(async () => {
+    for (const p of [gw, A?.proc, B?.proc, ...(nodes ?? []).map((n) => n.proc)]) if (p) await stop(p).catch(() => {});
+  });
+
+  test('the gateway moves to the surviving instance and the browser sees every status exactly once, in order', async () => {
+    const t0 = Date.now();
+    const gwCfg = gatewayConfig({
+      id: 'gw-a',
+      flat: 'flat-a',
+      token: flatA.token,
+      url: [`ws://127.0.0.1:${A.port}/`, `ws://127.0.0.1:${B.port}/`],
+      // four thermometers at 10 statuses/s each: one numbered stream (the gateway's seq) of ~40/s
+      devices: [1, 2, 3, 4].map((i) => ({ id: `counter-${i}`, kind: 'thermometer', interval_ms: 100 })),
+    });
+    gw = await startGateway(gwCfg);
+    await A.proc.waitForLine('flat=flat-a gateway=gw-a version=');
+    b = await browser(B.port, loginA);
+    await online(b);
+    const seqs = () => b.of('update').map((u) => u.seq);
+    await waitFor(() => seqs().length >= 20, 8000, { message: 'a first part of the stream on B' });
+
+    nodes[0].proc.kill('SIGKILL'); // the broker node cloud-a is connected to
+    await waitFor(() => A.proc.lines.filter((l) => l.includes('instance=cloud-a connected;')).length >= 2, 20_000, {
+      intervalMs: 50,
+      message: 'cloud-a to reconnect to another broker node',
+    }).catch((e) => {
+      console.log(A.proc.output());
+      throw e;
+    });
+    const atBrokerKill = seqs().length;
+    await waitFor(() => seqs().length >= atBrokerKill + 20, 10_000, { message: 'the stream to go on after the broker node died' });
+
+    A.proc.kill('SIGKILL'); // the instance holding the gateway
+    const atCloudKill = seqs().length;
+    await gw.waitForLine(`connected to ws://127.0.0.1:${B.port}/`, 10_000);
+    await waitFor(() => seqs().length >= atCloudKill + 30, 10_000, { message: 'the stream to go on from the surviving instance' });
+
+    await stop(gw);
+    gw = null;
+    await new Promise((r) => setTimeout(r, 300));
+    const got = seqs();
+    const first = got[0];
+    const last = got[got.length - 1];
+    const duplicates = got.length - new Set(got).size;
+    const outOfOrder = got.filter((s, i) => i > 0 && s <= got[i - 1]).length;
+    const missing = last - first + 1 - new Set(got).size;
+    console.log(
+      `# nats cluster: browser on cloud-b saw ${got.length} statuses, seq ${first}..${last}; ` +
+        `${atBrokerKill} before the broker node was killed, ${atCloudKill} before cloud-a was killed; ` +
+        `duplicates ${duplicates}, out of order ${outOfOrder}, missing ${missing}; ${Date.now() - t0} ms`,
+    );
+    assert.equal(duplicates, 0);
+    assert.equal(outOfOrder, 0);
+    assert.equal(missing, 0);
+    const m = await metrics(B.port);
+    assert.equal(m.flatlink_backplane_connected, 1);
+    b.close();
+  });
+});
