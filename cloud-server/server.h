@@ -13,6 +13,7 @@
 
 #include "cloud-server/metrics.h"
 #include "cloud-server/router.h"
+#include "cloud-server/streams.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "config/cloud_config.h"
@@ -56,6 +57,7 @@ class Server {
   Metrics metrics_;
   EventLoop* loop_ = nullptr;
   std::unique_ptr<Router> router_;
+  std::unique_ptr<StreamHub> streams_;  // device streams (cloud-server/streams.h)
   lws_retry_bo_t idle_policy_{};
   size_t sessions_ = 0;
   std::function<void()> on_stopped_;
