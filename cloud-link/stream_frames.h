@@ -49,7 +49,7 @@ uint32_t pcm16_duration_us(size_t payload_bytes, uint32_t rate, uint32_t channel
 // Caps the bytes a TCP socket holds unsent (TCP_NOTSENT_LOWAT): it reports writable only
 // below this, so audio waits in the bounded FrameQueue, where old frames are dropped,
 // rather than in the kernel, where they would only grow the latency. Best effort.
-inline constexpr int kUnsentBytes = 16 * 1024;
+inline constexpr int kUnsentBytes = 8 * 1024;
 void limit_unsent(int fd, int bytes = kUnsentBytes);
 
 // A connection's outgoing stream frames: drop-oldest, bounded per stream by the audio

@@ -18,6 +18,7 @@ packages=(
   libasound2-dev  # device-adapters/audio (ALSA capture and playback)
   clang libclang-rt-14-dev  # clang with libFuzzer and sanitizer runtimes: fuzz/run.sh
   mosquitto mosquitto-clients socat openssl
+  python3  # test helpers: a unix datagram listener, a throttling TCP proxy
   chromium
 )
 # Node.js runs the integration tests. A node already on PATH (e.g. from

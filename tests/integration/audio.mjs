@@ -83,10 +83,16 @@ export function soundSpanMs(samples, rate = 16000, threshold = 0.05) {
 
 // A logged-in browser that also collects binary frames (decoded, with their arrival time).
 export async function streamBrowser(port, login) {
-  const b = await browser(port, login);
+  const b = await browser(port, login.flat ? login : {});
   b.frames = [];
+  b.statusLatency = []; // ms from each update's ts to its arrival
   b.ws.on('message', (data, isBinary) => {
-    if (isBinary) b.frames.push({ ...decodeFrame(Buffer.from(data)), at: Date.now() });
+    if (isBinary) {
+      b.frames.push({ ...decodeFrame(Buffer.from(data)), at: Date.now() });
+    } else if (data.length < 4096 && data.toString().includes('"update"')) {
+      const m = JSON.parse(data.toString());
+      if (m.type === 'update') b.statusLatency.push(Date.now() - m.ts);
+    }
   });
   // Opens a stream; resolves with stream_opened, or stream_closed when refused.
   b.openStream = async (ref, device, direction, { rate = 16000 } = {}) => {

@@ -6,6 +6,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 import {
   alsaFileConfig,
@@ -17,7 +18,9 @@ import {
   tone,
 } from './audio.mjs';
 import { cloudConfig, demoDevices, gatewayConfig, metrics, rawGateway, startCloud, stop } from './flatlink.mjs';
-import { binaries, startProcess, tempDir, waitFor } from './harness.mjs';
+import { binaries, freePort, startProcess, tempDir, waitFor } from './harness.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
 
 const flatA = { id: 'flat-a', token: 'token-of-flat-a-0123456789', user: 'alice', password: 'pw-alice' };
 const flatB = { id: 'flat-b', token: 'token-of-flat-b-0123456789', user: 'bob', password: 'pw-bob' };
@@ -25,6 +28,18 @@ const flatC = { id: 'flat-c', token: 'token-of-flat-c-0123456789', user: 'carol'
 const loginA = { flat: 'flat-a', user: 'alice', password: 'pw-alice' };
 const loginB = { flat: 'flat-b', user: 'bob', password: 'pw-bob' };
 const loginC = { flat: 'flat-c', user: 'carol', password: 'pw-carol' };
+
+const capture = (name) => ({ name, type: 'enum', writable: false, options: ['idle', 'live'] });
+const helloC = {
+  type: 'hello',
+  gateway: 'gw-c',
+  version: '0.1.0',
+  next_seq: 1,
+  devices: [
+    { id: 'c-mic', name: 'Mic', kind: 'microphone', capabilities: [capture('audio_capture')], state: {}, online: true },
+    { id: 'c-sensor', name: 'Sensor', kind: 'sensor', capabilities: [{ name: 'value', type: 'int', writable: false }], state: {}, online: true },
+  ],
+};
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -50,7 +65,7 @@ function wavData(file) {
 }
 
 describe('audio streams between browsers and the flat', () => {
-  let cloudCfg, cloud, gwA, gwB, wavFile, alsaOut, alsaIn;
+  let cloudCfg, cloud, gwA, gwB, gwC, wavFile, alsaOut, alsaIn;
 
   before(async () => {
     cloudCfg = await cloudConfig([flatA, flatB, flatC], {
@@ -88,10 +103,154 @@ describe('audio streams between browsers and the flat', () => {
     });
     const cfgB = gatewayConfig({ id: 'gw-b', flat: 'flat-b', token: flatB.token, url, devices: demoDevices('b-') });
     gwB = await startProcess(binaries.gateway, ['--config', cfgB.file], { readyPattern: 'streaming from there' });
+    // Flat C's gateway is played by the test: it floods and streams at will.
+    gwC = await rawGateway(cloudCfg.port, flatC.token);
+    gwC.send(helloC);
+    await gwC.next('ack');
   });
 
   after(async () => {
+    gwC?.close();
     for (const p of [gwA, gwB, cloud]) if (p) await stop(p).catch(() => {});
+  });
+
+  // Opens a from_device stream on flat C's raw gateway; resolves with the stream id.
+  async function openC(b, ref) {
+    const pending = b.openStream(ref, 'c-mic', 'from_device');
+    const open = await gwC.next('stream_open', (m) => !gwC.answered?.has(m.stream));
+    (gwC.answered ??= new Set()).add(open.stream);
+    gwC.send({ type: 'stream_opened', stream: open.stream });
+    const opened = await pending;
+    assert.equal(opened.type, 'stream_opened');
+    return opened.stream;
+  }
+
+  test('under a status flood with a stream running, no status is lost or held up by audio', async (t) => {
+    const b = await streamBrowser(cloudCfg.port, loginC);
+    const stream = await openC(b, 'flood');
+    const frame = tone(300, 20);
+    let seq = 1;
+    const sentAt = new Map();
+    const start = Date.now();
+    let frames = 0;
+    // 3 s: 50 audio frames/s and 20 statuses every 10 ms (2000 statuses/s, 100 messages/s).
+    while (Date.now() - start < 3000) {
+      const tick = Date.now();
+      const items = [];
+      for (let i = 0; i < 20; i++, seq++) items.push({ seq, device: 'c-sensor', state: { value: seq }, ts: tick });
+      gwC.send({ type: 'status', items });
+      if ((tick - start) / 20 >= frames) {
+        gwC.ws.send(encodeFrame({ stream, seq: frames, captureMs: tick }, frame));
+        frames++;
+      }
+      sentAt.set(seq - 1, tick);
+      await sleep(10);
+    }
+    const last = seq - 1;
+    await waitFor(() => b.of('update').some((m) => m.seq === last), 10_000, { message: 'every status' });
+    const updates = b.of('update');
+    assert.equal(updates.length, last, 'no status lost');
+    updates.forEach((u, i) => assert.equal(u.seq, i + 1, 'in order'));
+    assert.ok(b.frames.length >= frames * 0.8, `audio flowed too: ${b.frames.length} of ${frames} frames`);
+    const lat = b.statusLatency.sort((x, y) => x - y);
+    const p99 = lat[Math.floor(lat.length * 0.99)];
+    t.diagnostic(`${last} statuses, status latency p50 ${lat[Math.floor(lat.length / 2)]} ms p99 ${p99} ms max ${lat[lat.length - 1]} ms; ${b.frames.length} of ${frames} audio frames`);
+    assert.ok(p99 < 500, `status p99 latency ${p99} ms with audio on the same connection`);
+    b.close();
+  });
+
+  test('a throttled browser link: audio is dropped (counted), its latency stays bounded, statuses all arrive', async (t) => {
+    const proxyPort = await freePort();
+    const proxy = await startProcess('python3', [path.join(here, 'throttle_proxy.py'), String(proxyPort), String(cloudCfg.port), '20000'], { readyPattern: 'listening' });
+    try {
+      const b = await streamBrowser(proxyPort, loginC);
+      const stream = await openC(b, 'throttled');
+      const before = await metrics(cloudCfg.port);
+      const frame = tone(300, 20);
+      const start = Date.now();
+      let statusSeq = 100_000;
+      // 6 s of 33 kB/s audio into a 20 kB/s link, with a status every 100 ms.
+      for (let n = 0; Date.now() - start < 6000; n++) {
+        gwC.ws.send(encodeFrame({ stream, seq: n, captureMs: Date.now() }, frame));
+        if (n % 5 === 0) gwC.send({ type: 'status', items: [{ seq: ++statusSeq, device: 'c-sensor', state: { value: n }, ts: Date.now() }] });
+        const wait = start + (n + 1) * 20 - Date.now();
+        if (wait > 0) await sleep(wait);
+      }
+      const lastStatus = statusSeq;
+      await waitFor(() => b.of('update').some((m) => m.seq === lastStatus), 10_000, { message: 'every status' });
+      const after = await metrics(cloudCfg.port);
+      const dropped = after['flatlink_stream_frames_total{result="dropped"}'] - before['flatlink_stream_frames_total{result="dropped"}'];
+      assert.ok(dropped > 50, `the cloud dropped and counted audio (${dropped} frames)`);
+      const late = b.frames.filter((f) => f.at - start > 3000);
+      assert.ok(late.length > 20, `audio still arrives (${late.length} frames in the last 3 s)`);
+      const latency = late.map((f) => f.at - f.captureMs).sort((x, y) => x - y);
+      const worst = latency[latency.length - 1];
+      t.diagnostic(`${dropped} frames dropped by the cloud; ${late.length} frames in the last 3 s, latency p50 ${latency[Math.floor(latency.length / 2)]} ms worst ${worst} ms`);
+      assert.ok(worst < 1500, `latency stays bounded: worst ${worst} ms over the last 3 s`);
+      const updates = b.of('update').filter((u) => u.seq > 100_000);
+      assert.equal(updates.length, lastStatus - 100_000, 'no status lost');
+      b.close();
+    } finally {
+      await stop(proxy, 'SIGKILL').catch(() => {});
+    }
+  });
+
+  test('isolation: a browser of flat B cannot open a stream to flat A\'s devices, nor send into one', async () => {
+    const a = await streamBrowser(cloudCfg.port, loginA);
+    const opened = await a.openStream('talk-a', 'hall-speaker', 'to_device');
+    assert.equal(opened.type, 'stream_opened');
+    const b = await streamBrowser(cloudCfg.port, loginB);
+    const refused = await b.openStream('steal', 'door-mic', 'from_device');
+    assert.equal(refused.type, 'stream_closed');
+    assert.equal(refused.stream, 0);
+    assert.match(refused.reason, /unknown device door-mic/);
+    const toSpeaker = await b.openStream('steal-2', 'hall-speaker', 'to_device');
+    assert.match(toSpeaker.reason, /unknown device hall-speaker/);
+    // A browser without a stream of its own that sends a binary frame (here with A's stream id)
+    // is closed as before: binary frames are refused from anyone without an open stream.
+    b.ws.send(encodeFrame({ stream: opened.stream, seq: 0, captureMs: Date.now() }, tone(500, 20)));
+    const closed = await b.waitClosed();
+    assert.equal(closed.code, 1003);
+    a.send({ type: 'stream_close', stream: opened.stream });
+    const idle = await a.next('update', (m) => m.device === 'hall-speaker' && m.state.audio_playback === 'idle');
+    assert.equal(idle.state.frames, 0, 'nothing of B reached A\'s speaker');
+    a.close();
+  });
+
+  test('refusals: limits per flat, capability and direction, codec, login first', async () => {
+    const a = await streamBrowser(cloudCfg.port, loginA);
+    const one = await a.openStream('one', 'door-mic', 'from_device');
+    const two = await a.openStream('two', 'hall-speaker', 'to_device');
+    assert.equal(one.type, 'stream_opened');
+    assert.equal(two.type, 'stream_opened');
+    const three = await a.openStream('three', 'alsa-mic', 'from_device');
+    assert.equal(three.type, 'stream_closed');
+    assert.match(three.reason, /the flat has 2 streams open; its limit is 2/);
+    a.send({ type: 'stream_close', stream: two.stream });
+    await a.next('stream_closed', (m) => m.stream === two.stream);
+    const wide = await a.openStream('wide', 'alsa-mic', 'from_device', { rate: 48000 });
+    assert.match(wide.reason, /768 kbit\/s would bring the flat to 1024 kbit\/s; its limit is 600 kbit\/s/);
+    const wrongWay = await a.openStream('wrong-way', 'alsa-mic', 'to_device');
+    assert.match(wrongWay.reason, /device alsa-mic has no audio_playback capability/);
+    const lamp = await a.openStream('lamp', 'lamp-1', 'from_device');
+    assert.match(lamp.reason, /device lamp-1 has no audio_capture capability/);
+    a.send({ type: 'stream_open', ref: 'opus', device: 'door-mic', direction: 'from_device', codec: 'opus', rate: 16000, channels: 1 });
+    const error = await a.next('error', (m) => m.message.includes('codec'));
+    assert.equal(error.code, 'invalid_message');
+    // A binary frame in the wrong direction (into a microphone's stream) is dropped, not relayed.
+    const before = await metrics(cloudCfg.port);
+    a.ws.send(encodeFrame({ stream: one.stream, seq: 0, captureMs: Date.now() }, tone(500, 20)));
+    await waitFor(async () => (await metrics(cloudCfg.port))['flatlink_stream_frames_total{result="refused"}'] > before['flatlink_stream_frames_total{result="refused"}'], 3000);
+    assert.equal(a.closed, null);
+    a.close();
+    // Closing the browser ends its streams at the gateway too.
+    await waitFor(async () => (await metrics(cloudCfg.port)).flatlink_streams_open === 0, 3000, { message: 'no stream open' });
+
+    const anonymous = await streamBrowser(cloudCfg.port, {});
+    anonymous.send({ type: 'stream_open', ref: 'x', device: 'door-mic', direction: 'from_device', codec: 'pcm16', rate: 16000, channels: 1 });
+    const refused = await anonymous.next('stream_closed');
+    assert.match(refused.reason, /log in/);
+    assert.equal((await anonymous.waitClosed()).code, 1008);
   });
 
   test('a simulated microphone streams its tone to a browser of the flat: length and frequency', async () => {
