@@ -384,7 +384,7 @@ TEST_CASE("a value outside an enumeration is refused with the choices") {
   doc = minimal_gateway();
   doc["adapters"][0]["type"] = "zwave";
   CHECK(gateway_error(doc) ==
-        "gateway.json: adapters[0].type: expected one of \"sim\", \"serial\", \"wifly\", \"mqtt\", got \"zwave\"");
+        "gateway.json: adapters[0].type: expected one of \"sim\", \"serial\", \"wifly\", \"mqtt\", \"audio\", got \"zwave\"");
 
   doc = minimal_gateway();
   doc["adapters"] = Json::array({serial_adapter()});
@@ -909,7 +909,8 @@ TEST_CASE("cloud numbers, lists and keys are checked like the gateway's") {
   doc["limits"] = Json{{"max_messages", 5}};
   CHECK(cloud_error(doc) ==
         "cloud.json: limits.max_messages: unknown key (expected one of: handshake_timeout_s, max_message_bytes, "
-        "messages_per_s, burst, history_points, command_timeout_ms)");
+        "messages_per_s, burst, history_points, command_timeout_ms, max_streams_per_flat, max_stream_kbps_per_flat, "
+                              "stream_buffer_ms)");
 
   doc = minimal_cloud();
   doc["limits"] = Json{{"max_message_bytes", 512}};
@@ -1109,4 +1110,47 @@ TEST_CASE("the outbox section has defaults and checks every field") {
   CHECK(gateway_error(doc).find("gateway.json: outbox.max_items: expected") == 0);
   doc["outbox"] = {{"commit_every", 5}};
   CHECK(gateway_error(doc).find("gateway.json: outbox.commit_every: unknown key") == 0);
+}
+
+TEST_CASE("audio adapter: ALSA and simulated devices, each with exactly one source or sink") {
+  Json doc = minimal_gateway();
+  doc["adapters"].push_back(Json::parse(R"({"type": "audio", "name": "intercom", "devices": [
+    {"id": "door-mic", "direction": "capture", "pcm": "plughw:1,0", "room": "Hall"},
+    {"id": "sim-mic", "direction": "capture", "tone_hz": 440, "tone_ms": 500},
+    {"id": "door-speaker", "direction": "playback", "pcm": "default", "buffer_ms": 100},
+    {"id": "sim-speaker", "direction": "playback", "wav_file": "out.wav"}]})"));
+  const GatewayConfig config = gateway_ok(doc, "/etc/flatlink");
+  const auto& audio = std::get<AudioAdapterConfig>(config.adapters.at(1));
+  REQUIRE(audio.devices.size() == 4);
+  CHECK(audio.devices[0].pcm == "plughw:1,0");
+  CHECK(audio.devices[0].rate == 16000);
+  CHECK(audio.devices[0].period_ms == 20);
+  CHECK(audio.devices[1].tone_hz == 440);
+  CHECK(audio.devices[2].direction == AudioDirection::playback);
+  CHECK(audio.devices[2].buffer_ms == 100);
+  CHECK(audio.devices[3].wav_file == "/etc/flatlink/out.wav");
+
+  doc["adapters"][1]["devices"][0]["tone_hz"] = 440;
+  CHECK(gateway_error(doc, "/etc/flatlink") ==
+        "gateway.json: adapters[1].devices[0]: a capture device needs exactly one of \"pcm\" (ALSA) and \"tone_hz\" "
+        "(simulated)");
+  doc["adapters"][1]["devices"][0].erase("tone_hz");
+  doc["adapters"][1]["devices"][2]["tone_ms"] = 100;
+  CHECK(gateway_error(doc, "/etc/flatlink") == "gateway.json: adapters[1].devices[2].tone_ms: only for capture devices");
+  doc["adapters"][1]["devices"][2].erase("tone_ms");
+  doc["adapters"][1]["devices"][3]["id"] = "lamp-1";
+  CHECK(contains(gateway_error(doc, "/etc/flatlink"), "duplicate device id \"lamp-1\""));
+  doc["adapters"][1]["devices"][3]["id"] = "sim-speaker";
+  doc["adapters"][1]["devices"][3]["rate"] = 44100;
+  CHECK(contains(gateway_error(doc, "/etc/flatlink"), "adapters[1].devices[3].rate: expected one of 8000, 16000, 24000, 48000"));
+}
+
+TEST_CASE("cloud stream limits have defaults and bounds") {
+  CloudConfig config = cloud_ok(minimal_cloud());
+  CHECK(config.limits.max_streams_per_flat == 2);
+  CHECK(config.limits.max_stream_kbps_per_flat == 600);
+  CHECK(config.limits.stream_buffer_ms == 200);
+  Json doc = minimal_cloud();
+  doc["limits"] = Json{{"stream_buffer_ms", 10}};
+  CHECK(contains(cloud_error(doc), "limits.stream_buffer_ms: expected an integer from 20 to 5000, got 10"));
 }
