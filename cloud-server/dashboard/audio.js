@@ -1,0 +1,295 @@
+// Live audio in the dashboard (docs/protocol.md, "Streams"): "Listen" plays a microphone's
+// stream through Web Audio with a small jitter buffer; "Hold to talk" sends this browser's
+// microphone to a speaker as 16 kHz pcm16 frames. Both show the stream's state and stop
+// cleanly: on release, on a second click, when the cloud or the gateway ends the stream,
+// and when the link to the cloud is lost.
+
+const HEADER_BYTES = 16;
+const RATE = 16000;
+const FRAME_SAMPLES = 320; // 20 ms
+const JITTER_S = 0.08; // audio held back before it plays: absorbs uneven arrival
+const MAX_AHEAD_S = 0.3; // more than this scheduled ahead: frames are dropped (bounded latency)
+
+let nextRef = 1;
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'text') node.textContent = v;
+    else node.setAttribute(k, String(v));
+  }
+  node.append(...children);
+  return node;
+}
+
+export function encodeFrame(stream, seq, captureMs, samples) {
+  const buf = new ArrayBuffer(HEADER_BYTES + samples.length * 2);
+  const view = new DataView(buf);
+  view.setUint8(0, 1);
+  view.setUint8(1, 1);
+  view.setUint16(2, stream);
+  view.setUint32(4, seq >>> 0);
+  view.setBigUint64(8, BigInt(captureMs));
+  for (let i = 0; i < samples.length; i++) view.setInt16(HEADER_BYTES + 2 * i, samples[i], true);
+  return buf;
+}
+
+export function decodeFrame(buf) {
+  const view = new DataView(buf);
+  if (buf.byteLength < HEADER_BYTES || view.getUint8(0) !== 1 || view.getUint8(1) !== 1) return null;
+  const n = (buf.byteLength - HEADER_BYTES) >> 1;
+  const samples = new Float32Array(n);
+  for (let i = 0; i < n; i++) samples[i] = view.getInt16(HEADER_BYTES + 2 * i, true) / 32768;
+  return { stream: view.getUint16(2), seq: view.getUint32(4), captureMs: Number(view.getBigUint64(8)), samples };
+}
+
+// Linear resampling of a mono Float32 block from `from` Hz to 16 kHz, carrying state across blocks.
+class Resampler {
+  constructor(from) {
+    this.step = from / RATE;
+    this.pos = 0;
+    this.last = 0;
+  }
+
+  push(input) {
+    const out = [];
+    while (this.pos < input.length) {
+      const i = Math.floor(this.pos);
+      const frac = this.pos - i;
+      const a = i === 0 ? (frac === 0 ? input[0] : this.last) : input[i - 1];
+      const b = input[i];
+      out.push(i === 0 && frac === 0 ? b : a + (b - a) * frac);
+      this.pos += this.step;
+    }
+    this.pos -= input.length;
+    this.last = input[input.length - 1];
+    return out;
+  }
+}
+
+// All audio streams of one page. conn: the Connection (request(), sendBinary()).
+export class AudioStreams {
+  constructor(conn) {
+    this.conn = conn;
+    this.byRef = new Map(); // ref -> session
+    this.byStream = new Map(); // stream id -> session
+  }
+
+  // A control for a stream device's card, or null for other devices.
+  controlFor(device) {
+    const caps = new Set(device.capabilities.map((c) => c.name));
+    if (caps.has('audio_capture')) return this.listenControl(device);
+    if (caps.has('audio_playback')) return this.talkControl(device);
+    return null;
+  }
+
+  // The cloud said something about a stream (stream_opened / stream_closed).
+  message(msg) {
+    const session = this.byRef.get(msg.ref);
+    if (!session) return;
+    if (msg.type === 'stream_opened') {
+      session.stream = msg.stream;
+      this.byStream.set(msg.stream, session);
+      session.opened(msg);
+    } else if (msg.type === 'stream_closed') {
+      this.forget(session);
+      session.ended(msg.reason || 'closed');
+    }
+  }
+
+  binary(data) {
+    const frame = decodeFrame(data);
+    if (!frame) return;
+    const session = this.byStream.get(frame.stream);
+    if (session && session.frame) session.frame(frame);
+  }
+
+  // The link to the cloud changed: a lost link ends every stream (the cloud ended them too).
+  link(state) {
+    if (state === 'open') return;
+    for (const session of [...this.byRef.values()]) {
+      this.forget(session);
+      session.ended('the connection to the cloud was lost');
+    }
+  }
+
+  open(session, device, direction) {
+    session.ref = `a-${nextRef++}`;
+    this.byRef.set(session.ref, session);
+    const sent = this.conn.request({
+      type: 'stream_open',
+      ref: session.ref,
+      device: device.id,
+      direction,
+      codec: 'pcm16',
+      rate: RATE,
+      channels: 1,
+    });
+    if (!sent) {
+      this.forget(session);
+      session.ended('not connected to the cloud');
+    }
+  }
+
+  close(session) {
+    if (session.stream) this.conn.request({ type: 'stream_close', stream: session.stream });
+    this.forget(session);
+  }
+
+  forget(session) {
+    this.byRef.delete(session.ref);
+    if (session.stream) this.byStream.delete(session.stream);
+  }
+
+  // ---- Listen ---------------------------------------------------------------------------
+
+  listenControl(device) {
+    const button = h('button', { type: 'button', class: 'audio-button', 'aria-pressed': 'false', text: 'Listen' });
+    const status = h('span', { class: 'audio-state', role: 'status', text: 'idle' });
+    const root = h('div', { class: 'control audio', 'data-audio': 'listen', 'data-state': 'idle', 'data-frames': '0' }, button, status);
+    let session = null;
+    const show = (state, text) => {
+      root.dataset.state = state;
+      status.textContent = text;
+      button.textContent = state === 'idle' || state === 'ended' ? 'Listen' : 'Stop';
+      button.setAttribute('aria-pressed', String(!(state === 'idle' || state === 'ended')));
+    };
+    const stop = (why) => {
+      if (!session) return;
+      const s = session;
+      session = null;
+      this.close(s);
+      if (s.ctx) s.ctx.close().catch(() => {});
+      show(why ? 'ended' : 'idle', why ? `ended: ${why}` : 'idle');
+    };
+    button.addEventListener('click', () => {
+      if (session) return stop();
+      const s = { frames: 0, dropped: 0, nextTime: 0 };
+      session = s;
+      try {
+        s.ctx = new AudioContext({ sampleRate: RATE, latencyHint: 'interactive' });
+      } catch {
+        s.ctx = new AudioContext();
+      }
+      show('opening', 'opening…');
+      s.opened = () => show('live', 'live');
+      s.ended = (why) => {
+        if (session !== s) return;
+        session = s; // let stop() close the context
+        this.forget(s);
+        s.stream = 0;
+        stop(why);
+      };
+      s.frame = (frame) => {
+        const ctx = s.ctx;
+        const now = ctx.currentTime;
+        if (s.nextTime < now) s.nextTime = now + JITTER_S; // first frame, or after a gap: re-buffer
+        if (s.nextTime - now > MAX_AHEAD_S) {
+          s.dropped += 1; // arriving faster than it plays: keep the delay bounded
+          root.dataset.dropped = String(s.dropped);
+          return;
+        }
+        const buffer = ctx.createBuffer(1, frame.samples.length, RATE);
+        buffer.copyToChannel(frame.samples, 0);
+        const source = ctx.createBufferSource();
+        source.buffer = buffer;
+        source.connect(ctx.destination);
+        source.start(s.nextTime);
+        s.nextTime += buffer.duration;
+        s.frames += 1;
+        root.dataset.frames = String(s.frames);
+        if (s.frames % 25 === 1) status.textContent = `live · ${Math.round((s.nextTime - now) * 1000)} ms buffered`;
+      };
+      this.open(s, device, 'from_device');
+    });
+    return { root, update() {}, stop };
+  }
+
+  // ---- Hold to talk ---------------------------------------------------------------------
+
+  talkControl(device) {
+    const button = h('button', { type: 'button', class: 'audio-button', 'aria-pressed': 'false', text: 'Hold to talk' });
+    const status = h('span', { class: 'audio-state', role: 'status', text: 'idle' });
+    const root = h('div', { class: 'control audio', 'data-audio': 'talk', 'data-state': 'idle', 'data-frames': '0' }, button, status);
+    let session = null;
+    const show = (state, text) => {
+      root.dataset.state = state;
+      status.textContent = text;
+      button.setAttribute('aria-pressed', String(state === 'opening' || state === 'live'));
+    };
+    const release = (why) => {
+      if (!session) return;
+      const s = session;
+      session = null;
+      this.close(s);
+      if (s.processor) s.processor.disconnect();
+      if (s.source) s.source.disconnect();
+      if (s.media) for (const track of s.media.getTracks()) track.stop();
+      if (s.ctx) s.ctx.close().catch(() => {});
+      show(why ? 'ended' : 'idle', why ? `ended: ${why}` : 'idle');
+    };
+    const press = async () => {
+      if (session) return;
+      const s = { seq: 0, pending: [], frames: 0 };
+      session = s;
+      show('opening', 'opening…');
+      s.ended = (why) => {
+        if (session !== s) return;
+        s.stream = 0;
+        release(why);
+      };
+      s.opened = () => {
+        if (session === s) show('live', 'live: talking');
+      };
+      this.open(s, device, 'to_device');
+      try {
+        s.media = await navigator.mediaDevices.getUserMedia({
+          audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true },
+        });
+      } catch (err) {
+        if (session === s) release(`no microphone (${err.name})`);
+        return;
+      }
+      if (session !== s) {
+        for (const track of s.media.getTracks()) track.stop();
+        return;
+      }
+      s.ctx = new AudioContext({ latencyHint: 'interactive' });
+      s.source = s.ctx.createMediaStreamSource(s.media);
+      // ScriptProcessor: no extra module to load; 1024 samples at 48 kHz are ~21 ms.
+      s.processor = s.ctx.createScriptProcessor(1024, 1, 1);
+      const resampler = new Resampler(s.ctx.sampleRate);
+      s.processor.onaudioprocess = (event) => {
+        if (session !== s || !s.stream) return; // not open yet: nothing is sent, nothing piles up
+        const input = event.inputBuffer.getChannelData(0);
+        for (const v of resampler.push(input)) s.pending.push(Math.max(-32768, Math.min(32767, Math.round(v * 32767))));
+        while (s.pending.length >= FRAME_SAMPLES) {
+          const samples = s.pending.splice(0, FRAME_SAMPLES);
+          const captureMs = Date.now() - Math.round((s.pending.length / RATE) * 1000) - 20;
+          this.conn.sendBinary(encodeFrame(s.stream, s.seq++, captureMs, samples));
+          s.frames += 1;
+          root.dataset.frames = String(s.frames);
+        }
+      };
+      s.source.connect(s.processor);
+      s.processor.connect(s.ctx.destination); // a ScriptProcessor runs only when connected
+    };
+    button.addEventListener('pointerdown', (event) => {
+      button.setPointerCapture?.(event.pointerId);
+      press();
+    });
+    button.addEventListener('pointerup', () => release());
+    button.addEventListener('pointercancel', () => release());
+    button.addEventListener('keydown', (event) => {
+      if ((event.key === ' ' || event.key === 'Enter') && !event.repeat) {
+        event.preventDefault();
+        press();
+      }
+    });
+    button.addEventListener('keyup', (event) => {
+      if (event.key === ' ' || event.key === 'Enter') release();
+    });
+    window.addEventListener('blur', () => release());
+    return { root, update() {}, stop: release };
+  }
+}
