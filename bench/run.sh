@@ -1,5 +1,6 @@
 #!/bin/sh
 # One command for every benchmark: bench/run.sh [--smoke] [options of bench/run.mjs]
+# bench/run.sh --audio [--smoke] [--seconds S]: the audio stream benchmark (bench/audio.mjs).
 # Installs the bench's peers from npm when missing (Node-RED 4, pinned in
 # bench/package-lock.json; not needed by --smoke), then runs bench/run.mjs.
 # Binaries from $FLATLINK_BUILD_DIR (default: <repo>/build).
@@ -10,6 +11,13 @@ export FLATLINK_BUILD_DIR="${FLATLINK_BUILD_DIR:-$repo/build}"
 if [ ! -d "$repo/tests/integration/node_modules/ws" ]; then
   (cd "$repo/tests/integration" && npm ci --no-audit --no-fund)
 fi
+case " $* " in
+  *" --audio "*)
+    shift_args=""
+    for a in "$@"; do [ "$a" = "--audio" ] || shift_args="$shift_args $a"; done
+    # shellcheck disable=SC2086
+    exec node "$here/audio.mjs" $shift_args ;;
+esac
 case " $* " in
   *" --smoke "*|*" --no-nodered "*) ;;
   *) [ -f "$here/node_modules/node-red/red.js" ] || (cd "$here" && npm ci --no-audit --no-fund) ;;

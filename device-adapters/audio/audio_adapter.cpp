@@ -21,9 +21,9 @@ DeviceInfo describe(const config::AudioDeviceConfig& d) {
   info.capabilities.push_back(Capability::integer("frames", 0, 9e15, false));
   info.capabilities.push_back(Capability::integer("dropped", 0, 9e15, false));
   if (!is_capture(d)) {
-    auto p50 = Capability::integer("latency_p50_ms", -1e6, 1e6, false);
+    auto p50 = Capability::number("latency_p50_ms", -1e6, 1e6, false);
     p50.unit = "ms";
-    auto p99 = Capability::integer("latency_p99_ms", -1e6, 1e6, false);
+    auto p99 = Capability::number("latency_p99_ms", -1e6, 1e6, false);
     p99.unit = "ms";
     info.capabilities.push_back(p50);
     info.capabilities.push_back(p99);
@@ -31,11 +31,12 @@ DeviceInfo describe(const config::AudioDeviceConfig& d) {
   return info;
 }
 
-int64_t percentile(std::vector<int64_t> values, double p) {
+// In ms with two decimals, from µs samples.
+double percentile_ms(std::vector<int64_t> values, double p) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
   const size_t index = std::min(values.size() - 1, static_cast<size_t>(p * static_cast<double>(values.size() - 1) + 0.5));
-  return values[index];
+  return static_cast<double>(values[index] / 10) / 100.0;
 }
 
 }  // namespace
@@ -160,8 +161,8 @@ void AudioAdapter::finish(uint16_t id, const std::string& reason) {
     state = Json{{"audio_playback", "idle"},
                  {"frames", stats.frames},
                  {"dropped", stats.dropped},
-                 {"latency_p50_ms", percentile(stats.latency_ms, 0.50)},
-                 {"latency_p99_ms", percentile(stats.latency_ms, 0.99)}};
+                 {"latency_p50_ms", percentile_ms(stats.latency_us, 0.50)},
+                 {"latency_p99_ms", percentile_ms(stats.latency_us, 0.99)}};
     retired_playback_.push_back(std::move(live.playback));
     LOG_INFO("audio") << "device=" << d.id << " stream=" << id << " ended (" << reason << ") after " << stats.frames
                       << " frames played, " << stats.dropped << " dropped, latency p50 "

@@ -238,9 +238,11 @@ void PlaybackWorker::run(config::AudioDeviceConfig device, uint32_t rate) {
       state->queue.pop_front();
       state->queued_bytes -= item.pcm.size();
       ++state->stats.frames;
-      auto& latency = state->stats.latency_ms;
+      auto& latency = state->stats.latency_us;
       if (latency.size() >= 6000) latency.erase(latency.begin(), latency.begin() + 3000);  // the recent ones
-      latency.push_back(wall_ms() - item.capture_ms);
+      const int64_t now_us =
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      latency.push_back(now_us - item.capture_ms * 1000);
     }
     if (pcm) {
       const auto frames = static_cast<snd_pcm_uframes_t>(item.pcm.size() / 2);

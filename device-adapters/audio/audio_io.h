@@ -39,7 +39,8 @@ class WavWriter {
 struct PlaybackStats {
   uint64_t frames = 0;
   uint64_t dropped = 0;           // by the bounded queue
-  std::vector<int64_t> latency_ms;  // per frame: handed to the device minus capture time
+  std::vector<int64_t> latency_us;  // per frame: handed to the device minus capture time (µs; the
+                                    // capture time has ms resolution, so one frame is ±1 ms)
 };
 
 class CaptureWorker {

@@ -212,7 +212,7 @@ describe('audio streams between browsers and the flat', () => {
     const closed = await b.waitClosed();
     assert.equal(closed.code, 1003);
     a.send({ type: 'stream_close', stream: opened.stream });
-    const idle = await a.next('update', (m) => m.device === 'hall-speaker' && m.state.audio_playback === 'idle');
+    const idle = await a.next('update', (m) => m.device === 'hall-speaker' && m.state.audio_playback === 'idle' && 'frames' in m.state);
     assert.equal(idle.state.frames, 0, 'nothing of B reached A\'s speaker');
     a.close();
   });
@@ -276,7 +276,7 @@ describe('audio streams between browsers and the flat', () => {
     assert.ok(Math.abs(span - 1000) <= 25, `the tone lasts 1000 ms, got ${span}`);
     assert.equal(dominantFrequency(samples), 440);
     // The device reports its stream ended, with its frame count.
-    const idle = await b.next('update', (m) => m.device === 'door-mic' && m.state.audio_capture === 'idle');
+    const idle = await b.next('update', (m) => m.device === 'door-mic' && m.state.audio_capture === 'idle' && 'frames' in m.state);
     assert.ok(idle.state.frames >= 75);
     b.close();
   });
@@ -290,7 +290,7 @@ describe('audio streams between browsers and the flat', () => {
     await b.next('update', (m) => m.device === 'hall-speaker' && m.state.audio_playback === 'live');
     await sleep(200);
     b.send({ type: 'stream_close', stream: opened.stream });
-    const idle = await b.next('update', (m) => m.device === 'hall-speaker' && m.state.audio_playback === 'idle');
+    const idle = await b.next('update', (m) => m.device === 'hall-speaker' && m.state.audio_playback === 'idle' && 'frames' in m.state);
     assert.equal(idle.state.frames, 30);
     assert.equal(idle.state.dropped, 0);
     assert.ok(idle.state.latency_p99_ms < 500, `latency ${idle.state.latency_p99_ms}`);
@@ -318,7 +318,7 @@ describe('audio streams between browsers and the flat', () => {
     await talk(b, talkStream.stream, pcm);
     await sleep(200);
     b.send({ type: 'stream_close', stream: talkStream.stream });
-    await b.next('update', (m) => m.device === 'alsa-speaker' && m.state.audio_playback === 'idle');
+    await b.next('update', (m) => m.device === 'alsa-speaker' && m.state.audio_playback === 'idle' && 'frames' in m.state);
     await waitFor(() => statSync(alsaOut).size >= pcm.length, 3000, { message: 'the ALSA file to fill' });
     const out = readFileSync(alsaOut);
     assert.ok(out.subarray(0, pcm.length).equals(pcm), 'the ALSA file holds the samples sent');
