@@ -170,8 +170,21 @@ void LinkClient::send_stream_message(const proto::StreamMessage& message) {
   want_write();
 }
 
+uint64_t LinkClient::forget_stream(uint16_t stream) {
+  frames_.forget(stream);
+  uint64_t dropped = frames_.take_dropped(stream);
+  if (auto it = dropped_offline_.find(stream); it != dropped_offline_.end()) {
+    dropped += it->second;
+    dropped_offline_.erase(it);
+  }
+  return dropped;
+}
+
 void LinkClient::send_stream_frame(uint16_t stream, uint32_t duration_us, std::string frame) {
-  if (!up_ || !acked_once_) return;
+  if (!up_ || !acked_once_) {
+    ++dropped_offline_[stream];
+    return;
+  }
   stats_.stream_frames_dropped += frames_.push(stream, duration_us, std::move(frame), SystemClock::instance().mono_ms());
   want_write();
 }

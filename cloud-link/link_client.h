@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -89,8 +91,8 @@ class LinkClient {
   // A binary stream frame: written only when no text waits; at most stream_buffer_ms of
   // audio per stream waits, the oldest beyond is dropped. Dropped when the link is down.
   void send_stream_frame(uint16_t stream, uint32_t duration_us, std::string frame);
-  // A stream ended: its queued frames go.
-  void forget_stream(uint16_t stream) { frames_.forget(stream); }
+  // A stream ended: its queued frames go. Returns how many of its frames the link dropped.
+  uint64_t forget_stream(uint16_t stream);
 
   bool up() const { return up_; }
   const LinkStats& stats() const { return stats_; }
@@ -138,6 +140,7 @@ class LinkClient {
   std::vector<unsigned char> tx_;
   StreamListener* streams_ = nullptr;
   stream::FrameQueue frames_{200};
+  std::map<uint16_t, uint64_t> dropped_offline_;  // per stream: frames dropped because the link was down
   std::string bin_rx_;
 };
 

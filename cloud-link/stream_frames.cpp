@@ -79,6 +79,7 @@ size_t FrameQueue::push(uint16_t stream, uint32_t duration_us, std::string frame
     ++dropped;
   }
   dropped_ += dropped;
+  if (dropped) dropped_by_stream_[stream] += dropped;
   return dropped;
 }
 
@@ -93,6 +94,7 @@ std::optional<std::string> FrameQueue::pop(int64_t now_ms) {
     }
     if (now_ms - item.queued_ms > max_us_ / 1000) {
       ++dropped_;
+      ++dropped_by_stream_[item.stream];
       continue;
     }
     return std::move(item.frame);
@@ -111,6 +113,19 @@ void FrameQueue::forget(uint16_t stream) {
 void FrameQueue::clear() {
   frames_.clear();
   queued_us_.clear();
+}
+
+uint64_t FrameQueue::dropped(uint16_t stream) const {
+  auto it = dropped_by_stream_.find(stream);
+  return it == dropped_by_stream_.end() ? 0 : it->second;
+}
+
+uint64_t FrameQueue::take_dropped(uint16_t stream) {
+  auto it = dropped_by_stream_.find(stream);
+  if (it == dropped_by_stream_.end()) return 0;
+  const uint64_t n = it->second;
+  dropped_by_stream_.erase(it);
+  return n;
 }
 
 int64_t FrameQueue::queued_us(uint16_t stream) const {

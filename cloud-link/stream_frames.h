@@ -73,6 +73,10 @@ class FrameQueue {
   size_t size() const { return frames_.size(); }
   int64_t queued_us(uint16_t stream) const;
   uint64_t dropped() const { return dropped_; }
+  // Frames of this stream dropped so far (kept after forget(), until take_dropped()).
+  uint64_t dropped(uint16_t stream) const;
+  // The stream's drop count, forgotten.
+  uint64_t take_dropped(uint16_t stream);
 
  private:
   struct Item {
@@ -86,6 +90,7 @@ class FrameQueue {
   int64_t max_us_;
   std::deque<Item> frames_;
   std::map<uint16_t, int64_t> queued_us_;
+  std::map<uint16_t, uint64_t> dropped_by_stream_;
   uint64_t dropped_ = 0;
 };
 

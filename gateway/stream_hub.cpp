@@ -72,8 +72,7 @@ void StreamHub::close(uint16_t id, const std::string& reason, bool tell_cloud) {
   if (it == streams_.end()) return;
   Stream s = it->second;
   streams_.erase(it);
-  s.devices->stop_stream(id);
-  link_.forget_stream(id);
+  s.devices->stop_stream(id, link_.forget_stream(id));
   LOG_INFO("streams") << "stream=" << id << " device=" << s.device << " closed: " << reason;
   if (tell_cloud) {
     proto::StreamMessage closed;

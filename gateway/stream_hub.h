@@ -33,8 +33,6 @@ class StreamHub final : public link::StreamListener {
     proto::StreamDirection direction = proto::StreamDirection::from_device;
     uint32_t rate = 16000;
     uint32_t next_seq = 0;
-    uint32_t last_seq_in = 0;
-    bool any_in = false;
   };
   void open(const proto::StreamMessage& message);
   void close(uint16_t id, const std::string& reason, bool tell_cloud);

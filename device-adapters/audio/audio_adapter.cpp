@@ -140,9 +140,9 @@ void AudioAdapter::play(uint16_t id, std::string_view pcm, int64_t capture_ms) {
   it->second.playback->play(std::string(pcm), capture_ms);
 }
 
-void AudioAdapter::stop_stream(uint16_t id) { finish(id, "stopped"); }
+void AudioAdapter::stop_stream(uint16_t id, uint64_t link_dropped) { finish(id, "stopped", link_dropped); }
 
-void AudioAdapter::finish(uint16_t id, const std::string& reason) {
+void AudioAdapter::finish(uint16_t id, const std::string& reason, uint64_t link_dropped) {
   auto it = live_.find(id);
   if (it == live_.end()) return;
   Live live = std::move(it->second);
@@ -151,10 +151,10 @@ void AudioAdapter::finish(uint16_t id, const std::string& reason) {
   Json state;
   if (live.capture) {
     live.capture->stop();
-    state = Json{{"audio_capture", "idle"}, {"frames", live.frames}, {"dropped", 0}};
+    state = Json{{"audio_capture", "idle"}, {"frames", live.frames}, {"dropped", link_dropped}};
     retired_capture_.push_back(std::move(live.capture));
     LOG_INFO("audio") << "device=" << d.id << " stream=" << id << " ended (" << reason << ") after " << live.frames
-                      << " frames";
+                      << " frames captured, " << link_dropped << " dropped by the link";
   } else if (live.playback) {
     live.playback->stop();
     PlaybackStats stats = live.playback->stats();

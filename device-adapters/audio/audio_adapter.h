@@ -38,7 +38,7 @@ class AudioAdapter final : public Adapter, public StreamDevices {
   std::optional<std::string> start_playback(const std::string& device, uint16_t id, const StreamFormat& format,
                                             StreamEnded ended) override;
   void play(uint16_t id, std::string_view pcm, int64_t capture_ms) override;
-  void stop_stream(uint16_t id) override;
+  void stop_stream(uint16_t id, uint64_t link_dropped = 0) override;
 
  private:
   struct Live {
@@ -50,7 +50,7 @@ class AudioAdapter final : public Adapter, public StreamDevices {
   const config::AudioDeviceConfig* find(const std::string& id) const;
   std::optional<std::string> check(const std::string& device, config::AudioDirection direction,
                                    const StreamFormat& format) const;
-  void finish(uint16_t id, const std::string& reason);
+  void finish(uint16_t id, const std::string& reason, uint64_t link_dropped = 0);
   void reap();
 
   config::AudioAdapterConfig config_;

@@ -35,7 +35,8 @@ class StreamDevices {
   // holds at most its buffer_ms and drops the oldest beyond.
   virtual void play(uint16_t id, std::string_view pcm, int64_t capture_ms) = 0;
   // End a stream; no callback for it after this returns. Unknown ids are ignored.
-  virtual void stop_stream(uint16_t id) = 0;
+  // link_dropped: frames of a capture stream that the gateway's link dropped (reported).
+  virtual void stop_stream(uint16_t id, uint64_t link_dropped = 0) = 0;
 };
 
 }  // namespace flatlink::adapters

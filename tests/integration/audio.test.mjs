@@ -325,3 +325,103 @@ describe('audio streams between browsers and the flat', () => {
     b.close();
   });
 });
+
+describe('audio on flatlinkd\'s own link: status flood and a throttled uplink', () => {
+  const flatD = { id: 'flat-d', token: 'token-of-flat-d-0123456789', user: 'dave', password: 'pw-dave' };
+  const flatE = { id: 'flat-e', token: 'token-of-flat-e-0123456789', user: 'erin', password: 'pw-erin' };
+  let cloudCfg, cloud, gwD, gwE, proxy;
+
+  const audio = { type: 'audio', name: 'intercom', devices: [{ id: 'door-mic', direction: 'capture', tone_hz: 440, tone_ms: 600_000 }] };
+  const thermometers = (n, intervalMs) =>
+    Array.from({ length: n }, (_, i) => ({ id: `thermo-${i}`, kind: 'thermometer', interval_ms: intervalMs }));
+
+  before(async () => {
+    cloudCfg = await cloudConfig([flatD, flatE], { limits: { messages_per_s: 2000, burst: 4000 } });
+    cloud = await startCloud(cloudCfg);
+    const url = `ws://127.0.0.1:${cloudCfg.port}/`;
+    // Flat D: 100 thermometers every 100 ms (1,000 statuses/s through the outbox and the link).
+    const cfgD = gatewayConfig({
+      id: 'gw-d',
+      flat: 'flat-d',
+      token: flatD.token,
+      url,
+      devices: [],
+      extra: { adapters: [{ type: 'sim', seed: 1, devices: thermometers(100, 100) }, audio] },
+    });
+    gwD = await startProcess(binaries.gateway, ['--config', cfgD.file], { readyPattern: 'streaming from there' });
+    // Flat E: its gateway reaches the cloud through a proxy that passes 20 kB/s upstream.
+    const proxyPort = await freePort();
+    proxy = await startProcess('python3', [path.join(here, 'throttle_proxy.py'), String(proxyPort), String(cloudCfg.port), '20000', 'up'], {
+      readyPattern: 'listening',
+    });
+    const cfgE = gatewayConfig({
+      id: 'gw-e',
+      flat: 'flat-e',
+      token: flatE.token,
+      url: `ws://127.0.0.1:${proxyPort}/`,
+      devices: [],
+      extra: { adapters: [{ type: 'sim', seed: 1, devices: thermometers(2, 100) }, audio] },
+    });
+    gwE = await startProcess(binaries.gateway, ['--config', cfgE.file], { readyPattern: 'streaming from there' });
+  });
+
+  after(async () => {
+    for (const p of [gwD, gwE, cloud]) if (p) await stop(p).catch(() => {});
+    if (proxy) await stop(proxy, 'SIGKILL').catch(() => {});
+  });
+
+  // Updates seen in a window: none missing between the first and the last, and their latency.
+  function checkUpdates(b, fromIndex) {
+    const updates = b.messages.slice(fromIndex).filter((m) => m.type === 'update');
+    for (let i = 1; i < updates.length; i++) assert.equal(updates[i].seq, updates[i - 1].seq + 1, 'no status missing');
+    return updates.filter((u) => u.device.startsWith('thermo-')).length;
+  }
+
+  test('1,000 statuses/s through flatlinkd beside a stream: none lost, none held up, audio flows', async (t) => {
+    const b = await streamBrowser(cloudCfg.port, { flat: 'flat-d', user: 'dave', password: 'pw-dave' });
+    await b.next('update', (m) => m.device.startsWith('thermo-'));
+    const from = b.messages.length;
+    b.statusLatency.length = 0;
+    const opened = await b.openStream('flood', 'door-mic', 'from_device');
+    assert.equal(opened.type, 'stream_opened');
+    await sleep(3000);
+    b.send({ type: 'stream_close', stream: opened.stream });
+    await b.next('stream_closed', (m) => m.stream === opened.stream);
+    const n = checkUpdates(b, from);
+    const lat = [...b.statusLatency].sort((x, y) => x - y);
+    const p99 = lat[Math.floor(lat.length * 0.99)];
+    const frames = b.frames.length;
+    t.diagnostic(`${n} statuses in ~3 s, latency p50 ${lat[Math.floor(lat.length / 2)]} ms p99 ${p99} ms; ${frames} audio frames`);
+    assert.ok(n > 1500, `the flood went on (${n} statuses)`);
+    assert.ok(p99 < 500, `status p99 ${p99} ms`);
+    assert.ok(frames >= 120, `audio flowed beside it (${frames} of ~150 frames)`);
+    const idle = await b.next('update', (m) => m.device === 'door-mic' && m.state.audio_capture === 'idle' && 'frames' in m.state);
+    assert.ok(idle.state.frames >= frames);
+    b.close();
+  });
+
+  test('a throttled gateway uplink: the gateway drops audio (reported), latency stays bounded, statuses all arrive', async (t) => {
+    const b = await streamBrowser(cloudCfg.port, { flat: 'flat-e', user: 'erin', password: 'pw-erin' });
+    await b.next('update', (m) => m.device.startsWith('thermo-'));
+    const from = b.messages.length;
+    const opened = await b.openStream('throttled', 'door-mic', 'from_device');
+    assert.equal(opened.type, 'stream_opened');
+    const start = Date.now();
+    await sleep(6000);
+    b.send({ type: 'stream_close', stream: opened.stream });
+    const idle = await b.next('update', (m) => m.device === 'door-mic' && m.state.audio_capture === 'idle' && 'frames' in m.state, 8000);
+    const late = b.frames.filter((f) => f.at - start > 3000);
+    const latency = late.map((f) => f.at - f.captureMs).sort((x, y) => x - y);
+    const worst = latency[latency.length - 1];
+    const n = checkUpdates(b, from);
+    t.diagnostic(
+      `${idle.state.frames} frames captured, ${idle.state.dropped} dropped by the gateway's link, ${b.frames.length} received; ` +
+        `last 3 s: ${late.length} frames, latency p50 ${latency[Math.floor(latency.length / 2)]} ms worst ${worst} ms; ${n} statuses`,
+    );
+    assert.ok(idle.state.dropped > 50, `the gateway dropped and reported audio (${idle.state.dropped})`);
+    assert.ok(late.length > 20, `audio still arrives (${late.length} frames in the last 3 s)`);
+    assert.ok(worst < 1500, `latency stays bounded: worst ${worst} ms`);
+    assert.ok(n >= 80, `statuses kept coming (${n})`);
+    b.close();
+  });
+});
