@@ -20,7 +20,7 @@ seconds="${1:-10}"
 shift || true
 jobs="${JOBS:-1}"
 nice_level="${NICE:-19}"
-all=(protocol config serial_line mqtt_payload mqtt_sources wifly_markers wifly_hixie wifly_handshake)
+all=(protocol streams config serial_line mqtt_payload mqtt_sources wifly_markers wifly_hixie wifly_handshake)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 

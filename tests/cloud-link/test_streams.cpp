@@ -169,3 +169,19 @@ TEST_CASE("stream messages: strict refusals") {
   CHECK(error_of(R"({"type":"stream_open","ref":"bad ref","device":"d","direction":"to_device","codec":"pcm16","rate":16000,"channels":1})", b) ==
         "stream_open.ref: expected an id (1 to 64 of A-Z a-z 0-9 _ . : -)");
 }
+
+TEST_CASE("frame queue: drops are counted per stream, until taken") {
+  FrameQueue q(40);
+  for (int i = 0; i < 5; ++i) q.push(1, 20'000, "a", 0);  // 3 dropped
+  q.push(2, 20'000, "b", 0);
+  q.push(2, 20'000, "b", 0);
+  CHECK(q.dropped(1) == 3);
+  CHECK(q.dropped(2) == 0);
+  q.pop(100);  // every frame is now too old: 4 dropped on the way
+  CHECK(q.dropped() == 7);
+  CHECK(q.dropped(1) == 5);
+  CHECK(q.dropped(2) == 2);
+  q.forget(1);
+  CHECK(q.take_dropped(1) == 5);
+  CHECK(q.take_dropped(1) == 0);
+}
