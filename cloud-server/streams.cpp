@@ -1,6 +1,7 @@
 // The cloud's device streams.
 #include "cloud-server/streams.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "cloud-link/stream_frames.h"
@@ -161,7 +162,7 @@ void StreamHub::gateway_message(Peer& gateway, const proto::StreamMessage& m) {
     if (s.open) return;
     s.open = true;
     s.open_timer.reset();
-    s.tokens = s.params.bitrate() / 8.0;  // one second's worth
+    s.tokens = s.params.bitrate() / 8.0;  // about a second's worth
     s.refill_ms = clock_.mono_ms();
     ++metrics_.opened;
     ++metrics_.open;
@@ -243,16 +244,20 @@ bool StreamHub::binary(Peer& from, bool from_gateway, std::string frame) {
     return true;
   }
   Stream& s = *it->second;
-  // The declared bitrate, with a quarter to spare and a second's burst; beyond it frames are dropped.
-  const double bytes_per_s = s.params.bitrate() / 8.0 * 1.25;
+  // The declared bitrate with its headers at 50 frames/s, a quarter to spare and a second's
+  // burst; beyond it frames are dropped. A frame costs its header and at least 5 ms of audio,
+  // so that a flood of tiny frames is bounded too.
+  const double bytes_per_s = (s.params.bitrate() / 8.0 + 50.0 * stream::kHeaderBytes) * 1.25;
   const int64_t now = clock_.mono_ms();
   s.tokens = std::min(bytes_per_s, s.tokens + (now - s.refill_ms) * bytes_per_s / 1000.0);
   s.refill_ms = now;
-  if (s.tokens < static_cast<double>(decoded->payload.size())) {
+  const double min_payload = s.params.bitrate() / 8.0 / 200.0;  // 5 ms
+  const double cost = std::max(min_payload, static_cast<double>(decoded->payload.size())) + stream::kHeaderBytes;
+  if (decoded->payload.empty() || s.tokens < cost) {
     ++metrics_.frames_refused;
     return true;
   }
-  s.tokens -= static_cast<double>(decoded->payload.size());
+  s.tokens -= cost;
   ++s.frames;
   ++metrics_.frames_in;
   metrics_.bytes_in += frame.size();

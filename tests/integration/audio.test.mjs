@@ -253,6 +253,26 @@ describe('audio streams between browsers and the flat', () => {
     assert.equal((await anonymous.waitClosed()).code, 1008);
   });
 
+  test('a browser sending faster than its stream\'s bitrate has the excess dropped, counted, not relayed', async () => {
+    const b = await streamBrowser(cloudCfg.port, loginA);
+    const opened = await b.openStream('flood-talk', 'hall-speaker', 'to_device');
+    assert.equal(opened.type, 'stream_opened');
+    const before = await metrics(cloudCfg.port);
+    const pcm = tone(500, 20);
+    for (let seq = 0; seq < 200; seq++) b.ws.send(encodeFrame({ stream: opened.stream, seq, captureMs: Date.now() }, pcm));
+    // and tiny frames: each costs at least 5 ms of audio
+    for (let seq = 200; seq < 1200; seq++) b.ws.send(encodeFrame({ stream: opened.stream, seq, captureMs: Date.now() }, Buffer.alloc(2)));
+    await sleep(300);
+    b.send({ type: 'stream_close', stream: opened.stream });
+    const idle = await b.next('update', (m) => m.device === 'hall-speaker' && m.state.audio_playback === 'idle' && 'frames' in m.state);
+    const after = await metrics(cloudCfg.port);
+    const refused = after['flatlink_stream_frames_total{result="refused"}'] - before['flatlink_stream_frames_total{result="refused"}'];
+    assert.ok(idle.state.frames <= 75, `about a second's burst reached the speaker (${idle.state.frames} frames)`);
+    assert.ok(refused >= 1100, `the rest was refused and counted (${refused})`);
+    assert.equal(b.closed, null, 'the browser stays connected');
+    b.close();
+  });
+
   test('a simulated microphone streams its tone to a browser of the flat: length and frequency', async () => {
     const b = await streamBrowser(cloudCfg.port, loginA);
     const mic = b.of('snapshot')[0].devices.find((d) => d.id === 'door-mic');
