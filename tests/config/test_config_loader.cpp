@@ -1154,3 +1154,20 @@ TEST_CASE("cloud stream limits have defaults and bounds") {
   doc["limits"] = Json{{"stream_buffer_ms", 10}};
   CHECK(contains(cloud_error(doc), "limits.stream_buffer_ms: expected an integer from 20 to 5000, got 10"));
 }
+
+TEST_CASE("the intercom example loads and summarizes") {
+  StderrCapture err;
+  const Loaded<GatewayConfig> loaded = load_gateway_config(kExamples + "/gateway-intercom.example.json");
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) FAIL_CHECK(error->message);
+  REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+  const GatewayConfig& config = std::get<GatewayConfig>(loaded);
+  const auto& audio = std::get<AudioAdapterConfig>(config.adapters.at(0));
+  REQUIRE(audio.devices.size() == 4);
+  CHECK(audio.devices[0].pcm == "plughw:1,0");
+  CHECK(audio.devices[3].wav_file == "/tmp/flatlink-demo-speaker.wav");
+  CHECK(contains(summarize(config),
+                 "  audio 'intercom' with 4 devices: door-mic (capture, ALSA plughw:1,0, pcm16 16000 Hz mono, 20 ms "
+                 "frames) hall-speaker (playback, ALSA plughw:1,0, pcm16 16000 Hz mono, 20 ms frames) demo-mic "
+                 "(capture, simulated 440 Hz tone, pcm16 16000 Hz mono, 20 ms frames) demo-speaker (playback, "
+                 "simulated into /tmp/flatlink-demo-speaker.wav, pcm16 16000 Hz mono, 20 ms frames)\n"));
+}

@@ -87,6 +87,7 @@ describe('audio streams between browsers and the flat', () => {
         { id: 'hall-speaker', room: 'Hall', direction: 'playback', wav_file: wavFile },
         { id: 'alsa-mic', direction: 'capture', pcm: 'mic' },
         { id: 'alsa-speaker', direction: 'playback', pcm: 'speaker' },
+        { id: 'broken-mic', direction: 'capture', pcm: 'no-such-pcm' },
       ],
     };
     const cfgA = gatewayConfig({
@@ -251,6 +252,18 @@ describe('audio streams between browsers and the flat', () => {
     const refused = await anonymous.next('stream_closed');
     assert.match(refused.reason, /log in/);
     assert.equal((await anonymous.waitClosed()).code, 1008);
+  });
+
+  test('an ALSA device that cannot be opened ends the stream with ALSA\'s reason, and is free again', async () => {
+    const b = await streamBrowser(cloudCfg.port, loginA);
+    b.send({ type: 'stream_open', ref: 'broken', device: 'broken-mic', direction: 'from_device', codec: 'pcm16', rate: 16000, channels: 1 });
+    const closed = await b.next('stream_closed', (m) => m.ref === 'broken');
+    assert.match(closed.reason, /cannot open ALSA PCM no-such-pcm/);
+    const again = await b.openStream('broken-2', 'broken-mic', 'from_device');
+    assert.equal(again.type === 'stream_closed' ? again.reason.includes('busy') : false, false, 'not left busy');
+    await b.next('stream_closed', (m) => m.ref === 'broken-2');
+    await waitFor(async () => (await metrics(cloudCfg.port)).flatlink_streams_open === 0, 3000, { message: 'no stream open' });
+    b.close();
   });
 
   test('a browser sending faster than its stream\'s bitrate has the excess dropped, counted, not relayed', async () => {
