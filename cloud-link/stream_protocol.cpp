@@ -3,6 +3,8 @@
 
 #include <set>
 
+#include "cloud-link/stream_frames.h"
+
 namespace flatlink::proto {
 namespace {
 
@@ -40,6 +42,10 @@ std::set<std::string_view> keys_of(StreamRoute route, StreamType type) {
 }
 
 }  // namespace
+
+uint32_t StreamMessage::frame_duration_us(size_t payload_bytes) const {
+  return opus() ? 20'000 : stream::pcm16_duration_us(payload_bytes, rate, channels);
+}
 
 std::string_view to_string(StreamDirection direction) {
   return direction == StreamDirection::from_device ? "from_device" : "to_device";
@@ -129,8 +135,8 @@ std::optional<Decoded<StreamMessage>> decode_stream(std::string_view text, Strea
   }
   if (keys.count("codec")) {
     const Json& v = j.at("codec");
-    if (v != kCodecPcm16) return fail("codec: expected \"pcm16\" (the only codec of this version)");
-    m.codec = std::string(kCodecPcm16);
+    if (v != kCodecPcm16 && v != kCodecOpus) return fail("codec: expected \"pcm16\" or \"opus\"");
+    m.codec = v.get<std::string>();
   }
   if (keys.count("rate")) {
     const Json& v = j.at("rate");

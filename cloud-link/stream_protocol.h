@@ -32,6 +32,8 @@ enum class StreamType { open, close, opened, closed };
 enum class StreamRoute { browser_to_cloud, cloud_to_gateway, gateway_to_cloud, cloud_to_browser };
 
 inline constexpr std::string_view kCodecPcm16 = "pcm16";
+inline constexpr std::string_view kCodecOpus = "opus";  // one 20 ms Opus packet per frame
+inline constexpr uint32_t kOpusBitrate = 32000;         // what an Opus stream counts against the limits
 inline constexpr uint32_t kMaxStreamId = 65535;
 
 struct StreamMessage {
@@ -40,13 +42,16 @@ struct StreamMessage {
   uint32_t stream = 0;  // 1..65535, chosen by the cloud; 0 in a refusal that never opened
   std::string device;
   StreamDirection direction = StreamDirection::from_device;
-  std::string codec = std::string(kCodecPcm16);
+  std::string codec = std::string(kCodecPcm16);  // "pcm16" or "opus"
   uint32_t rate = 16000;  // 8000, 16000, 24000 or 48000
   uint32_t channels = 1;  // 1
   std::string reason;     // for a person; may be empty
 
-  // pcm16 bits per second of payload.
-  uint32_t bitrate() const { return rate * channels * 16; }
+  bool opus() const { return codec == kCodecOpus; }
+  // Bits per second of payload: pcm16's exact rate, Opus's declared ceiling.
+  uint32_t bitrate() const { return opus() ? kOpusBitrate : rate * channels * 16; }
+  // Microseconds of audio in a frame's payload.
+  uint32_t frame_duration_us(size_t payload_bytes) const;
   bool operator==(const StreamMessage&) const = default;
 };
 

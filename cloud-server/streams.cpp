@@ -239,7 +239,7 @@ bool StreamHub::binary(Peer& from, bool from_gateway, std::string frame) {
   const auto expected_direction = from_gateway ? proto::StreamDirection::from_device : proto::StreamDirection::to_device;
   if (it == streams_.end() || !it->second->open || (from_gateway ? it->second->gateway : it->second->browser) != &from ||
       it->second->params.direction != expected_direction ||
-      decoded->payload.size() % 2 != 0) {
+      (!it->second->params.opus() && decoded->payload.size() % 2 != 0)) {
     ++metrics_.frames_refused;  // a stream just closed, another end's stream, or not pcm16
     return true;
   }
@@ -261,7 +261,7 @@ bool StreamHub::binary(Peer& from, bool from_gateway, std::string frame) {
   ++s.frames;
   ++metrics_.frames_in;
   metrics_.bytes_in += frame.size();
-  const uint32_t duration = stream::pcm16_duration_us(decoded->payload.size(), s.params.rate, s.params.channels);
+  const uint32_t duration = s.params.frame_duration_us(decoded->payload.size());
   Peer* to = from_gateway ? s.browser : s.gateway;
   to->send_binary(std::move(frame), s.id, duration);
   return true;

@@ -37,7 +37,7 @@ void StreamHub::open(const proto::StreamMessage& m) {
   auto* devices = entry ? dynamic_cast<adapters::StreamDevices*>(entry->adapter) : nullptr;
   if (!devices) return refuse("device " + m.device + " is not a stream device of this gateway");
   if (!entry->online) return refuse("device " + m.device + " is offline");
-  const adapters::StreamFormat format{m.rate, m.channels};
+  const adapters::StreamFormat format{m.rate, m.channels, m.opus()};
   auto ended = [this, id](const std::string& why) { close(id, why, true); };
   std::optional<std::string> why;
   if (m.direction == proto::StreamDirection::from_device) {
@@ -50,7 +50,7 @@ void StreamHub::open(const proto::StreamMessage& m) {
           header.stream = id;
           header.seq = it->second.next_seq++;
           header.capture_ms = capture_ms;
-          const uint32_t duration = stream::pcm16_duration_us(pcm.size(), it->second.rate, 1);
+          const uint32_t duration = it->second.opus ? 20'000 : stream::pcm16_duration_us(pcm.size(), it->second.rate, 1);
           link_.send_stream_frame(id, duration, stream::encode_frame(header, pcm));
         },
         ended);
@@ -58,7 +58,7 @@ void StreamHub::open(const proto::StreamMessage& m) {
     why = devices->start_playback(m.device, id, format, ended);
   }
   if (why) return refuse(*why);
-  streams_[id] = Stream{devices, m.device, m.direction, m.rate};
+  streams_[id] = Stream{devices, m.device, m.direction, m.rate, m.opus()};
   LOG_INFO("streams") << "stream=" << id << " device=" << m.device << " " << proto::to_string(m.direction) << " "
                       << m.codec << "/" << m.rate << " open";
   proto::StreamMessage opened;

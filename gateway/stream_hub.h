@@ -32,6 +32,7 @@ class StreamHub final : public link::StreamListener {
     std::string device;
     proto::StreamDirection direction = proto::StreamDirection::from_device;
     uint32_t rate = 16000;
+    bool opus = false;
     uint32_t next_seq = 0;
   };
   void open(const proto::StreamMessage& message);

@@ -15,7 +15,7 @@ packages=(
   build-essential cmake pkg-config ccache
   libwebsockets-dev libmosquitto-dev nlohmann-json3-dev libserialport-dev
   libsqlite3-dev libssl-dev doctest-dev
-  libasound2-dev  # device-adapters/audio (ALSA capture and playback)
+  libasound2-dev libopus-dev  # device-adapters/audio (ALSA capture and playback, Opus)
   clang libclang-rt-14-dev  # clang with libFuzzer and sanitizer runtimes: fuzz/run.sh
   mosquitto mosquitto-clients socat openssl
   python3  # test helpers: a unix datagram listener, a throttling TCP proxy

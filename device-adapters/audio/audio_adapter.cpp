@@ -86,7 +86,10 @@ std::optional<std::string> AudioAdapter::check(const std::string& device, config
     return "device " + device + (is_capture(*d) ? " is a microphone" : " is a speaker");
   }
   if (format.rate != d->rate || format.channels != 1) {
-    return "device " + device + " streams pcm16 mono at " + std::to_string(d->rate) + " Hz only";
+    return "device " + device + " streams mono at " + std::to_string(d->rate) + " Hz only";
+  }
+  if (format.opus && d->period_ms != 20) {
+    return "device " + device + " has " + std::to_string(d->period_ms) + " ms periods; Opus streams take 20 ms frames";
   }
   for (const auto& [id, live] : live_) {
     if (live.device == d) return "device " + device + " is busy with stream " + std::to_string(id);
@@ -101,8 +104,9 @@ std::optional<std::string> AudioAdapter::start_capture(const std::string& device
   stop_stream(id);
   Live& live = live_[id];
   live.device = find(device);
+  live.format = format;
   live.capture = std::make_unique<CaptureWorker>(
-      loop_, *live.device, format.rate,
+      loop_, *live.device, format.rate, format.opus,
       [this, id, chunk = std::move(chunk)](std::string pcm, int64_t capture_ms) {
         auto it = live_.find(id);
         if (it != live_.end()) ++it->second.frames;
@@ -123,7 +127,8 @@ std::optional<std::string> AudioAdapter::start_playback(const std::string& devic
   stop_stream(id);
   Live& live = live_[id];
   live.device = find(device);
-  live.playback = std::make_unique<PlaybackWorker>(loop_, *live.device, format.rate,
+  live.format = format;
+  live.playback = std::make_unique<PlaybackWorker>(loop_, *live.device, format.rate, format.opus,
                                                    [this, id, ended = std::move(ended)](std::string why) {
                                                      finish(id, why);
                                                      ended(why);
@@ -137,7 +142,10 @@ void AudioAdapter::play(uint16_t id, std::string_view pcm, int64_t capture_ms) {
   auto it = live_.find(id);
   if (it == live_.end() || !it->second.playback) return;
   ++it->second.frames;
-  it->second.playback->play(std::string(pcm), capture_ms);
+  const StreamFormat& f = it->second.format;
+  const uint32_t duration_us =
+      f.opus ? 20'000u : static_cast<uint32_t>(pcm.size() / 2 * 1'000'000ull / f.rate);
+  it->second.playback->play(std::string(pcm), capture_ms, duration_us);
 }
 
 void AudioAdapter::stop_stream(uint16_t id, uint64_t link_dropped) { finish(id, "stopped", link_dropped); }

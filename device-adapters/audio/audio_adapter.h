@@ -45,6 +45,7 @@ class AudioAdapter final : public Adapter, public StreamDevices {
     const config::AudioDeviceConfig* device = nullptr;
     std::unique_ptr<CaptureWorker> capture;
     std::unique_ptr<PlaybackWorker> playback;
+    StreamFormat format;
     uint64_t frames = 0;
   };
   const config::AudioDeviceConfig* find(const std::string& id) const;

@@ -3,6 +3,7 @@
 
 #include <alsa/asoundlib.h>
 #include <fcntl.h>
+#include <opus/opus.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +19,8 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 int64_t wall_ms() { return SystemClock::instance().wall_ms(); }
+
+constexpr opus_int32 kOpusTargetBitrate = 24000;  // VBR target; the protocol counts 32 kbit/s
 
 void put_le32(unsigned char* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
@@ -98,10 +101,10 @@ void WavWriter::close() {
 
 // ---- capture ------------------------------------------------------------------------------
 
-CaptureWorker::CaptureWorker(EventLoop& loop, const config::AudioDeviceConfig& device, uint32_t rate,
+CaptureWorker::CaptureWorker(EventLoop& loop, const config::AudioDeviceConfig& device, uint32_t rate, bool opus,
                              std::function<void(std::string, int64_t)> chunk, std::function<void(std::string)> ended)
     : loop_(loop), chunk_(std::move(chunk)), ended_(std::move(ended)) {
-  thread_ = std::thread([this, device, rate] { run(device, rate); });
+  thread_ = std::thread([this, device, rate, opus] { run(device, rate, opus); });
 }
 
 CaptureWorker::~CaptureWorker() {
@@ -111,7 +114,7 @@ CaptureWorker::~CaptureWorker() {
 
 void CaptureWorker::stop() { state_->stop = true; }
 
-void CaptureWorker::run(config::AudioDeviceConfig device, uint32_t rate) {
+void CaptureWorker::run(config::AudioDeviceConfig device, uint32_t rate, bool opus) {
   std::shared_ptr<State> state = state_;
   auto post_ended = [&](std::string why) {
     loop_.post([this, state, why] {
@@ -120,6 +123,17 @@ void CaptureWorker::run(config::AudioDeviceConfig device, uint32_t rate) {
   };
   const uint32_t frames = rate * device.period_ms / 1000;
   std::string why;
+  std::unique_ptr<OpusEncoder, void (*)(OpusEncoder*)> encoder(nullptr, opus_encoder_destroy);
+  if (opus) {
+    int err = 0;
+    encoder.reset(opus_encoder_create(static_cast<opus_int32>(rate), 1, OPUS_APPLICATION_VOIP, &err));
+    if (!encoder) {
+      post_ended(std::string("cannot start the Opus encoder: ") + opus_strerror(err));
+      state->finished = true;
+      return;
+    }
+    opus_encoder_ctl(encoder.get(), OPUS_SET_BITRATE(kOpusTargetBitrate));
+  }
   snd_pcm_t* pcm = nullptr;
   if (!device.pcm.empty()) {
     pcm = open_alsa(device.pcm, SND_PCM_STREAM_CAPTURE, rate, device.period_ms, &why);
@@ -129,6 +143,8 @@ void CaptureWorker::run(config::AudioDeviceConfig device, uint32_t rate) {
       return;
     }
   }
+  std::vector<opus_int16> samples(frames);
+  std::string packet(4000, '\0');
   const auto period = std::chrono::microseconds(uint64_t{device.period_ms} * 1000);
   const auto start = SteadyClock::now();
   const int64_t start_wall = wall_ms();
@@ -158,7 +174,22 @@ void CaptureWorker::run(config::AudioDeviceConfig device, uint32_t rate) {
     std::this_thread::sleep_until(start + period * (n + 1));
     const int64_t capture = std::max<int64_t>(start_wall + static_cast<int64_t>(n * device.period_ms),
                                               wall_ms() - device.period_ms);
-    std::string chunk = buf;
+    std::string chunk;
+    if (encoder) {
+      // Whole periods only: Opus takes 2.5..60 ms frames.
+      if (buf.size() != frames * 2) continue;
+      const auto* b = reinterpret_cast<const unsigned char*>(buf.data());
+      for (uint32_t i = 0; i < frames; ++i) samples[i] = static_cast<opus_int16>(b[2 * i] | b[2 * i + 1] << 8);
+      const opus_int32 n = opus_encode(encoder.get(), samples.data(), static_cast<int>(frames),
+                                       reinterpret_cast<unsigned char*>(packet.data()), static_cast<opus_int32>(packet.size()));
+      if (n < 0) {
+        post_ended(std::string("Opus encoding failed: ") + opus_strerror(n));
+        break;
+      }
+      chunk.assign(packet.data(), static_cast<size_t>(n));
+    } else {
+      chunk = buf;
+    }
     buf.resize(frames * 2);
     loop_.post([this, state, chunk = std::move(chunk), capture]() mutable {
       if (!state->stop) chunk_(std::move(chunk), capture);
@@ -170,10 +201,10 @@ void CaptureWorker::run(config::AudioDeviceConfig device, uint32_t rate) {
 
 // ---- playback -----------------------------------------------------------------------------
 
-PlaybackWorker::PlaybackWorker(EventLoop& loop, const config::AudioDeviceConfig& device, uint32_t rate,
+PlaybackWorker::PlaybackWorker(EventLoop& loop, const config::AudioDeviceConfig& device, uint32_t rate, bool opus,
                                std::function<void(std::string)> ended)
-    : loop_(loop), ended_(std::move(ended)), max_bytes_(size_t{device.buffer_ms} * rate / 1000 * 2) {
-  thread_ = std::thread([this, device, rate] { run(device, rate); });
+    : loop_(loop), ended_(std::move(ended)), max_us_(int64_t{device.buffer_ms} * 1000) {
+  thread_ = std::thread([this, device, rate, opus] { run(device, rate, opus); });
 }
 
 PlaybackWorker::~PlaybackWorker() {
@@ -188,14 +219,14 @@ void PlaybackWorker::stop() {
   state_->wake.notify_one();
 }
 
-void PlaybackWorker::play(std::string pcm, int64_t capture_ms) {
+void PlaybackWorker::play(std::string payload, int64_t capture_ms, uint32_t duration_us) {
   std::lock_guard lock(state_->mutex);
   if (state_->stop) return;
-  state_->queued_bytes += pcm.size();
-  state_->queue.push_back(Item{std::move(pcm), capture_ms});
+  state_->queued_us += duration_us;
+  state_->queue.push_back(Item{std::move(payload), capture_ms, duration_us});
   // Drop the oldest beyond the bound, keeping the newest.
-  while (state_->queued_bytes > max_bytes_ && state_->queue.size() > 1) {
-    state_->queued_bytes -= state_->queue.front().pcm.size();
+  while (state_->queued_us > max_us_ && state_->queue.size() > 1) {
+    state_->queued_us -= state_->queue.front().duration_us;
     state_->queue.pop_front();
     ++state_->stats.dropped;
   }
@@ -207,7 +238,7 @@ PlaybackStats PlaybackWorker::stats() {
   return state_->stats;
 }
 
-void PlaybackWorker::run(config::AudioDeviceConfig device, uint32_t rate) {
+void PlaybackWorker::run(config::AudioDeviceConfig device, uint32_t rate, bool opus) {
   std::shared_ptr<State> state = state_;
   std::shared_ptr<std::atomic<bool>> alive = alive_;
   auto post_ended = [&](std::string why) {
@@ -216,6 +247,17 @@ void PlaybackWorker::run(config::AudioDeviceConfig device, uint32_t rate) {
     });
   };
   std::string why;
+  std::unique_ptr<OpusDecoder, void (*)(OpusDecoder*)> decoder(nullptr, opus_decoder_destroy);
+  if (opus) {
+    int err = 0;
+    decoder.reset(opus_decoder_create(static_cast<opus_int32>(rate), 1, &err));
+    if (!decoder) {
+      post_ended(std::string("cannot start the Opus decoder: ") + opus_strerror(err));
+      state->finished = true;
+      return;
+    }
+  }
+  std::vector<opus_int16> decoded(rate * 120 / 1000);  // the longest Opus packet: 120 ms
   snd_pcm_t* pcm = nullptr;
   WavWriter wav;
   if (!device.pcm.empty()) {
@@ -236,13 +278,21 @@ void PlaybackWorker::run(config::AudioDeviceConfig device, uint32_t rate) {
       if (state->stop) break;
       item = std::move(state->queue.front());
       state->queue.pop_front();
-      state->queued_bytes -= item.pcm.size();
+      state->queued_us -= item.duration_us;
       ++state->stats.frames;
       auto& latency = state->stats.latency_us;
       if (latency.size() >= 6000) latency.erase(latency.begin(), latency.begin() + 3000);  // the recent ones
       const int64_t now_us =
           std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
       latency.push_back(now_us - item.capture_ms * 1000);
+    }
+    if (decoder) {
+      const int n = opus_decode(decoder.get(), reinterpret_cast<const unsigned char*>(item.pcm.data()),
+                                static_cast<opus_int32>(item.pcm.size()), decoded.data(), static_cast<int>(decoded.size()), 0);
+      if (n < 0) continue;  // a bad packet: skipped (counted as played: it arrived)
+      item.pcm.resize(static_cast<size_t>(n) * 2);
+      auto* out = reinterpret_cast<unsigned char*>(item.pcm.data());
+      for (int i = 0; i < n; ++i) put_le16(out + 2 * i, static_cast<uint16_t>(decoded[static_cast<size_t>(i)]));
     }
     if (pcm) {
       const auto frames = static_cast<snd_pcm_uframes_t>(item.pcm.size() / 2);

@@ -46,7 +46,8 @@ struct PlaybackStats {
 class CaptureWorker {
  public:
   // `chunk` and `ended` run on the loop, and never after stop().
-  CaptureWorker(EventLoop& loop, const config::AudioDeviceConfig& device, uint32_t rate,
+  // opus: each period is encoded as one Opus packet (on this worker's thread).
+  CaptureWorker(EventLoop& loop, const config::AudioDeviceConfig& device, uint32_t rate, bool opus,
                 std::function<void(std::string pcm, int64_t capture_ms)> chunk, std::function<void(std::string)> ended);
   ~CaptureWorker();  // joins the thread (at most one period)
   void stop();       // no callback after this; the thread ends by itself
@@ -57,7 +58,7 @@ class CaptureWorker {
     std::atomic<bool> stop{false};
     std::atomic<bool> finished{false};
   };
-  void run(config::AudioDeviceConfig device, uint32_t rate);
+  void run(config::AudioDeviceConfig device, uint32_t rate, bool opus);
 
   EventLoop& loop_;
   std::shared_ptr<State> state_ = std::make_shared<State>();
@@ -68,11 +69,13 @@ class CaptureWorker {
 
 class PlaybackWorker {
  public:
-  PlaybackWorker(EventLoop& loop, const config::AudioDeviceConfig& device, uint32_t rate,
+  // opus: frames are Opus packets, decoded on this worker's thread.
+  PlaybackWorker(EventLoop& loop, const config::AudioDeviceConfig& device, uint32_t rate, bool opus,
                  std::function<void(std::string)> ended);
   ~PlaybackWorker();
-  // Loop thread: queue audio; drops the oldest beyond buffer_ms. Never blocks for long.
-  void play(std::string pcm, int64_t capture_ms);
+  // Loop thread: queue a frame of duration_us; drops the oldest beyond buffer_ms. Never
+  // blocks for long.
+  void play(std::string payload, int64_t capture_ms, uint32_t duration_us);
   void stop();  // the thread plays what is queued no more, closes the device and ends
   bool finished() const { return state_->finished.load(); }
   PlaybackStats stats();
@@ -81,22 +84,23 @@ class PlaybackWorker {
   struct Item {
     std::string pcm;
     int64_t capture_ms;
+    uint32_t duration_us;
   };
   struct State {
     std::mutex mutex;
     std::condition_variable wake;
     std::deque<Item> queue;
-    size_t queued_bytes = 0;
+    int64_t queued_us = 0;
     bool stop = false;
     std::atomic<bool> finished{false};
     PlaybackStats stats;
   };
-  void run(config::AudioDeviceConfig device, uint32_t rate);
+  void run(config::AudioDeviceConfig device, uint32_t rate, bool opus);
 
   EventLoop& loop_;
   std::shared_ptr<State> state_ = std::make_shared<State>();
   std::function<void(std::string)> ended_;
-  size_t max_bytes_;
+  int64_t max_us_;
   std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
   std::thread thread_;
 };

@@ -12,12 +12,13 @@
 namespace flatlink::adapters {
 
 struct StreamFormat {
-  uint32_t rate = 16000;  // Hz; pcm16 little-endian, mono
+  uint32_t rate = 16000;  // Hz, mono
   uint32_t channels = 1;
+  bool opus = false;      // frames are 20 ms Opus packets; otherwise pcm16 little-endian
 };
 
-// Captured audio, handed over on the loop thread: pcm16 LE samples and the wall time
-// (ms since the epoch) at which the first of them was captured.
+// Captured audio, handed over on the loop thread: one frame's payload (pcm16 LE samples, or
+// an Opus packet) and the wall time (ms since the epoch) at which its first sample was captured.
 using AudioChunk = std::function<void(std::string pcm, int64_t capture_ms)>;
 // The device ended the stream by itself (an ALSA error, the adapter stopping); loop thread.
 using StreamEnded = std::function<void(const std::string& reason)>;
@@ -31,7 +32,7 @@ class StreamDevices {
   // Start playing stream `id` on `device`; nullopt when started, else why not.
   virtual std::optional<std::string> start_playback(const std::string& device, uint16_t id, const StreamFormat& format,
                                                     StreamEnded ended) = 0;
-  // Audio for a playback stream (pcm16 LE in its format). Never blocks: the device's queue
+  // Audio for a playback stream (a frame's payload in its format). Never blocks: the device's queue
   // holds at most its buffer_ms and drops the oldest beyond.
   virtual void play(uint16_t id, std::string_view pcm, int64_t capture_ms) = 0;
   // End a stream; no callback for it after this returns. Unknown ids are ignored.

@@ -154,8 +154,8 @@ TEST_CASE("stream messages: strict refusals") {
   const auto b = StreamRoute::browser_to_cloud;
   CHECK(error_of(R"({"type":"stream_open","ref":"r","device":"d","direction":"up","codec":"pcm16","rate":16000,"channels":1})", b) ==
         "stream_open.direction: expected \"from_device\" or \"to_device\"");
-  CHECK(error_of(R"({"type":"stream_open","ref":"r","device":"d","direction":"to_device","codec":"opus","rate":16000,"channels":1})", b) ==
-        "stream_open.codec: expected \"pcm16\" (the only codec of this version)");
+  CHECK(error_of(R"({"type":"stream_open","ref":"r","device":"d","direction":"to_device","codec":"mp3","rate":16000,"channels":1})", b) ==
+        "stream_open.codec: expected \"pcm16\" or \"opus\"");
   CHECK(error_of(R"({"type":"stream_open","ref":"r","device":"d","direction":"to_device","codec":"pcm16","rate":11025,"channels":1})", b) ==
         "stream_open.rate: expected 8000, 16000, 24000 or 48000");
   CHECK(error_of(R"({"type":"stream_open","ref":"r","device":"d","direction":"to_device","codec":"pcm16","rate":16000,"channels":2})", b) ==

@@ -235,7 +235,7 @@ describe('audio streams between browsers and the flat', () => {
     assert.match(wrongWay.reason, /device alsa-mic has no audio_playback capability/);
     const lamp = await a.openStream('lamp', 'lamp-1', 'from_device');
     assert.match(lamp.reason, /device lamp-1 has no audio_capture capability/);
-    a.send({ type: 'stream_open', ref: 'opus', device: 'door-mic', direction: 'from_device', codec: 'opus', rate: 16000, channels: 1 });
+    a.send({ type: 'stream_open', ref: 'mp3', device: 'door-mic', direction: 'from_device', codec: 'mp3', rate: 16000, channels: 1 });
     const error = await a.next('error', (m) => m.message.includes('codec'));
     assert.equal(error.code, 'invalid_message');
     // A binary frame in the wrong direction (into a microphone's stream) is dropped, not relayed.
@@ -263,6 +263,45 @@ describe('audio streams between browsers and the flat', () => {
     assert.equal(again.type === 'stream_closed' ? again.reason.includes('busy') : false, false, 'not left busy');
     await b.next('stream_closed', (m) => m.ref === 'broken-2');
     await waitFor(async () => (await metrics(cloudCfg.port)).flatlink_streams_open === 0, 3000, { message: 'no stream open' });
+    b.close();
+  });
+
+  test('Opus: the microphone\'s tone, relayed by a browser to the speaker, arrives at a tenth of the bitrate', async (t) => {
+    const b = await streamBrowser(cloudCfg.port, loginA);
+    const opus = (ref, device, direction) => {
+      b.send({ type: 'stream_open', ref, device, direction, codec: 'opus', rate: 16000, channels: 1 });
+      return b.next('stream_opened', (m) => m.ref === ref, 6000);
+    };
+    const speaker = await opus('opus-talk', 'hall-speaker', 'to_device');
+    assert.equal(speaker.codec, 'opus');
+    // Every packet from the microphone goes straight back out to the speaker.
+    let relayed = 0;
+    b.ws.on('message', (data, isBinary) => {
+      if (!isBinary) return;
+      const f = Buffer.from(data);
+      if (f.readUInt16BE(2) === speaker.stream) return;
+      f.writeUInt16BE(speaker.stream, 2);
+      b.ws.send(f);
+      relayed++;
+    });
+    const mic = await opus('opus-listen', 'door-mic', 'from_device');
+    await waitFor(() => relayed >= 75, 5000, { message: '1.5 s of Opus' });
+    b.send({ type: 'stream_close', stream: mic.stream });
+    await b.next('stream_closed', (m) => m.stream === mic.stream);
+    await sleep(200);
+    b.send({ type: 'stream_close', stream: speaker.stream });
+    const idle = await b.next('update', (m) => m.device === 'hall-speaker' && m.state.audio_playback === 'idle' && 'frames' in m.state && m.state.frames > 0);
+    const packets = b.frames.filter((f) => f.stream === mic.stream);
+    const kbps = (packets.reduce((n, f) => n + f.pcm.length, 0) * 8) / (packets.length * 20);
+    const samples = samplesOf(wavData(wavFile));
+    const span = soundSpanMs(samples);
+    const freq = dominantFrequency(samples);
+    t.diagnostic(`${packets.length} Opus packets, ${kbps.toFixed(1)} kbit/s payload (pcm16: 256); speaker played ${idle.state.frames}; tone ${span} ms at ${freq} Hz`);
+    assert.ok(kbps < 40 && kbps > 8, `Opus payload ${kbps} kbit/s`);
+    assert.equal(idle.state.frames, packets.length);
+    assert.equal(samples.length, packets.length * 320, 'every packet decoded to 20 ms');
+    assert.ok(Math.abs(span - 1000) <= 40, `the tone lasts 1000 ms, got ${span}`);
+    assert.equal(freq, 440);
     b.close();
   });
 
