@@ -1,5 +1,6 @@
 // Live audio in the dashboard (docs/protocol.md, "Streams"): "Listen" plays a microphone's
-// stream through Web Audio with a small jitter buffer; "Hold to talk" sends this browser's
+// stream through Web Audio with a small jitter buffer, in Opus (a tenth of the flat's uplink)
+// where the browser decodes it (WebCodecs), else pcm16; "Hold to talk" sends this browser's
 // microphone to a speaker as 16 kHz pcm16 frames. Both show the stream's state and stop
 // cleanly: on release, on a second click, when the cloud or the gateway ends the stream,
 // and when the link to the cloud is lost.
@@ -37,10 +38,33 @@ export function encodeFrame(stream, seq, captureMs, samples) {
 export function decodeFrame(buf) {
   const view = new DataView(buf);
   if (buf.byteLength < HEADER_BYTES || view.getUint8(0) !== 1 || view.getUint8(1) !== 1) return null;
-  const n = (buf.byteLength - HEADER_BYTES) >> 1;
-  const samples = new Float32Array(n);
-  for (let i = 0; i < n; i++) samples[i] = view.getInt16(HEADER_BYTES + 2 * i, true) / 32768;
-  return { stream: view.getUint16(2), seq: view.getUint32(4), captureMs: Number(view.getBigUint64(8)), samples };
+  return {
+    stream: view.getUint16(2),
+    seq: view.getUint32(4),
+    captureMs: Number(view.getBigUint64(8)),
+    payload: new Uint8Array(buf, HEADER_BYTES),
+  };
+}
+
+function pcm16Samples(payload) {
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const samples = new Float32Array(payload.byteLength >> 1);
+  for (let i = 0; i < samples.length; i++) samples[i] = view.getInt16(2 * i, true) / 32768;
+  return samples;
+}
+
+const OPUS_CONFIG = { codec: 'opus', sampleRate: RATE, numberOfChannels: 1 };
+
+// Whether this browser decodes Opus (WebCodecs); pcm16 otherwise.
+let opusSupport = null;
+export function canDecodeOpus() {
+  if (opusSupport === null) {
+    opusSupport =
+      typeof AudioDecoder === 'undefined'
+        ? Promise.resolve(false)
+        : AudioDecoder.isConfigSupported(OPUS_CONFIG).then((r) => Boolean(r.supported), () => false);
+  }
+  return opusSupport;
 }
 
 // Linear resampling of a mono Float32 block from `from` Hz to 16 kHz, carrying state across blocks.
@@ -113,7 +137,7 @@ export class AudioStreams {
     }
   }
 
-  open(session, device, direction) {
+  open(session, device, direction, codec = 'pcm16') {
     session.ref = `a-${nextRef++}`;
     this.byRef.set(session.ref, session);
     const sent = this.conn.request({
@@ -121,7 +145,7 @@ export class AudioStreams {
       ref: session.ref,
       device: device.id,
       direction,
-      codec: 'pcm16',
+      codec,
       rate: RATE,
       channels: 1,
     });
@@ -160,9 +184,10 @@ export class AudioStreams {
       session = null;
       this.close(s);
       if (s.ctx) s.ctx.close().catch(() => {});
+      if (s.decoder && s.decoder.state !== 'closed') s.decoder.close();
       show(why ? 'ended' : 'idle', why ? `ended: ${why}` : 'idle');
     };
-    button.addEventListener('click', () => {
+    button.addEventListener('click', async () => {
       if (session) return stop();
       const s = { frames: 0, dropped: 0, nextTime: 0 };
       session = s;
@@ -172,7 +197,10 @@ export class AudioStreams {
         s.ctx = new AudioContext();
       }
       show('opening', 'opening…');
-      s.opened = () => show('live', 'live');
+      const opus = await canDecodeOpus();
+      if (session !== s) return;
+      root.dataset.codec = opus ? 'opus' : 'pcm16';
+      s.opened = () => show('live', `live (${root.dataset.codec})`);
       s.ended = (why) => {
         if (session !== s) return;
         session = s; // let stop() close the context
@@ -180,7 +208,7 @@ export class AudioStreams {
         s.stream = 0;
         stop(why);
       };
-      s.frame = (frame) => {
+      const schedule = (samples, rate) => {
         const ctx = s.ctx;
         const now = ctx.currentTime;
         if (s.nextTime < now) s.nextTime = now + JITTER_S; // first frame, or after a gap: re-buffer
@@ -189,8 +217,8 @@ export class AudioStreams {
           root.dataset.dropped = String(s.dropped);
           return;
         }
-        const buffer = ctx.createBuffer(1, frame.samples.length, RATE);
-        buffer.copyToChannel(frame.samples, 0);
+        const buffer = ctx.createBuffer(1, samples.length, rate);
+        buffer.copyToChannel(samples, 0);
         const source = ctx.createBufferSource();
         source.buffer = buffer;
         source.connect(ctx.destination);
@@ -198,9 +226,30 @@ export class AudioStreams {
         s.nextTime += buffer.duration;
         s.frames += 1;
         root.dataset.frames = String(s.frames);
-        if (s.frames % 25 === 1) status.textContent = `live · ${Math.round((s.nextTime - now) * 1000)} ms buffered`;
+        if (s.frames % 25 === 1) {
+          status.textContent = `live (${root.dataset.codec}) · ${Math.round((s.nextTime - now) * 1000)} ms buffered`;
+        }
       };
-      this.open(s, device, 'from_device');
+      if (opus) {
+        s.decoder = new AudioDecoder({
+          output: (data) => {
+            const samples = new Float32Array(data.numberOfFrames);
+            data.copyTo(samples, { planeIndex: 0, format: 'f32-planar' });
+            const rate = data.sampleRate;
+            data.close();
+            if (session === s) schedule(samples, rate);
+          },
+          error: (err) => s.ended(`Opus decoding failed: ${err.message}`),
+        });
+        s.decoder.configure(OPUS_CONFIG);
+        s.frame = (frame) => {
+          if (s.decoder.state !== 'configured') return;
+          s.decoder.decode(new EncodedAudioChunk({ type: 'key', timestamp: frame.seq * 20_000, data: frame.payload }));
+        };
+      } else {
+        s.frame = (frame) => schedule(pcm16Samples(frame.payload), RATE);
+      }
+      this.open(s, device, 'from_device', opus ? 'opus' : 'pcm16');
     });
     return { root, update() {}, stop };
   }
