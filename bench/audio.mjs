@@ -51,16 +51,38 @@ function cpuTicks(pid) {
 }
 
 // Sends FRAMES frames, each when Date.now() has just turned, with that ms as capture time.
-async function sendFrames(send, stream) {
-  const pcm = tone(440, FRAME_MS);
+// payloads: the frames' payloads, cycled (default: 20 ms of a 440 Hz tone in pcm16).
+async function sendFrames(send, stream, payloads = [tone(440, FRAME_MS)]) {
   const start = Date.now() + 50;
   for (let n = 0; n < FRAMES; n++) {
     const due = start + n * FRAME_MS;
     const wait = due - Date.now() - 2;
     if (wait > 0) await sleep(wait);
     while (Date.now() < due); // spin to the millisecond's start
-    send(encodeFrame({ stream, seq: n, captureMs: due }, pcm));
+    send(encodeFrame({ stream, seq: n, captureMs: due }, payloads[n % payloads.length]));
   }
+}
+
+// Opens a stream and resolves with stream_opened (throws on a refusal).
+async function open(b, ref, device, direction, codec) {
+  b.send({ type: 'stream_open', ref, device, direction, codec, rate: 16000, channels: 1 });
+  const m = await b.next('stream_opened', (x) => x.ref === ref, 6000).catch(() => null);
+  if (!m) throw new Error(`stream ${ref} not opened: ${JSON.stringify(b.messages.filter((x) => x.ref === ref))}`);
+  return m;
+}
+
+// Streams to the speaker; resolves with its report (frames, dropped, p50, p99).
+async function toSpeaker(b, ref, codec, payloads) {
+  const opened = await open(b, ref, 'speaker', 'to_device', codec);
+  await sendFrames((f) => b.ws.send(f), opened.stream, payloads);
+  await sleep(200);
+  b.send({ type: 'stream_close', stream: opened.stream });
+  const seen = b.messages.length;
+  const idle = await waitFor(
+    () => b.messages.slice(seen).find((m) => m.type === 'update' && m.device === 'speaker' && 'frames' in m.state),
+    5000,
+  );
+  return idle.state;
 }
 
 // The peer: one WebSocket server in its own process that echoes each frame; the sender
@@ -111,7 +133,16 @@ async function flatlinkRun() {
     url: `ws://127.0.0.1:${cloudCfg.port}/`,
     devices: [],
     extra: {
-      adapters: [{ type: 'audio', name: 'intercom', devices: [{ id: 'speaker', direction: 'playback', pcm: 'speaker' }] }],
+      adapters: [
+        {
+          type: 'audio',
+          name: 'intercom',
+          devices: [
+            { id: 'speaker', direction: 'playback', pcm: 'speaker' },
+            { id: 'mic', direction: 'capture', tone_hz: 440, tone_ms: 3_600_000 },
+          ],
+        },
+      ],
     },
   });
   const alsa = alsaFileConfig('/dev/null', path.join(dir, 'speaker.raw'));
@@ -130,6 +161,15 @@ async function flatlinkRun() {
   const after = await metrics(cloudCfg.port);
   b.send({ type: 'stream_close', stream: opened.stream });
   const idle = await b.next('update', (m) => m.device === 'speaker' && m.state.audio_playback === 'idle' && 'frames' in m.state, 5000);
+  // Opus: the microphone's packets (a tone) for their bitrate, then the same packets to the speaker.
+  const listen = await open(b, 'opus-listen', 'mic', 'from_device', 'opus');
+  const listenMs = Math.min(SECONDS, 10) * 1000;
+  await sleep(listenMs);
+  b.send({ type: 'stream_close', stream: listen.stream });
+  await b.next('stream_closed', (m) => m.stream === listen.stream);
+  const packets = b.frames.filter((f) => f.stream === listen.stream).map((f) => Buffer.from(f.pcm));
+  const opusKbps = (packets.reduce((n, p) => n + p.length, 0) * 8) / (packets.length * FRAME_MS);
+  const opusSpeaker = await toSpeaker(b, 'opus-talk', 'opus', packets);
   const hz = 100; // USER_HZ
   const secs = (cpu1.at - cpu0.at) / 1000;
   const bytes = after.flatlink_stream_bytes_total - before.flatlink_stream_bytes_total;
@@ -144,6 +184,7 @@ async function flatlinkRun() {
     p50: idle.state.latency_p50_ms,
     p99: idle.state.latency_p99_ms,
     frameBytes: bytes / frames,
+    opus: { packets: packets.length, kbps: opusKbps, frameBytes: opusKbps * 1000 / 8 / 50 + 16, ...opusSpeaker },
     gwCpuPct: ((cpu1.gw - cpu0.gw) / hz / secs) * 100,
     cloudCpuPct: ((cpu1.cloud - cpu0.cloud) / hz / secs) * 100,
   };
@@ -165,6 +206,9 @@ async function main() {
     ['browser → speaker latency p50 (ms)', fmt(fl.p50), 'direct loopback WebSocket, one hop (echo RTT / 2)', fmt(peer.p50, 3)],
     ['browser → speaker latency p99 (ms)', fmt(fl.p99), 'direct loopback WebSocket, one hop (echo RTT / 2)', fmt(peer.p99, 3)],
     ['frames played / sent', `${fl.played} / ${FRAMES} (${fl.dropped} dropped)`, 'frames received / sent', `${peer.frames} / ${FRAMES}`],
+    ['browser → speaker latency p50 / p99 in Opus, decoding included (ms)', `${fmt(fl.opus.latency_p50_ms)} / ${fmt(fl.opus.latency_p99_ms)}`, '', ''],
+    ['bitrate per stream in Opus, payload, microphone → browser (kbit/s)', fmt(fl.opus.kbps, 1), 'pcm16 payload', fmt((16000 * 16) / 1000, 1)],
+    ['bitrate per stream in Opus, frames with header (kbit/s)', fmt((fl.opus.frameBytes * 8 * 50) / 1000, 1), 'pcm16 frames with header', fmt((fl.frameBytes * 8 * 50) / 1000, 1)],
     ['bitrate per stream, payload (kbit/s)', fmt(payloadKbps, 1), '', ''],
     ['bitrate per stream, frames with header (kbit/s)', fmt(frameKbps, 1), '', ''],
     ['bitrate per stream, WebSocket frames (kbit/s)', `${fmt(wireUp, 1)} browser → cloud, ${fmt(wireDown, 1)} cloud → gateway`, '', ''],
@@ -189,6 +233,10 @@ async function main() {
     '| what | flatlink | peer | peer value |',
     '| --- | --- | --- | --- |',
     ...lines.map((l) => '| ' + l.join(' | ') + ' |'),
+    '',
+    'Opus: the simulated microphone\'s continuous 440 Hz tone, encoded by libopus on the gateway (VOIP, 24 kbit/s VBR ' +
+      'target, one 20 ms packet per frame), received by the peer playing the browser for ' + Math.min(SECONDS, 10) + ' s; then the same ' +
+      'packets sent to the speaker, which decodes them before `snd_pcm_writei` (the latency includes the decoding).',
     '',
     'flatlink crosses two WebSocket hops (browser → cloud, cloud → gateway) and one thread hand-off (loop → playback ' +
       'thread); the peer crosses one hop. Under load each hop keeps at most `stream_buffer_ms` (200 ms) of audio per ' +
