@@ -1,7 +1,7 @@
 // Live audio in the dashboard (docs/protocol.md, "Streams"): "Listen" plays a microphone's
-// stream through Web Audio with a small jitter buffer, in Opus (a tenth of the flat's uplink)
-// where the browser decodes it (WebCodecs), else pcm16; "Hold to talk" sends this browser's
-// microphone to a speaker as 16 kHz pcm16 frames. Both show the stream's state and stop
+// stream through Web Audio with a small jitter buffer; "Hold to talk" sends this browser's
+// microphone to a speaker, resampled to 16 kHz. Both in Opus (a tenth of pcm16's bitrate)
+// where the browser has it (WebCodecs AudioDecoder / AudioEncoder, e.g. Chromium), else pcm16. Both show the stream's state and stop
 // cleanly: on release, on a second click, when the cloud or the gateway ends the stream,
 // and when the link to the cloud is lost.
 
@@ -23,15 +23,23 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
-export function encodeFrame(stream, seq, captureMs, samples) {
-  const buf = new ArrayBuffer(HEADER_BYTES + samples.length * 2);
+// A binary frame: header + payload (a Uint8Array), or header + pcm16 of float samples.
+export function encodeFrame(stream, seq, captureMs, { payload, samples }) {
+  const size = payload ? payload.byteLength : samples.length * 2;
+  const buf = new ArrayBuffer(HEADER_BYTES + size);
   const view = new DataView(buf);
   view.setUint8(0, 1);
   view.setUint8(1, 1);
   view.setUint16(2, stream);
   view.setUint32(4, seq >>> 0);
   view.setBigUint64(8, BigInt(captureMs));
-  for (let i = 0; i < samples.length; i++) view.setInt16(HEADER_BYTES + 2 * i, samples[i], true);
+  if (payload) {
+    new Uint8Array(buf, HEADER_BYTES).set(payload);
+  } else {
+    for (let i = 0; i < samples.length; i++) {
+      view.setInt16(HEADER_BYTES + 2 * i, Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32767))), true);
+    }
+  }
   return buf;
 }
 
@@ -54,6 +62,20 @@ function pcm16Samples(payload) {
 }
 
 const OPUS_CONFIG = { codec: 'opus', sampleRate: RATE, numberOfChannels: 1 };
+
+const OPUS_ENCODER_CONFIG = { ...OPUS_CONFIG, bitrate: 24_000, opus: { frameDuration: 20_000 } };
+
+// Whether this browser encodes Opus (WebCodecs); pcm16 otherwise.
+let opusEncoding = null;
+export function canEncodeOpus() {
+  if (opusEncoding === null) {
+    opusEncoding =
+      typeof AudioEncoder === 'undefined'
+        ? Promise.resolve(false)
+        : AudioEncoder.isConfigSupported(OPUS_ENCODER_CONFIG).then((r) => Boolean(r.supported), () => false);
+  }
+  return opusEncoding;
+}
 
 // Whether this browser decodes Opus (WebCodecs); pcm16 otherwise.
 let opusSupport = null;
@@ -275,6 +297,7 @@ export class AudioStreams {
       if (s.source) s.source.disconnect();
       if (s.media) for (const track of s.media.getTracks()) track.stop();
       if (s.ctx) s.ctx.close().catch(() => {});
+      if (s.encoder && s.encoder.state !== 'closed') s.encoder.close();
       show(why ? 'ended' : 'idle', why ? `ended: ${why}` : 'idle');
     };
     const press = async () => {
@@ -290,7 +313,10 @@ export class AudioStreams {
       s.opened = () => {
         if (session === s) show('live', 'live: talking');
       };
-      this.open(s, device, 'to_device');
+      const opus = await canEncodeOpus();
+      if (session !== s) return;
+      root.dataset.codec = opus ? 'opus' : 'pcm16';
+      this.open(s, device, 'to_device', root.dataset.codec);
       try {
         s.media = await navigator.mediaDevices.getUserMedia({
           audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true },
@@ -308,16 +334,49 @@ export class AudioStreams {
       // ScriptProcessor: no extra module to load; 1024 samples at 48 kHz are ~21 ms.
       s.processor = s.ctx.createScriptProcessor(1024, 1, 1);
       const resampler = new Resampler(s.ctx.sampleRate);
+      const sent = () => {
+        s.frames += 1;
+        root.dataset.frames = String(s.frames);
+      };
+      if (opus) {
+        // One 20 ms packet per frame; its capture time from the samples' own timestamps.
+        s.encoder = new AudioEncoder({
+          output: (chunk) => {
+            if (session !== s || !s.stream) return;
+            const payload = new Uint8Array(chunk.byteLength);
+            chunk.copyTo(payload);
+            this.conn.sendBinary(encodeFrame(s.stream, s.seq++, s.t0 + Math.round(chunk.timestamp / 1000), { payload }));
+            sent();
+          },
+          error: (err) => release(`Opus encoding failed: ${err.message}`),
+        });
+        s.encoder.configure(OPUS_ENCODER_CONFIG);
+      }
+      s.samples = 0; // 16 kHz samples taken so far
       s.processor.onaudioprocess = (event) => {
         if (session !== s || !s.stream) return; // not open yet: nothing is sent, nothing piles up
         const input = event.inputBuffer.getChannelData(0);
-        for (const v of resampler.push(input)) s.pending.push(Math.max(-32768, Math.min(32767, Math.round(v * 32767))));
+        for (const v of resampler.push(input)) s.pending.push(v);
+        if (s.t0 === undefined) s.t0 = Date.now() - Math.round((s.pending.length / RATE) * 1000);
         while (s.pending.length >= FRAME_SAMPLES) {
-          const samples = s.pending.splice(0, FRAME_SAMPLES);
-          const captureMs = Date.now() - Math.round((s.pending.length / RATE) * 1000) - 20;
-          this.conn.sendBinary(encodeFrame(s.stream, s.seq++, captureMs, samples));
-          s.frames += 1;
-          root.dataset.frames = String(s.frames);
+          const samples = Float32Array.from(s.pending.splice(0, FRAME_SAMPLES));
+          if (s.encoder) {
+            const data = new AudioData({
+              format: 'f32-planar',
+              sampleRate: RATE,
+              numberOfFrames: FRAME_SAMPLES,
+              numberOfChannels: 1,
+              timestamp: Math.round((s.samples / RATE) * 1e6),
+              data: samples,
+            });
+            s.encoder.encode(data);
+            data.close();
+          } else {
+            const captureMs = s.t0 + Math.round((s.samples / RATE) * 1000);
+            this.conn.sendBinary(encodeFrame(s.stream, s.seq++, captureMs, { samples }));
+            sent();
+          }
+          s.samples += FRAME_SAMPLES;
         }
       };
       s.source.connect(s.processor);

@@ -93,7 +93,9 @@ describe('dashboard audio', () => {
     const dropped = Number((await control.getAttribute('data-dropped')) ?? 0);
     t.diagnostic(`${frames.length} frames received, ${scheduled} scheduled for playback, ${dropped} dropped by the jitter bound`);
     assert.ok(frames.length >= 75);
-    assert.equal(scheduled + dropped, frames.length, 'every frame received went to the player');
+    // Every frame received went to the player, but for the one or two still in flight (or
+    // being decoded) when Stop was clicked.
+    assert.ok(scheduled + dropped >= frames.length - 2 && scheduled + dropped <= frames.length, 'frames went to the player');
     assert.ok(dropped <= 2, 'the player kept up');
     // Chromium decodes Opus (WebCodecs): the dashboard asks for it, a tenth of pcm16's bitrate.
     assert.equal(await control.getAttribute('data-codec'), 'opus');
@@ -131,7 +133,7 @@ describe('dashboard audio', () => {
     assert.deepEqual(page.problems, []);
   });
 
-  test('Hold to talk sends the fake microphone to the speaker, whose WAV holds the 660 Hz tone', async (t) => {
+  test('Hold to talk sends the fake microphone in Opus to the speaker, whose WAV holds the 660 Hz tone', async (t) => {
     const speaker = device(page, 'hall-speaker');
     const control = speaker.card.locator('[data-audio="talk"]');
     const button = control.getByRole('button', { name: 'Hold to talk' });
@@ -146,6 +148,7 @@ describe('dashboard audio', () => {
     await waitFor(async () => /idle/.test(await speaker.reading('audio_playback').textContent()), 3000, {
       message: 'the speaker reports idle',
     });
+    assert.equal(await control.getAttribute('data-codec'), 'opus', 'Chromium encodes Opus: the dashboard uses it');
     const frames = Number(await speaker.reading('frames').textContent());
     const file = readFileSync(speakerWav);
     assert.equal(file.toString('ascii', 0, 4), 'RIFF');

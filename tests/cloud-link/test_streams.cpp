@@ -185,3 +185,17 @@ TEST_CASE("frame queue: drops are counted per stream, until taken") {
   CHECK(q.take_dropped(1) == 5);
   CHECK(q.take_dropped(1) == 0);
 }
+
+TEST_CASE("stream messages: Opus counts as 32 kbit/s and 20 ms per frame") {
+  auto decoded = proto::decode_stream(
+      R"({"type":"stream_open","ref":"r","device":"d","direction":"from_device","codec":"opus","rate":16000,"channels":1})",
+      StreamRoute::browser_to_cloud);
+  REQUIRE(decoded);
+  const auto& m = std::get<StreamMessage>(*decoded);
+  CHECK(m.opus());
+  CHECK(m.bitrate() == 32000);
+  CHECK(m.frame_duration_us(61) == 20'000);
+  StreamMessage pcm;
+  CHECK(pcm.bitrate() == 256000);
+  CHECK(pcm.frame_duration_us(640) == 20'000);
+}
