@@ -717,6 +717,9 @@ function writeDoc(table, lines, head) {
       '',
     );
   }
+  // The audio streams' figures (bench/audio.mjs, run on its own: bench/run.sh --audio).
+  const audio = path.join(benchDir, 'audio.md');
+  if (existsSync(audio)) md.push(readFileSync(audio, 'utf8').trim(), '');
   const analysis = path.join(benchDir, 'analysis.md');
   if (existsSync(analysis)) md.push(readFileSync(analysis, 'utf8').trim(), '');
   writeFileSync(OUT, md.join('\n'));

@@ -2,6 +2,7 @@
 # One command for every benchmark: bench/run.sh [--smoke] [options of bench/run.mjs]
 # The soak (link drops under steady load, growth bounds): bench/run.sh soak [options of
 # bench/soak.mjs], e.g. bench/run.sh soak --seconds 1800.
+# bench/run.sh --audio [--smoke] [--seconds S]: the audio stream benchmark (bench/audio.mjs).
 # Installs the bench's peers from npm when missing (Node-RED 4, pinned in
 # bench/package-lock.json; not needed by --smoke), then runs bench/run.mjs.
 # Binaries from $FLATLINK_BUILD_DIR (default: <repo>/build).
@@ -16,6 +17,13 @@ if [ "${1:-}" = soak ]; then
   shift
   exec node "$here/soak.mjs" "$@"
 fi
+case " $* " in
+  *" --audio "*)
+    shift_args=""
+    for a in "$@"; do [ "$a" = "--audio" ] || shift_args="$shift_args $a"; done
+    # shellcheck disable=SC2086
+    exec node "$here/audio.mjs" $shift_args ;;
+esac
 case " $* " in
   *" --smoke "*|*" --no-nodered "*) ;;
   *) [ -f "$here/node_modules/node-red/red.js" ] || (cd "$here" && npm ci --no-audit --no-fund) ;;

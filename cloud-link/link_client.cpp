@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 namespace flatlink::link {
@@ -174,6 +175,31 @@ void LinkClient::send_devices(const proto::DeviceList& devices) {
 
 void LinkClient::statuses_available() { want_write(); }
 
+void LinkClient::send_stream_message(const proto::StreamMessage& message) {
+  if (!up_) return;  // the cloud ends a link's streams when it closes
+  control_.push_back(proto::encode(message, proto::StreamRoute::gateway_to_cloud));
+  want_write();
+}
+
+uint64_t LinkClient::forget_stream(uint16_t stream) {
+  frames_.forget(stream);
+  uint64_t dropped = frames_.take_dropped(stream);
+  if (auto it = dropped_offline_.find(stream); it != dropped_offline_.end()) {
+    dropped += it->second;
+    dropped_offline_.erase(it);
+  }
+  return dropped;
+}
+
+void LinkClient::send_stream_frame(uint16_t stream, uint32_t duration_us, std::string frame) {
+  if (!up_ || !acked_once_) {
+    ++dropped_offline_[stream];
+    return;
+  }
+  stats_.stream_frames_dropped += frames_.push(stream, duration_us, std::move(frame), SystemClock::instance().mono_ms());
+  want_write();
+}
+
 void LinkClient::want_write() {
   if (wsi_ && up_) lws_callback_on_writable(wsi_);
 }
@@ -202,6 +228,8 @@ void LinkClient::went_down() {
   acked_once_ = false;
   rx_.clear();
   control_.clear();
+  frames_.clear();
+  bin_rx_.clear();
   hello_.clear();
   if (was_up) listener_.on_link_state(false);
 }
@@ -221,6 +249,7 @@ int LinkClient::handle(lws* wsi, lws_callback_reasons reason, void* in, size_t l
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
       connect_timer_.cancel();
       ++stats_.connects;
+      stream::limit_unsent(lws_get_socket_fd(wsi));  // audio waits in frames_, bounded, not in the kernel
       up_ = true;
       acked_once_ = false;
       sent_upto_ = 0;
@@ -232,7 +261,17 @@ int LinkClient::handle(lws* wsi, lws_callback_reasons reason, void* in, size_t l
 
     case LWS_CALLBACK_CLIENT_RECEIVE: {
       if (lws_frame_is_binary(wsi)) {
-        LOG_WARN("link") << "binary frame from the cloud ignored (reserved for device streams)";
+        if (bin_rx_.size() + len > stream::kHeaderBytes + stream::kMaxPayloadBytes) {
+          LOG_WARN("link") << "binary frame from the cloud over " << stream::kMaxPayloadBytes << " bytes; dropped";
+          bin_rx_.clear();
+          return 0;
+        }
+        bin_rx_.append(static_cast<const char*>(in), len);
+        if (lws_is_final_fragment(wsi)) {
+          std::string frame;
+          frame.swap(bin_rx_);
+          if (streams_) streams_->on_stream_frame(std::move(frame));
+        }
         return 0;
       }
       if (rx_.size() + len > kMaxFrameFromCloud) {
@@ -294,6 +333,15 @@ int LinkClient::handle(lws* wsi, lws_callback_reasons reason, void* in, size_t l
 
 void LinkClient::on_frame(std::string_view text) {
   ++stats_.frames_received;
+  if (auto stream = proto::decode_stream(text, proto::StreamRoute::cloud_to_gateway)) {
+    if (auto* error = std::get_if<proto::DecodeError>(&*stream)) {
+      ++stats_.refused_frames;
+      LOG_WARN("link") << "refused a message from the cloud: " << error->message;
+    } else if (streams_) {
+      streams_->on_stream_message(std::get<proto::StreamMessage>(*stream));
+    }
+    return;
+  }
   auto decoded = proto::decode_from_cloud_for_gateway(text);
   if (auto* error = std::get_if<proto::DecodeError>(&decoded)) {
     ++stats_.refused_frames;
@@ -376,6 +424,23 @@ int LinkClient::on_writeable(lws* wsi) {
       stats_.statuses_sent += batch.items.size();
       more = true;
     }
+  }
+  // Stream data last: only when no text is waiting.
+  if (!more && acked_once_ && !frames_.empty()) {
+    const uint64_t dropped_before = frames_.dropped();
+    auto frame = frames_.pop(SystemClock::instance().mono_ms());
+    stats_.stream_frames_dropped += frames_.dropped() - dropped_before;
+    if (frame) {
+      tx_.resize(LWS_PRE + frame->size());
+      std::memcpy(tx_.data() + LWS_PRE, frame->data(), frame->size());
+      const int n = lws_write(wsi, tx_.data() + LWS_PRE, frame->size(), LWS_WRITE_BINARY);
+      if (n < static_cast<int>(frame->size())) {
+        LOG_ERROR("link") << "write to the cloud failed; closing the link";
+        return -1;
+      }
+      ++stats_.stream_frames_sent;
+    }
+    more = !frames_.empty();
   }
   if (more) lws_callback_on_writable(wsi);
   return 0;

@@ -12,11 +12,15 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cloud-link/protocol.h"
+#include "cloud-link/stream_frames.h"
+#include "cloud-link/stream_protocol.h"
 #include "common/backoff.h"
 #include "common/event_loop.h"
 #include "config/gateway_config.h"
@@ -38,12 +42,23 @@ class LinkListener {
   virtual void on_link_state(bool up) = 0;
 };
 
+// Device streams (docs/protocol.md, "Streams"): what the cloud says about them, and their
+// binary frames. Optional; without one, stream messages and binary frames are ignored.
+class StreamListener {
+ public:
+  virtual ~StreamListener() = default;
+  virtual void on_stream_message(const proto::StreamMessage& message) = 0;
+  virtual void on_stream_frame(std::string frame) = 0;
+};
+
 struct LinkStats {
   uint64_t connects = 0;
   uint64_t frames_sent = 0;
   uint64_t statuses_sent = 0;
   uint64_t frames_received = 0;
   uint64_t refused_frames = 0;
+  uint64_t stream_frames_sent = 0;
+  uint64_t stream_frames_dropped = 0;  // by the bounded stream queue (too old, too many)
 };
 
 class LinkClient {
@@ -69,6 +84,15 @@ class LinkClient {
   void send_devices(const proto::DeviceList& devices);
   // New statuses are waiting in the outbox.
   void statuses_available();
+
+  void set_stream_listener(StreamListener* listener) { streams_ = listener; }
+  // A stream control message: sent with the other control messages, before any stream data.
+  void send_stream_message(const proto::StreamMessage& message);
+  // A binary stream frame: written only when no text waits; at most stream_buffer_ms of
+  // audio per stream waits, the oldest beyond is dropped. Dropped when the link is down.
+  void send_stream_frame(uint16_t stream, uint32_t duration_us, std::string frame);
+  // A stream ended: its queued frames go. Returns how many of its frames the link dropped.
+  uint64_t forget_stream(uint16_t stream);
 
   bool up() const { return up_; }
   const LinkStats& stats() const { return stats_; }
@@ -118,6 +142,10 @@ class LinkClient {
   int64_t acked_ = 0;         // the cloud's cumulative ack
   LinkStats stats_;
   std::vector<unsigned char> tx_;
+  StreamListener* streams_ = nullptr;
+  stream::FrameQueue frames_{200};
+  std::map<uint16_t, uint64_t> dropped_offline_;  // per stream: frames dropped because the link was down
+  std::string bin_rx_;
 };
 
 }  // namespace flatlink::link

@@ -522,6 +522,29 @@ proto::Snapshot Router::snapshot(const Flat& flat) const {
   return snap;
 }
 
+const std::string* Router::browser_flat(Peer& peer) const {
+  auto it = browsers_.find(&peer);
+  return it == browsers_.end() || !it->second ? nullptr : &it->second->config->id;
+}
+
+const std::string* Router::gateway_flat(Peer& peer) const {
+  auto it = gateways_.find(&peer);
+  if (it == gateways_.end() || !it->second || it->second->gateway != &peer || !it->second->hello) return nullptr;
+  return &it->second->config->id;
+}
+
+Peer* Router::flat_gateway(const std::string& flat) const {
+  auto it = flats_.find(flat);
+  return it == flats_.end() || !it->second->hello ? nullptr : it->second->gateway;
+}
+
+const proto::DeviceReport* Router::flat_device(const std::string& flat, const std::string& device) const {
+  auto it = flats_.find(flat);
+  if (it == flats_.end()) return nullptr;
+  auto dev = it->second->devices.find(device);
+  return dev == it->second->devices.end() ? nullptr : &dev->second;
+}
+
 void Router::close_all() {
   remote_commands_.clear();  // their timers must not outlive the loop
   std::vector<Peer*> peers;

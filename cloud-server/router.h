@@ -33,6 +33,13 @@ class Peer {
   // Sends a close frame with this code and reason, then drops the connection.
   virtual void close(uint16_t code, const std::string& reason) = 0;
   virtual const std::string& describe() const = 0;  // for log lines, e.g. "peer=12 from 127.0.0.1"
+  // A binary stream frame (cloud-server/streams.h): queued apart from text, bounded in time per
+  // stream, dropped oldest first, and written only when no text waits.
+  virtual void send_binary(std::string frame, uint16_t stream, uint32_t duration_us) {
+    (void)frame, (void)stream, (void)duration_us;
+  }
+  // A stream ended: its queued frames are of no use any more.
+  virtual void forget_stream(uint16_t stream) { (void)stream; }
 };
 
 class Router final : public BackplaneListener {
@@ -78,6 +85,15 @@ class Router final : public BackplaneListener {
   void remote_result(const std::string& flat, const std::string& from, const proto::Result& result,
                      bool accepted) override;
   void instance_down(const std::string& instance) override;
+  // For the stream hub (cloud-server/streams.h), which keeps to what these name.
+  // The flat of a logged-in browser; null otherwise.
+  const std::string* browser_flat(Peer& peer) const;
+  // The flat of a gateway link that is its flat's current one and said hello; null otherwise.
+  const std::string* gateway_flat(Peer& peer) const;
+  // The flat's current gateway link, once it said hello; null otherwise.
+  Peer* flat_gateway(const std::string& flat) const;
+  // A device of that flat, if the flat has it.
+  const proto::DeviceReport* flat_device(const std::string& flat, const std::string& device) const;
 
  private:
   struct Flat;

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "cloud-link/protocol.h"
+#include "cloud-link/stream_frames.h"
+#include "cloud-link/stream_protocol.h"
 #include "common/log.h"
 
 namespace flatlink::cloud {
@@ -70,6 +72,15 @@ class Server::Session final : public Peer {
 
   const std::string& describe() const override { return desc_; }
 
+  void send_binary(std::string frame, uint16_t stream, uint32_t duration_us) override {
+    if (closing_) return;
+    bin_.set_max_ms(server_.streams_->buffer_ms());
+    server_.streams_->metrics().frames_dropped += bin_.push(stream, duration_us, std::move(frame), server_.clock_.mono_ms());
+    lws_callback_on_writable(wsi_);
+  }
+
+  void forget_stream(uint16_t stream) override { bin_.forget(stream); }
+
   // Token bucket: false when the peer sends faster than allowed.
   bool take_token() {
     const int64_t now = server_.clock_.mono_ms();
@@ -92,7 +103,25 @@ class Server::Session final : public Peer {
         return -1;
       }
       out_.pop_front();
-      if (!out_.empty() || closing_) lws_callback_on_writable(wsi_);
+      if (!out_.empty() || !bin_.empty() || closing_) lws_callback_on_writable(wsi_);
+      return 0;
+    }
+    // Stream frames only when no text waits: status and results are never held up by audio.
+    if (!bin_.empty() && !closing_) {
+      const uint64_t dropped_before = bin_.dropped();
+      auto frame = bin_.pop(server_.clock_.mono_ms());
+      server_.streams_->metrics().frames_dropped += bin_.dropped() - dropped_before;
+      if (frame) {
+        buf_.resize(LWS_PRE + frame->size());
+        std::memcpy(buf_.data() + LWS_PRE, frame->data(), frame->size());
+        const int n = lws_write(wsi_, buf_.data() + LWS_PRE, frame->size(), LWS_WRITE_BINARY);
+        if (n < static_cast<int>(frame->size())) {
+          LOG_WARN("server") << describe() << " write failed (" << n << " of " << frame->size()
+                             << " bytes); dropping the link";
+          return -1;
+        }
+      }
+      if (!bin_.empty()) lws_callback_on_writable(wsi_);
       return 0;
     }
     if (closing_) {
@@ -120,12 +149,15 @@ class Server::Session final : public Peer {
   Kind kind_;
   std::string flat_;     // gateways: the flat their token names
   std::string rx_;       // a message being reassembled
+  std::string bin_rx_;   // a binary frame being reassembled
+  bool bin_discarding_ = false;
   bool discarding_ = false;  // the rest of an oversized message
   bool closing_ = false;
 
  private:
   std::string desc_;
   std::deque<std::string> out_;
+  stream::FrameQueue bin_;  // stream frames, bounded in time per stream
   std::vector<unsigned char> buf_;
   uint16_t close_code_ = 0;
   std::string close_reason_;
@@ -191,6 +223,7 @@ void Server::start(EventLoop& loop) {
       backplane_.reset();
     }
   }
+  streams_ = std::make_unique<StreamHub>(config_, *router_, loop, clock_);
   LOG_INFO("server") << "listening on " << (config_.tls.cert_file.empty() ? "ws" : "wss") << "://"
                      << config_.listen_address << ":" << config_.port << "/ for " << config_.flats.size() << " flats";
 }
@@ -265,7 +298,7 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
       if (path == "/healthz") {
         body = "ok\n";
       } else if (path == "/metrics") {
-        body = metrics_.render();
+        body = metrics_.render() + streams_->metrics().render();
         type = "text/plain; version=0.0.4; charset=utf-8";
       } else if (!config_.dashboard_dir.empty() && path.find("..") == std::string::npos) {
         std::string file = config_.dashboard_dir + (path == "/" ? "/index.html" : path);
@@ -353,6 +386,7 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
       auto* session = new Session(*this, wsi, is_gateway ? Kind::gateway : Kind::browser, next_session_id_++);
       slot->session = session;
       ++sessions_;
+      stream::limit_unsent(lws_get_socket_fd(wsi));  // audio waits in our bounded queue, not the kernel's
       if (is_gateway) {
         auto flat = bearer_flat(wsi);
         if (!flat) {  // cannot happen after the filter, but never route an unauthenticated link
@@ -371,8 +405,25 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
       Session* session = slot ? slot->session : nullptr;
       if (!session || session->closing_) return 0;
       if (lws_frame_is_binary(wsi)) {
-        LOG_WARN("server") << session->describe() << " sent a binary frame (reserved for device streams); closing";
-        return session->close_now(proto::close_code::kBinaryNotAccepted, "binary frames are not accepted");
+        // Stream data (cloud-server/streams.h); from a peer without a stream, refused as before.
+        const size_t cap = stream::kHeaderBytes + stream::kMaxPayloadBytes;
+        if (session->bin_rx_.size() + len > cap) {
+          session->bin_rx_.clear();
+          session->bin_discarding_ = true;
+        }
+        if (!session->bin_discarding_) session->bin_rx_.append(static_cast<const char*>(in), len);
+        if (!lws_is_final_fragment(wsi)) return 0;
+        std::string frame;
+        frame.swap(session->bin_rx_);
+        if (std::exchange(session->bin_discarding_, false)) {
+          ++streams_->metrics().frames_refused;
+          return 0;
+        }
+        if (!streams_->binary(*session, session->kind_ == Kind::gateway, std::move(frame))) {
+          LOG_WARN("server") << session->describe() << " sent a binary frame without an open stream; closing";
+          return session->close_now(proto::close_code::kBinaryNotAccepted, "binary frames are not accepted");
+        }
+        return 0;
       }
       const size_t cap = config_.limits.max_message_bytes;
       if (!session->discarding_ && session->rx_.size() + len > cap) {
@@ -404,6 +455,18 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
         LOG_WARN("server") << session->describe() << " message refused: " << error.message;
         session->send(proto::encode(proto::Error{error.code, error.message}));
       };
+      if (auto stream = proto::decode_stream(text, session->kind_ == Kind::gateway
+                                                       ? proto::StreamRoute::gateway_to_cloud
+                                                       : proto::StreamRoute::browser_to_cloud)) {
+        if (auto* error = std::get_if<proto::DecodeError>(&*stream)) {
+          refuse(*error);
+        } else if (session->kind_ == Kind::gateway) {
+          streams_->gateway_message(*session, std::get<proto::StreamMessage>(*stream));
+        } else {
+          streams_->browser_message(*session, std::get<proto::StreamMessage>(*stream));
+        }
+        return 0;
+      }
       if (session->kind_ == Kind::gateway) {
         auto decoded = proto::decode_from_gateway(text, limits);
         if (auto* error = std::get_if<proto::DecodeError>(&decoded)) {
@@ -432,6 +495,7 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
       Session* session = slot ? slot->session : nullptr;
       if (!session) return 0;
       slot->session = nullptr;
+      streams_->peer_gone(*session);
       if (session->kind_ == Kind::gateway) {
         router_->gateway_disconnected(*session);
       } else {

@@ -14,6 +14,7 @@
 #include "cloud-server/backplane.h"
 #include "cloud-server/metrics.h"
 #include "cloud-server/router.h"
+#include "cloud-server/streams.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "config/cloud_config.h"
@@ -58,6 +59,7 @@ class Server {
   EventLoop* loop_ = nullptr;
   std::unique_ptr<Router> router_;
   std::unique_ptr<Backplane> backplane_;  // after router_: destroyed first
+  std::unique_ptr<StreamHub> streams_;  // device streams (cloud-server/streams.h)
   lws_retry_bo_t idle_policy_{};
   size_t sessions_ = 0;
   std::function<void()> on_stopped_;

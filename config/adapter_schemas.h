@@ -33,8 +33,10 @@ void claim_device_id(Errors& errors, FirstSeen& device_ids, const std::string& i
 void read_serial_adapter(ObjectReader& r, AdapterContext& ctx, SerialAdapterConfig& out);
 void read_wifly_adapter(ObjectReader& r, AdapterContext& ctx, WiflyAdapterConfig& out);
 void read_mqtt_adapter(ObjectReader& r, AdapterContext& ctx, MqttAdapterConfig& out);
+void read_audio_adapter(ObjectReader& r, AdapterContext& ctx, AudioAdapterConfig& out);
 void summarize_adapter(std::ostream& out, const SerialAdapterConfig& serial);
 void summarize_adapter(std::ostream& out, const WiflyAdapterConfig& wifly);
 void summarize_adapter(std::ostream& out, const MqttAdapterConfig& mqtt);
+void summarize_adapter(std::ostream& out, const AudioAdapterConfig& audio);
 
 }  // namespace flatlink::config::detail

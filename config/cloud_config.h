@@ -33,6 +33,9 @@ struct LimitsConfig {
   uint32_t burst = 400;                  // per connection, token bucket size; loader default 2 x messages_per_s
   uint32_t history_points = 720;         // per numeric capability, for the dashboard chart
   uint32_t command_timeout_ms = 15'000;  // a command without a result by then ends "timeout"
+  uint32_t max_streams_per_flat = 2;     // device streams open at once per flat (docs/protocol.md, "Streams")
+  uint32_t max_stream_kbps_per_flat = 600;  // their summed payload bitrate; one pcm16 16 kHz stream is 256
+  uint32_t stream_buffer_ms = 200;       // audio queued per stream and connection; the oldest beyond is dropped
 };
 
 // Joining other flatlink-cloud instances over an MQTT broker (docs/scale-out.md).

@@ -74,7 +74,7 @@ void read_tls(ObjectReader& r, const std::string& base_dir, TlsServerConfig& tls
 
 void read_limits(ObjectReader& r, LimitsConfig& limits) {
   r.only_keys({"handshake_timeout_s", "max_message_bytes", "messages_per_s", "burst", "history_points",
-               "command_timeout_ms"});
+               "command_timeout_ms", "max_streams_per_flat", "max_stream_kbps_per_flat", "stream_buffer_ms"});
   r.integer("handshake_timeout_s", limits.handshake_timeout_s, 1, 300);
   r.integer("max_message_bytes", limits.max_message_bytes, 1024, 16'777'216);
   r.integer("messages_per_s", limits.messages_per_s, 1, 100'000);
@@ -84,6 +84,9 @@ void read_limits(ObjectReader& r, LimitsConfig& limits) {
   }
   r.integer("history_points", limits.history_points, 0, 100'000);
   r.integer("command_timeout_ms", limits.command_timeout_ms, 100, 600'000);
+  r.integer("max_streams_per_flat", limits.max_streams_per_flat, 0, 64);
+  r.integer("max_stream_kbps_per_flat", limits.max_stream_kbps_per_flat, 0, 100'000);
+  r.integer("stream_buffer_ms", limits.stream_buffer_ms, 20, 5'000);
 }
 
 // "mqtt://host[:port]" or "mqtts://host[:port]"; false when malformed.

@@ -10,6 +10,7 @@
 
 #include "common/device_model.h"
 #include "common/log.h"
+#include "config/audio_adapter_config.h"
 #include "config/mqtt_adapter_config.h"
 #include "config/wifly_adapter_config.h"
 
@@ -66,7 +67,8 @@ struct SerialAdapterConfig {
   uint32_t reopen_max_ms = 30'000;  // retries back off up to this
 };
 
-using AdapterConfig = std::variant<SimAdapterConfig, SerialAdapterConfig, WiflyAdapterConfig, MqttAdapterConfig>;
+using AdapterConfig =
+    std::variant<SimAdapterConfig, SerialAdapterConfig, WiflyAdapterConfig, MqttAdapterConfig, AudioAdapterConfig>;
 
 struct CloudLinkConfig {
   std::string url;                    // ws://host:port/path or wss://host:port/path: the first of urls

@@ -283,12 +283,13 @@ void read_adapters(const Json& adapters, const std::string& path, const std::str
     }
     ObjectReader r(item, item_path, errors);
     size_t type = 0;
-    if (!r.string_choice("type", type, {"sim", "serial", "wifly", "mqtt"}, Need::required)) return;
+    if (!r.string_choice("type", type, {"sim", "serial", "wifly", "mqtt", "audio"}, Need::required)) return;
     switch (type) {
       case 0: config.adapters.emplace_back(read_adapter<SimAdapterConfig>(r, ctx, read_sim_adapter)); break;
       case 1: config.adapters.emplace_back(read_adapter<SerialAdapterConfig>(r, ctx, read_serial_adapter)); break;
       case 2: config.adapters.emplace_back(read_adapter<WiflyAdapterConfig>(r, ctx, read_wifly_adapter)); break;
-      default: config.adapters.emplace_back(read_adapter<MqttAdapterConfig>(r, ctx, read_mqtt_adapter)); break;
+      case 3: config.adapters.emplace_back(read_adapter<MqttAdapterConfig>(r, ctx, read_mqtt_adapter)); break;
+      default: config.adapters.emplace_back(read_adapter<AudioAdapterConfig>(r, ctx, read_audio_adapter)); break;
     }
   }
 }

@@ -2,6 +2,7 @@
 #include "device-adapters/adapter_factory.h"
 
 #include "common/log.h"
+#include "device-adapters/audio/audio_adapter.h"
 #include "device-adapters/mqtt/mqtt_adapter.h"
 #include "device-adapters/serial/serial_adapter.h"
 #include "device-adapters/sim/sim_adapter.h"
@@ -28,6 +29,10 @@ std::unique_ptr<Adapter> make_adapter(const config::AdapterConfig& config, Event
     type = "mqtt";
     name = c->name;
     adapter = mqtt::make_mqtt_adapter(*c, loop, host, clock);
+  } else if (const auto* c = std::get_if<config::AudioAdapterConfig>(&config)) {
+    type = "audio";
+    name = c->name;
+    adapter = audio::make_audio_adapter(*c, loop, host, clock);
   }
   if (!adapter) LOG_ERROR("gateway") << "adapter=" << name << " type " << type << " is not available in this build";
   return adapter;

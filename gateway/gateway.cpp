@@ -46,6 +46,8 @@ Gateway::Gateway(EventLoop& loop, config::GatewayConfig config, const Clock& clo
   executor_->preload(durable->recent_commands());
   executor_->on_remember([this, durable](const std::string& id) { durable->remember_command(id, clock_.wall_ms()); });
   outbox_->on_available([this] { link_->statuses_available(); });
+  streams_ = std::make_unique<StreamHub>(*link_, registry_, clock_);
+  link_->set_stream_listener(streams_.get());
   for (const auto& adapter_config : config_.adapters) {
     auto slot = std::make_unique<Slot>(*this);
     slot->adapter = adapters::make_adapter(adapter_config, loop_, *slot, clock_);
@@ -72,6 +74,7 @@ void Gateway::start() {
 
 void Gateway::stop(std::function<void()> done) {
   LOG_INFO("gateway") << "gateway=" << config_.gateway_id << " stopping";
+  streams_->stop_all("the gateway is stopping");
   for (auto& slot : slots_) slot->adapter->stop();
   executor_->abandon_all("the gateway is stopping");
   link_->stop(std::move(done));
@@ -166,6 +169,7 @@ void Gateway::on_command(const proto::CommandMsg& message) {
 }
 
 void Gateway::on_link_state(bool up) {
+  if (!up) streams_->stop_all("the cloud link went down");
   LOG_INFO("gateway") << "gateway=" << config_.gateway_id << " link " << (up ? "up" : "down") << "; "
                       << outbox_->size() << " statuses waiting";
 }

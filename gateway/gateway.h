@@ -14,6 +14,7 @@
 #include "gateway/command_executor.h"
 #include "gateway/device_registry.h"
 #include "gateway/outbox.h"
+#include "gateway/stream_hub.h"
 
 namespace flatlink::gateway {
 
@@ -64,6 +65,7 @@ class Gateway final : public link::LinkListener {
   std::unique_ptr<link::LinkClient> link_;
   std::unique_ptr<CommandExecutor> executor_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  std::unique_ptr<StreamHub> streams_;  // device streams; destroyed before the adapters
 };
 
 }  // namespace flatlink::gateway

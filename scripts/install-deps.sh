@@ -16,8 +16,10 @@ packages=(
   libwebsockets-dev libmosquitto-dev nlohmann-json3-dev libserialport-dev
   libsqlite3-dev libssl-dev doctest-dev
   clang libclang-rt-14-dev  # clang with libFuzzer and sanitizer runtimes: tests/fuzz/run.sh
+  libasound2-dev libopus-dev  # device-adapters/audio (ALSA capture and playback, Opus)
   mosquitto mosquitto-clients socat openssl
   nats-server  # a 3-node broker cluster for the backplane test (tests/integration/backplane.test.mjs)
+  python3  # test helpers: a unix datagram listener, a throttling TCP proxy
   chromium
 )
 # Node.js runs the integration tests. A node already on PATH (e.g. from

@@ -1,6 +1,7 @@
 // The dashboard page: the login form, the flat's devices grouped by room (or kind), the
 // link states, wired to the cloud connection. Entry point of index.html.
 
+import { AudioStreams } from './audio.js';
 import { Connection, cloudUrl } from './connection.js';
 import { DeviceCard, shapeOf } from './device_card.js';
 import { FlatState, chartedCapabilities } from './flat_state.js';
@@ -35,6 +36,7 @@ const sections = new Map(); // group key -> <section>
 let countdown = null;
 
 const controlContext = {
+  audio: null, // set below: the page's audio streams (Listen, Hold to talk)
   send: (device, set, done) => connection.command(device, set, done),
   confirm: (question) =>
     new Promise((resolve) => {
@@ -48,12 +50,19 @@ const controlContext = {
 };
 
 const connection = new Connection(cloudUrl(), {
-  link: showCloudLink,
+  link(linkState, detail) {
+    audio.link(linkState);
+    showCloudLink(linkState, detail);
+  },
+  binary: (data) => audio.binary(data),
   loginFailed(message) {
     showLogin(message);
   },
   message: onMessage,
 });
+
+const audio = new AudioStreams(connection);
+controlContext.audio = audio;
 
 // ---- the cloud's messages --------------------------------------------------------------
 
@@ -95,6 +104,10 @@ function onMessage(msg) {
       if (points && cards.has(msg.device)) cards.get(msg.device).drawHistory(msg.capability, points);
       break;
     }
+    case 'stream_opened':
+    case 'stream_closed':
+      audio.message(msg);
+      break;
     case 'error':
       showNotice(`The cloud said: ${msg.message || msg.code}`);
       break;
@@ -134,6 +147,7 @@ function renderDevices() {
   for (const [id, card] of cards) {
     const device = state.devices.get(id);
     if (!device || shapeOf(device) !== card.shape) {
+      card.dispose();
       card.root.remove();
       cards.delete(id);
     }

@@ -25,6 +25,7 @@ export function cloudUrl(loc = window.location) {
 //                        detail: { delayMs, attempt } while reconnecting
 //   loginFailed(message) the cloud refused the credentials (first login or a re-login)
 //   message(msg)         every message from the cloud after login (snapshot, update, ...)
+//   binary(data)         optional: every binary frame (an ArrayBuffer) after login
 export class Connection {
   constructor(url, on) {
     this.url = url;
@@ -70,13 +71,18 @@ export class Connection {
       return;
     }
     this.ws = ws;
+    ws.binaryType = 'arraybuffer';
     let errorMessage = '';
     ws.onopen = () => {
       const { flat, user, password } = this.credentials;
       ws.send(JSON.stringify({ type: 'login', flat, user, password }));
     };
     ws.onmessage = (event) => {
-      if (ws !== this.ws || typeof event.data !== 'string') return;
+      if (ws !== this.ws) return;
+      if (typeof event.data !== 'string') {
+        if (this.loggedIn && this.on.binary) this.on.binary(event.data); // stream frames (audio.js)
+        return;
+      }
       let msg;
       try {
         msg = JSON.parse(event.data);
@@ -143,6 +149,13 @@ export class Connection {
   request(msg) {
     if (!this.ws || !this.loggedIn) return false;
     this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  // Sends a binary stream frame (audio.js). False when not logged in.
+  sendBinary(data) {
+    if (!this.ws || !this.loggedIn) return false;
+    this.ws.send(data);
     return true;
   }
 

@@ -57,7 +57,10 @@ export class DeviceCard {
       this.controls.set(cap.name, control);
       controls.append(control.root);
     }
-    if (this.controls.size) this.root.append(controls);
+    // A microphone's "Listen" or a speaker's "Hold to talk" (audio.js).
+    this.audio = ctx.audio ? ctx.audio.controlFor(device) : null;
+    if (this.audio) controls.append(this.audio.root);
+    if (this.controls.size || this.audio) this.root.append(controls);
 
     this.charts = new Map();
     for (const cap of chartedCapabilities(device)) {
@@ -97,6 +100,11 @@ export class DeviceCard {
 
     this.lastTs = device.last_ts;
     this.tick();
+  }
+
+  // The card leaves the page: a stream it runs ends.
+  dispose() {
+    if (this.audio) this.audio.stop();
   }
 
   drawHistory(capability, points) {

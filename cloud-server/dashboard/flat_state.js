@@ -10,8 +10,11 @@ export function isNumeric(cap) {
 
 // The capabilities drawn as a chart: numbers the device reports but nobody sets (a
 // thermometer's temperature). Settable numbers already show their value in their control.
+// Stream devices' numbers (frames, dropped, latency) describe their last stream, not a
+// quantity over time: shown as readings, not charted.
 export function chartedCapabilities(device) {
-  return device.capabilities.filter((cap) => isNumeric(cap) && !cap.writable);
+  const streams = device.capabilities.some((c) => c.name === 'audio_capture' || c.name === 'audio_playback');
+  return streams ? [] : device.capabilities.filter((cap) => isNumeric(cap) && !cap.writable);
 }
 
 export class FlatState {

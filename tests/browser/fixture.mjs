@@ -76,10 +76,21 @@ export async function startGateway({ port, flat, gatewayId, token, devices, stat
 
 export { freePort, stop };
 
-export async function launchBrowser() {
+// fakeMedia: Chromium's fake microphone and no permission prompt (audio tests); a WAV file
+// for the microphone to play instead of its beeps.
+export async function launchBrowser({ fakeMedia = false, fakeAudioFile } = {}) {
+  const media = fakeMedia
+    ? [
+        '--use-fake-device-for-media-stream',
+        '--use-fake-ui-for-media-stream',
+        '--autoplay-policy=no-user-gesture-required',
+        ...(fakeAudioFile ? [`--use-file-for-fake-audio-capture=${fakeAudioFile}`] : []),
+      ]
+    : [];
   return chromium.launch({
     executablePath: chromiumPath,
     args: [
+      ...media,
       '--no-sandbox',
       '--headless',
       '--disable-gpu',

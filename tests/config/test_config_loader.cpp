@@ -384,7 +384,7 @@ TEST_CASE("a value outside an enumeration is refused with the choices") {
   doc = minimal_gateway();
   doc["adapters"][0]["type"] = "zwave";
   CHECK(gateway_error(doc) ==
-        "gateway.json: adapters[0].type: expected one of \"sim\", \"serial\", \"wifly\", \"mqtt\", got \"zwave\"");
+        "gateway.json: adapters[0].type: expected one of \"sim\", \"serial\", \"wifly\", \"mqtt\", \"audio\", got \"zwave\"");
 
   doc = minimal_gateway();
   doc["adapters"] = Json::array({serial_adapter()});
@@ -909,7 +909,8 @@ TEST_CASE("cloud numbers, lists and keys are checked like the gateway's") {
   doc["limits"] = Json{{"max_messages", 5}};
   CHECK(cloud_error(doc) ==
         "cloud.json: limits.max_messages: unknown key (expected one of: handshake_timeout_s, max_message_bytes, "
-        "messages_per_s, burst, history_points, command_timeout_ms)");
+        "messages_per_s, burst, history_points, command_timeout_ms, max_streams_per_flat, max_stream_kbps_per_flat, "
+                              "stream_buffer_ms)");
 
   doc = minimal_cloud();
   doc["limits"] = Json{{"max_message_bytes", 512}};
@@ -1190,4 +1191,64 @@ TEST_CASE("the gateway takes one cloud URL or a list of them, each checked") {
   CHECK(contains(gateway_error(doc), "cloud.url[1]: expected a URL starting with ws:// or wss://"));
   doc["cloud"]["url"] = Json::array({"ws://127.0.0.1:8080/", "ws://cloud.example/"});
   CHECK(contains(gateway_error(doc), "only allowed to a loopback host"));
+}
+
+TEST_CASE("audio adapter: ALSA and simulated devices, each with exactly one source or sink") {
+  Json doc = minimal_gateway();
+  doc["adapters"].push_back(Json::parse(R"({"type": "audio", "name": "intercom", "devices": [
+    {"id": "door-mic", "direction": "capture", "pcm": "plughw:1,0", "room": "Hall"},
+    {"id": "sim-mic", "direction": "capture", "tone_hz": 440, "tone_ms": 500},
+    {"id": "door-speaker", "direction": "playback", "pcm": "default", "buffer_ms": 100},
+    {"id": "sim-speaker", "direction": "playback", "wav_file": "out.wav"}]})"));
+  const GatewayConfig config = gateway_ok(doc, "/etc/flatlink");
+  const auto& audio = std::get<AudioAdapterConfig>(config.adapters.at(1));
+  REQUIRE(audio.devices.size() == 4);
+  CHECK(audio.devices[0].pcm == "plughw:1,0");
+  CHECK(audio.devices[0].rate == 16000);
+  CHECK(audio.devices[0].period_ms == 20);
+  CHECK(audio.devices[1].tone_hz == 440);
+  CHECK(audio.devices[2].direction == AudioDirection::playback);
+  CHECK(audio.devices[2].buffer_ms == 100);
+  CHECK(audio.devices[3].wav_file == "/etc/flatlink/out.wav");
+
+  doc["adapters"][1]["devices"][0]["tone_hz"] = 440;
+  CHECK(gateway_error(doc, "/etc/flatlink") ==
+        "gateway.json: adapters[1].devices[0]: a capture device needs exactly one of \"pcm\" (ALSA) and \"tone_hz\" "
+        "(simulated)");
+  doc["adapters"][1]["devices"][0].erase("tone_hz");
+  doc["adapters"][1]["devices"][2]["tone_ms"] = 100;
+  CHECK(gateway_error(doc, "/etc/flatlink") == "gateway.json: adapters[1].devices[2].tone_ms: only for capture devices");
+  doc["adapters"][1]["devices"][2].erase("tone_ms");
+  doc["adapters"][1]["devices"][3]["id"] = "lamp-1";
+  CHECK(contains(gateway_error(doc, "/etc/flatlink"), "duplicate device id \"lamp-1\""));
+  doc["adapters"][1]["devices"][3]["id"] = "sim-speaker";
+  doc["adapters"][1]["devices"][3]["rate"] = 44100;
+  CHECK(contains(gateway_error(doc, "/etc/flatlink"), "adapters[1].devices[3].rate: expected one of 8000, 16000, 24000, 48000"));
+}
+
+TEST_CASE("cloud stream limits have defaults and bounds") {
+  CloudConfig config = cloud_ok(minimal_cloud());
+  CHECK(config.limits.max_streams_per_flat == 2);
+  CHECK(config.limits.max_stream_kbps_per_flat == 600);
+  CHECK(config.limits.stream_buffer_ms == 200);
+  Json doc = minimal_cloud();
+  doc["limits"] = Json{{"stream_buffer_ms", 10}};
+  CHECK(contains(cloud_error(doc), "limits.stream_buffer_ms: expected an integer from 20 to 5000, got 10"));
+}
+
+TEST_CASE("the intercom example loads and summarizes") {
+  StderrCapture err;
+  const Loaded<GatewayConfig> loaded = load_gateway_config(kExamples + "/gateway-intercom.example.json");
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) FAIL_CHECK(error->message);
+  REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+  const GatewayConfig& config = std::get<GatewayConfig>(loaded);
+  const auto& audio = std::get<AudioAdapterConfig>(config.adapters.at(0));
+  REQUIRE(audio.devices.size() == 4);
+  CHECK(audio.devices[0].pcm == "plughw:1,0");
+  CHECK(audio.devices[3].wav_file == "/tmp/flatlink-demo-speaker.wav");
+  CHECK(contains(summarize(config),
+                 "  audio 'intercom' with 4 devices: door-mic (capture, ALSA plughw:1,0, pcm16 16000 Hz mono, 20 ms "
+                 "frames) hall-speaker (playback, ALSA plughw:1,0, pcm16 16000 Hz mono, 20 ms frames) demo-mic "
+                 "(capture, simulated 440 Hz tone, pcm16 16000 Hz mono, 20 ms frames) demo-speaker (playback, "
+                 "simulated into /tmp/flatlink-demo-speaker.wav, pcm16 16000 Hz mono, 20 ms frames)\n"));
 }
