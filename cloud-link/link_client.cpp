@@ -230,6 +230,7 @@ void LinkClient::went_down() {
   control_.clear();
   frames_.clear();
   bin_rx_.clear();
+  bin_discarding_ = false;
   hello_.clear();
   if (was_up) listener_.on_link_state(false);
 }
@@ -261,16 +262,16 @@ int LinkClient::handle(lws* wsi, lws_callback_reasons reason, void* in, size_t l
 
     case LWS_CALLBACK_CLIENT_RECEIVE: {
       if (lws_frame_is_binary(wsi)) {
-        if (bin_rx_.size() + len > stream::kHeaderBytes + stream::kMaxPayloadBytes) {
+        if (!bin_discarding_ && bin_rx_.size() + len > stream::kHeaderBytes + stream::kMaxPayloadBytes) {
           LOG_WARN("link") << "binary frame from the cloud over " << stream::kMaxPayloadBytes << " bytes; dropped";
           bin_rx_.clear();
-          return 0;
+          bin_discarding_ = true;
         }
-        bin_rx_.append(static_cast<const char*>(in), len);
+        if (!bin_discarding_) bin_rx_.append(static_cast<const char*>(in), len);
         if (lws_is_final_fragment(wsi)) {
           std::string frame;
           frame.swap(bin_rx_);
-          if (streams_) streams_->on_stream_frame(std::move(frame));
+          if (!std::exchange(bin_discarding_, false) && streams_) streams_->on_stream_frame(std::move(frame));
         }
         return 0;
       }

@@ -145,7 +145,8 @@ class LinkClient {
   StreamListener* streams_ = nullptr;
   stream::FrameQueue frames_{200};
   std::map<uint16_t, uint64_t> dropped_offline_;  // per stream: frames dropped because the link was down
-  std::string bin_rx_;
+  std::string bin_rx_;          // a binary frame being reassembled
+  bool bin_discarding_ = false;  // the rest of an oversized one
 };
 
 }  // namespace flatlink::link

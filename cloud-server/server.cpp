@@ -415,10 +415,7 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
         if (!lws_is_final_fragment(wsi)) return 0;
         std::string frame;
         frame.swap(session->bin_rx_);
-        if (std::exchange(session->bin_discarding_, false)) {
-          ++streams_->metrics().frames_refused;
-          return 0;
-        }
+        if (std::exchange(session->bin_discarding_, false)) frame.clear();  // oversized: refused like a malformed one
         if (!streams_->binary(*session, session->kind_ == Kind::gateway, std::move(frame))) {
           LOG_WARN("server") << session->describe() << " sent a binary frame without an open stream; closing";
           return session->close_now(proto::close_code::kBinaryNotAccepted, "binary frames are not accepted");

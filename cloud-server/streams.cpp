@@ -178,7 +178,7 @@ void StreamHub::gateway_message(Peer& gateway, const proto::StreamMessage& m) {
   end(it->first, m.reason.empty() ? "closed by the gateway" : m.reason, true, false);
 }
 
-void StreamHub::end(const Key& key, const std::string& reason, bool tell_browser, bool tell_gateway) {
+void StreamHub::end(Key key, const std::string& reason, bool tell_browser, bool tell_gateway) {
   auto it = streams_.find(key);
   if (it == streams_.end()) return;
   std::unique_ptr<Stream> s = std::move(it->second);

@@ -58,7 +58,7 @@ class StreamHub {
   using Key = std::pair<std::string, uint16_t>;  // flat, stream id
 
   void refuse(Peer& browser, const proto::StreamMessage& request, const std::string& flat, const std::string& why);
-  void end(const Key& key, const std::string& reason, bool tell_browser, bool tell_gateway);
+  void end(Key key, const std::string& reason, bool tell_browser, bool tell_gateway);  // key by value: a timer of the stream may be the caller
   bool has_streams(Peer& peer) const;
 
   const config::CloudConfig& config_;

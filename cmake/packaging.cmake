@@ -31,14 +31,15 @@ set(flatlink_gateway_depends "systemd (>= 247)")
 set(flatlink_cloud_depends "systemd (>= 247)")
 if(NOT FLATLINK_DEB_SHLIBDEPS)
   string(APPEND flatlink_gateway_depends ", libc6 (>= 2.34), libstdc++6 (>= 12), libwebsockets17 (>= 4.1.0), "
-         "libmosquitto1 (>= 1.6), libserialport0, libsqlite3-0 (>= 3.5.9), libssl3 (>= 3.0.0)")
+         "libmosquitto1 (>= 1.6), libserialport0, libsqlite3-0 (>= 3.5.9), libssl3 (>= 3.0.0), "
+         "libasound2 (>= 1.0.16), libopus0 (>= 1.1)")
   string(APPEND flatlink_cloud_depends ", libc6 (>= 2.34), libstdc++6 (>= 12), libwebsockets17 (>= 4.1.0), libssl3 (>= 3.0.0)")
 endif()
 
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_NAME "flatlink-gateway")
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_DEPENDS "${flatlink_gateway_depends}")
 set(CPACK_COMPONENT_GATEWAY_DESCRIPTION
-    "flatlink gateway daemon (flatlinkd)\n Bridges a flat's devices (serial, WiFly, MQTT) to the flatlink cloud over one\n persistent WebSocket, with a durable outbox. Runs as a hardened systemd service.")
+    "flatlink gateway daemon (flatlinkd)\n Bridges a flat's devices (serial, WiFly, MQTT, audio) to the flatlink cloud over one\n persistent WebSocket, with a durable outbox. Runs as a hardened systemd service.")
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_CONTROL_EXTRA
     "${CMAKE_SOURCE_DIR}/packaging/debian/flatlink-gateway/conffiles;${CMAKE_SOURCE_DIR}/packaging/debian/flatlink-gateway/postinst;${CMAKE_SOURCE_DIR}/packaging/debian/flatlink-gateway/prerm;${CMAKE_SOURCE_DIR}/packaging/debian/flatlink-gateway/postrm")
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_CONTROL_STRICT_PERMISSION ON)

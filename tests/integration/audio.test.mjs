@@ -196,6 +196,18 @@ describe('audio streams between browsers and the flat', () => {
     }
   });
 
+  test('a gateway that never answers a stream_open: the browser is told after 5 s', async () => {
+    const b = await streamBrowser(cloudCfg.port, loginC);
+    const pending = b.openStream('unanswered', 'c-mic', 'from_device');
+    const open = await gwC.next('stream_open', (m) => !gwC.answered?.has(m.stream));
+    (gwC.answered ??= new Set()).add(open.stream); // never answered, and not to be answered later
+    const closed = await pending;
+    assert.equal(closed.type, 'stream_closed');
+    assert.match(closed.reason, /the gateway did not answer within 5000 ms/);
+    await gwC.next('stream_close', (m) => m.stream === open.stream);
+    b.close();
+  });
+
   test('isolation: a browser of flat B cannot open a stream to flat A\'s devices, nor send into one', async () => {
     const a = await streamBrowser(cloudCfg.port, loginA);
     const opened = await a.openStream('talk-a', 'hall-speaker', 'to_device');

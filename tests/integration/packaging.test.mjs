@@ -54,7 +54,7 @@ describe('systemd units', { skip: !have('systemd-analyze') && 'systemd-analyze i
       assert.match(text, /^WatchdogSec=\d+s$/m);
       assert.match(text, /^User=flatlink/m);
     }
-    assert.match(readFileSync(path.join(repoRoot, 'systemd', 'flatlinkd.service'), 'utf8'), /^SupplementaryGroups=dialout$/m);
+    assert.match(readFileSync(path.join(repoRoot, 'systemd', 'flatlinkd.service'), 'utf8'), /^SupplementaryGroups=dialout audio$/m);
     assert.doesNotMatch(readFileSync(path.join(repoRoot, 'systemd', 'flatlink-cloud.service'), 'utf8'), /dialout/);
   });
 });
@@ -97,7 +97,7 @@ describe('Debian packages', { skip: !canPackage && 'cpack, dpkg-deb or the build
     assert.ok(!list.includes('flatlink-cloud'), 'no cloud files in the gateway package');
     assert.match(list, /-rwxr-xr-x root\/root .* \.\/usr\/bin\/flatlinkd/);
     const depends = field(deb, 'Depends');
-    for (const lib of ['libwebsockets17', 'libmosquitto1', 'libserialport0', 'libsqlite3-0', 'libssl3', 'systemd']) {
+    for (const lib of ['libwebsockets17', 'libmosquitto1', 'libserialport0', 'libsqlite3-0', 'libssl3', 'libasound2', 'libopus0', 'systemd']) {
       assert.match(depends, new RegExp(`\\b${lib}\\b`), `Depends: ${depends}`);
     }
     assert.equal(control(deb, 'conffiles').trim(), '/etc/flatlink/gateway.json');
