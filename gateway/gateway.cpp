@@ -46,7 +46,7 @@ Gateway::Gateway(EventLoop& loop, config::GatewayConfig config, const Clock& clo
   executor_->preload(durable->recent_commands());
   executor_->on_remember([this, durable](const std::string& id) { durable->remember_command(id, clock_.wall_ms()); });
   outbox_->on_available([this] { link_->statuses_available(); });
-  streams_ = std::make_unique<StreamHub>(*link_, registry_, clock_);
+  streams_ = std::make_unique<StreamHub>(*link_, registry_);
   link_->set_stream_listener(streams_.get());
   for (const auto& adapter_config : config_.adapters) {
     auto slot = std::make_unique<Slot>(*this);

@@ -7,8 +7,8 @@
 
 namespace flatlink::gateway {
 
-StreamHub::StreamHub(link::LinkClient& link, const DeviceRegistry& registry, const Clock& clock)
-    : link_(link), registry_(registry), clock_(clock) {}
+StreamHub::StreamHub(link::LinkClient& link, const DeviceRegistry& registry)
+    : link_(link), registry_(registry) {}
 
 StreamHub::~StreamHub() {
   for (auto& [id, s] : streams_) s.devices->stop_stream(id);

@@ -10,7 +10,6 @@
 #include <string>
 
 #include "cloud-link/link_client.h"
-#include "common/clock.h"
 #include "device-adapters/audio/stream_devices.h"
 #include "gateway/device_registry.h"
 
@@ -18,7 +17,7 @@ namespace flatlink::gateway {
 
 class StreamHub final : public link::StreamListener {
  public:
-  StreamHub(link::LinkClient& link, const DeviceRegistry& registry, const Clock& clock);
+  StreamHub(link::LinkClient& link, const DeviceRegistry& registry);
   ~StreamHub() override;
 
   void on_stream_message(const proto::StreamMessage& message) override;
@@ -40,7 +39,6 @@ class StreamHub final : public link::StreamListener {
 
   link::LinkClient& link_;
   const DeviceRegistry& registry_;
-  const Clock& clock_;
   std::map<uint16_t, Stream> streams_;
 };
 
