@@ -7,7 +7,6 @@
 // real flatlinkd that knows both cloud URLs.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,7 +21,7 @@ import {
   startGateway,
   stop,
 } from './flatlink.mjs';
-import { freePort, makeCa, makeServerCert, run, startProcess, tempDir, waitFor } from './harness.mjs';
+import { freePort, makeCa, makeServerCert, portAccepts, run, startProcess, tempDir, waitFor } from './harness.mjs';
 
 const flatA = { id: 'flat-a', token: 'token-of-flat-a-0123456789', user: 'alice', password: 'pw-alice' };
 const flatB = { id: 'flat-b', token: 'token-of-flat-b-0123456789', user: 'bob', password: 'pw-bob' };
@@ -39,17 +38,6 @@ const lamp = (id) => ({
   state: { on: false },
   online: true,
 });
-
-function portAccepts(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 // Mosquitto on a free loopback port; `lines` adds to its listener (TLS, passwords).
 async function startMosquitto(lines = ['allow_anonymous true']) {

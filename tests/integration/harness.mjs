@@ -39,6 +39,18 @@ process.on('exit', () => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
+// Whether something accepts TCP connections on 127.0.0.1:port now.
+export function portAccepts(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 export function freePort() {
   return new Promise((resolve, reject) => {
