@@ -47,6 +47,7 @@ struct Router::PendingCommand {
   std::unique_ptr<Timer> timeout;
   bool remote = false;      // sent over the backplane to the instance holding the gateway
   int64_t sent_ms = 0;
+  uint32_t wait_ms = 0;     // how long the gateway gets for a result
 };
 
 namespace {
@@ -502,6 +503,7 @@ void Router::on_browser_command(Flat& flat, Peer& browser, const proto::BrowserC
   pending->timeout->start(wait_ms);
   pending->remote = !local;
   pending->sent_ms = clock_.mono_ms();
+  pending->wait_ms = wait_ms;
   pending_[cloud_id] = std::move(pending);
   LOG_INFO("router") << "flat=" << flat.config->id << " command=" << cloud_id << " browser_command=" << command.id
                      << " device=" << command.device << " set " << command.set.dump();
@@ -881,7 +883,7 @@ void Router::remote_result(const std::string& flat_id, const std::string& from, 
   if (accepted) {
     // The holder has it: from now on the usual command timeout applies.
     const std::string cloud_id = result.id;
-    const uint32_t wait_ms = config_.limits.command_timeout_ms;
+    const uint32_t wait_ms = it->second->wait_ms;
     it->second->timeout = std::make_unique<Timer>(loop_, [this, cloud_id, wait_ms] {
       finish_command(cloud_id, proto::Result{cloud_id, Outcome::timeout,
                                              "no result from the gateway within " + std::to_string(wait_ms) + " ms"});
