@@ -130,12 +130,7 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
                  : mosquitto_reconnect(s->mosq);
     int saved_errno = errno;
     first = false;
-    std::string why = describe_rc(rc, saved_errno);
-    if (rc == MOSQ_ERR_TLS) {
-      why += (s->tls_error.empty() ? "" : " (" + s->tls_error + ")") +
-             std::string("; check the CA file and the broker's certificate and host name");
-      s->tls_error.clear();
-    }
+    bool failed = rc != MOSQ_ERR_SUCCESS;  // no session with the broker came of this attempt
     if (rc == MOSQ_ERR_SUCCESS) {
       while (rc == MOSQ_ERR_SUCCESS && !s->is_stopping()) rc = mosquitto_loop(s->mosq, 1000, 1);
       saved_errno = errno;
@@ -147,8 +142,17 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
       if (was_up) {
         backoff.reset();
         failures = 0;
+      } else {
+        failed = true;  // e.g. a TLS handshake or a CONNACK that failed after the TCP connect
       }
-    } else {
+    }
+    if (failed) {
+      std::string why = describe_rc(rc, saved_errno);
+      if (rc == MOSQ_ERR_TLS) {
+        why += (s->tls_error.empty() ? "" : " (" + s->tls_error + ")") +
+               std::string("; check the CA file and the broker's certificate and host name");
+      }
+      s->tls_error.clear();
       ++failures;
       // The first failure in a row is worth a warning; the retries that follow only at debug.
       if (failures == 1 || s->brokers.size() > 1) {
