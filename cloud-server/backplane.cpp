@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "device-adapters/mqtt/mqtt_session.h"
+#include "device-adapters/mqtt/topic_pattern.h"
 
 namespace flatlink::cloud {
 namespace {
@@ -20,17 +21,6 @@ constexpr uint32_t kStateIntervalMs = 100;    // retained states are published a
 constexpr uint32_t kRefusalLogBurst = 10;     // refusal log lines per window
 constexpr int64_t kRefusalWindowMs = 10'000;
 constexpr size_t kMaxUnsafe = 200'000;        // unacknowledged publishes kept across a broker outage
-
-std::vector<std::string> split(const std::string& topic) {
-  std::vector<std::string> levels;
-  size_t start = 0;
-  for (;;) {
-    const size_t slash = topic.find('/', start);
-    levels.push_back(topic.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
-    if (slash == std::string::npos) return levels;
-    start = slash + 1;
-  }
-}
 
 // The keys of an object are exactly `required` plus any of `optional`.
 bool has_keys(const Json& j, std::initializer_list<const char*> required, std::initializer_list<const char*> optional,
@@ -319,7 +309,8 @@ void Backplane::on_message(Message& message) {
     refuse(topic, "not a flatlink/v1 topic");
     return;
   }
-  const std::vector<std::string> levels = split(topic);
+  std::vector<std::string> levels;
+  for (std::string_view level : adapters::mqtt::split_topic(topic)) levels.emplace_back(level);
   // An empty retained payload clears a retained message: nothing to act on.
   if (message.payload.empty()) {
     if (!message.retained) refuse(topic, "empty payload");

@@ -73,7 +73,7 @@ class Router final : public BackplaneListener {
   // Joins other instances (docs/scale-out.md); null: alone. Before any link.
   void attach_backplane(Backplane* backplane) { backplane_ = backplane; }
 
-  // BackplaneListener (router.cpp, "backplane" section).
+  // BackplaneListener (router_backplane.cpp).
   void backplane_up() override;
   bool backplane_knows_flat(const std::string& flat) const override;
   std::optional<RemoteState> backplane_state(const std::string& flat) override;
@@ -111,7 +111,7 @@ class Router final : public BackplaneListener {
   void finish_command(const std::string& cloud_id, const proto::Result& result);
   void record_history(Flat& flat, const std::string& device, const Json& state, int64_t ts);
   proto::Snapshot snapshot(const Flat& flat) const;
-  // Backplane hooks; each does nothing without a backplane.
+  // Backplane hooks (router_backplane.cpp); each does nothing without a backplane.
   void watch_update(Flat& flat);
   void bp_link_opened(Flat& flat);
   void bp_link_closed(Flat& flat);

@@ -97,7 +97,9 @@ std::string summarize(const GatewayConfig& config) {
       << ", log level " << level_text(config.log_level) << ", command timeout " << config.command_timeout_ms
       << " ms\n";
   const CloudLinkConfig& cloud = config.cloud;
-  out << "cloud " << cloud.url << " (token ";
+  out << "cloud " << cloud.url;
+  for (size_t i = 1; i < cloud.urls.size(); ++i) out << (i == 1 ? ", then " : ", ") << cloud.urls[i];
+  out << " (token ";
   if (cloud.token_file.empty()) {
     out << "inline";
   } else {

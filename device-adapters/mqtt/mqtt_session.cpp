@@ -63,6 +63,7 @@ struct Session::Shared {
   std::vector<Event> inbox;         // under mu
   std::vector<std::string> filters; // under mu
   bool connacked = false;           // mosquitto thread only
+  std::string tls_error;            // mosquitto thread only: OpenSSL's reason for the last TLS failure
   std::set<int> awaiting_suback;    // mosquitto thread only: this connection's subscriptions
   std::vector<std::string> subscribed;  // mosquitto thread only
 
@@ -129,6 +130,7 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
                  : mosquitto_reconnect(s->mosq);
     int saved_errno = errno;
     first = false;
+    bool failed = rc != MOSQ_ERR_SUCCESS;  // no session with the broker came of this attempt
     if (rc == MOSQ_ERR_SUCCESS) {
       while (rc == MOSQ_ERR_SUCCESS && !s->is_stopping()) rc = mosquitto_loop(s->mosq, 1000, 1);
       saved_errno = errno;
@@ -140,17 +142,24 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
       if (was_up) {
         backoff.reset();
         failures = 0;
+      } else {
+        failed = true;  // e.g. a TLS handshake or a CONNACK that failed after the TCP connect
       }
-    } else {
+    }
+    if (failed) {
+      std::string why = describe_rc(rc, saved_errno);
+      if (rc == MOSQ_ERR_TLS) {
+        why += (s->tls_error.empty() ? "" : " (" + s->tls_error + ")") +
+               std::string("; check the CA file and the broker's certificate and host name");
+      }
+      s->tls_error.clear();
       ++failures;
       // The first failure in a row is worth a warning; the retries that follow only at debug.
       if (failures == 1 || s->brokers.size() > 1) {
-        LOG_WARN("mqtt") << s->adapter << " cannot connect to " << target.host << ":" << target.port << ": "
-                         << describe_rc(rc, saved_errno)
+        LOG_WARN("mqtt") << s->adapter << " cannot connect to " << target.host << ":" << target.port << ": " << why
                          << (s->brokers.size() > 1 ? "; trying the next broker" : "; retrying with backoff");
       } else {
-        LOG_DEBUG("mqtt") << s->adapter << " connect attempt " << failures << " failed: "
-                          << describe_rc(rc, saved_errno);
+        LOG_DEBUG("mqtt") << s->adapter << " connect attempt " << failures << " failed: " << why;
       }
       s->broker = (s->broker + 1) % s->brokers.size();
     }
@@ -243,6 +252,14 @@ bool Session::start() {
     }
   }
 
+  // libmosquitto reports OpenSSL's reasons ("certificate verify failed") only to its log.
+  mosquitto_log_callback_set(s->mosq, [](mosquitto*, void* obj, int level, const char* text) {
+    if (!obj || !text || !(level & MOSQ_LOG_ERR)) return;
+    auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
+    if (std::strncmp(text, "OpenSSL Error", 13) == 0 && sh->tls_error.size() < 512) {
+      sh->tls_error += (sh->tls_error.empty() ? "" : "; ") + std::string(text);
+    }
+  });
   mosquitto_connect_callback_set(s->mosq, [](mosquitto* mosq, void* obj, int rc) {
     if (!obj) return;
     auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);

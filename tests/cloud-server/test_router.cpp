@@ -236,3 +236,121 @@ TEST_CASE("a gateway must say hello before anything else") {
   f.router.gateway_message(rude, Fixture::batch(1, 1, "lamp-a"));
   CHECK(rude.closed_with == proto::close_code::kProtocolError);
 }
+
+// ---- with a backplane (docs/scale-out.md) ------------------------------------------------
+// The Backplane here is never started: what the router publishes waits in it (as while the
+// broker is away) and what other instances say is handed to the router as the Backplane would.
+
+namespace {
+
+struct BackplaneFixture {
+  config::CloudConfig config = [] {
+    config::CloudConfig c = two_flats();
+    c.backplane.enabled = true;
+    c.backplane.instance_id = "cloud-m";
+    c.backplane.brokers.push_back({"127.0.0.1", 1883});
+    c.backplane.command_offline_ms = 50;
+    return c;
+  }();
+  EventLoop loop{{}};
+  ManualClock clock;
+  Metrics metrics;
+  Router router{config, loop, clock, metrics};
+  Backplane backplane{config.backplane, config.limits, loop, clock, metrics, router};
+  FakePeer gw{"gw-a"}, browser{"browser-a"};
+
+  BackplaneFixture() {
+    router.attach_backplane(&backplane);
+    router.browser_connected(browser);
+    router.browser_message(browser, proto::Login{"flat-a", "user", "pw-flat-a"});
+    testing::run_until(loop, [&] { return router.browser_logged_in(browser); });
+  }
+  void connect_gateway() {
+    router.gateway_connected(gw, "flat-a");
+    router.gateway_message(gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 1, 0});
+  }
+  RemoteState remote_online(const std::string& from, int64_t since) {
+    RemoteState s;
+    s.from = from;
+    s.gateway = "gw-a";
+    s.online = true;
+    s.since = since;
+    s.devices = {lamp("lamp-a")};
+    return s;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("with a backplane the gateway's ack waits until the broker has the statuses") {
+  BackplaneFixture f;
+  f.connect_gateway();
+  REQUIRE(f.gw.gateway_got<proto::Ack>().size() == 1);  // hello: nothing new to publish
+  f.router.gateway_message(f.gw, Fixture::batch(1, 3, "lamp-a"));
+  CHECK(f.browser.browser_got<proto::Update>().size() == 3);  // local browsers at once
+  CHECK(f.gw.gateway_got<proto::Ack>().size() == 1);          // no PUBACK, no ack
+}
+
+TEST_CASE("a newer claim on another instance closes the local link with 4001; an older one does not") {
+  BackplaneFixture f;
+  f.connect_gateway();
+  const int64_t since = f.clock.wall_ms();
+  f.router.remote_holder("flat-a", HolderClaim{"cloud-b", "cloud-b", since - 1, "gw-a"});
+  CHECK(f.gw.closed_with == 0);
+  f.router.remote_holder("flat-a", HolderClaim{"cloud-b", "cloud-b", since + 1, "gw-a"});
+  CHECK(f.gw.closed_with == proto::close_code::kReplaced);
+  CHECK(f.browser.browser_got<proto::GatewayState>().back().online == false);
+  CHECK(f.metrics.backplane_takeovers == 1);
+}
+
+TEST_CASE("two claims made in the same millisecond: the larger instance id wins, on every instance") {
+  BackplaneFixture f;  // this instance is cloud-m
+  f.connect_gateway();
+  const int64_t since = f.clock.wall_ms();
+  f.router.remote_holder("flat-a", HolderClaim{"cloud-a", "cloud-a", since, "gw-a"});
+  CHECK(f.gw.closed_with == 0);  // cloud-a would close its own
+  f.router.remote_holder("flat-a", HolderClaim{"cloud-z", "cloud-z", since, "gw-a"});
+  CHECK(f.gw.closed_with == proto::close_code::kReplaced);
+}
+
+TEST_CASE("a gateway held elsewhere: snapshot online here, commands over the backplane, offline when nobody takes them") {
+  BackplaneFixture f;
+  f.router.remote_holder("flat-a", HolderClaim{"cloud-b", "cloud-b", 5, "gw-a"});
+  f.router.remote_state("flat-a", f.remote_online("cloud-b", 5));
+  REQUIRE_FALSE(f.browser.browser_got<proto::Snapshot>().empty());
+  CHECK(f.browser.browser_got<proto::Snapshot>().back().gateway_online);
+
+  // statuses from the holder reach the browsers here once
+  proto::StatusBatch batch = Fixture::batch(1, 2, "lamp-a");
+  f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", batch);
+  f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", batch);
+  CHECK(f.browser.browser_got<proto::Update>().size() == 2);
+
+  // nobody accepts: offline after command_offline_ms
+  f.router.browser_message(f.browser, proto::BrowserCommand{"c1", "lamp-a", Json{{"on", true}}, 5000});
+  testing::run_until(f.loop, [&] { return !f.browser.browser_got<proto::Result>().empty(); }, 2000);
+  REQUIRE(f.browser.browser_got<proto::Result>().size() == 1);
+  CHECK(f.browser.browser_got<proto::Result>()[0].outcome == Outcome::offline);
+
+  // a result for no command of this instance changes nothing
+  f.router.remote_result("flat-a", "cloud-b", proto::Result{"not-ours", Outcome::ok, ""}, false);
+  CHECK(f.browser.browser_got<proto::Result>().size() == 1);
+  f.router.instance_down("cloud-b");
+  CHECK(f.browser.browser_got<proto::GatewayState>().back().online == false);
+  f.router.browser_message(f.browser, proto::BrowserCommand{"c3", "lamp-a", Json{{"on", true}}, 5000});
+  CHECK(f.browser.browser_got<proto::Result>().back().outcome == Outcome::offline);  // at once: its holder is dead
+}
+
+TEST_CASE("a command from another instance runs once though delivered twice; an expired one never reaches the gateway") {
+  BackplaneFixture f;
+  f.connect_gateway();
+  const proto::CommandMsg command{"cx-1", "lamp-a", Json{{"on", true}}, f.clock.wall_ms() + 5000};
+  f.router.remote_command("flat-a", "cloud-b", command);
+  f.router.remote_command("flat-a", "cloud-b", command);
+  CHECK(f.gw.gateway_got<proto::CommandMsg>().size() == 1);
+  f.router.remote_command("flat-a", "cloud-b", proto::CommandMsg{"cx-2", "lamp-a", Json{{"on", true}}, f.clock.wall_ms() - 1});
+  CHECK(f.gw.gateway_got<proto::CommandMsg>().size() == 1);
+  // the gateway's result goes back to cloud-b, not to a local browser
+  f.router.gateway_message(f.gw, proto::Result{"cx-1", Outcome::ok, ""});
+  CHECK(f.browser.browser_got<proto::Result>().empty());
+}

@@ -1185,6 +1185,7 @@ TEST_CASE("the gateway takes one cloud URL or a list of them, each checked") {
   const GatewayConfig config = gateway_ok(doc);
   CHECK(config.cloud.url == "ws://127.0.0.1:8080/");
   CHECK(config.cloud.urls == std::vector<std::string>{"ws://127.0.0.1:8080/", "ws://localhost:8081/"});
+  CHECK(contains(summarize(config), "cloud ws://127.0.0.1:8080/, then ws://localhost:8081/ (token inline)"));
   doc["cloud"]["url"] = Json::array();
   CHECK(contains(gateway_error(doc), "cloud.url: expected a list of 1 to 16 URLs"));
   doc["cloud"]["url"] = Json::array({"ws://127.0.0.1:8080/", "http://x/"});

@@ -6,8 +6,7 @@
 // cloud instance are killed with SIGKILL during a numbered status stream from a
 // real flatlinkd that knows both cloud URLs.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,7 +21,7 @@ import {
   startGateway,
   stop,
 } from './flatlink.mjs';
-import { freePort, run, startProcess, tempDir, waitFor } from './harness.mjs';
+import { freePort, makeCa, makeServerCert, portAccepts, run, startProcess, tempDir, waitFor } from './harness.mjs';
 
 const flatA = { id: 'flat-a', token: 'token-of-flat-a-0123456789', user: 'alice', password: 'pw-alice' };
 const flatB = { id: 'flat-b', token: 'token-of-flat-b-0123456789', user: 'bob', password: 'pw-bob' };
@@ -40,18 +39,8 @@ const lamp = (id) => ({
   online: true,
 });
 
-function portAccepts(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-async function startMosquitto() {
+// Mosquitto on a free loopback port; `lines` adds to its listener (TLS, passwords).
+async function startMosquitto(lines = ['allow_anonymous true']) {
   const dir = tempDir('flatlink-bp-mosquitto-');
   const port = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
@@ -59,7 +48,7 @@ async function startMosquitto() {
     conf,
     [
       `listener ${port} 127.0.0.1`,
-      'allow_anonymous true',
+      ...lines,
       'max_queued_messages 100000',
       `log_dest file ${dir}/mosquitto.log`,
       `user ${os.userInfo().username}`,
@@ -72,22 +61,23 @@ async function startMosquitto() {
 }
 
 // A cloud instance on the backplane; waits until it has joined.
-async function startInstance(id, brokers, { limits = {} } = {}) {
+async function startInstance(id, brokers, { limits = {}, scheme = 'mqtt', backplane = {}, joined = true } = {}) {
   const cfg = await cloudConfig([flatA, flatB, flatC], {
     limits: { command_timeout_ms: 3000, ...limits },
     extra: {
       backplane: {
         instance_id: id,
-        brokers: brokers.map((port) => `mqtt://127.0.0.1:${port}`),
+        brokers: brokers.map((port) => `${scheme}://127.0.0.1:${port}`),
         keepalive_s: 5,
         backoff_base_ms: 100,
         backoff_max_ms: 1000,
         command_offline_ms: 1000,
+        ...backplane,
       },
     },
   });
   const proc = await startCloud(cfg);
-  await proc.waitForLine(`instance=${id} connected;`, 20_000);
+  if (joined) await proc.waitForLine(`instance=${id} connected;`, 20_000);
   return { cfg, proc, port: cfg.port, id };
 }
 
@@ -322,11 +312,82 @@ describe('two cloud instances over one Mosquitto', () => {
   });
 });
 
+describe('the backplane over TLS with a user and a password file', () => {
+  let dir, broker;
+  const started = [];
+
+  before(async () => {
+    dir = tempDir('flatlink-bp-tls-');
+    makeCa(dir, 'test-ca');
+    makeCa(dir, 'other-ca');
+    const cert = makeServerCert(dir, 'test-ca');
+    const passwd = path.join(dir, 'passwd');
+    const r = await run('/usr/bin/mosquitto_passwd', ['-b', '-c', passwd, 'cloud', 'right-password']);
+    assert.equal(r.code, 0, r.stderr);
+    chmodSync(passwd, 0o644);
+    for (const [name, text] of [['right.txt', 'right-password\n'], ['wrong.txt', 'wrong-password\n']]) {
+      writeFileSync(path.join(dir, name), text);
+      chmodSync(path.join(dir, name), 0o600);
+    }
+    broker = await startMosquitto([
+      `cafile ${path.join(dir, 'test-ca.pem')}`,
+      `certfile ${cert.cert_file}`,
+      `keyfile ${cert.key_file}`,
+      'allow_anonymous false',
+      `password_file ${passwd}`,
+    ]);
+  });
+
+  after(async () => {
+    for (const p of [...started, broker?.proc]) if (p) await stop(p).catch(() => {});
+  });
+
+  const tlsInstance = async (id, ca, passwordFile, joined) => {
+    const instance = await startInstance(id, [broker.port], {
+      scheme: 'mqtts',
+      joined,
+      backplane: { tls: { ca_file: path.join(dir, ca) }, username: 'cloud', password_file: path.join(dir, passwordFile) },
+    });
+    started.push(instance.proc);
+    return instance;
+  };
+
+  test("the right CA and password join; the broker's certificate is verified and a wrong password is refused", async () => {
+    const good = await tlsInstance('tls-good', 'test-ca.pem', 'right.txt', true);
+    assert.equal((await metrics(good.port)).flatlink_backplane_connected, 1);
+
+    const wrongCa = await tlsInstance('tls-wrong-ca', 'other-ca.pem', 'right.txt', false);
+    await wrongCa.proc.waitForLine(/backplane instance=tls-wrong-ca cannot connect to 127.0.0.1:\d+: .*certificate verify failed/, 10_000);
+    const wrongPassword = await tlsInstance('tls-wrong-pw', 'test-ca.pem', 'wrong.txt', false);
+    await wrongPassword.proc.waitForLine(/backplane instance=tls-wrong-pw broker 127.0.0.1:\d+ refused the connection/, 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const bad of [wrongCa, wrongPassword]) {
+      assert.equal((await metrics(bad.port)).flatlink_backplane_connected, 0);
+      assert.equal(bad.proc.lines.some((l) => l.includes('connected;')), false);
+      // the password is never logged
+      assert.equal(bad.proc.lines.some((l) => l.includes('password\n') || l.includes('-password')), false);
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------------------
 // A 3-node nats-server cluster with JetStream and an MQTT listener on every node.
 const natsServer = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find((p) => existsSync(p));
 
+// A port picked free may be taken before a node binds it (by another node's outgoing route
+// connection, which gets an ephemeral port): then the whole cluster starts again on new ports.
 async function startNatsCluster() {
+  for (let attempt = 1; ; ++attempt) {
+    try {
+      return await startNatsClusterOnce();
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/.test(err.message)) throw err;
+      console.log(`# nats cluster: a port was taken meanwhile; starting again (attempt ${attempt + 1})`);
+    }
+  }
+}
+
+async function startNatsClusterOnce() {
   const dir = tempDir('flatlink-bp-nats-');
   const nodes = [];
   for (let i = 0; i < 3; ++i) {
@@ -351,7 +412,12 @@ async function startNatsCluster() {
       ].join('\n'),
     );
   }
-  for (const n of nodes) n.proc = await startProcess(natsServer, ['-c', n.conf], { readyPattern: 'Server is ready', timeoutMs: 15_000 });
+  try {
+    for (const n of nodes) n.proc = await startProcess(natsServer, ['-c', n.conf], { readyPattern: 'Server is ready', timeoutMs: 15_000 });
+  } catch (err) {
+    for (const n of nodes) if (n.proc) await stop(n.proc).catch(() => {});
+    throw err;
+  }
   // MQTT needs JetStream's meta leader: wait until a client can connect and subscribe on every node.
   for (const n of nodes) {
     await waitFor(
@@ -395,21 +461,31 @@ describe('a 3-node nats-server cluster: a broker node and a cloud instance die d
     const seqs = () => b.of('update').map((u) => u.seq);
     await waitFor(() => seqs().length >= 20, 8000, { message: 'a first part of the stream on B' });
 
+    const atBrokerKill = seqs().length;
+    const tBrokerKill = Date.now();
     nodes[0].proc.kill('SIGKILL'); // the broker node cloud-a is connected to
     await waitFor(() => A.proc.lines.filter((l) => l.includes('instance=cloud-a connected;')).length >= 2, 20_000, {
-      intervalMs: 50,
+      intervalMs: 20,
       message: 'cloud-a to reconnect to another broker node',
-    }).catch((e) => {
-      console.log(A.proc.output());
-      throw e;
     });
-    const atBrokerKill = seqs().length;
-    await waitFor(() => seqs().length >= atBrokerKill + 20, 10_000, { message: 'the stream to go on after the broker node died' });
+    const tMoved = Date.now();
+    const atMoved = seqs().length;
+    await waitFor(() => seqs().length >= atMoved + 20, 15_000, { message: 'the stream to go on after the broker node died' }).catch(
+      (err) => {
+        const pick = (proc, re) => proc.lines.filter((l) => re.test(l)).slice(-12).map((l) => `  ${l}`).join('\n');
+        console.log(`# cloud-a:\n${pick(A.proc, /backplane|mqtt:/)}\n# cloud-b:\n${pick(B.proc, /backplane|mqtt:/)}`);
+        for (const n of nodes.slice(1)) console.log(`# ${n.name}:\n${pick(n.proc, /\[(WRN|ERR)\]/)}`);
+        throw err;
+      },
+    );
+    const tResumed = Date.now();
 
-    A.proc.kill('SIGKILL'); // the instance holding the gateway
     const atCloudKill = seqs().length;
+    const tCloudKill = Date.now();
+    A.proc.kill('SIGKILL'); // the instance holding the gateway
     await gw.waitForLine(`connected to ws://127.0.0.1:${B.port}/`, 10_000);
-    await waitFor(() => seqs().length >= atCloudKill + 30, 10_000, { message: 'the stream to go on from the surviving instance' });
+    const tGatewayMoved = Date.now();
+    await waitFor(() => seqs().length >= atCloudKill + 30, 15_000, { message: 'the stream to go on from the surviving instance' });
 
     await stop(gw);
     gw = null;
@@ -421,15 +497,20 @@ describe('a 3-node nats-server cluster: a broker node and a cloud instance die d
     const outOfOrder = got.filter((s, i) => i > 0 && s <= got[i - 1]).length;
     const missing = last - first + 1 - new Set(got).size;
     console.log(
-      `# nats cluster: browser on cloud-b saw ${got.length} statuses, seq ${first}..${last}; ` +
-        `${atBrokerKill} before the broker node was killed, ${atCloudKill} before cloud-a was killed; ` +
-        `duplicates ${duplicates}, out of order ${outOfOrder}, missing ${missing}; ${Date.now() - t0} ms`,
+      `# nats cluster: browser on cloud-b saw ${got.length} statuses, seq ${first}..${last}: ` +
+        `${atBrokerKill} when broker node n1 was killed (cloud-a on another node ${tMoved - tBrokerKill} ms later, ` +
+        `the stream through the cluster again ${tResumed - tMoved} ms after that), ${atCloudKill} when cloud-a was killed ` +
+        `(gateway on cloud-b ${tGatewayMoved - tCloudKill} ms later); duplicates ${duplicates}, out of order ${outOfOrder}, ` +
+        `missing ${missing}; ${Date.now() - t0} ms in all`,
     );
     assert.equal(duplicates, 0);
     assert.equal(outOfOrder, 0);
     assert.equal(missing, 0);
-    const m = await metrics(B.port);
-    assert.equal(m.flatlink_backplane_connected, 1);
+    // the surviving instance is on the backplane (nats-server may have moved its session meanwhile)
+    await waitFor(async () => (await metrics(B.port)).flatlink_backplane_connected === 1, 15_000, {
+      intervalMs: 100,
+      message: 'cloud-b connected to the cluster',
+    });
     b.close();
   });
 });

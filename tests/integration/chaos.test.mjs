@@ -20,7 +20,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { Peer, BROWSER_PROTOCOL, cloudConfig, gatewayConfig, startCloud, startGateway } from './flatlink.mjs';
-import { freePort, startProcess, stop, tempDir, waitFor } from './harness.mjs';
+import { freePort, portAccepts, startProcess, stop, tempDir, waitFor } from './harness.mjs';
 
 const RATE_MS = 20; // each producer: one message per 20 ms, 50/s
 const KILL_WINDOW_MS = 1000; // loss is tolerated only among what was produced this long before the gateway's kill -9
@@ -35,17 +35,6 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const t0 = Date.now();
 const stamp = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
 const say = (text) => console.log(`[chaos ${stamp()}] ${text}`);
-
-function portAccepts(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 // ---------------------------------------------------------------------------------------
 // Mosquitto on a free loopback port, persistent, with room for a long offline queue.

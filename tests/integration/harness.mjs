@@ -4,9 +4,9 @@
 //
 // Binaries come from $FLATLINK_BUILD_DIR (ctest sets it to the build folder),
 // default ../../build relative to this file.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -38,6 +38,18 @@ process.on('exit', () => {
   }
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
+
+// Whether something accepts TCP connections on 127.0.0.1:port now.
+export function portAccepts(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 export function freePort() {
@@ -305,4 +317,24 @@ while True:
     has: (prefix) => messages.some((m) => m.field.startsWith(prefix)),
     close: () => proc.kill('SIGKILL'),
   };
+}
+
+// Certificates made at test time with openssl, in `dir`: a CA (<name>.pem, <name>.key),
+// and a server certificate for localhost and 127.0.0.1 signed by the CA named `ca`.
+export function makeCa(dir, name) {
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`,
+    '-keyout', `${name}.key`, '-out', `${name}.pem`], dir);
+  return path.join(dir, `${name}.pem`);
+}
+
+export function makeServerCert(dir, ca) {
+  writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr'], dir);
+  openssl(['x509', '-req', '-in', 'server.csr', '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial',
+    '-days', '2', '-extfile', 'san.ext', '-out', 'server.pem'], dir);
+  return { cert_file: path.join(dir, 'server.pem'), key_file: path.join(dir, 'server.key') };
+}
+
+function openssl(args, cwd) {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }

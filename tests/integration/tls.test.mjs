@@ -1,34 +1,13 @@
 // wss:// between gateway and cloud with certificates made at test time: the
 // gateway verifies the server by default and says why when it refuses one.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
 import { browser, cloudConfig, demoDevices, gatewayConfig, startCloud, startGateway, stop } from './flatlink.mjs';
-import { startProcess, binaries, tempDir } from './harness.mjs';
+import { startProcess, binaries, makeCa, makeServerCert, tempDir } from './harness.mjs';
 
 const flat = { id: 'flat-t', token: 'token-of-flat-t-0123456789', user: 'tess', password: 'pw-tess' };
-
-function openssl(args, cwd) {
-  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-// A CA, and a server certificate for localhost and 127.0.0.1 signed by it.
-function makeCa(dir, name) {
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`,
-    '-keyout', `${name}.key`, '-out', `${name}.pem`], dir);
-  return path.join(dir, `${name}.pem`);
-}
-
-function makeServerCert(dir, ca) {
-  writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr'], dir);
-  openssl(['x509', '-req', '-in', 'server.csr', '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial',
-    '-days', '2', '-extfile', 'san.ext', '-out', 'server.pem'], dir);
-  return { cert_file: path.join(dir, 'server.pem'), key_file: path.join(dir, 'server.key') };
-}
 
 describe('wss:// with certificate verification', () => {
   let dir, caFile, otherCa, cloudCfg, cloud;

@@ -1,0 +1,60 @@
+// The Router's per-flat state and its pending commands. Private to the router's
+// own files (router.cpp, router_backplane.cpp): nothing else includes it.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "cloud-server/router.h"
+
+namespace flatlink::cloud {
+
+struct Router::History {
+  std::deque<proto::HistoryPoint> points;
+};
+
+struct Router::Flat {
+  const config::FlatConfig* config = nullptr;
+  Peer* gateway = nullptr;  // the current gateway link
+  bool hello = false;       // the current link said hello
+  std::string gateway_id;
+  std::map<std::string, proto::DeviceReport> devices;
+  std::map<std::string, int64_t> last_seq;  // per gateway id: highest seq accepted
+  std::set<Peer*> browsers;
+  std::map<std::string, History> history;  // "device/capability"
+  int64_t dropped = 0;                      // what the gateway's outbox reports dropped
+  // With a backplane (router_backplane.cpp):
+  int64_t link_since = 0;     // wall ms the local link opened: its claim on the flat
+  uint64_t link_epoch = 0;    // bumps with every local link; stale broker acks are ignored
+  std::deque<std::pair<int64_t, bool>> unconfirmed;  // seq to ack, and whether the broker holds it
+  std::string holder;         // another instance holding the gateway link ("" none known)
+  int64_t holder_since = 0;
+  bool remote_online = false; // the holder's gateway said hello
+  std::string released;       // the last release seen: its states are stale
+  int64_t released_since = 0;
+  bool stream_reset = false;  // the local link's hello restarted the gateway's stream
+  std::string state_from;     // the link whose state was applied last (instance, since)
+  int64_t state_since = 0;
+};
+
+struct Router::PendingCommand {
+  std::string flat;
+  Peer* browser = nullptr;  // null once the browser left
+  std::string browser_id;
+  std::unique_ptr<Timer> timeout;
+  bool remote = false;      // sent over the backplane to the instance holding the gateway
+  int64_t sent_ms = 0;
+  uint32_t wait_ms = 0;     // how long the gateway gets for a result
+};
+
+struct Router::RemoteCommand {
+  std::string flat;
+  std::string from;  // the instance waiting for the result
+  std::unique_ptr<Timer> forget;
+};
+
+}  // namespace flatlink::cloud
