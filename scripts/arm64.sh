@@ -6,7 +6,8 @@
 # 1. `dpkg --add-architecture arm64`, then installs Debian's cross toolchain
 #    (crossbuild-essential-arm64), qemu-user-static and the arm64 libraries that
 #    co-install beside the native ones (libmosquitto-dev, libserialport-dev,
-#    libsqlite3-dev, libssl-dev, libcap-dev for libwebsockets.pc, libwebsockets17).
+#    libsqlite3-dev, libssl-dev, libcap-dev for libwebsockets.pc, libwebsockets17, and
+#    libstdc++6 for qemu: the cross toolchain's own copy is not where `-L /` looks).
 #    Every install is simulated first (`apt-get -s`) and refused if it would remove a
 #    package: the machine's own build must keep working.
 # 2. libwebsockets-dev:arm64 is NEVER installed (it conflicts with the native
@@ -43,7 +44,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 fi
 packages=(crossbuild-essential-arm64 qemu-user-static
           libmosquitto-dev:arm64 libserialport-dev:arm64 libsqlite3-dev:arm64
-          libssl-dev:arm64 libcap-dev:arm64 libwebsockets17:arm64)
+          libssl-dev:arm64 libcap-dev:arm64 libwebsockets17:arm64 libstdc++6:arm64)
 missing=()
 for p in "${packages[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")
