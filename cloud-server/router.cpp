@@ -503,6 +503,11 @@ Peer* Router::flat_gateway(const std::string& flat) const {
   return it == flats_.end() || !it->second->hello ? nullptr : it->second->gateway;
 }
 
+std::string Router::flat_holder_elsewhere(const std::string& flat) const {
+  auto it = flats_.find(flat);
+  return it == flats_.end() || it->second->gateway ? std::string() : it->second->holder;
+}
+
 const proto::DeviceReport* Router::flat_device(const std::string& flat, const std::string& device) const {
   auto it = flats_.find(flat);
   if (it == flats_.end()) return nullptr;

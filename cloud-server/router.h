@@ -92,6 +92,8 @@ class Router final : public BackplaneListener {
   const std::string* gateway_flat(Peer& peer) const;
   // The flat's current gateway link, once it said hello; null otherwise.
   Peer* flat_gateway(const std::string& flat) const;
+  // The instance holding the flat's gateway link over the backplane, when not this one; "" otherwise.
+  std::string flat_holder_elsewhere(const std::string& flat) const;
   // A device of that flat, if the flat has it.
   const proto::DeviceReport* flat_device(const std::string& flat, const std::string& device) const;
 

@@ -88,7 +88,15 @@ void StreamHub::browser_message(Peer& browser, const proto::StreamMessage& m) {
   }
   // stream_open
   Peer* gateway = router_.flat_gateway(flat);
-  if (!gateway) return refuse(browser, m, flat, "the flat's gateway is not connected");
+  if (!gateway) {
+    const std::string holder = router_.flat_holder_elsewhere(flat);
+    if (!holder.empty()) {
+      return refuse(browser, m, flat,
+                    "the flat's gateway is connected to instance " + holder +
+                        "; streams do not cross the backplane: open it on that instance");
+    }
+    return refuse(browser, m, flat, "the flat's gateway is not connected");
+  }
   const proto::DeviceReport* device = router_.flat_device(flat, m.device);
   if (!device) return refuse(browser, m, flat, "unknown device " + m.device);
   if (!device->info.capability(capability_for(m.direction))) {

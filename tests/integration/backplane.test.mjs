@@ -191,6 +191,33 @@ describe('two cloud instances over one Mosquitto', () => {
     gw.close();
   });
 
+  test('a device stream is opened where the gateway is: on another instance it is refused, saying which', async () => {
+    const mic = {
+      id: 'c-mic',
+      name: 'Mic',
+      kind: 'microphone',
+      capabilities: [{ name: 'audio_capture', type: 'enum', writable: false, options: ['idle', 'live'] }],
+      state: {},
+      online: true,
+    };
+    const gw = await helloGateway(B.port, flatC, 'gw-c', [lamp('c-lamp'), mic], 5);
+    const onA = await browser(A.port, loginC);
+    await online(onA);
+    onA.send({ type: 'stream_open', ref: 'across', device: 'c-mic', direction: 'from_device', codec: 'pcm16', rate: 16000, channels: 1 });
+    const refused = await onA.next('stream_closed', (m) => m.ref === 'across');
+    assert.match(refused.reason, /connected to instance cloud-b; streams do not cross the backplane/);
+    assert.equal(gw.of('stream_open').length, 0);
+    // on the holder's instance the same request reaches the gateway
+    const onB = await browser(B.port, loginC);
+    await online(onB);
+    onB.send({ type: 'stream_open', ref: 'here', device: 'c-mic', direction: 'from_device', codec: 'pcm16', rate: 16000, channels: 1 });
+    const open = await gw.next('stream_open');
+    assert.equal(open.device, 'c-mic');
+    onA.close();
+    onB.close();
+    gw.close();
+  });
+
   test('a gateway that reconnects to B takes the flat over: A closes the old link with 4001', async () => {
     const old = await helloGateway(A.port, flatC, 'gw-c', [lamp('c-lamp')], 10);
     const watcher = await browser(A.port, loginC);
