@@ -98,9 +98,9 @@ file "$build_dir/gateway/flatlinkd" "$build_dir/cloud-server/flatlink-cloud"
 qemu-aarch64-static -L / "$build_dir/gateway/flatlinkd" --version
 
 step "Unit tests under qemu-aarch64-static"
-# Every test but the ones that drive node, Chromium or the bench.
+# Every test but the ones that drive node, Chromium or the bench (label bench).
 nice -n 19 ctest --test-dir "$build_dir" --output-on-failure --timeout 600 \
-  -E '^(integration|browser|bench_smoke)$'
+  -E '^(integration|browser)$' -LE bench
 
 step "Packages"
 (cd "$build_dir" && nice -n 19 cpack -G DEB)
