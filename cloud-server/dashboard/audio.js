@@ -5,6 +5,8 @@
 // cleanly: on release, on a second click, when the cloud or the gateway ends the stream,
 // and when the link to the cloud is lost.
 
+import { h } from './dom.js';
+
 const HEADER_BYTES = 16;
 const RATE = 16000;
 const FRAME_SAMPLES = 320; // 20 ms
@@ -12,16 +14,6 @@ const JITTER_S = 0.08; // audio held back before it plays: absorbs uneven arriva
 const MAX_AHEAD_S = 0.3; // more than this scheduled ahead: frames are dropped (bounded latency)
 
 let nextRef = 1;
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'text') node.textContent = v;
-    else node.setAttribute(k, String(v));
-  }
-  node.append(...children);
-  return node;
-}
 
 // A binary frame: header + payload (a Uint8Array), or header + pcm16 of float samples.
 export function encodeFrame(stream, seq, captureMs, { payload, samples }) {

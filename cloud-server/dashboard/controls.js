@@ -4,6 +4,7 @@
 // outcome is shown next to the control that gave it (pending, then ok / rejected / ...).
 
 import { formatNumber } from './chart.js';
+import { h } from './dom.js';
 
 const OUTCOME_TEXT = {
   pending: 'pending…',
@@ -35,17 +36,6 @@ export function formatValue(cap, value) {
   const unit = cap && cap.unit ? `${cap.unit === '%' ? '' : ' '}${cap.unit}` : '';
   if (typeof value === 'number') return `${formatNumber(value)}${unit}`;
   return `${value}${unit}`;
-}
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'text') node.textContent = v;
-    else node.setAttribute(k, v === true ? '' : String(v));
-  }
-  node.append(...children);
-  return node;
 }
 
 // ctx: { send(device, set, done(outcome, message)), confirm(question) -> Promise<boolean> }

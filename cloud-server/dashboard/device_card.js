@@ -4,16 +4,7 @@
 import { Chart } from './chart.js';
 import { capabilityLabel, createControl, formatValue } from './controls.js';
 import { chartedCapabilities } from './flat_state.js';
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'text') node.textContent = v;
-    else node.setAttribute(k, String(v));
-  }
-  node.append(...children);
-  return node;
-}
+import { h } from './dom.js';
 
 export function relativeTime(ts, now = Date.now()) {
   const s = Math.max(0, Math.round((now - ts) / 1000));
