@@ -41,20 +41,11 @@ void read_audio_adapter(ObjectReader& r, AdapterContext& ctx, AudioAdapterConfig
   r.only_keys({"type", "name", "devices"});
   r.id("name", audio.name, Need::required);
   claim_adapter_name(r, ctx.names, audio.name);
-  const Json* devices = r.array("devices", 1, Need::required);
-  if (!devices) return;
-  for (size_t i = 0; i < devices->size() && r.errors().ok(); ++i) {
-    const std::string path = index_path(r.path("devices"), i);
-    const Json& item = (*devices)[i];
-    if (!item.is_object()) {
-      r.errors().expected(path, "an object", item);
-      return;
-    }
-    ObjectReader device_reader(item, path, r.errors());
+  r.objects("devices", 1, Need::required, [&](ObjectReader& device_reader) {
     AudioDeviceConfig device;
     read_audio_device(device_reader, ctx, device);
     audio.devices.push_back(std::move(device));
-  }
+  });
 }
 
 void summarize_adapter(std::ostream& out, const AudioAdapterConfig& audio) {

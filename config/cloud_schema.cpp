@@ -223,21 +223,12 @@ void read_flat(ObjectReader& r, FirstSeen& flat_ids, FirstSeen& token_hashes, Fl
                       describe_kind(*hash));
     }
   }
-  const Json* users = r.array("users", 0);
-  if (users == nullptr) return;
   FirstSeen names;
-  for (size_t i = 0; i < users->size() && errors.ok(); ++i) {
-    const std::string path = index_path(r.path("users"), i);
-    const Json& item = (*users)[i];
-    if (!item.is_object()) {
-      errors.expected(path, "an object", item);
-      return;
-    }
-    ObjectReader user_reader(item, path, errors);
+  r.objects("users", 0, Need::optional, [&](ObjectReader& user_reader) {
     UserConfig user;
     read_user(user_reader, names, user);
     flat.users.push_back(std::move(user));
-  }
+  });
 }
 
 }  // namespace
@@ -270,21 +261,12 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
     ObjectReader backplane_reader(*backplane, r.path("backplane"), errors);
     read_backplane(backplane_reader, base_dir, config.backplane);
   }
-  if (const Json* flats = r.array("flats", 1, Need::required)) {
-    FirstSeen flat_ids, token_hashes;
-    for (size_t i = 0; i < flats->size() && errors.ok(); ++i) {
-      const std::string path = index_path(r.path("flats"), i);
-      const Json& item = (*flats)[i];
-      if (!item.is_object()) {
-        errors.expected(path, "an object", item);
-        break;
-      }
-      ObjectReader flat_reader(item, path, errors);
-      FlatConfig flat;
-      read_flat(flat_reader, flat_ids, token_hashes, flat);
-      config.flats.push_back(std::move(flat));
-    }
-  }
+  FirstSeen flat_ids, token_hashes;
+  r.objects("flats", 1, Need::required, [&](ObjectReader& flat_reader) {
+    FlatConfig flat;
+    read_flat(flat_reader, flat_ids, token_hashes, flat);
+    config.flats.push_back(std::move(flat));
+  });
   if (!errors.ok()) return ConfigError{errors.message()};
   return config;
 }

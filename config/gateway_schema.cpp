@@ -253,20 +253,11 @@ void read_sim_adapter(ObjectReader& r, AdapterContext& ctx, SimAdapterConfig& si
   claim_adapter_name(r, names, sim.name);
   r.integer("latency_ms", sim.latency_ms, 0, 60'000);
   r.integer("seed", sim.seed, 0, std::numeric_limits<uint64_t>::max());
-  const Json* devices = r.array("devices", 1, Need::required);
-  if (devices == nullptr) return;
-  for (size_t i = 0; i < devices->size() && r.errors().ok(); ++i) {
-    const std::string path = index_path(r.path("devices"), i);
-    const Json& item = (*devices)[i];
-    if (!item.is_object()) {
-      r.errors().expected(path, "an object", item);
-      return;
-    }
-    ObjectReader device_reader(item, path, r.errors());
+  r.objects("devices", 1, Need::required, [&](ObjectReader& device_reader) {
     SimDeviceConfig device;
     read_sim_device(device_reader, device_ids, device);
     sim.devices.push_back(std::move(device));
-  }
+  });
 }
 
 void read_adapters(const Json& adapters, const std::string& path, const std::string& base_dir, Errors& errors,

@@ -90,6 +90,23 @@ class ObjectReader {
   // An object or an array (with at least min_items elements); nullptr when absent or wrong.
   const Json* object(std::string_view key, Need need = Need::optional);
   const Json* array(std::string_view key, size_t min_items, Need need = Need::optional);
+  // An array of objects (at least min_items): read(ObjectReader&) for each element in
+  // order, while no error is recorded; an element that is not an object is an error.
+  template <class Read>
+  void objects(std::string_view key, size_t min_items, Need need, Read&& read) {
+    const Json* items = array(key, min_items, need);
+    if (items == nullptr) return;
+    for (size_t i = 0; i < items->size() && errors_.ok(); ++i) {
+      const std::string item_path = index_path(path(key), i);
+      const Json& item = (*items)[i];
+      if (!item.is_object()) {
+        errors_.expected(item_path, "an object", item);
+        return;
+      }
+      ObjectReader item_reader(item, item_path, errors_);
+      read(item_reader);
+    }
+  }
 
   // Narrowing helpers over unsigned_integer / unsigned_choice / string_choice.
   template <class T>

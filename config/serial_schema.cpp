@@ -141,45 +141,26 @@ void read_serial_device(ObjectReader& r, FirstSeen& device_ids, SerialDeviceConf
   if (!r.non_empty_string("name", device.name)) device.name = device.id;
   r.id("kind", device.kind);
   r.string("room", device.room);
-  const Json* caps = r.array("capabilities", 0);
-  if (caps == nullptr) return;
-  for (size_t i = 0; i < caps->size() && errors.ok(); ++i) {
-    const std::string path = index_path(r.path("capabilities"), i);
-    const Json& item = (*caps)[i];
-    if (!item.is_object()) {
-      errors.expected(path, "an object", item);
-      return;
-    }
-    ObjectReader cap_reader(item, path, errors);
+  r.objects("capabilities", 0, Need::optional, [&](ObjectReader& cap_reader) {
     Capability cap;
     read_capability(cap_reader, cap);
     if (!errors.ok()) return;
     if (device.capabilities.end() != std::find_if(device.capabilities.begin(), device.capabilities.end(),
                                                   [&](const Capability& c) { return c.name == cap.name; })) {
-      errors.fail(key_path(path, "name"), "duplicate capability " + json_quoted(cap.name) + " in device " +
-                                              json_quoted(device.id));
+      errors.fail(cap_reader.path("name"),
+                  "duplicate capability " + json_quoted(cap.name) + " in device " + json_quoted(device.id));
       return;
     }
     device.capabilities.push_back(std::move(cap));
-  }
+  });
 }
 
 void read_serial_devices(ObjectReader& r, FirstSeen& device_ids, SerialAdapterConfig& serial) {
-  Errors& errors = r.errors();
-  const Json* devices = r.array("devices", 1);
-  if (devices == nullptr) return;
-  for (size_t i = 0; i < devices->size() && errors.ok(); ++i) {
-    const std::string path = index_path(r.path("devices"), i);
-    const Json& item = (*devices)[i];
-    if (!item.is_object()) {
-      errors.expected(path, "an object", item);
-      return;
-    }
-    ObjectReader device_reader(item, path, errors);
+  r.objects("devices", 1, Need::optional, [&](ObjectReader& device_reader) {
     SerialDeviceConfig device;
     read_serial_device(device_reader, device_ids, device);
     serial.devices.push_back(std::move(device));
-  }
+  });
 }
 
 }  // namespace

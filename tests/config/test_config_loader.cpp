@@ -295,6 +295,17 @@ TEST_CASE("a value of the wrong type is shown as it was written") {
   CHECK(gateway_error(doc) == "gateway.json: adapters[0]: expected an object, got 5");
 
   doc = minimal_gateway();
+  doc["adapters"][0]["devices"] = Json::array({Json{{"id", "lamp-1"}, {"kind", "lamp"}}, "lamp-2"});
+  CHECK(gateway_error(doc) == "gateway.json: adapters[0].devices[1]: expected an object, got \"lamp-2\"");
+
+  Json cloud = minimal_cloud();
+  cloud["flats"].push_back(7);
+  CHECK(cloud_error(cloud) == "cloud.json: flats[1]: expected an object, got 7");
+  cloud = minimal_cloud();
+  cloud["flats"][0]["users"] = Json::array({Json::array()});
+  CHECK(cloud_error(cloud) == "cloud.json: flats[0].users[0]: expected an object, got []");
+
+  doc = minimal_gateway();
   doc["adapters"][0]["devices"][0]["room"] = 12;
   CHECK(gateway_error(doc) == "gateway.json: adapters[0].devices[0].room: expected a string, got 12");
 
