@@ -70,12 +70,10 @@ std::string encode(const StreamMessage& m, StreamRoute route) {
 std::optional<Decoded<StreamMessage>> decode_stream(std::string_view text, StreamRoute route) {
   // Cheap test first: the v1 messages never need this parser.
   if (text.find("\"stream_") == std::string_view::npos) return std::nullopt;
-  // Stream messages are flat objects; anything nested belongs to the v1 decoder.
-  size_t open_braces = 0;
-  for (char c : text) {
-    if (c == '{') ++open_braces;
-    if (c == '[' || open_braces > 1) return std::nullopt;
-  }
+  // Stream messages are flat objects; anything nested belongs to the v1 decoder. Brackets
+  // inside strings do not count: a reason may say "[usb]" (fuzz_streams found that such a
+  // reason, once encoded, no longer decoded as a stream message).
+  if (nested_deeper_than(text, 1)) return std::nullopt;
   Json j = Json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   auto type_it = j.find("type");

@@ -18,8 +18,9 @@
 // Every message received is checked strictly: the topic's shape, a watched
 // flat, JSON, the envelope's keys, the flat in the payload equal to the flat in
 // the topic, sizes, and the embedded protocol message through the wire
-// protocol's own decoders. Anything else is refused, counted and logged (rate
-// limited) and changes nothing.
+// protocol's own decoders (backplane::check_message, backplane_messages.h, a pure
+// function with its own fuzz target). Anything else is refused, counted and
+// logged (rate limited) and changes nothing.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "cloud-link/protocol.h"
+#include "cloud-server/backplane_messages.h"
 #include "cloud-server/metrics.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
@@ -45,27 +47,6 @@ struct Message;
 }  // namespace flatlink::adapters::mqtt
 
 namespace flatlink::cloud {
-
-// Which instance holds a flat's gateway link (retained, per flat). An empty
-// instance is a release of the claim (`from`, `since`).
-struct HolderClaim {
-  std::string from;      // the instance that published it
-  std::string instance;  // the holder; empty: `from` let go of its claim made at `since`
-  int64_t since = 0;     // wall ms the holder's link opened: newer wins, ties by instance id
-  std::string gateway;
-};
-
-// The last known state of a flat, published (retained) by its holder.
-struct RemoteState {
-  std::string from;
-  std::string gateway;
-  bool online = false;  // the gateway said hello on the holder's link
-  int64_t since = 0;    // the holder's link (as in HolderClaim)
-  int64_t seq = 0;      // the highest seq the holder accepted
-  bool reset = false;   // this link's hello restarted the gateway's stream (its store was wiped): seq may go down
-  int64_t dropped = 0;
-  std::vector<proto::DeviceReport> devices;
-};
 
 class BackplaneListener {
  public:
@@ -141,9 +122,6 @@ class Backplane {
   void send(Outgoing& out);
   void flush_states();
   void refuse(const std::string& topic, const std::string& why);
-  nlohmann::json envelope(const std::string& flat) const;
-  void handle_flat_message(const std::string& flat, const std::string& kind, const nlohmann::json& payload,
-                           const std::string& topic);
 
   const config::BackplaneConfig& config_;
   const config::LimitsConfig& limits_;

@@ -138,6 +138,16 @@ TEST_CASE("stream messages: round trip on every route") {
   auto c = proto::decode_stream(proto::encode(closed, StreamRoute::cloud_to_browser), StreamRoute::cloud_to_browser);
   REQUIRE(c);
   CHECK(std::get<StreamMessage>(*c).reason == "unknown device x");
+
+  // Brackets and braces inside a string are not nesting (fuzz_streams: a reason with "[" did
+  // not decode as a stream message once encoded; corpus/streams/regression-bracket-in-reason).
+  closed.reason = "camera [usb] unplugged {2}";
+  const std::string bracketed = proto::encode(closed, StreamRoute::cloud_to_browser);
+  CHECK(bracketed.find("[usb]") != std::string::npos);
+  auto b = proto::decode_stream(bracketed, StreamRoute::cloud_to_browser);
+  REQUIRE(b);
+  REQUIRE(std::holds_alternative<StreamMessage>(*b));
+  CHECK(std::get<StreamMessage>(*b) == closed);
 }
 
 TEST_CASE("stream messages: other frames are left to the v1 decoder") {

@@ -30,7 +30,7 @@ jobs="${JOBS:-1}"
 nice_level="${NICE:-19}"
 runs="${RUNS:--1}"
 parallel="${PARALLEL:-1}"
-all=(protocol streams config serial_line mqtt_payload mqtt_sources wifly_markers wifly_hixie wifly_handshake)
+all=(protocol streams config backplane serial_line mqtt_payload mqtt_sources wifly_markers wifly_hixie wifly_handshake)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 

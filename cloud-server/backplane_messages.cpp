@@ -1,0 +1,265 @@
+// The backplane's messages: the strict check of an incoming one, the encoders.
+#include "cloud-server/backplane_messages.h"
+
+#include <initializer_list>
+#include <utility>
+
+#include "common/device_model.h"
+
+namespace flatlink::cloud::backplane {
+namespace {
+
+// The keys of an object are exactly `required` plus any of `optional`.
+bool has_keys(const Json& j, std::initializer_list<const char*> required, std::initializer_list<const char*> optional,
+              std::string& why) {
+  size_t seen = 0;
+  for (const char* key : required) {
+    if (!j.contains(key)) {
+      why = std::string("missing key \"") + key + "\"";
+      return false;
+    }
+    ++seen;
+  }
+  for (const char* key : optional) {
+    if (j.contains(key)) ++seen;
+  }
+  if (seen != j.size()) {
+    why = "unexpected keys";
+    return false;
+  }
+  return true;
+}
+
+bool is_int(const Json& j, int64_t min = 0) {
+  return j.is_number_integer() && j.get<int64_t>() >= min && j.get<int64_t>() <= proto::kMaxSeq;
+}
+
+bool is_id(const Json& j, bool may_be_empty = false) {
+  if (!j.is_string()) return false;
+  const auto& s = j.get_ref<const std::string&>();
+  return (may_be_empty && s.empty()) || valid_id(s);
+}
+
+std::vector<std::string> split_topic(std::string_view topic) {
+  std::vector<std::string> levels;
+  size_t start = 0;
+  for (;;) {
+    const size_t slash = topic.find('/', start);
+    if (slash == std::string_view::npos) {
+      levels.emplace_back(topic.substr(start));
+      return levels;
+    }
+    levels.emplace_back(topic.substr(start, slash - start));
+    start = slash + 1;
+  }
+}
+
+Refused refused(std::string why) { return Refused{std::move(why)}; }
+
+Json envelope(const std::string& flat, const std::string& from) {
+  return Json{{"v", 1}, {"flat", flat}, {"from", from}};
+}
+
+// flatlink/v1/flats/<flat>/<kind>, the envelope's flat and from already checked.
+Checked check_flat_message(const std::string& flat, const std::string& kind, const Json& payload,
+                           const CheckContext& context) {
+  const std::string& from = payload["from"].get_ref<const std::string&>();
+  proto::Limits limits;
+  limits.max_message_bytes = context.max_message_bytes;
+  std::string why;
+  const auto embedded = [&](const char* key) -> std::string {
+    const Json* msg = payload.contains(key) ? &payload[key] : nullptr;
+    return msg && msg->is_object() ? msg->dump() : std::string();
+  };
+
+  if (kind == "status") {
+    if (!has_keys(payload, {"v", "flat", "from", "gateway", "msg"}, {}, why) || !is_id(payload["gateway"])) {
+      return refused(why.empty() ? "bad gateway id" : why);
+    }
+    if (from == context.instance) return Ignored{Ignored::Reason::own_message};
+    auto decoded = proto::decode_from_gateway(embedded("msg"), limits);
+    if (auto* error = std::get_if<proto::DecodeError>(&decoded)) return refused("msg: " + error->message);
+    auto& message = std::get<proto::GatewayToCloud>(decoded);
+    if (!std::holds_alternative<proto::StatusBatch>(message) && !std::holds_alternative<proto::Presence>(message) &&
+        !std::holds_alternative<proto::DeviceList>(message)) {
+      return refused("msg: only status, presence and devices travel on a status topic");
+    }
+    return GatewayMessage{flat, from, payload["gateway"].get<std::string>(), std::move(message)};
+  }
+  if (kind == "state") {
+    if (!has_keys(payload, {"v", "flat", "from", "gateway", "online", "since", "seq", "reset", "dropped", "msg"}, {},
+                  why) ||
+        !is_id(payload["gateway"], true) || !payload["online"].is_boolean() || !is_int(payload["since"]) ||
+        !is_int(payload["seq"]) || !payload["reset"].is_boolean() || !is_int(payload["dropped"])) {
+      return refused(why.empty() ? "bad state fields" : why);
+    }
+    if (from == context.instance) return Ignored{Ignored::Reason::own_message};
+    auto decoded = proto::decode_from_gateway(embedded("msg"), limits);
+    auto* list = std::get_if<proto::GatewayToCloud>(&decoded);
+    if (!list || !std::holds_alternative<proto::DeviceList>(*list)) {
+      return refused("msg: expected a valid devices message");
+    }
+    StateMessage out;
+    out.flat = flat;
+    RemoteState& state = out.state;
+    state.from = from;
+    state.gateway = payload["gateway"].get<std::string>();
+    state.online = payload["online"].get<bool>();
+    state.since = payload["since"].get<int64_t>();
+    state.seq = payload["seq"].get<int64_t>();
+    state.reset = payload["reset"].get<bool>();
+    state.dropped = payload["dropped"].get<int64_t>();
+    state.devices = std::move(std::get<proto::DeviceList>(*list).devices);
+    return out;
+  }
+  if (kind == "holder") {
+    if (!has_keys(payload, {"v", "flat", "from", "instance", "since", "gateway"}, {}, why) ||
+        !is_id(payload["instance"], true) || !is_int(payload["since"]) || !is_id(payload["gateway"], true)) {
+      return refused(why.empty() ? "bad holder fields" : why);
+    }
+    HolderMessage out;
+    out.flat = flat;
+    HolderClaim& claim = out.claim;
+    claim.from = from;
+    claim.instance = payload["instance"].get<std::string>();
+    claim.since = payload["since"].get<int64_t>();
+    claim.gateway = payload["gateway"].get<std::string>();
+    if (!claim.instance.empty() && claim.instance != from) return refused("a claim made for another instance");
+    return out;
+  }
+  if (kind == "commands") {
+    if (!has_keys(payload, {"v", "flat", "from", "msg"}, {}, why)) return refused(why);
+    if (from == context.instance) return Ignored{Ignored::Reason::own_message};
+    auto decoded = proto::decode_from_cloud_for_gateway(embedded("msg"), limits);
+    auto* message = std::get_if<proto::CloudToGateway>(&decoded);
+    if (!message || !std::holds_alternative<proto::CommandMsg>(*message)) {
+      return refused("msg: expected a valid command");
+    }
+    return CommandMessage{flat, from, std::move(std::get<proto::CommandMsg>(*message))};
+  }
+  if (kind == "results") {
+    if (payload.contains("accepted")) {
+      if (!has_keys(payload, {"v", "flat", "from", "accepted"}, {}, why) || !payload["accepted"].is_string() ||
+          payload["accepted"].get_ref<const std::string&>().size() > limits.max_string) {
+        return refused(why.empty() ? "bad accepted id" : why);
+      }
+      return ResultMessage{flat, from, proto::Result{payload["accepted"].get<std::string>(), Outcome::ok, ""}, true};
+    }
+    if (!has_keys(payload, {"v", "flat", "from", "msg"}, {}, why)) return refused(why);
+    auto decoded = proto::decode_from_gateway(embedded("msg"), limits);
+    auto* message = std::get_if<proto::GatewayToCloud>(&decoded);
+    if (!message || !std::holds_alternative<proto::Result>(*message)) return refused("msg: expected a valid result");
+    return ResultMessage{flat, from, std::move(std::get<proto::Result>(*message)), false};
+  }
+  return refused("not a kind of message the backplane has");
+}
+
+}  // namespace
+
+std::string flat_topic(const std::string& flat, const std::string& kind) {
+  return std::string(kRoot) + "flats/" + flat + "/" + kind;
+}
+
+std::string instance_topic(const std::string& instance) { return std::string(kRoot) + "instances/" + instance; }
+
+Checked check_message(const Incoming& in, const CheckContext& context) {
+  const std::string_view topic = in.topic;
+  if (in.oversize > 0) return refused("payload of " + std::to_string(in.oversize) + " bytes is over the cap");
+  if (topic.size() > kMaxTopicBytes || topic.substr(0, kRoot.size()) != kRoot) {
+    return refused("not a flatlink/v1 topic");
+  }
+  const std::vector<std::string> levels = split_topic(topic);
+  // An empty retained payload clears a retained message: nothing to act on.
+  if (in.payload.empty()) {
+    if (!in.retained) return refused("empty payload");
+    return Ignored{Ignored::Reason::cleared_retained};
+  }
+  if (in.payload.size() > max_payload_bytes(context.max_message_bytes)) return refused("payload over the cap");
+  // Before parsing: a deep tree would overflow the stack when dumped or compared.
+  if (proto::nested_deeper_than(in.payload, kMaxDepth)) {
+    return refused("payload nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  }
+  Json payload = Json::parse(in.payload.begin(), in.payload.end(), nullptr, false);
+  if (payload.is_discarded() || !payload.is_object()) return refused("payload is not a JSON object");
+  if (!payload.contains("v") || payload["v"] != 1) return refused("not a version 1 backplane message");
+  std::string why;
+  if (levels.size() == 4 && levels[2] == "instances") {
+    if (!has_keys(payload, {"v", "instance", "online"}, {}, why) || !is_id(payload["instance"]) ||
+        !payload["online"].is_boolean()) {
+      return refused(why.empty() ? "bad instance message" : why);
+    }
+    const std::string& instance = payload["instance"].get_ref<const std::string&>();
+    if (instance != levels[3]) return refused("instance in the payload differs from the topic's");
+    if (instance == context.instance) return Ignored{Ignored::Reason::own_message};
+    return InstanceStatus{instance, payload["online"].get<bool>()};
+  }
+  // flatlink/v1/flats/<flat>/<kind> or flatlink/v1/flats/<flat>/results/<us>
+  if (levels.size() < 5 || levels[2] != "flats" || !valid_id(levels[3]) ||
+      (levels.size() == 6 && (levels[4] != "results" || levels[5] != context.instance)) || levels.size() > 6) {
+    return refused("not a topic of the backplane's layout");
+  }
+  const std::string& flat = levels[3];
+  if (!context.knows_flat || !context.knows_flat(flat)) {
+    return refused("flat " + flat + " is not in this instance's config");
+  }
+  if (!payload.contains("flat") || payload["flat"] != flat) {
+    return refused("the flat in the payload is not the topic's flat " + flat);
+  }
+  if (!payload.contains("from") || !is_id(payload["from"])) return refused("missing or bad \"from\"");
+  // A persistent session may still carry a subscription of an earlier run.
+  if (!context.watching || !context.watching(flat)) return Ignored{Ignored::Reason::not_watched};
+  const std::string kind = levels.size() == 6 ? "results" : levels[4];
+  return check_flat_message(flat, kind, payload, context);
+}
+
+std::string encode_instance(const std::string& instance, bool online) {
+  return Json{{"v", 1}, {"instance", instance}, {"online", online}}.dump();
+}
+
+std::string encode_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
+                                   const std::string& encoded) {
+  Json j = envelope(flat, from);
+  j["gateway"] = gateway;
+  j["msg"] = Json::parse(encoded);
+  return j.dump();
+}
+
+std::string encode_state(const std::string& flat, const std::string& from, const RemoteState& state) {
+  Json j = envelope(flat, from);
+  j["gateway"] = state.gateway;
+  j["online"] = state.online;
+  j["since"] = state.since;
+  j["seq"] = state.seq;
+  j["reset"] = state.reset;
+  j["dropped"] = state.dropped;
+  j["msg"] = Json::parse(proto::encode(proto::DeviceList{state.devices}));
+  return j.dump();
+}
+
+std::string encode_holder(const std::string& flat, const std::string& from, const HolderClaim& claim) {
+  Json j = envelope(flat, from);
+  j["instance"] = claim.instance;
+  j["since"] = claim.since;
+  j["gateway"] = claim.gateway;
+  return j.dump();
+}
+
+std::string encode_command(const std::string& flat, const std::string& from, const proto::CommandMsg& command) {
+  Json j = envelope(flat, from);
+  j["msg"] = Json::parse(proto::encode(command));
+  return j.dump();
+}
+
+std::string encode_result(const std::string& flat, const std::string& from, const proto::Result& result) {
+  Json j = envelope(flat, from);
+  j["msg"] = Json::parse(proto::encode(result));
+  return j.dump();
+}
+
+std::string encode_accepted(const std::string& flat, const std::string& from, const std::string& command_id) {
+  Json j = envelope(flat, from);
+  j["accepted"] = command_id;
+  return j.dump();
+}
+
+}  // namespace flatlink::cloud::backplane

@@ -1,0 +1,176 @@
+// The backplane's messages on their own: the strict check of one message as the
+// broker delivered it (topic + payload -> a typed message or the reason it is
+// refused) and the encoders of the payloads Backplane publishes. Pure functions:
+// no broker, no loop, no state (what the receiving instance knows comes in a
+// CheckContext), so tests/cloud-server and tests/fuzz/fuzz_backplane.cpp call
+// them directly. docs/scale-out.md has the topic layout and the envelopes.
+//
+// Threads: any; nothing shared.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "cloud-link/protocol.h"
+
+namespace flatlink::cloud {
+
+// Which instance holds a flat's gateway link (retained, per flat). An empty
+// instance is a release of the claim (`from`, `since`).
+struct HolderClaim {
+  std::string from;      // the instance that published it
+  std::string instance;  // the holder; empty: `from` let go of its claim made at `since`
+  int64_t since = 0;     // wall ms the holder's link opened: newer wins, ties by instance id
+  std::string gateway;
+
+  bool operator==(const HolderClaim&) const = default;
+};
+
+// The last known state of a flat, published (retained) by its holder.
+struct RemoteState {
+  std::string from;
+  std::string gateway;
+  bool online = false;  // the gateway said hello on the holder's link
+  int64_t since = 0;    // the holder's link (as in HolderClaim)
+  int64_t seq = 0;      // the highest seq the holder accepted
+  bool reset = false;   // this link's hello restarted the gateway's stream (its store was wiped): seq may go down
+  int64_t dropped = 0;
+  std::vector<proto::DeviceReport> devices;
+
+  bool operator==(const RemoteState&) const = default;
+};
+
+namespace backplane {
+
+inline constexpr std::string_view kRoot = "flatlink/v1/";
+inline constexpr size_t kMaxTopicBytes = 512;
+// The envelope around one protocol message (itself at most proto::kMaxDepth deep).
+inline constexpr int kMaxDepth = 1 + proto::kMaxDepth;
+
+// flatlink/v1/flats/<flat>/<kind> (kind: status, state, holder, commands, results/<instance>).
+std::string flat_topic(const std::string& flat, const std::string& kind);
+// flatlink/v1/instances/<instance>
+std::string instance_topic(const std::string& instance);
+
+// The largest payload taken for a given limits.max_message_bytes: an envelope around one
+// protocol message of at most that size (the broker session's cap is the same).
+inline size_t max_payload_bytes(size_t max_message_bytes) { return max_message_bytes * 2 + 1024; }
+
+// One message as the broker delivered it.
+struct Incoming {
+  std::string_view topic;
+  std::string_view payload;
+  bool retained = false;
+  size_t oversize = 0;  // the payload was over the session's cap: its size (payload is then empty)
+};
+
+// What the receiving instance brings to the check.
+struct CheckContext {
+  std::string instance;                 // this instance's id: its own messages come back from the broker
+  size_t max_message_bytes = 65'536;    // the config's limits.max_message_bytes
+  std::function<bool(const std::string& flat)> knows_flat;  // the flat is in this instance's config
+  std::function<bool(const std::string& flat)> watching;    // the flat is watched now
+};
+
+// Refused: counted and logged by Backplane, changes nothing.
+struct Refused {
+  std::string why;
+
+  bool operator==(const Refused&) const = default;
+};
+// Well-formed so far but nothing to act on (not counted as a refusal).
+struct Ignored {
+  enum class Reason {
+    cleared_retained,  // an empty retained payload: a retained message was cleared
+    own_message,       // this instance's own message, back from the broker
+    not_watched,       // a flat not watched now (a persistent session's old subscription)
+  };
+  Reason reason;
+
+  bool operator==(const Ignored&) const = default;
+};
+// flatlink/v1/instances/<instance>: online, or its will / clean leave.
+struct InstanceStatus {
+  std::string instance;
+  bool online = false;
+
+  bool operator==(const InstanceStatus&) const = default;
+};
+// flatlink/v1/flats/<flat>/status: a status batch, presence or device list of the flat's gateway.
+struct GatewayMessage {
+  std::string flat;
+  std::string from;
+  std::string gateway;
+  proto::GatewayToCloud message;
+
+  bool operator==(const GatewayMessage&) const = default;
+};
+// flatlink/v1/flats/<flat>/state (retained).
+struct StateMessage {
+  std::string flat;
+  RemoteState state;
+
+  bool operator==(const StateMessage&) const = default;
+};
+// flatlink/v1/flats/<flat>/holder (retained). Our own claims are not ignored: one
+// left retained by an earlier run of this instance is withdrawn by the receiver.
+struct HolderMessage {
+  std::string flat;
+  HolderClaim claim;
+
+  bool operator==(const HolderMessage&) const = default;
+};
+// flatlink/v1/flats/<flat>/commands
+struct CommandMessage {
+  std::string flat;
+  std::string from;
+  proto::CommandMsg command;
+
+  bool operator==(const CommandMessage&) const = default;
+};
+// flatlink/v1/flats/<flat>/results/<this instance>: a result, or `accepted` (the
+// holder took the command; result.id is the command id, outcome ok).
+struct ResultMessage {
+  std::string flat;
+  std::string from;
+  proto::Result result;
+  bool accepted = false;
+
+  bool operator==(const ResultMessage&) const = default;
+};
+
+using Checked = std::variant<Refused, Ignored, InstanceStatus, GatewayMessage, StateMessage, HolderMessage,
+                             CommandMessage, ResultMessage>;
+
+// The strict check of one incoming message, in this order: not oversize, a
+// flatlink/v1 topic of at most kMaxTopicBytes, a non-empty payload (an empty
+// retained one is Ignored), at most max_payload_bytes, nested at most kMaxDepth
+// deep (checked before parsing), a JSON object with "v": 1;
+// then for instances/<id>: exactly {v, instance, online} with the instance equal to
+// the topic's; for flats/<flat>/...: the layout (results only to this instance), a
+// flat the context knows, "flat" equal to the topic's flat, a valid "from", a
+// watched flat, then per kind exactly its keys, their types and ranges, and the
+// embedded protocol message ("msg") through the wire protocol's own decoder (with
+// limits.max_message_bytes). Never throws.
+Checked check_message(const Incoming& in, const CheckContext& context);
+
+// The payloads Backplane publishes (check_message accepts each of them when its
+// fields are valid). `encoded` / the messages are wire-protocol messages.
+std::string encode_instance(const std::string& instance, bool online);
+std::string encode_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
+                                   const std::string& encoded);
+// state.from is not used: `from` is.
+std::string encode_state(const std::string& flat, const std::string& from, const RemoteState& state);
+// claim.from is not used: `from` is. A release has an empty instance and gateway.
+std::string encode_holder(const std::string& flat, const std::string& from, const HolderClaim& claim);
+std::string encode_command(const std::string& flat, const std::string& from, const proto::CommandMsg& command);
+std::string encode_result(const std::string& flat, const std::string& from, const proto::Result& result);
+std::string encode_accepted(const std::string& flat, const std::string& from, const std::string& command_id);
+
+}  // namespace backplane
+}  // namespace flatlink::cloud

@@ -1,0 +1,178 @@
+// The backplane's message check and encoders (cloud-server/backplane_messages.h), without
+// a broker: every kind accepted as published by the encoders, and each refusal with its
+// reason. tests/integration/backplane.test.mjs runs them through real brokers.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <variant>
+
+#include "cloud-server/backplane_messages.h"
+
+using namespace flatlink;
+using namespace flatlink::cloud;
+
+namespace {
+
+backplane::CheckContext context() {
+  backplane::CheckContext c;
+  c.instance = "cloud-a";
+  c.max_message_bytes = 4096;
+  c.knows_flat = [](const std::string& flat) { return flat == "flat-a" || flat == "flat-b"; };
+  c.watching = [](const std::string& flat) { return flat == "flat-a"; };
+  return c;
+}
+
+backplane::Checked check(const std::string& topic, const std::string& payload, bool retained = false) {
+  return backplane::check_message(backplane::Incoming{topic, payload, retained, 0}, context());
+}
+
+std::string refusal(const backplane::Checked& checked) {
+  const auto* refused = std::get_if<backplane::Refused>(&checked);
+  return refused ? refused->why : std::string("(not refused)");
+}
+
+const std::string kStatus = backplane::flat_topic("flat-a", "status");
+const std::string kCommands = backplane::flat_topic("flat-a", "commands");
+const std::string kToUs = backplane::flat_topic("flat-a", "results/cloud-a");
+const std::string kState = backplane::flat_topic("flat-a", "state");
+const std::string kHolder = backplane::flat_topic("flat-a", "holder");
+
+proto::CommandMsg command() { return proto::CommandMsg{"c-17", "lamp-1", Json{{"on", true}}, 1700000005000}; }
+
+}  // namespace
+
+TEST_CASE("backplane: every kind of message, as the encoders write it, is accepted as what it is") {
+  const auto online = check(backplane::instance_topic("cloud-b"), backplane::encode_instance("cloud-b", false));
+  REQUIRE(std::holds_alternative<backplane::InstanceStatus>(online));
+  CHECK(std::get<backplane::InstanceStatus>(online) == backplane::InstanceStatus{"cloud-b", false});
+
+  const proto::Presence presence{"lamp-1", false, 1700000000000};
+  const auto status =
+      check(kStatus, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", proto::encode(presence)));
+  REQUIRE(std::holds_alternative<backplane::GatewayMessage>(status));
+  CHECK(std::get<backplane::GatewayMessage>(status) ==
+        backplane::GatewayMessage{"flat-a", "cloud-b", "gw-a", proto::GatewayToCloud{presence}});
+
+  RemoteState state;
+  state.from = "cloud-b";
+  state.gateway = "gw-a";
+  state.online = true;
+  state.since = 1700000000000;
+  state.seq = 13;
+  state.dropped = 2;
+  const auto retained = check(kState, backplane::encode_state("flat-a", "cloud-b", state), true);
+  REQUIRE(std::holds_alternative<backplane::StateMessage>(retained));
+  CHECK(std::get<backplane::StateMessage>(retained) == backplane::StateMessage{"flat-a", state});
+
+  const HolderClaim claim{"cloud-b", "cloud-b", 1700000000000, "gw-a"};
+  const auto holder = check(kHolder, backplane::encode_holder("flat-a", "cloud-b", claim));
+  REQUIRE(std::holds_alternative<backplane::HolderMessage>(holder));
+  CHECK(std::get<backplane::HolderMessage>(holder) == backplane::HolderMessage{"flat-a", claim});
+  // A release, and our own claim coming back: both handed on (the receiver withdraws an old claim of ours).
+  CHECK(std::holds_alternative<backplane::HolderMessage>(check(
+      kHolder, backplane::encode_holder("flat-a", "cloud-b", HolderClaim{"", "", 5, ""}))));
+  CHECK(std::holds_alternative<backplane::HolderMessage>(
+      check(kHolder,
+            backplane::encode_holder("flat-a", "cloud-a", HolderClaim{"", "cloud-a", 5, "gw-a"}))));
+
+  const auto cmd = check(kCommands, backplane::encode_command("flat-a", "cloud-b", command()));
+  REQUIRE(std::holds_alternative<backplane::CommandMessage>(cmd));
+  CHECK(std::get<backplane::CommandMessage>(cmd) == backplane::CommandMessage{"flat-a", "cloud-b", command()});
+
+  const proto::Result result{"c-17", Outcome::rejected, "out of range"};
+  const auto res = check(kToUs, backplane::encode_result("flat-a", "cloud-b", result));
+  REQUIRE(std::holds_alternative<backplane::ResultMessage>(res));
+  CHECK(std::get<backplane::ResultMessage>(res) == backplane::ResultMessage{"flat-a", "cloud-b", result, false});
+
+  const auto accepted = check(kToUs, backplane::encode_accepted("flat-a", "cloud-b", "c-17"));
+  REQUIRE(std::holds_alternative<backplane::ResultMessage>(accepted));
+  CHECK(std::get<backplane::ResultMessage>(accepted) ==
+        backplane::ResultMessage{"flat-a", "cloud-b", proto::Result{"c-17", Outcome::ok, ""}, true});
+}
+
+TEST_CASE("backplane: our own messages, a cleared retained message and an unwatched flat are ignored, not refused") {
+  using Reason = backplane::Ignored::Reason;
+  const auto ignored = [](const backplane::Checked& c) {
+    const auto* i = std::get_if<backplane::Ignored>(&c);
+    return i ? static_cast<int>(i->reason) : -1;
+  };
+  CHECK(ignored(check(backplane::instance_topic("cloud-a"), backplane::encode_instance("cloud-a", true))) ==
+        static_cast<int>(Reason::own_message));
+  CHECK(ignored(check(kCommands, backplane::encode_command("flat-a", "cloud-a", command()))) ==
+        static_cast<int>(Reason::own_message));
+  CHECK(ignored(check(kState, "", true)) == static_cast<int>(Reason::cleared_retained));
+  CHECK(ignored(check(backplane::flat_topic("flat-b", "commands"),
+                      backplane::encode_command("flat-b", "cloud-b", command()))) ==
+        static_cast<int>(Reason::not_watched));
+}
+
+TEST_CASE("backplane: each refusal says why") {
+  const std::string cmd = backplane::encode_command("flat-a", "cloud-b", command());
+  CHECK(refusal(backplane::check_message(backplane::Incoming{kCommands, "", false, 70'000}, context())) ==
+        "payload of 70000 bytes is over the cap");
+  CHECK(refusal(check("zigbee2mqtt/lamp", cmd)) == "not a flatlink/v1 topic");
+  CHECK(refusal(check(kCommands + std::string(600, 'x'), cmd)) == "not a flatlink/v1 topic");
+  CHECK(refusal(check(kCommands, "")) == "empty payload");
+  CHECK(refusal(check(kCommands, std::string(4096 * 2 + 1025, ' '))) == "payload over the cap");
+  CHECK(refusal(check(kCommands, "[1]")) == "payload is not a JSON object");
+  // Checked before parsing: 65'000 levels under "msg" used to overflow the stack (found by reading the
+  // code for fuzz_backplane; tests/fuzz/corpus/backplane/regression_deep_nesting is a shallower copy).
+  {
+    auto big = context();
+    big.max_message_bytes = 65'536;
+    const std::string deep = R"({"v":1,"flat":"flat-a","from":"cloud-b","gateway":"gw-a","msg":{"a":)" +
+                             std::string(65'000, '[') + std::string(65'000, ']') + "}}";
+    CHECK(refusal(backplane::check_message(backplane::Incoming{kStatus, deep, false, 0}, big)) ==
+          "payload nested deeper than 9 levels");
+    CHECK(refusal(check(kStatus, R"({"v":1,"flat":"flat-a","from":"cloud-b","gateway":"gw-a","msg":{"a":[[[[[[[[1]]]]]]]]}})")) ==
+          "payload nested deeper than 9 levels");
+  }
+  CHECK(refusal(check(kCommands, "{\"v\":1,")) == "payload is not a JSON object");
+  CHECK(refusal(check(kCommands, R"({"v":2,"flat":"flat-a","from":"cloud-b","msg":{}})")) ==
+        "not a version 1 backplane message");
+  // instances/<id>
+  CHECK(refusal(check(backplane::instance_topic("cloud-c"), backplane::encode_instance("cloud-b", true))) ==
+        "instance in the payload differs from the topic's");
+  CHECK(refusal(check(backplane::instance_topic("cloud-b"), R"({"v":1,"instance":"cloud-b"})")) ==
+        "missing key \"online\"");
+  CHECK(refusal(check(backplane::instance_topic("cloud-b"), R"({"v":1,"instance":"cloud-b","online":1})")) ==
+        "bad instance message");
+  // The layout, the flat, from.
+  CHECK(refusal(check(backplane::flat_topic("flat-a", "results/cloud-b"), cmd)) ==
+        "not a topic of the backplane's layout");
+  CHECK(refusal(check(backplane::flat_topic("flat-a", "a/b/c"), cmd)) == "not a topic of the backplane's layout");
+  CHECK(refusal(check(backplane::flat_topic("bad flat", "commands"), cmd)) == "not a topic of the backplane's layout");
+  CHECK(refusal(check(backplane::flat_topic("flat-x", "commands"), cmd)) ==
+        "flat flat-x is not in this instance's config");
+  CHECK(refusal(check(backplane::flat_topic("flat-b", "commands"), cmd)) ==
+        "the flat in the payload is not the topic's flat flat-b");
+  CHECK(refusal(check(kCommands, R"({"v":1,"flat":"flat-a","from":"bad id","msg":{}})")) == "missing or bad \"from\"");
+  // Per kind: exact keys, types, the embedded message through the protocol's decoder.
+  CHECK(refusal(check(kCommands, R"({"v":1,"flat":"flat-a","from":"cloud-b","msg":{},"x":1})")) == "unexpected keys");
+  CHECK(refusal(check(kCommands, R"({"v":1,"flat":"flat-a","from":"cloud-b","msg":{"type":"command"}})")) ==
+        "msg: expected a valid command");
+  const proto::Hello hello{"gw-a", "1.0.0", {}, 1, 0};
+  CHECK(refusal(check(kStatus, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", proto::encode(hello))))
+            .rfind("msg: only status, presence and devices", 0) == 0);
+  CHECK(refusal(check(kStatus, backplane::encode_gateway_message("flat-a", "cloud-b", "", proto::encode(hello)))) ==
+        "bad gateway id");
+  CHECK(refusal(check(kStatus, R"({"v":1,"flat":"flat-a","from":"cloud-b","gateway":"gw-a","msg":[]})"))
+            .rfind("msg: ", 0) == 0);
+  CHECK(refusal(check(kState,
+                      R"({"v":1,"flat":"flat-a","from":"cloud-b","gateway":"gw-a","online":true,"since":-1,"seq":0,"reset":false,"dropped":0,"msg":{"type":"devices","devices":[]}})")) ==
+        "bad state fields");
+  CHECK(refusal(check(kState,
+                      R"({"v":1,"flat":"flat-a","from":"cloud-b","gateway":"gw-a","online":true,"since":0,"seq":0,"reset":false,"dropped":0,"msg":{"type":"presence","device":"lamp-1","online":true,"ts":1}})")) ==
+        "msg: expected a valid devices message");
+  CHECK(refusal(check(kHolder,
+                      backplane::encode_holder("flat-a", "cloud-b", HolderClaim{"", "cloud-c", 5, "gw-a"}))) ==
+        "a claim made for another instance");
+  CHECK(refusal(check(kHolder,
+                      R"({"v":1,"flat":"flat-a","from":"cloud-b","instance":"cloud-b","since":9007199254740992,"gateway":"gw-a"})")) ==
+        "bad holder fields");
+  CHECK(refusal(check(kToUs, backplane::encode_accepted("flat-a", "cloud-b", std::string(257, 'c')))) ==
+        "bad accepted id");
+  CHECK(refusal(check(kToUs, backplane::encode_command("flat-a", "cloud-b", command()))) ==
+        "msg: expected a valid result");
+  CHECK(refusal(check(backplane::flat_topic("flat-a", "snapshot"), cmd)) == "not a kind of message the backplane has");
+}
