@@ -14,6 +14,7 @@
 #pragma once
 
 #include "common/device_model.h"
+#include "common/json_depth.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -290,11 +291,8 @@ Decoded<CloudToBrowser> decode_from_cloud_for_browser(std::string_view text, con
 // message_too_big, 1002 otherwise.
 uint16_t close_code_for(const DecodeError& error);
 
-// Whether JSON text nests objects/arrays deeper than max_depth (brackets inside strings do
-// not count): a cheap scan before parsing, so that deep nesting is refused without building
-// (and later dumping or destroying) a deep tree. On malformed text the count may be off,
-// but the parser refuses that text.
-bool nested_deeper_than(std::string_view text, int max_depth);
+// The JSON nesting pre-scan (common/json_depth.h), shared with the stream and backplane decoders.
+using flatlink::nested_deeper_than;
 
 // The longest prefix of text of at most max_bytes that does not split a UTF-8 sequence.
 std::string clip_utf8(std::string_view text, size_t max_bytes);

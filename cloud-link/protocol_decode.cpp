@@ -546,34 +546,6 @@ Decoded<V> decode(std::string_view text, const Limits& limits, std::string_view 
 
 }  // namespace
 
-// Cheap scan before parsing: refuses deep nesting without building anything. Brackets inside
-// strings do not count. On malformed text the count may be off, but the parser refuses that text.
-bool nested_deeper_than(std::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (const char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > max_depth) return true;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 Decoded<GatewayToCloud> decode_from_gateway(std::string_view text, const Limits& limits) {
   using V = GatewayToCloud;
   static constexpr std::array<Entry<V>, 5> kTable = {{{"hello", read_as<Hello, V>},

@@ -1,6 +1,8 @@
 // JSON lines and key=value lines: parsing and encoding.
 #include "device-adapters/serial/line_protocol.h"
 
+#include "common/json_depth.h"
+
 #include <charconv>
 #include <cmath>
 #include <vector>
@@ -17,30 +19,6 @@ bool is_control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; 
 bool has_control_bytes(std::string_view line) {
   for (char c : line) {
     if (is_control(static_cast<unsigned char>(c))) return true;
-  }
-  return false;
-}
-
-bool too_deep(std::string_view line) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : line) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > kMaxJsonDepth) return true;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
   }
   return false;
 }
@@ -80,7 +58,7 @@ std::optional<DeviceLine> parse_json(std::string_view line, const std::string& p
     why = "binary data (control bytes) in a JSON line";
     return std::nullopt;
   }
-  if (too_deep(line)) {
+  if (nested_deeper_than(line, kMaxJsonDepth)) {
     why = "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
     return std::nullopt;
   }
