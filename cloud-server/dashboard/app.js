@@ -35,15 +35,32 @@ const cards = new Map(); // device id -> DeviceCard
 const sections = new Map(); // group key -> <section>
 let countdown = null;
 
+// The confirmation dialog answers one question at a time. The browser fires "close" as a
+// task after the dialog has closed, so a question asked right after the last one was answered
+// (before that task ran) would see the old close event: the answer is taken when the dialog
+// closes or when the next question is asked, whichever comes first, and a close event that
+// finds the dialog open again belongs to an earlier question.
+let answerConfirm = null; // resolves the open question's promise
+function takeConfirmAnswer() {
+  const resolve = answerConfirm;
+  answerConfirm = null;
+  resolve?.(ui.confirmDialog.returnValue === 'ok');
+}
+ui.confirmDialog.addEventListener('close', () => {
+  if (!ui.confirmDialog.open) takeConfirmAnswer();
+});
+
 const controlContext = {
   audio: null, // set below: the page's audio streams (Listen, Hold to talk)
   send: (device, set, done) => connection.command(device, set, done),
   confirm: (question) =>
     new Promise((resolve) => {
       const dialog = ui.confirmDialog;
+      if (dialog.open) dialog.close('cancel'); // not expected: the dialog is modal
+      takeConfirmAnswer(); // an answer whose close event has not run yet
+      answerConfirm = resolve;
       ui.confirmText.textContent = question;
       dialog.returnValue = '';
-      dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
       dialog.showModal();
       $('confirm-cancel').focus();
     }),

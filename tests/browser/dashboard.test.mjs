@@ -190,10 +190,21 @@ describe('dashboard', () => {
     assert.equal(await door.outcome('lock').getAttribute('data-outcome'), '');
     assert.ok(!gatewayA.lines.some((l) => l.includes('device=door-1 set')), 'no command after cancel');
 
+    // Answer Cancel and ask again in the same task, before the browser's "close" event for
+    // the first answer has run: that late event must not answer the second question.
     await select.selectOption('unlocked');
     await waitFor(() => dialog.isVisible(), 2000, { message: 'confirmation dialog' });
+    await page.evaluate(() => {
+      document.getElementById('confirm-cancel').click();
+      const again = document.querySelector('article[data-device="door-1"] select');
+      again.value = 'unlocked';
+      again.dispatchEvent(new Event('change'));
+    });
+    await waitFor(() => dialog.isVisible(), 2000, { message: 'confirmation dialog, asked again' });
     await dialog.getByRole('button', { name: 'Confirm' }).click();
     await expectAttr(door.outcome('lock'), 'data-outcome', 'ok');
+    const doorCommands = gatewayA.lines.filter((l) => l.includes('device=door-1 set'));
+    assert.equal(doorCommands.length, 1, `one command, for the confirmed question: ${doorCommands.join(' | ')}`);
     await waitFor(async () => (await select.inputValue()) === 'unlocked', 2000, { message: 'lock unlocked' });
   });
 
