@@ -116,6 +116,7 @@ std::string encode(const Hello& msg) {
             {"devices", devices_json(msg.devices)},
             {"next_seq", msg.next_seq}};
   if (msg.dropped != 0) j["dropped"] = msg.dropped;
+  if (msg.acked != 0) j["acked"] = msg.acked;
   return dump(j);
 }
 

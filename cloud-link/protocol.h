@@ -101,6 +101,9 @@ struct Hello {
   std::vector<DeviceReport> devices;
   int64_t next_seq = 1;  // the seq the gateway gives its next status: the head of its stream
   int64_t dropped = 0;   // statuses the outbox had to drop so far (0 is omitted on the wire)
+  // The highest seq a cloud has acknowledged to this gateway process (0, omitted, when none):
+  // a cloud instance the gateway moved to waits until its backplane has delivered that far.
+  int64_t acked = 0;
 
   bool operator==(const Hello&) const = default;
 };

@@ -339,9 +339,16 @@ bool read_outcome(Fields& f, Reader& r, Outcome& out) {
 
 bool read(Reader& r, const Json& j, Hello& m) {
   Fields f(r, j, "hello");
-  return f.only({"type", "gateway", "version", "devices", "next_seq", "dropped"}) && f.id("gateway", m.gateway) &&
-         f.string("version", false, r.limits.max_string, m.version) && read_devices(f, r, "devices", m.devices) &&
-         f.integer("next_seq", 1, kMaxSeq, m.next_seq) && f.optional_integer("dropped", 0, kMaxSeq, m.dropped);
+  if (!(f.only({"type", "gateway", "version", "devices", "next_seq", "dropped", "acked"}) && f.id("gateway", m.gateway) &&
+        f.string("version", false, r.limits.max_string, m.version) && read_devices(f, r, "devices", m.devices) &&
+        f.integer("next_seq", 1, kMaxSeq, m.next_seq) && f.optional_integer("dropped", 0, kMaxSeq, m.dropped) &&
+        f.optional_integer("acked", 0, kMaxSeq, m.acked))) {
+    return false;
+  }
+  // Nothing can have been acknowledged that was not numbered yet.
+  return m.acked < m.next_seq ||
+         r.fail(f.at("acked"), "expected below next_seq (" + std::to_string(m.next_seq) + "), got " +
+                                   std::to_string(m.acked));
 }
 
 bool read(Reader& r, const Json& j, StatusBatch& m) {

@@ -53,6 +53,9 @@ std::string Metrics::render() const {
     os << "flatlink_backplane_command_round_trip_seconds_sum " << static_cast<double>(backplane_round_trip_ms) / 1000.0 << '\n';
     metric("flatlink_backplane_takeovers_total", "counter", "Gateway links closed here because another instance took the flat.");
     os << "flatlink_backplane_takeovers_total " << backplane_takeovers << '\n';
+    metric("flatlink_backplane_catch_up_gaps_total", "counter",
+           "Statuses a moved gateway's last holder acknowledged that had not arrived here within catch_up_ms.");
+    os << "flatlink_backplane_catch_up_gaps_total " << backplane_catch_up_gaps << '\n';
   }
   return os.str();
 }

@@ -211,11 +211,16 @@ void Router::gateway_message(Peer& peer, const proto::GatewayToCloud& message) {
 }
 
 void Router::on_hello(Flat& flat, Peer& peer, const proto::Hello& hello) {
-  if (flat.hello) {
+  if (flat.hello || flat.held_hello) {
     ++metrics_.refused_messages;
     LOG_WARN("router") << "flat=" << flat.config->id << " second hello on one link ignored";
     return;
   }
+  if (bp_hold_hello(flat, hello)) return;  // answered once the backplane has caught up
+  accept_hello(flat, peer, hello);
+}
+
+void Router::accept_hello(Flat& flat, Peer& peer, const proto::Hello& hello) {
   flat.hello = true;
   flat.gateway_id = hello.gateway;
   flat.devices.clear();

@@ -115,12 +115,17 @@ class Router final : public BackplaneListener {
   proto::Snapshot snapshot(const Flat& flat) const;
   // Backplane hooks (router_backplane.cpp); each does nothing without a backplane.
   void watch_update(Flat& flat);
+  void accept_hello(Flat& flat, Peer& peer, const proto::Hello& hello);
   void bp_link_opened(Flat& flat);
   void bp_link_closed(Flat& flat);
   void bp_gateway_message(Flat& flat, const proto::GatewayToCloud& message);
   // Sends the ack for `seq` now (alone) or once the broker holds the batch.
   void bp_ack_after(Flat& flat, Peer& peer, int64_t seq, const std::optional<std::string>& published);
   bool bp_remote_online(const Flat& flat) const;
+  bool bp_hold_hello(Flat& flat, const proto::Hello& hello);
+  void bp_catch_up_timeout(const std::string& flat_id);
+  void bp_release_hello(Flat& flat);
+  void bp_drop_held_hello(Flat& flat);
   bool bp_on_result(Flat& flat, const proto::Result& result);
   void bp_send_command(Flat& flat, const std::string& cloud_id, const proto::CommandMsg& command);
 

@@ -45,6 +45,8 @@ void Router::bp_link_opened(Flat& flat) {
   flat.link_since = clock_.wall_ms();
   ++flat.link_epoch;
   flat.unconfirmed.clear();
+  bp_drop_held_hello(flat);  // a replaced link's
+  flat.fed = backplane_->watching(flat.config->id);
   flat.holder.clear();
   flat.remote_online = false;
   watch_update(flat);
@@ -54,6 +56,7 @@ void Router::bp_link_opened(Flat& flat) {
 void Router::bp_link_closed(Flat& flat) {
   if (!backplane_) return;
   flat.unconfirmed.clear();
+  bp_drop_held_hello(flat);
   backplane_->state_changed(flat.config->id, true);  // online: false, published before the release below
   backplane_->release(flat.config->id, flat.link_since);
   watch_update(flat);
@@ -93,6 +96,53 @@ void Router::bp_ack_after(Flat& flat, Peer& peer, int64_t seq, const std::option
     ++metrics_.acks;
     send_gateway(*f.gateway, proto::encode(proto::Ack{safe}));
   });
+}
+
+// A gateway that moved here may have had statuses acknowledged by its last holder (after
+// the broker's PUBACK) that the broker has not delivered here yet: a broker cluster re-forming
+// after a node died can hold them for seconds. Answering its hello at once would resume after
+// them, and they would come too late to be shown (or kept in the history) here. So while the
+// backplane was bringing this flat's messages (a browser of it is here), the answer waits
+// until the statuses up to hello.acked have arrived, for at most backplane.catch_up_ms; the
+// gateway sends nothing before that answer, so nothing else waits.
+bool Router::bp_hold_hello(Flat& flat, const proto::Hello& hello) {
+  if (!backplane_ || !flat.fed || config_.backplane.catch_up_ms == 0) return false;
+  const auto seen = flat.last_seq.find(hello.gateway);
+  const int64_t last = seen == flat.last_seq.end() ? 0 : seen->second;
+  if (hello.acked <= last || hello.next_seq <= last) return false;  // caught up, or a restarted stream
+  const std::string& id = flat.config->id;
+  LOG_INFO("router") << "flat=" << id << " gateway=" << hello.gateway << " had statuses up to seq=" << hello.acked
+                     << " acknowledged elsewhere, seen here up to seq=" << last << "; answering its hello once they arrive"
+                     << " (at most " << config_.backplane.catch_up_ms << " ms)";
+  flat.held_hello = hello;
+  if (!flat.catch_up) flat.catch_up = std::make_unique<Timer>(loop_, [this, id] { bp_catch_up_timeout(id); });
+  flat.catch_up->start(config_.backplane.catch_up_ms);
+  return true;
+}
+
+void Router::bp_catch_up_timeout(const std::string& flat_id) {
+  Flat& flat = *flats_.at(flat_id);
+  if (!flat.held_hello || !flat.gateway) return;
+  const int64_t acked = flat.held_hello->acked;
+  const int64_t last = flat.last_seq[flat.held_hello->gateway];
+  const int64_t missing = std::max<int64_t>(0, acked - last);
+  metrics_.backplane_catch_up_gaps += static_cast<uint64_t>(missing);
+  LOG_WARN("router") << "flat=" << flat_id << " gateway=" << flat.held_hello->gateway << " statuses seq=" << last + 1
+                     << ".." << acked << " acknowledged by its last holder did not arrive over the backplane within "
+                     << config_.backplane.catch_up_ms << " ms; " << missing
+                     << " will not be shown here (the broker still holds them)";
+  bp_release_hello(flat);
+}
+
+void Router::bp_release_hello(Flat& flat) {
+  proto::Hello hello = std::move(*flat.held_hello);
+  bp_drop_held_hello(flat);
+  accept_hello(flat, *flat.gateway, hello);
+}
+
+void Router::bp_drop_held_hello(Flat& flat) {
+  flat.held_hello.reset();
+  if (flat.catch_up) flat.catch_up->cancel();
 }
 
 bool Router::bp_remote_online(const Flat& flat) const {
@@ -159,15 +209,18 @@ std::optional<RemoteState> Router::backplane_state(const std::string& flat_id) {
 void Router::remote_gateway_message(const std::string& flat_id, const std::string& from, const std::string& gateway,
                                     const proto::GatewayToCloud& message) {
   Flat& flat = *flats_.at(flat_id);
-  // Ours is the source of truth while we hold the link. Otherwise even an earlier
-  // holder's messages count: statuses it had acknowledged may still be on their
-  // way after the gateway moved, and the seq drops what was already seen.
-  if (flat.gateway) {
+  // Ours is the source of truth while we hold the link, except for the statuses a held
+  // hello waits for (bp_hold_hello). Otherwise even an earlier holder's messages count:
+  // statuses it had acknowledged may still be on their way after the gateway moved, and
+  // the seq drops what was already seen.
+  const auto* batch = std::get_if<proto::StatusBatch>(&message);
+  const bool awaited = flat.held_hello && flat.held_hello->gateway == gateway && batch;
+  if (flat.gateway && !awaited) {
     LOG_DEBUG("router") << "flat=" << flat_id << " instance=" << from << " still sends for a gateway held here; ignored";
     return;
   }
-  flat.gateway_id = gateway;
-  if (const auto* batch = std::get_if<proto::StatusBatch>(&message)) {
+  if (!flat.gateway) flat.gateway_id = gateway;
+  if (batch) {
     int64_t& last = flat.last_seq[gateway];
     for (const auto& item : batch->items) {
       if (item.seq <= last) {
@@ -182,6 +235,11 @@ void Router::remote_gateway_message(const std::string& flat_id, const std::strin
       dev->second.last_ts = item.ts;
       record_history(flat, item.device, item.state, item.ts);
       to_browsers(flat, proto::encode(proto::Update{item.device, item.state, item.ts, item.seq}));
+    }
+    if (awaited && last >= flat.held_hello->acked) {
+      LOG_INFO("router") << "flat=" << flat_id << " gateway=" << gateway << " statuses up to seq=" << last
+                         << " arrived over the backplane; answering its hello";
+      bp_release_hello(flat);
     }
   } else if (const auto* presence = std::get_if<proto::Presence>(&message)) {
     auto dev = flat.devices.find(presence->device);
@@ -280,6 +338,7 @@ void Router::remote_holder(const std::string& flat_id, const HolderClaim& claim)
     flat.gateway = nullptr;
     flat.hello = false;
     flat.unconfirmed.clear();
+    bp_drop_held_hello(flat);
     old->close(proto::close_code::kReplaced, "replaced by a newer connection for this flat");
     flat.holder = claim.instance;
     flat.holder_since = claim.since;

@@ -5,6 +5,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -39,6 +40,11 @@ struct Router::Flat {
   bool stream_reset = false;  // the local link's hello restarted the gateway's stream
   std::string state_from;     // the link whose state was applied last (instance, since)
   int64_t state_since = 0;
+  bool fed = false;           // the backplane was bringing the flat's messages when the local link opened
+  // The local gateway's hello, held until the backplane has delivered the statuses its last
+  // holder acknowledged (up to held_hello->acked), at most backplane.catch_up_ms.
+  std::optional<proto::Hello> held_hello;
+  std::unique_ptr<Timer> catch_up;  // made once, reused: never destroyed from its own callback
 };
 
 struct Router::PendingCommand {

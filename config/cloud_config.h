@@ -60,6 +60,9 @@ struct BackplaneConfig {
   uint32_t backoff_base_ms = 200;
   uint32_t backoff_max_ms = 5'000;
   uint32_t command_offline_ms = 2'000;    // a command no holder takes within this ends "offline"
+  // A gateway that moved here is answered once the statuses its last holder acknowledged have
+  // arrived over the backplane, or after this long (the rest then count as a gap).
+  uint32_t catch_up_ms = 10'000;
 };
 
 struct CloudConfig {

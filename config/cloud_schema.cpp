@@ -129,7 +129,7 @@ bool parse_broker_url(const std::string& url, bool& tls, BackplaneBroker& broker
 void read_backplane(ObjectReader& r, const std::string& base_dir, BackplaneConfig& bp) {
   Errors& errors = r.errors();
   r.only_keys({"enabled", "instance_id", "brokers", "tls", "username", "password_file", "keepalive_s",
-               "backoff_base_ms", "backoff_max_ms", "command_offline_ms"});
+               "backoff_base_ms", "backoff_max_ms", "command_offline_ms", "catch_up_ms"});
   bp.enabled = true;
   r.boolean("enabled", bp.enabled);
   if (r.id("instance_id", bp.instance_id, Need::required) && bp.instance_id.size() > 48) {
@@ -177,6 +177,7 @@ void read_backplane(ObjectReader& r, const std::string& base_dir, BackplaneConfi
     bp.backoff_max_ms = std::max(bp.backoff_max_ms, bp.backoff_base_ms);
   }
   r.integer("command_offline_ms", bp.command_offline_ms, 50, 60'000);
+  r.integer("catch_up_ms", bp.catch_up_ms, 0, 120'000);
 }
 
 void read_user(ObjectReader& r, FirstSeen& names, UserConfig& user) {

@@ -154,7 +154,7 @@ std::string summarize(const CloudConfig& config) {
       out << (i == 0 ? " " : ", ") << bp.brokers[i].host << ":" << bp.brokers[i].port;
     }
     out << (bp.username.empty() ? "" : ", user " + bp.username) << ", command offline after "
-        << bp.command_offline_ms << " ms\n";
+        << bp.command_offline_ms << " ms, catch-up wait " << bp.catch_up_ms << " ms\n";
   } else {
     out << "backplane: off (a single instance)\n";
   }

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <variant>
@@ -148,6 +149,8 @@ proto::Hello Gateway::make_hello() {
   hello.devices = reports();
   hello.next_seq = static_cast<int64_t>(outbox_->next_seq());
   hello.dropped = static_cast<int64_t>(outbox_->dropped());
+  // Below next_seq by construction; a cloud that has lost track answers lower, which does not lower this.
+  hello.acked = std::min(acked_, hello.next_seq - 1);
   return hello;
 }
 
@@ -159,7 +162,10 @@ std::vector<proto::StatusItem> Gateway::statuses_after(int64_t after, size_t max
   return items;
 }
 
-void Gateway::on_ack(int64_t seq) { outbox_->ack(static_cast<uint64_t>(seq)); }
+void Gateway::on_ack(int64_t seq) {
+  acked_ = std::max(acked_, seq);
+  outbox_->ack(static_cast<uint64_t>(seq));
+}
 
 int64_t Gateway::dropped() { return static_cast<int64_t>(outbox_->dropped()); }
 

@@ -62,6 +62,7 @@ class Gateway final : public link::LinkListener {
   const Clock& clock_;
   DeviceRegistry registry_;
   std::unique_ptr<Outbox> outbox_;
+  int64_t acked_ = 0;  // the highest seq a cloud acknowledged (this process): sent in hello
   std::unique_ptr<link::LinkClient> link_;
   std::unique_ptr<CommandExecutor> executor_;
   std::vector<std::unique_ptr<Slot>> slots_;

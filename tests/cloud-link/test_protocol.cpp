@@ -105,10 +105,15 @@ TEST_CASE("a hello with devices of every capability type survives encode and dec
   Hello hello{.gateway = "gw-1", .version = "0.1.0", .devices = {lamp(), thermostat()}, .next_seq = 42, .dropped = 3};
   CHECK(round_trip(hello, &decode_from_gateway) == hello);
 
+  hello.acked = 41;  // everything it numbered was acknowledged
+  CHECK(round_trip(hello, &decode_from_gateway) == hello);
+
   hello.dropped = 0;
+  hello.acked = 0;
   hello.devices.clear();
   CHECK(round_trip(hello, &decode_from_gateway) == hello);
   CHECK(encode(hello).find("dropped") == std::string::npos);
+  CHECK(encode(hello).find("acked") == std::string::npos);
 }
 
 TEST_CASE("a status batch survives encode and decode") {
@@ -368,6 +373,10 @@ TEST_CASE("a seq, ts or ttl out of range is refused with the range and the value
         "hello.next_seq: expected an integer between 1 and 9007199254740991, got 0");
   CHECK(gateway_refusal(R"({"type":"hello","gateway":"g","version":"1","devices":[],"next_seq":1,"dropped":-2})") ==
         "hello.dropped: expected an integer between 0 and 9007199254740991, got -2");
+  CHECK(gateway_refusal(R"({"type":"hello","gateway":"g","version":"1","devices":[],"next_seq":5,"acked":5})") ==
+        "hello.acked: expected below next_seq (5), got 5");
+  CHECK(gateway_refusal(R"({"type":"hello","gateway":"g","version":"1","devices":[],"next_seq":5,"acked":-1})") ==
+        "hello.acked: expected an integer between 0 and 9007199254740991, got -1");
 }
 
 TEST_CASE("a missing field is refused by its path") {

@@ -354,3 +354,93 @@ TEST_CASE("a command from another instance runs once though delivered twice; an 
   f.router.gateway_message(f.gw, proto::Result{"cx-1", Outcome::ok, ""});
   CHECK(f.browser.browser_got<proto::Result>().empty());
 }
+
+// A gateway moves here from cloud-b, which had statuses 3..10 acknowledged (after the
+// broker's PUBACK) that the broker has not delivered here yet.
+namespace {
+std::vector<int64_t> update_seqs(FakePeer& browser) {
+  std::vector<int64_t> seqs;
+  for (const auto& u : browser.browser_got<proto::Update>()) seqs.push_back(u.seq);
+  return seqs;
+}
+void held_elsewhere_up_to_2(BackplaneFixture& f) {
+  f.router.remote_holder("flat-a", HolderClaim{"cloud-b", "cloud-b", 5, "gw-a"});
+  f.router.remote_state("flat-a", f.remote_online("cloud-b", 5));
+  f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", Fixture::batch(1, 2, "lamp-a"));
+  f.router.gateway_connected(f.gw, "flat-a");
+}
+}  // namespace
+
+TEST_CASE("a gateway that moved here is answered once its last holder's acknowledged statuses have arrived") {
+  BackplaneFixture f;
+  held_elsewhere_up_to_2(f);
+  f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 11, 0, 10});
+  CHECK(f.gw.gateway_got<proto::Ack>().empty());  // not yet: 3..10 are on their way
+  // meanwhile a command is answered offline: the gateway is not online here yet
+  f.router.browser_message(f.browser, proto::BrowserCommand{"c1", "lamp-a", Json{{"on", true}}, 5000});
+  REQUIRE(f.browser.browser_got<proto::Result>().size() == 1);
+  CHECK(f.browser.browser_got<proto::Result>()[0].outcome == Outcome::offline);
+  CHECK(f.gw.gateway_got<proto::CommandMsg>().empty());
+
+  f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", Fixture::batch(3, 6, "lamp-a"));
+  CHECK(f.gw.gateway_got<proto::Ack>().empty());
+  f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", Fixture::batch(7, 10, "lamp-a"));
+  REQUIRE(f.gw.gateway_got<proto::Ack>().size() == 1);
+  CHECK(f.gw.gateway_got<proto::Ack>()[0].seq == 10);
+  CHECK(f.browser.browser_got<proto::Snapshot>().back().gateway_online);
+
+  // the gateway goes on from 11; what cloud-b still sends is ignored now
+  f.router.gateway_message(f.gw, Fixture::batch(11, 12, "lamp-a"));
+  f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", Fixture::batch(9, 13, "lamp-a"));
+  CHECK(update_seqs(f.browser) == std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
+  CHECK(f.metrics.backplane_catch_up_gaps == 0);
+  // a second hello on the link is refused as before
+  f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 13, 0, 12});
+  CHECK(f.gw.gateway_got<proto::Ack>().size() == 1);
+}
+
+TEST_CASE("what never arrives is waited for at most catch_up_ms, then counted as a gap") {
+  BackplaneFixture f;
+  f.config.backplane.catch_up_ms = 30;
+  held_elsewhere_up_to_2(f);
+  f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 21, 0, 20});
+  CHECK(f.gw.gateway_got<proto::Ack>().empty());
+  f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", Fixture::batch(3, 5, "lamp-a"));
+  testing::run_until(f.loop, [&] { return !f.gw.gateway_got<proto::Ack>().empty(); }, 2000);
+  REQUIRE(f.gw.gateway_got<proto::Ack>().size() == 1);
+  CHECK(f.gw.gateway_got<proto::Ack>()[0].seq == 5);  // resumes after what arrived
+  CHECK(f.metrics.backplane_catch_up_gaps == 15);    // 6..20
+  f.router.gateway_message(f.gw, Fixture::batch(21, 21, "lamp-a"));
+  CHECK(update_seqs(f.browser) == std::vector<int64_t>{1, 2, 3, 4, 5, 21});
+}
+
+TEST_CASE("no wait without browsers here, for a restarted stream, or when the link goes") {
+  SUBCASE("no browser: the backplane was not bringing the flat's statuses") {
+    BackplaneFixture f;
+    f.router.browser_disconnected(f.browser);
+    f.router.gateway_connected(f.gw, "flat-a");
+    f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 11, 0, 10});
+    CHECK(f.gw.gateway_got<proto::Ack>().size() == 1);
+  }
+  SUBCASE("the gateway lost its store: its stream starts again below what was seen") {
+    BackplaneFixture f;
+    held_elsewhere_up_to_2(f);
+    f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 2, 0, 1});
+    CHECK(f.gw.gateway_got<proto::Ack>().size() == 1);
+  }
+  SUBCASE("the link closes while its hello waits: nothing is answered later") {
+    BackplaneFixture f;
+    f.config.backplane.catch_up_ms = 20;
+    held_elsewhere_up_to_2(f);
+    f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 11, 0, 10});
+    f.router.gateway_disconnected(f.gw);
+    f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", Fixture::batch(3, 10, "lamp-a"));
+    bool fired = false;
+    Timer later(f.loop, [&] { fired = true; });
+    later.start(60);
+    testing::run_until(f.loop, [&] { return fired; }, 2000);
+    CHECK(f.gw.gateway_got<proto::Ack>().empty());
+    CHECK(f.metrics.backplane_catch_up_gaps == 0);
+    CHECK(update_seqs(f.browser).size() == 10);  // shown as an earlier holder's statuses
+  }
+}

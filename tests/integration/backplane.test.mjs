@@ -7,6 +7,7 @@
 // real flatlinkd that knows both cloud URLs.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -339,6 +340,104 @@ describe('two cloud instances over one Mosquitto', () => {
   });
 });
 
+// A TCP relay in front of the broker whose broker-to-client direction can be held:
+// what the broker sends waits, in order, until release().
+async function holdingRelay(brokerPort) {
+  const port = await freePort();
+  const pairs = new Set();
+  let holding = false;
+  const server = net.createServer((client) => {
+    const broker = net.connect(brokerPort, '127.0.0.1');
+    const pair = { client, held: [] };
+    pairs.add(pair);
+    client.on('data', (d) => broker.write(d));
+    broker.on('data', (d) => (holding ? pair.held.push(d) : client.write(d)));
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      broker.destroy();
+    };
+    client.on('error', end).on('close', end);
+    broker.on('error', end).on('close', end);
+  });
+  await new Promise((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
+  return {
+    port,
+    hold() {
+      holding = true;
+    },
+    release() {
+      holding = false;
+      for (const pair of pairs) for (const d of pair.held.splice(0)) pair.client.write(d);
+    },
+    held: () => [...pairs].reduce((n, p) => n + p.held.length, 0),
+    close: () => new Promise((resolve) => {
+      for (const pair of pairs) pair.client.destroy();
+      server.close(resolve);
+    }),
+  };
+}
+
+describe('the gateway moves while the broker still holds statuses its last holder had acknowledged', () => {
+  let broker, relay, A, B, gw;
+
+  before(async () => {
+    broker = await startMosquitto();
+    relay = await holdingRelay(broker.port);
+    // B hears the broker through the relay; catch_up_ms stays at its default.
+    [A, B] = await Promise.all([startInstance('cloud-a', [broker.port]), startInstance('cloud-b', [relay.port])]);
+  });
+
+  after(async () => {
+    for (const p of [gw, A?.proc, B?.proc, broker?.proc]) if (p) await stop(p).catch(() => {});
+    await relay?.close();
+  });
+
+  test('the new holder answers hello once they have arrived: the browser misses none and sees them in order', async () => {
+    gw = await startGateway(
+      gatewayConfig({
+        id: 'gw-a',
+        flat: 'flat-a',
+        token: flatA.token,
+        url: [`ws://127.0.0.1:${A.port}/`, `ws://127.0.0.1:${B.port}/`],
+        devices: [1, 2, 3].map((i) => ({ id: `counter-${i}`, kind: 'thermometer', interval_ms: 100 })),
+      }),
+    );
+    await A.proc.waitForLine('flat=flat-a gateway=gw-a version=');
+    const b = await browser(B.port, loginA);
+    await online(b);
+    const seqs = () => b.of('update').map((u) => u.seq);
+    await waitFor(() => seqs().length >= 5, 5000, { message: 'the stream on B' });
+
+    // B stops hearing the broker; A goes on publishing, and the gateway gets A's acks.
+    relay.hold();
+    const seenBefore = seqs().at(-1);
+    const acksBefore = (await metrics(A.port)).flatlink_acks_total;
+    await waitFor(async () => (await metrics(A.port)).flatlink_acks_total >= acksBefore + 8, 5000, {
+      message: 'A to acknowledge more statuses while B hears nothing',
+    });
+    A.proc.kill('SIGKILL');
+    await B.proc.waitForLine('flat=flat-a gateway=gw-a had statuses up to seq=', 10_000);
+    const waiting = B.proc.lines.find((l) => l.includes('acknowledged elsewhere, seen here up to seq='));
+    const [, acked, seenHere] = waiting.match(/up to seq=(\d+) acknowledged elsewhere, seen here up to seq=(\d+)/).map(Number);
+    assert.ok(acked > seenHere, waiting);
+    assert.equal(seqs().at(-1), seenBefore, 'nothing reached the browser meanwhile');
+    const { flatlink_backplane_catch_up_gaps_total: gapsBefore } = await metrics(B.port);
+
+    await new Promise((r) => setTimeout(r, 500)); // the broker "re-forms"
+    relay.release();
+    await B.proc.waitForLine(`arrived over the backplane; answering its hello`, 5000);
+    await waitFor(() => seqs().at(-1) >= acked + 10, 8000, { message: 'the stream to go on from B' });
+
+    const got = seqs();
+    const expected = Array.from({ length: got.at(-1) - got[0] + 1 }, (_, i) => got[0] + i);
+    assert.deepEqual(got, expected, 'every status once, in order');
+    assert.equal((await metrics(B.port)).flatlink_backplane_catch_up_gaps_total, gapsBefore);
+    console.log(`# moved with seq ${seenHere + 1}..${acked} still in the broker: the browser on B saw ${got[0]}..${got.at(-1)}, none missing`);
+    b.close();
+  });
+});
+
 describe('the backplane over TLS with a user and a password file', () => {
   let dir, broker;
   const started = [];
@@ -523,6 +622,12 @@ describe('a 3-node nats-server cluster: a broker node and a cloud instance die d
     const duplicates = got.length - new Set(got).size;
     const outOfOrder = got.filter((s, i) => i > 0 && s <= got[i - 1]).length;
     const missing = last - first + 1 - new Set(got).size;
+    const held = B.proc.lines.find((l) => l.includes('acknowledged elsewhere'));
+    console.log(
+      held
+        ? `# cloud-b held the gateway's hello: ${held.replace(/.*gateway=gw-a /, '')}`
+        : '# cloud-b had every status the gateway had been acknowledged when it moved: hello answered at once',
+    );
     console.log(
       `# nats cluster: browser on cloud-b saw ${got.length} statuses, seq ${first}..${last}: ` +
         `${atBrokerKill} when broker node n1 was killed (cloud-a on another node ${tMoved - tBrokerKill} ms later, ` +
