@@ -109,7 +109,7 @@ bool Router::bp_hold_hello(Flat& flat, const proto::Hello& hello) {
   if (!backplane_ || !flat.fed || config_.backplane.catch_up_ms == 0) return false;
   const auto seen = flat.last_seq.find(hello.gateway);
   const int64_t last = seen == flat.last_seq.end() ? 0 : seen->second;
-  if (hello.acked <= last || hello.next_seq <= last) return false;  // caught up, or a restarted stream
+  if (hello.acked <= last) return false;  // seen here (also true of a restarted stream: acked < next_seq <= last)
   const std::string& id = flat.config->id;
   LOG_INFO("router") << "flat=" << id << " gateway=" << hello.gateway << " had statuses up to seq=" << hello.acked
                      << " acknowledged elsewhere, seen here up to seq=" << last << "; answering its hello once they arrive"

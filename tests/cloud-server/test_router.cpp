@@ -369,12 +369,14 @@ void held_elsewhere_up_to_2(BackplaneFixture& f) {
   f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", Fixture::batch(1, 2, "lamp-a"));
   f.router.gateway_connected(f.gw, "flat-a");
 }
+// The gateway's hello: the seq of its next status, and the highest its last holder acknowledged.
+proto::Hello moved_hello(int64_t next_seq, int64_t acked) { return {"gw-a", "0.1.0", {lamp("lamp-a")}, next_seq, 0, acked}; }
 }  // namespace
 
 TEST_CASE("a gateway that moved here is answered once its last holder's acknowledged statuses have arrived") {
   BackplaneFixture f;
   held_elsewhere_up_to_2(f);
-  f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 11, 0, 10});
+  f.router.gateway_message(f.gw, moved_hello(11, 10));
   CHECK(f.gw.gateway_got<proto::Ack>().empty());  // not yet: 3..10 are on their way
   // meanwhile a command is answered offline: the gateway is not online here yet
   f.router.browser_message(f.browser, proto::BrowserCommand{"c1", "lamp-a", Json{{"on", true}}, 5000});
@@ -395,7 +397,7 @@ TEST_CASE("a gateway that moved here is answered once its last holder's acknowle
   CHECK(update_seqs(f.browser) == std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
   CHECK(f.metrics.backplane_catch_up_gaps == 0);
   // a second hello on the link is refused as before
-  f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 13, 0, 12});
+  f.router.gateway_message(f.gw, moved_hello(13, 12));
   CHECK(f.gw.gateway_got<proto::Ack>().size() == 1);
 }
 
@@ -403,7 +405,7 @@ TEST_CASE("what never arrives is waited for at most catch_up_ms, then counted as
   BackplaneFixture f;
   f.config.backplane.catch_up_ms = 30;
   held_elsewhere_up_to_2(f);
-  f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 21, 0, 20});
+  f.router.gateway_message(f.gw, moved_hello(21, 20));
   CHECK(f.gw.gateway_got<proto::Ack>().empty());
   f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", Fixture::batch(3, 5, "lamp-a"));
   testing::run_until(f.loop, [&] { return !f.gw.gateway_got<proto::Ack>().empty(); }, 2000);
@@ -419,20 +421,20 @@ TEST_CASE("no wait without browsers here, for a restarted stream, or when the li
     BackplaneFixture f;
     f.router.browser_disconnected(f.browser);
     f.router.gateway_connected(f.gw, "flat-a");
-    f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 11, 0, 10});
+    f.router.gateway_message(f.gw, moved_hello(11, 10));
     CHECK(f.gw.gateway_got<proto::Ack>().size() == 1);
   }
   SUBCASE("the gateway lost its store: its stream starts again below what was seen") {
     BackplaneFixture f;
     held_elsewhere_up_to_2(f);
-    f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 2, 0, 1});
+    f.router.gateway_message(f.gw, moved_hello(2, 1));
     CHECK(f.gw.gateway_got<proto::Ack>().size() == 1);
   }
   SUBCASE("the link closes while its hello waits: nothing is answered later") {
     BackplaneFixture f;
     f.config.backplane.catch_up_ms = 20;
     held_elsewhere_up_to_2(f);
-    f.router.gateway_message(f.gw, proto::Hello{"gw-a", "0.1.0", {lamp("lamp-a")}, 11, 0, 10});
+    f.router.gateway_message(f.gw, moved_hello(11, 10));
     f.router.gateway_disconnected(f.gw);
     f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", Fixture::batch(3, 10, "lamp-a"));
     bool fired = false;
