@@ -17,17 +17,24 @@ import {
   streamBrowser,
   tone,
 } from './audio.mjs';
-import { cloudConfig, demoDevices, gatewayConfig, metrics, rawGateway, startCloud, stop } from './flatlink.mjs';
+import {
+  cloudConfig,
+  demoDevices,
+  flatA,
+  flatB,
+  flatC,
+  gatewayConfig,
+  loginA,
+  loginB,
+  loginC,
+  metrics,
+  rawGateway,
+  startCloud,
+  stop,
+} from './flatlink.mjs';
 import { binaries, freePort, startProcess, tempDir, waitFor } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-const flatA = { id: 'flat-a', token: 'token-of-flat-a-0123456789', user: 'alice', password: 'pw-alice' };
-const flatB = { id: 'flat-b', token: 'token-of-flat-b-0123456789', user: 'bob', password: 'pw-bob' };
-const flatC = { id: 'flat-c', token: 'token-of-flat-c-0123456789', user: 'carol', password: 'pw-carol' };
-const loginA = { flat: 'flat-a', user: 'alice', password: 'pw-alice' };
-const loginB = { flat: 'flat-b', user: 'bob', password: 'pw-bob' };
-const loginC = { flat: 'flat-c', user: 'carol', password: 'pw-carol' };
 
 const capture = (name) => ({ name, type: 'enum', writable: false, options: ['idle', 'live'] });
 const helloC = {

@@ -15,7 +15,13 @@ import { after, before, describe, test } from 'node:test';
 import {
   browser,
   cloudConfig,
+  flatA,
+  flatB,
+  flatC,
   gatewayConfig,
+  loginA,
+  loginB,
+  loginC,
   metrics,
   rawGateway,
   startCloud,
@@ -23,13 +29,6 @@ import {
   stop,
 } from './flatlink.mjs';
 import { freePort, makeCa, makeServerCert, portAccepts, run, startProcess, tempDir, waitFor } from './harness.mjs';
-
-const flatA = { id: 'flat-a', token: 'token-of-flat-a-0123456789', user: 'alice', password: 'pw-alice' };
-const flatB = { id: 'flat-b', token: 'token-of-flat-b-0123456789', user: 'bob', password: 'pw-bob' };
-const flatC = { id: 'flat-c', token: 'token-of-flat-c-0123456789', user: 'carol', password: 'pw-carol' };
-const loginA = { flat: 'flat-a', user: 'alice', password: 'pw-alice' };
-const loginB = { flat: 'flat-b', user: 'bob', password: 'pw-bob' };
-const loginC = { flat: 'flat-c', user: 'carol', password: 'pw-carol' };
 
 const lamp = (id) => ({
   id,

@@ -21,6 +21,16 @@ export async function hashPassword(password) {
   return hashes.get(password);
 }
 
+// Three flats, each with a gateway token and one user, and their users' logins: the
+// tests' common cast (cloudConfig takes any such list).
+export const flatA = { id: 'flat-a', token: 'token-of-flat-a-0123456789', user: 'alice', password: 'pw-alice' };
+export const flatB = { id: 'flat-b', token: 'token-of-flat-b-0123456789', user: 'bob', password: 'pw-bob' };
+export const flatC = { id: 'flat-c', token: 'token-of-flat-c-0123456789', user: 'carol', password: 'pw-carol' };
+const loginOf = ({ id, user, password }) => ({ flat: id, user, password });
+export const loginA = loginOf(flatA);
+export const loginB = loginOf(flatB);
+export const loginC = loginOf(flatC);
+
 // flats: [{ id, token, user, password }]
 export async function cloudConfig(flats, { port, limits = {}, tls, extra = {} } = {}) {
   const dir = tempDir('flatlink-cloud-');

@@ -8,7 +8,12 @@ import {
   browser,
   cloudConfig,
   demoDevices,
+  flatA,
+  flatB,
+  flatC,
   gatewayConfig,
+  loginA,
+  loginB,
   metrics,
   rawGateway,
   startCloud,
@@ -16,12 +21,6 @@ import {
   stop,
 } from './flatlink.mjs';
 import { waitFor } from './harness.mjs';
-
-const flatA = { id: 'flat-a', token: 'token-of-flat-a-0123456789', user: 'alice', password: 'pw-alice' };
-const flatB = { id: 'flat-b', token: 'token-of-flat-b-0123456789', user: 'bob', password: 'pw-bob' };
-const flatC = { id: 'flat-c', token: 'token-of-flat-c-0123456789', user: 'carol', password: 'pw-carol' };
-const loginA = { flat: 'flat-a', user: 'alice', password: 'pw-alice' };
-const loginB = { flat: 'flat-b', user: 'bob', password: 'pw-bob' };
 
 describe('gateway, cloud and browsers on one link per flat', () => {
   let cloudCfg, cloud, gwA, gwB, gwACfg, gwBCfg;

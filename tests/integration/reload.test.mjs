@@ -10,6 +10,9 @@ import {
   browser,
   cloudConfig,
   demoDevices,
+  flatA,
+  flatB,
+  flatC,
   gatewayConfig,
   hashPassword,
   metrics,
@@ -19,10 +22,6 @@ import {
   stop,
 } from './flatlink.mjs';
 import { sha256hex, waitFor } from './harness.mjs';
-
-const flatA = { id: 'flat-a', token: 'token-of-flat-a-0123456789', user: 'alice', password: 'pw-alice' };
-const flatB = { id: 'flat-b', token: 'token-of-flat-b-0123456789', user: 'bob', password: 'pw-bob' };
-const flatC = { id: 'flat-c', token: 'token-of-flat-c-0123456789', user: 'carol', password: 'pw-carol' };
 
 async function flatEntry(f) {
   return {

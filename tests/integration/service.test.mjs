@@ -7,10 +7,9 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { cloudConfig, demoDevices, gatewayConfig, startCloud } from './flatlink.mjs';
+import { cloudConfig, demoDevices, flatA, gatewayConfig, startCloud } from './flatlink.mjs';
 import { binaries, notifySocket, startProcess, stop, tempDir, waitFor } from './harness.mjs';
 
-const flatA = { id: 'flat-a', token: 'token-of-flat-a-0123456789', user: 'alice', password: 'pw-alice' };
 const WATCHDOG_USEC = 300_000; // pings expected every 150 ms
 
 function notifyEnv(sock) {
