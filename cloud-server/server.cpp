@@ -191,7 +191,10 @@ EventLoop::Options Server::loop_options() {
   gateway.name = proto::kGatewaySubprotocol.data();
   gateway.callback = &Server::ws_callback;
   gateway.per_session_data_size = sizeof(WsSlot);
-  gateway.rx_buffer_size = 16 * 1024;
+  // lws hands larger messages over in pieces of this size, joined in Session::rx_ (and
+  // bin_rx_) under limits.max_message_bytes. Small, because it is allocated per link:
+  // 512 bytes keep an idle link at ~3.7 KiB of RSS (16 KiB made it ~6.4; bench/analysis.md).
+  gateway.rx_buffer_size = 512;
   gateway.user = this;
   lws_protocols browser = gateway;
   browser.name = proto::kBrowserSubprotocol.data();

@@ -271,3 +271,65 @@ describe('gateway, cloud and browsers on one link per flat', () => {
     cloud = null;
   });
 });
+
+// The cloud reads a WebSocket message in pieces of its receive buffer (512 bytes, to keep
+// an idle link small) and joins them: messages many times that size arrive whole, up to
+// limits.max_message_bytes, and one over it is refused without harm to the link.
+describe('messages larger than the receive buffer', () => {
+  let cfg, cloud;
+
+  before(async () => {
+    cfg = await cloudConfig([flatA], { limits: { max_message_bytes: 65536, messages_per_s: 1000, burst: 1000 } });
+    cloud = await startCloud(cfg);
+  });
+
+  after(async () => {
+    if (cloud) await stop(cloud);
+  });
+
+  test('a 40 kB hello and 40 kB status batches arrive whole; a 70 kB message is refused and the link goes on', async () => {
+    const devices = Array.from({ length: 150 }, (_, i) => ({
+      id: `lamp-${i}`,
+      name: `Lampe Nr. ${i} — grün, 21 °C`, // multi-byte UTF-8 that falls across the pieces
+      kind: 'lamp',
+      room: `room-${i % 12}`,
+      capabilities: [
+        { name: 'on', type: 'bool', writable: true },
+        { name: 'brightness', type: 'int', writable: true, min: 0, max: 100, unit: '%' },
+      ],
+      state: { on: false, brightness: i % 100 },
+      online: true,
+    }));
+    const hello = { type: 'hello', gateway: 'gw-big', version: '0', devices, next_seq: 1 };
+    assert.ok(JSON.stringify(hello).length > 30_000, `hello is ${JSON.stringify(hello).length} bytes`);
+    const gw = await rawGateway(cfg.port, flatA.token);
+    gw.send(hello);
+    assert.equal((await gw.next('ack')).seq, 0);
+    const b = await browser(cfg.port, loginA);
+    const snapshot = b.of('snapshot').at(-1);
+    assert.equal(snapshot.devices.length, 150);
+    const last = snapshot.devices.find((d) => d.id === 'lamp-149');
+    assert.equal(last.name, devices[149].name);
+    assert.deepEqual(last.state, { on: false, brightness: 49 });
+
+    const batch = (from) => ({
+      type: 'status',
+      items: Array.from({ length: 400 }, (_, i) => ({ seq: from + i, device: `lamp-${i % 150}`, state: { brightness: i % 100 }, ts: 1000 + i })),
+    });
+    for (const from of [1, 401]) {
+      assert.ok(JSON.stringify(batch(from)).length > 25_000);
+      gw.send(batch(from));
+    }
+    assert.equal((await gw.next('ack', (m) => m.seq === 800)).seq, 800);
+    await waitFor(() => b.of('update').length >= 800, 5000, { message: '800 updates at the browser' });
+    assert.deepEqual(b.of('update').map((u) => u.seq), Array.from({ length: 800 }, (_, i) => i + 1));
+
+    gw.send({ type: 'status', items: 'x'.repeat(70_000) });
+    await gw.next('error', (m) => m.code === 'message_too_big');
+    gw.send(batch(801));
+    assert.equal((await gw.next('ack', (m) => m.seq === 1200)).seq, 1200);
+    assert.equal(gw.closed, null);
+    b.close();
+    gw.close();
+  });
+});
