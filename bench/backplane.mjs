@@ -375,9 +375,11 @@ async function main() {
         if (s.b.errors.length) throw new Error(`${s.name}: ${s.b.errors.join('; ')}`);
         log(`round ${round} ${s.name}: ${STATUSES} statuses at the browser in ${r.toBrowserMs.toFixed(1)} ms, acked in ${r.toAckMs.toFixed(1)} ms`);
       }
-      for (const s of setups) s.rtt.push(...(await commands(s, Math.ceil(COMMANDS / ROUNDS))));
+      // COMMANDS and LATENCY spread over the rounds
+      const share = (n) => Math.floor((n * round) / ROUNDS) - Math.floor((n * (round - 1)) / ROUNDS);
+      for (const s of setups) s.rtt.push(...(await commands(s, share(COMMANDS))));
       for (const s of setups) {
-        const l = await latencies(s, Math.ceil(LATENCY / ROUNDS));
+        const l = await latencies(s, share(LATENCY));
         s.lat.toBrowser.push(...l.toBrowser);
         s.lat.toAck.push(...l.toAck);
       }
@@ -487,7 +489,9 @@ function meaning([across, local, solo]) {
     `${fmt(across.rate)} statuses/s, ${(across.rate / solo.rate).toFixed(2)}× what one instance without a backplane moved (${fmt(solo.rate)}/s) ` +
     `on the same two cores, which all the processes and the bench's own clients share (the busiest process across instances: ${busiest[0]}, ` +
     `${fmt(busiest[1] / ROUNDS, 2)} s CPU per ${fmt(STATUSES)} statuses). With the backplane on but the browser on the same instance ` +
-    `(${fmt(local.rate)}/s, ${(local.rate / solo.rate).toFixed(2)}×) the difference is the publishing and the PUBACK wait alone. ` +
+    `(${fmt(local.rate)}/s, ${(local.rate / solo.rate).toFixed(2)}×) the difference is the publishing alone: each batch sent to the broker, ` +
+    `its PUBACK awaited before the ack, and the instance's own message coming back to it (it watches the flat); cloud-a then spends ` +
+    `${fmt(local.cpu['cloud-a'] / ROUNDS, 2)} s of CPU where cloud-solo spends ${fmt(solo.cpu['cloud-solo'] / ROUNDS, 2)} s. ` +
     `A command across instances takes ${fmt(pct(across.rtt, 0.5), 2)} ms at p50 (${fmt(pct(across.rtt, 0.99), 2)} ms p99) against ` +
     `${fmt(pct(solo.rtt, 0.5), 2)} ms on one instance: the command and its result each cross the broker once, and the holder's ` +
     `\`accepted\` too. docs/scale-out.md's capacity estimate uses these figures.`
