@@ -47,7 +47,7 @@ import path from 'node:path';
 
 import WebSocket from '../tests/integration/node_modules/ws/wrapper.mjs';
 import { BROWSER_PROTOCOL, GATEWAY_PROTOCOL, cloudConfig, startCloud } from '../tests/integration/flatlink.mjs';
-import { binaries, freePort, portAccepts, repoRoot, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
+import { freePort, portAccepts, repoRoot, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -72,7 +72,7 @@ const log = (...a) => console.error(`[bench-backplane ${new Date().toISOString()
 const hardStop = setTimeout(() => {
   console.error('bench-backplane: hard stop');
   process.exit(2);
-}, (SMOKE ? 120 : 300) * 1000);
+}, (SMOKE ? 80 : 300) * 1000);
 hardStop.unref();
 
 const fmt = (x, d = 0) =>
