@@ -720,6 +720,9 @@ function writeDoc(table, lines, head) {
   // The audio streams' figures (bench/audio.mjs, run on its own: bench/run.sh --audio).
   const audio = path.join(benchDir, 'audio.md');
   if (existsSync(audio)) md.push(readFileSync(audio, 'utf8').trim(), '');
+  // Cloud instances over an MQTT broker (bench/backplane.mjs, run on its own: bench/run.sh --backplane).
+  const backplane = path.join(benchDir, 'backplane.md');
+  if (existsSync(backplane)) md.push(readFileSync(backplane, 'utf8').trim(), '');
   const analysis = path.join(benchDir, 'analysis.md');
   if (existsSync(analysis)) md.push(readFileSync(analysis, 'utf8').trim(), '');
   writeFileSync(OUT, md.join('\n'));

@@ -3,6 +3,8 @@
 # The soak (link drops under steady load, growth bounds): bench/run.sh soak [options of
 # bench/soak.mjs], e.g. bench/run.sh soak --seconds 1800.
 # bench/run.sh --audio [--smoke] [--seconds S]: the audio stream benchmark (bench/audio.mjs).
+# bench/run.sh --backplane [--smoke] [options of bench/backplane.mjs]: cloud instances over an
+# MQTT broker against one instance (bench/backplane.mjs).
 # Installs the bench's peers from npm when missing (Node-RED 4, pinned in
 # bench/package-lock.json; not needed by --smoke), then runs bench/run.mjs.
 # Binaries from $FLATLINK_BUILD_DIR (default: <repo>/build).
@@ -23,6 +25,13 @@ case " $* " in
     for a in "$@"; do [ "$a" = "--audio" ] || shift_args="$shift_args $a"; done
     # shellcheck disable=SC2086
     exec node "$here/audio.mjs" $shift_args ;;
+esac
+case " $* " in
+  *" --backplane "*)
+    shift_args=""
+    for a in "$@"; do [ "$a" = "--backplane" ] || shift_args="$shift_args $a"; done
+    # shellcheck disable=SC2086
+    exec node "$here/backplane.mjs" $shift_args ;;
 esac
 case " $* " in
   *" --smoke "*|*" --no-nodered "*) ;;

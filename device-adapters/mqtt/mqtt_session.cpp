@@ -221,6 +221,9 @@ bool Session::start() {
     return false;
   }
   mosquitto_int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+  // Small packets go out at once: with Nagle's algorithm a second small write (a PUBLISH after a
+  // PUBLISH, a PUBACK after a PUBACK) waits for the broker's delayed ACK, ~40 ms (bench/backplane.mjs).
+  mosquitto_int_option(s->mosq, MOSQ_OPT_TCP_NODELAY, 1);
   // Packets we publish from the loop thread are written by our mosquitto thread.
   mosquitto_threaded_set(s->mosq, true);
   if (!options_.username.empty()) {
