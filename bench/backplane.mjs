@@ -20,9 +20,10 @@
 // batches (--batch, default 50 items) with consecutive seq, at most --window (default 1,000)
 // in flight, that is sent and not yet both acknowledged to it and shown at the browser; it
 // answers every command with an ok result at once. (flatlinkd's window counts acks only, up to
-// 5,000; but the cloud closes a browser more than 2,000 frames behind as too slow, one frame
-// per status, and with an ack-only window a 20,000-status burst had the browser across
-// instances closed so: the in-flight bound keeps the run a measure of the chain's throughput.)
+// 5,000; but a browser more than 2,000 messages behind gets one snapshot instead of them, one
+// message per status, so with an ack-only window a 20,000-status burst would not bring every
+// status to the browser across instances: the in-flight bound keeps the run a measure of the
+// chain's throughput, every status checked.)
 // The browser is a raw flatlink-browser.v1 client, logged in, in this process too; both time
 // on its monotonic clock.
 // Measured per set-up, the set-ups taking turns for --rounds rounds (median reported):
@@ -440,7 +441,7 @@ function writeDoc(rows, head, setups, elapsed) {
       `(${BROKER_NAGLE ? 'its default `set_tcp_nodelay false`' : '`set_tcp_nodelay true`'}), and a third ` +
       `(cloud-solo) with the same config but no backplane, the peer. The gateway is a raw \`flatlink-gateway.v1\` client in the bench process that ` +
       `sends status batches of ${BATCH} items with consecutive seq, at most ${fmt(WINDOW)} statuses in flight (sent and not yet both acknowledged to it and shown at the browser: ` +
-      `the cloud closes a browser more than 2,000 frames behind, one frame per status), and ` +
+      `a browser more than 2,000 messages behind gets a snapshot instead of them, one message per status), and ` +
       `answers each command with \`ok\` at once; the browser is a logged-in \`flatlink-browser.v1\` client in the same process; both time on its monotonic clock. ` +
       `Three set-ups, one flat each: **across** (gateway on cloud-a, browser on cloud-b: each status crosses the broker), **backplane on** (gateway and browser ` +
       `on cloud-a: the status is published and its ack waits for the broker's PUBACK, the browser gets it locally) and **one instance, no backplane**. ` +

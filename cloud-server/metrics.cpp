@@ -33,6 +33,9 @@ std::string Metrics::render() const {
   os << "flatlink_rate_limited_total " << rate_limited << '\n';
   metric("flatlink_replaced_gateways_total", "counter", "Gateway links replaced by a newer one for the same flat.");
   os << "flatlink_replaced_gateways_total " << replaced_gateways << '\n';
+  metric("flatlink_browser_resyncs_total", "counter",
+         "Browsers that fell too far behind: their queued state messages replaced by one snapshot.");
+  os << "flatlink_browser_resyncs_total " << browser_resyncs << '\n';
   metric("flatlink_gateway_dropped_statuses", "gauge", "Statuses the gateways report their outboxes dropped (sum over flats, as last reported).");
   os << "flatlink_gateway_dropped_statuses " << gateway_dropped << '\n';
   metric("flatlink_commands_total", "counter", "Commands by result.");

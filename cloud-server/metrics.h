@@ -23,6 +23,7 @@ struct Metrics {
   uint64_t auth_failures = 0;
   uint64_t rate_limited = 0;          // connections closed for sending too fast
   uint64_t replaced_gateways = 0;
+  uint64_t browser_resyncs = 0;       // browsers too far behind whose queued state a snapshot replaced
   int64_t gateway_dropped = 0;        // statuses the gateways' outboxes report as dropped
   std::array<uint64_t, 6> commands{};  // by Outcome
   // The backplane (docs/scale-out.md); absent from /metrics when it is off.

@@ -123,7 +123,22 @@ void Router::send_browser(Peer& peer, const std::string& frame) {
 }
 
 void Router::to_browsers(Flat& flat, const std::string& frame) {
-  for (Peer* browser : flat.browsers) send_browser(*browser, frame);
+  for (Peer* browser : flat.browsers) {
+    ++metrics_.browser_messages_out;
+    browser->send_state(frame);
+  }
+}
+
+void Router::send_snapshot(Peer& browser, const Flat& flat) {
+  ++metrics_.browser_messages_out;
+  browser.send_state(proto::encode(snapshot(flat)));
+}
+
+void Router::resync_browser(Peer& peer) {
+  auto it = browsers_.find(&peer);
+  if (it == browsers_.end() || !it->second) return;
+  ++metrics_.browser_resyncs;
+  send_snapshot(peer, *it->second);
 }
 
 Router::Flat* Router::flat_of_gateway(Peer& peer) {
@@ -223,6 +238,7 @@ void Router::on_hello(Flat& flat, Peer& peer, const proto::Hello& hello) {
 void Router::accept_hello(Flat& flat, Peer& peer, const proto::Hello& hello) {
   flat.hello = true;
   flat.gateway_id = hello.gateway;
+  flat.state_seq.erase(hello.gateway);  // the hello's devices are the state now
   flat.devices.clear();
   for (const auto& d : hello.devices) flat.devices[d.info.id] = d;
   int64_t& last = flat.last_seq[hello.gateway];
@@ -245,7 +261,7 @@ void Router::accept_hello(Flat& flat, Peer& peer, const proto::Hello& hello) {
                      << " online with " << hello.devices.size() << " devices; resume after seq=" << last;
   ++metrics_.acks;
   send_gateway(peer, proto::encode(proto::Ack{last}));
-  for (Peer* browser : flat.browsers) send_browser(*browser, proto::encode(snapshot(flat)));
+  for (Peer* browser : flat.browsers) send_snapshot(*browser, flat);
   if (backplane_) backplane_->state_changed(flat.config->id, true);
 }
 
@@ -407,7 +423,7 @@ void Router::browser_message(Peer& peer, const proto::BrowserToCloud& message) {
         f.browsers.insert(peer_ptr);
         watch_update(f);
         LOG_INFO("router") << "flat=" << flat_id << " user=" << user_name << " logged in (" << peer_ptr->describe() << ")";
-        send_browser(*peer_ptr, proto::encode(snapshot(f)));
+        send_snapshot(*peer_ptr, f);
       });
       --g_logins_in_flight;
     }).detach();

@@ -30,6 +30,10 @@ class Peer {
  public:
   virtual ~Peer() = default;
   virtual void send(std::string frame) = 0;
+  // A frame of the flat's state (snapshot, update, presence, device list, gateway state),
+  // which one later snapshot supersedes: a browser too far behind may get that snapshot
+  // instead (Router::resync_browser).
+  virtual void send_state(std::string frame) { send(std::move(frame)); }
   // Sends a close frame with this code and reason, then drops the connection.
   virtual void close(uint16_t code, const std::string& reason) = 0;
   virtual const std::string& describe() const = 0;  // for log lines, e.g. "peer=12 from 127.0.0.1"
@@ -58,6 +62,9 @@ class Router final : public BackplaneListener {
   void browser_connected(Peer& peer);
   void browser_message(Peer& peer, const proto::BrowserToCloud& message);
   void browser_disconnected(Peer& peer);
+  // The browser fell too far behind and its queued state frames were dropped: one fresh
+  // snapshot replaces them (the dashboard asks for its charts' history again on it).
+  void resync_browser(Peer& peer);
   bool browser_logged_in(Peer& peer) const;
 
   // Closes every link with "going away" (shutdown).
@@ -106,6 +113,7 @@ class Router final : public BackplaneListener {
   void to_browsers(Flat& flat, const std::string& frame);
   void send_gateway(Peer& peer, const std::string& frame);
   void send_browser(Peer& peer, const std::string& frame);
+  void send_snapshot(Peer& browser, const Flat& flat);
   void on_hello(Flat& flat, Peer& peer, const proto::Hello& hello);
   void on_status(Flat& flat, Peer& peer, const proto::StatusBatch& batch);
   void on_result(Flat& flat, const proto::Result& result);

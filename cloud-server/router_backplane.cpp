@@ -222,6 +222,7 @@ void Router::remote_gateway_message(const std::string& flat_id, const std::strin
   if (!flat.gateway) flat.gateway_id = gateway;
   if (batch) {
     int64_t& last = flat.last_seq[gateway];
+    const int64_t covered = flat.state_seq[gateway];
     for (const auto& item : batch->items) {
       if (item.seq <= last) {
         ++metrics_.duplicate_statuses;
@@ -231,8 +232,10 @@ void Router::remote_gateway_message(const std::string& flat_id, const std::strin
       auto dev = flat.devices.find(item.device);
       if (dev == flat.devices.end()) continue;  // not in the state we have yet
       ++metrics_.statuses;
-      for (const auto& [key, value] : item.state.items()) dev->second.state[key] = value;
-      dev->second.last_ts = item.ts;
+      if (item.seq > covered) {  // else the devices' state from the holder is newer already
+        for (const auto& [key, value] : item.state.items()) dev->second.state[key] = value;
+        dev->second.last_ts = item.ts;
+      }
       record_history(flat, item.device, item.state, item.ts);
       to_browsers(flat, proto::encode(proto::Update{item.device, item.state, item.ts, item.seq}));
     }
@@ -272,26 +275,32 @@ void Router::remote_state(const std::string& flat_id, const RemoteState& state) 
   flat.remote_online = state.online;
   flat.gateway_id = state.gateway;
   flat.dropped = state.dropped;
+  // The state does not raise the seq of statuses received (last_seq): this instance has not
+  // received them, and answering a gateway that moves here with that seq would have it drop
+  // statuses no instance may have stored.
   int64_t& last = flat.last_seq[state.gateway];
+  int64_t& covered = flat.state_seq[state.gateway];
   bool replaced = false;
-  if (state.reset && new_link && state.seq < last) {
+  if (state.reset && new_link && state.seq < std::max(last, covered)) {
     LOG_WARN("router") << "flat=" << flat_id << " gateway=" << state.gateway << " restarted its sequence at instance="
-                       << state.from << " (seq " << state.seq << ", last seen here " << last << "); following it";
-    last = state.seq;
+                       << state.from << " (seq " << state.seq << ", last seen here " << std::max(last, covered)
+                       << "); following it";
+    last = std::min(last, state.seq);
+    covered = state.seq;
   }
-  if (state.seq >= last || flat.devices.empty()) {
+  if (state.seq >= std::max(last, covered) || flat.devices.empty()) {
     std::map<std::string, proto::DeviceReport> devices;
     for (const auto& d : state.devices) devices[d.info.id] = d;
     replaced = devices != flat.devices;
     flat.devices = std::move(devices);
-    last = std::max(last, state.seq);
+    covered = std::max(covered, state.seq);
   }
   const bool online = bp_remote_online(flat);
   if (new_link || replaced || online != was_online) {
     LOG_INFO("router") << "flat=" << flat_id << " gateway=" << state.gateway << " held by instance=" << state.from
                        << (online ? " online" : " offline") << ", " << state.devices.size() << " devices, seq "
                        << state.seq;
-    for (Peer* browser : flat.browsers) send_browser(*browser, proto::encode(snapshot(flat)));
+    for (Peer* browser : flat.browsers) send_snapshot(*browser, flat);
   }
 }
 

@@ -24,7 +24,11 @@ struct Router::Flat {
   bool hello = false;       // the current link said hello
   std::string gateway_id;
   std::map<std::string, proto::DeviceReport> devices;
-  std::map<std::string, int64_t> last_seq;  // per gateway id: highest seq accepted
+  std::map<std::string, int64_t> last_seq;  // per gateway id: highest seq of a status received here
+  // With a backplane, per gateway id: the seq the devices' state from a holder's retained
+  // state covers. Not a status received: statuses up to it may still be on their way (a broker
+  // cluster need not keep the state topic behind the status topic), and they count as new.
+  std::map<std::string, int64_t> state_seq;
   std::set<Peer*> browsers;
   std::map<std::string, History> history;  // "device/capability"
   int64_t dropped = 0;                      // what the gateway's outbox reports dropped

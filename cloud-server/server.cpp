@@ -20,6 +20,7 @@ namespace {
 constexpr const char* kHttpProtocol = "http";
 constexpr size_t kGatewayQueueMax = 10'000;  // frames waiting for a gateway's socket
 constexpr size_t kBrowserQueueMax = 2'000;   // a browser further behind is too slow: closed, reconnects
+constexpr size_t kFramesPerWriteable = 64;   // text frames written per writable callback, at most
 
 enum class Kind { gateway, browser };
 
@@ -47,18 +48,8 @@ class Server::Session final : public Peer {
     handshake_timer_.start(server.config_.limits.handshake_timeout_s * 1000);
   }
 
-  void send(std::string frame) override {
-    if (closing_) return;
-    const size_t cap = kind_ == Kind::gateway ? kGatewayQueueMax : kBrowserQueueMax;
-    if (out_.size() >= cap) {
-      LOG_WARN("server") << describe() << " is not reading (" << out_.size() << " frames queued); closing";
-      out_.clear();
-      close(proto::close_code::kPolicyViolation, "too slow");
-      return;
-    }
-    out_.push_back(std::move(frame));
-    lws_callback_on_writable(wsi_);
-  }
+  void send(std::string frame) override { queue(std::move(frame), false); }
+  void send_state(std::string frame) override { queue(std::move(frame), true); }
 
   void close(uint16_t code, const std::string& reason) override {
     if (closing_) return;
@@ -94,15 +85,15 @@ class Server::Session final : public Peer {
 
   int writeable() {
     if (!out_.empty()) {
-      const std::string& frame = out_.front();
-      buf_.resize(LWS_PRE + frame.size());
-      std::memcpy(buf_.data() + LWS_PRE, frame.data(), frame.size());
-      const int n = lws_write(wsi_, buf_.data() + LWS_PRE, frame.size(), LWS_WRITE_TEXT);
-      if (n < static_cast<int>(frame.size())) {
-        LOG_WARN("server") << describe() << " write failed (" << n << " of " << frame.size() << " bytes); dropping the link";
-        return -1;
+      // Several frames while the socket takes them (not choked: no partial write pending and
+      // room in the socket), so that a peer that reads keeps up with a gateway's burst (one
+      // status batch queues an update per status for each browser); at most
+      // kFramesPerWriteable, so that the other links get their turn.
+      for (size_t i = 0; i < kFramesPerWriteable && !out_.empty(); ++i) {
+        if (i > 0 && lws_send_pipe_choked(wsi_)) break;
+        if (!write_frame(out_.front().text, LWS_WRITE_TEXT)) return -1;
+        out_.pop_front();
       }
-      out_.pop_front();
       if (!out_.empty() || !bin_.empty() || closing_) lws_callback_on_writable(wsi_);
       return 0;
     }
@@ -111,16 +102,7 @@ class Server::Session final : public Peer {
       const uint64_t dropped_before = bin_.dropped();
       auto frame = bin_.pop(server_.clock_.mono_ms());
       server_.streams_->metrics().frames_dropped += bin_.dropped() - dropped_before;
-      if (frame) {
-        buf_.resize(LWS_PRE + frame->size());
-        std::memcpy(buf_.data() + LWS_PRE, frame->data(), frame->size());
-        const int n = lws_write(wsi_, buf_.data() + LWS_PRE, frame->size(), LWS_WRITE_BINARY);
-        if (n < static_cast<int>(frame->size())) {
-          LOG_WARN("server") << describe() << " write failed (" << n << " of " << frame->size()
-                             << " bytes); dropping the link";
-          return -1;
-        }
-      }
+      if (frame && !write_frame(*frame, LWS_WRITE_BINARY)) return -1;
       if (!bin_.empty()) lws_callback_on_writable(wsi_);
       return 0;
     }
@@ -130,6 +112,45 @@ class Server::Session final : public Peer {
       return -1;
     }
     return 0;
+  }
+
+  // A browser that falls kBrowserQueueMax frames behind (a gateway's burst of statuses, a
+  // slow network) loses its queued state frames for one fresh snapshot, which it can take in
+  // at once; results, errors and history replies stay. One still that far behind, or a
+  // gateway that far behind, does not read: closed.
+  void queue(std::string frame, bool state) {
+    if (closing_) return;
+    const size_t cap = kind_ == Kind::gateway ? kGatewayQueueMax : kBrowserQueueMax;
+    if (out_.size() >= cap && kind_ == Kind::browser) {
+      const size_t queued = out_.size();
+      std::erase_if(out_, [](const Frame& f) { return f.state; });
+      if (out_.size() < queued) {
+        LOG_WARN("server") << describe() << " is " << queued << " frames behind; " << queued - out_.size()
+                           << " queued state messages replaced by a snapshot";
+        if (!state) out_.push_back(Frame{std::move(frame), false});  // a state frame is in the snapshot
+        server_.router_->resync_browser(*this);
+        lws_callback_on_writable(wsi_);
+        return;
+      }
+    }
+    if (out_.size() >= cap) {
+      LOG_WARN("server") << describe() << " is not reading (" << out_.size() << " frames queued); closing";
+      out_.clear();
+      close(proto::close_code::kPolicyViolation, "too slow");
+      return;
+    }
+    out_.push_back(Frame{std::move(frame), state});
+    lws_callback_on_writable(wsi_);
+  }
+
+  // One WebSocket message; false when the link is broken (the caller drops it).
+  bool write_frame(const std::string& frame, lws_write_protocol kind) {
+    buf_.resize(LWS_PRE + frame.size());
+    std::memcpy(buf_.data() + LWS_PRE, frame.data(), frame.size());
+    const int n = lws_write(wsi_, buf_.data() + LWS_PRE, frame.size(), kind);
+    if (n >= static_cast<int>(frame.size())) return true;
+    LOG_WARN("server") << describe() << " write failed (" << n << " of " << frame.size() << " bytes); dropping the link";
+    return false;
   }
 
   // From inside this link's own callback: send the close frame now; the caller returns -1.
@@ -156,7 +177,11 @@ class Server::Session final : public Peer {
 
  private:
   std::string desc_;
-  std::deque<std::string> out_;
+  struct Frame {
+    std::string text;
+    bool state;  // superseded by a snapshot (Peer::send_state)
+  };
+  std::deque<Frame> out_;
   stream::FrameQueue bin_;  // stream frames, bounded in time per stream
   std::vector<unsigned char> buf_;
   uint16_t close_code_ = 0;

@@ -446,3 +446,37 @@ TEST_CASE("no wait without browsers here, for a restarted stream, or when the li
     CHECK(update_seqs(f.browser).size() == 10);  // shown as an earlier holder's statuses
   }
 }
+
+TEST_CASE("a holder's retained state is not a status received: the statuses it covers still come through, and only what arrived is acked") {
+  BackplaneFixture f;
+  f.router.remote_holder("flat-a", HolderClaim{"cloud-b", "cloud-b", 5, "gw-a"});
+  RemoteState state = f.remote_online("cloud-b", 5);
+  state.seq = 10;  // cloud-b had statuses up to 10 from its gateway
+  state.devices[0].state = Json{{"on", true}};
+  f.router.remote_state("flat-a", state);
+
+  SUBCASE("statuses up to the state's seq arriving after it reach the browsers once, without turning the state back") {
+    f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", Fixture::batch(1, 9, "lamp-a"));  // seq 9 says off
+    f.router.remote_gateway_message("flat-a", "cloud-b", "gw-a", Fixture::batch(1, 9, "lamp-a"));  // again: duplicates
+    CHECK(update_seqs(f.browser) == std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9});
+    FakePeer late{"browser-late"};
+    f.router.browser_connected(late);
+    f.router.browser_message(late, proto::Login{"flat-a", "user", "pw-flat-a"});
+    testing::run_until(f.loop, [&] { return !late.browser_got<proto::Snapshot>().empty(); });
+    REQUIRE(late.browser_got<proto::Snapshot>().size() == 1);
+    CHECK(late.browser_got<proto::Snapshot>()[0].devices.at(0).state == Json{{"on", true}});
+    // the gateway moves here: acked up to what arrived (9), not to what the state covered (10)
+    f.router.gateway_connected(f.gw, "flat-a");
+    f.router.gateway_message(f.gw, moved_hello(11, 0));
+    REQUIRE(f.gw.gateway_got<proto::Ack>().size() == 1);
+    CHECK(f.gw.gateway_got<proto::Ack>()[0].seq == 9);
+  }
+  SUBCASE("none arrived: a gateway moving here resends them all") {
+    f.router.gateway_connected(f.gw, "flat-a");
+    f.router.gateway_message(f.gw, moved_hello(11, 0));
+    REQUIRE(f.gw.gateway_got<proto::Ack>().size() == 1);
+    CHECK(f.gw.gateway_got<proto::Ack>()[0].seq == 0);
+    f.router.gateway_message(f.gw, Fixture::batch(1, 10, "lamp-a"));
+    CHECK(update_seqs(f.browser).size() == 10);
+  }
+}

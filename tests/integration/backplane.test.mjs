@@ -595,7 +595,7 @@ describe('a 3-node nats-server cluster: a broker node and a cloud instance die d
     });
     const tMoved = Date.now();
     const atMoved = seqs().length;
-    await waitFor(() => seqs().length >= atMoved + 20, 15_000, { message: 'the stream to go on after the broker node died' }).catch(
+    await waitFor(() => seqs().length >= atMoved + 20, 30_000, { message: 'the stream to go on after the broker node died' }).catch(
       (err) => {
         const pick = (proc, re) => proc.lines.filter((l) => re.test(l)).slice(-12).map((l) => `  ${l}`).join('\n');
         console.log(`# cloud-a:\n${pick(A.proc, /backplane|mqtt:/)}\n# cloud-b:\n${pick(B.proc, /backplane|mqtt:/)}`);

@@ -332,4 +332,46 @@ describe('messages larger than the receive buffer', () => {
     b.close();
     gw.close();
   });
+
+  test('a browser that falls 2,000 messages behind gets a fresh snapshot instead of them, and keeps its link', async () => {
+    const lamp = { id: 'lamp-0', name: 'L', kind: 'lamp', capabilities: [{ name: 'on', type: 'bool', writable: true }, { name: 'level', type: 'int', writable: false, min: 0, max: 100000 }], state: { on: false }, online: true };
+    const gw = await rawGateway(cfg.port, flatA.token);
+    gw.send({ type: 'hello', gateway: 'gw-burst', version: '0', devices: [lamp], next_seq: 1 });
+    const first = (await gw.next('ack')).seq + 1;
+    const b = await browser(cfg.port, loginA);
+    const { flatlink_browser_resyncs_total: resyncsBefore } = await metrics(cfg.port);
+    // 20,000 statuses as fast as the gateway can send them; this process does not read the
+    // browser's socket meanwhile, so the browser falls behind for sure.
+    const total = 20_000;
+    for (let from = first; from < first + total; from += 50) {
+      gw.send({ type: 'status', items: Array.from({ length: 50 }, (_, i) => ({ seq: from + i, device: 'lamp-0', state: { level: from + i - first + 1 }, ts: from + i })) });
+    }
+    const lastSeq = first + total - 1;
+    await gw.next('ack', (m) => m.seq === lastSeq, 20_000);
+    // what the browser knows in the end: its last snapshot, then the updates after it
+    const level = () => {
+      const i = b.messages.findLastIndex((m) => m.type === 'snapshot');
+      let value = b.messages[i].devices.find((d) => d.id === 'lamp-0').state.level;
+      for (const m of b.messages.slice(i + 1)) if (m.type === 'update') value = m.state.level;
+      return value;
+    };
+    await waitFor(() => b.closed || level() === total, 20_000, { intervalMs: 50, message: `the browser to show level ${total}` });
+    assert.equal(b.closed, null, `the browser was closed: ${JSON.stringify(b.closed)}`);
+    assert.equal(level(), total);
+    assert.ok((await metrics(cfg.port)).flatlink_browser_resyncs_total > resyncsBefore, 'a resync was counted');
+    // between two snapshots, updates come in order and none twice
+    let last = 0;
+    for (const m of b.messages) {
+      if (m.type === 'snapshot') last = 0;
+      if (m.type !== 'update') continue;
+      assert.ok(m.seq > last, `update ${m.seq} after ${last}`);
+      last = m.seq;
+    }
+    // the link still works both ways
+    b.send({ type: 'history', device: 'lamp-0', capability: 'level' });
+    const history = await b.next('history', (m) => m.device === 'lamp-0', 5000);
+    assert.equal(history.points.at(-1)[1], total); // [ts, value]: every status is in the history
+    b.close();
+    gw.close();
+  });
 });
