@@ -19,8 +19,7 @@ namespace {
 
 constexpr const char* kHttpProtocol = "http";
 constexpr size_t kGatewayQueueMax = 10'000;  // frames waiting for a gateway's socket
-constexpr size_t kBrowserQueueMax = 2'000;   // a browser further behind is too slow: closed, reconnects
-constexpr size_t kFramesPerWriteable = 64;   // text frames written per writable callback, at most
+constexpr size_t kBrowserQueueMax = 2'000;   // a browser this far behind gets a snapshot instead (Session::queue)
 
 enum class Kind { gateway, browser };
 
@@ -85,15 +84,8 @@ class Server::Session final : public Peer {
 
   int writeable() {
     if (!out_.empty()) {
-      // Several frames while the socket takes them (not choked: no partial write pending and
-      // room in the socket), so that a peer that reads keeps up with a gateway's burst (one
-      // status batch queues an update per status for each browser); at most
-      // kFramesPerWriteable, so that the other links get their turn.
-      for (size_t i = 0; i < kFramesPerWriteable && !out_.empty(); ++i) {
-        if (i > 0 && lws_send_pipe_choked(wsi_)) break;
-        if (!write_frame(out_.front().text, LWS_WRITE_TEXT)) return -1;
-        out_.pop_front();
-      }
+      if (!write_frame(out_.front().text, LWS_WRITE_TEXT)) return -1;
+      out_.pop_front();
       if (!out_.empty() || !bin_.empty() || closing_) lws_callback_on_writable(wsi_);
       return 0;
     }
