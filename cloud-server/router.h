@@ -115,6 +115,7 @@ class Router final : public BackplaneListener {
   void send_browser(Peer& peer, const std::string& frame);
   void send_snapshot(Peer& browser, const Flat& flat);
   void on_hello(Flat& flat, Peer& peer, const proto::Hello& hello);
+  void accept_hello(Flat& flat, Peer& peer, const proto::Hello& hello);  // answers it
   void on_status(Flat& flat, Peer& peer, const proto::StatusBatch& batch);
   void on_result(Flat& flat, const proto::Result& result);
   void on_browser_command(Flat& flat, Peer& browser, const proto::BrowserCommand& command);
@@ -123,7 +124,6 @@ class Router final : public BackplaneListener {
   proto::Snapshot snapshot(const Flat& flat) const;
   // Backplane hooks (router_backplane.cpp); each does nothing without a backplane.
   void watch_update(Flat& flat);
-  void accept_hello(Flat& flat, Peer& peer, const proto::Hello& hello);
   void bp_link_opened(Flat& flat);
   void bp_link_closed(Flat& flat);
   void bp_gateway_message(Flat& flat, const proto::GatewayToCloud& message);
