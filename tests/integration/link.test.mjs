@@ -340,14 +340,20 @@ describe('messages larger than the receive buffer', () => {
     const first = (await gw.next('ack')).seq + 1;
     const b = await browser(cfg.port, loginA);
     const { flatlink_browser_resyncs_total: resyncsBefore } = await metrics(cfg.port);
-    // 20,000 statuses as fast as the gateway can send them; this process does not read the
-    // browser's socket meanwhile, so the browser falls behind for sure.
+    // 20,000 statuses while the browser reads nothing (its socket paused here): more than the
+    // kernel's buffers hold, so the cloud's queue for it passes 2,000.
+    b.ws._socket.pause();
     const total = 20_000;
     for (let from = first; from < first + total; from += 50) {
       gw.send({ type: 'status', items: Array.from({ length: 50 }, (_, i) => ({ seq: from + i, device: 'lamp-0', state: { level: from + i - first + 1 }, ts: from + i })) });
     }
     const lastSeq = first + total - 1;
     await gw.next('ack', (m) => m.seq === lastSeq, 20_000);
+    await waitFor(async () => (await metrics(cfg.port)).flatlink_browser_resyncs_total > resyncsBefore, 10_000, {
+      intervalMs: 50,
+      message: 'a resync to be counted',
+    });
+    b.ws._socket.resume();
     // what the browser knows in the end: its last snapshot, then the updates after it
     const level = () => {
       const i = b.messages.findLastIndex((m) => m.type === 'snapshot');
@@ -358,7 +364,6 @@ describe('messages larger than the receive buffer', () => {
     await waitFor(() => b.closed || level() === total, 20_000, { intervalMs: 50, message: `the browser to show level ${total}` });
     assert.equal(b.closed, null, `the browser was closed: ${JSON.stringify(b.closed)}`);
     assert.equal(level(), total);
-    assert.ok((await metrics(cfg.port)).flatlink_browser_resyncs_total > resyncsBefore, 'a resync was counted');
     // between two snapshots, updates come in order and none twice
     let last = 0;
     for (const m of b.messages) {
