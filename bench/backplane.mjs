@@ -48,7 +48,7 @@ import path from 'node:path';
 
 import WebSocket from '../tests/integration/node_modules/ws/wrapper.mjs';
 import { BROWSER_PROTOCOL, GATEWAY_PROTOCOL, cloudConfig, startCloud } from '../tests/integration/flatlink.mjs';
-import { freePort, portAccepts, repoRoot, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
+import { repoRoot, startMosquitto, stop, waitFor } from '../tests/integration/harness.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -108,29 +108,18 @@ const lamp = {
 // a benchmark that sends 400 frames in a fraction of a second); the same in every set-up.
 const limits = { messages_per_s: 100_000, burst: 1_000_000, command_timeout_ms: 5000 };
 
-// Mosquitto on a free loopback port (as tests/integration/backplane.test.mjs starts it).
-async function startMosquitto() {
-  const dir = tempDir('flatlink-bench-bp-mosquitto-');
-  const port = await freePort();
-  const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(
-    conf,
+// Mosquitto on a free loopback port, as the backplane test starts it.
+const startBroker = () =>
+  startMosquitto(
     [
-      `listener ${port} 127.0.0.1`,
       'allow_anonymous true',
       'max_queued_messages 100000',
       // Without it Mosquitto's small writes (a PUBACK, a PUBLISH) wait for Nagle's algorithm
       // against the peer's delayed ACK: ~40 ms per command leg (see --broker-nagle).
       ...(BROKER_NAGLE ? [] : ['set_tcp_nodelay true']),
-      `log_dest file ${dir}/mosquitto.log`,
-      `user ${os.userInfo().username}`,
-      '',
-    ].join('\n'),
+    ],
+    { prefix: 'flatlink-bench-bp-mosquitto-' },
   );
-  const proc = await startProcess('/usr/sbin/mosquitto', ['-c', conf]);
-  await waitFor(() => portAccepts(port), 5000, { intervalMs: 20, message: 'mosquitto to accept connections' });
-  return { proc, port };
-}
 
 // A cloud instance, on the backplane when brokerPort is given (waits until it has joined).
 async function startInstance(id, brokerPort) {
@@ -341,7 +330,7 @@ async function main() {
   const t0 = Date.now();
   try {
     log(`${ROUNDS} round(s): ${STATUSES} statuses in batches of ${BATCH} (window ${WINDOW}), ${COMMANDS} commands, ${LATENCY} single statuses per set-up`);
-    const broker = await startMosquitto();
+    const broker = await startBroker();
     started.push(broker.proc);
     const [A, B, S] = await Promise.all([startInstance('cloud-a', broker.port), startInstance('cloud-b', broker.port), startInstance('cloud-solo')]);
     started.push(A.proc, B.proc, S.proc);

@@ -21,9 +21,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { binaries, freePort, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
+import { binaries, freePort, portAccepts, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
 import { gatewayConfig, metrics, startGateway } from '../tests/integration/flatlink.mjs';
-import { portAccepts } from './broker.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PER_PROC = 9000;

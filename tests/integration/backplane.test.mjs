@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -28,7 +27,7 @@ import {
   startGateway,
   stop,
 } from './flatlink.mjs';
-import { freePort, makeCa, makeServerCert, portAccepts, run, startProcess, tempDir, waitFor } from './harness.mjs';
+import { freePort, makeCa, makeServerCert, run, startMosquitto, startProcess, tempDir, waitFor } from './harness.mjs';
 
 const lamp = (id) => ({
   id,
@@ -39,26 +38,9 @@ const lamp = (id) => ({
   online: true,
 });
 
-// Mosquitto on a free loopback port; `lines` adds to its listener (TLS, passwords).
-async function startMosquitto(lines = ['allow_anonymous true']) {
-  const dir = tempDir('flatlink-bp-mosquitto-');
-  const port = await freePort();
-  const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(
-    conf,
-    [
-      `listener ${port} 127.0.0.1`,
-      ...lines,
-      'max_queued_messages 100000',
-      `log_dest file ${dir}/mosquitto.log`,
-      `user ${os.userInfo().username}`,
-      '',
-    ].join('\n'),
-  );
-  const proc = await startProcess('/usr/sbin/mosquitto', ['-c', conf]);
-  await waitFor(() => portAccepts(port), 5000, { intervalMs: 20, message: 'mosquitto to accept connections' });
-  return { proc, port };
-}
+// Mosquitto for the backplane: `lines` go to its listener (TLS, passwords).
+const startBroker = (lines = ['allow_anonymous true']) =>
+  startMosquitto([...lines, 'max_queued_messages 100000'], { prefix: 'flatlink-bp-mosquitto-' });
 
 // A cloud instance on the backplane; waits until it has joined.
 async function startInstance(id, brokers, { limits = {}, scheme = 'mqtt', backplane = {}, joined = true } = {}) {
@@ -100,7 +82,7 @@ describe('two cloud instances over one Mosquitto', () => {
   let broker, A, B;
 
   before(async () => {
-    broker = await startMosquitto();
+    broker = await startBroker();
     [A, B] = await Promise.all([startInstance('cloud-a', [broker.port]), startInstance('cloud-b', [broker.port])]);
   });
 
@@ -381,7 +363,7 @@ describe('the gateway moves while the broker still holds statuses its last holde
   let broker, relay, A, B, gw;
 
   before(async () => {
-    broker = await startMosquitto();
+    broker = await startBroker();
     relay = await holdingRelay(broker.port);
     // B hears the broker through the relay; catch_up_ms stays at its default.
     [A, B] = await Promise.all([startInstance('cloud-a', [broker.port]), startInstance('cloud-b', [relay.port])]);
@@ -454,7 +436,7 @@ describe('the backplane over TLS with a user and a password file', () => {
       writeFileSync(path.join(dir, name), text);
       chmodSync(path.join(dir, name), 0o600);
     }
-    broker = await startMosquitto([
+    broker = await startBroker([
       `cafile ${path.join(dir, 'test-ca.pem')}`,
       `certfile ${cert.cert_file}`,
       `keyfile ${cert.key_file}`,

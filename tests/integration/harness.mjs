@@ -262,6 +262,30 @@ export function tempDir(prefix = 'flatlink-test-') {
   return dir;
 }
 
+// Mosquitto on a free loopback port with a temp folder of its own (its log is there);
+// `lines` are added to its config (the listener's options: anonymous or TLS and passwords,
+// persistence, queue limits), or made from that folder by `lines(dir)`. Resolves once it
+// accepts connections.
+export async function startMosquitto(lines = ['allow_anonymous true'], { prefix = 'flatlink-mosquitto-' } = {}) {
+  const dir = tempDir(prefix);
+  if (typeof lines === 'function') lines = lines(dir);
+  const port = await freePort();
+  const conf = path.join(dir, 'mosquitto.conf');
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      ...lines,
+      `log_dest file ${dir}/mosquitto.log`,
+      `user ${os.userInfo().username}`, // as root it would switch to "mosquitto" and not write its folder
+      '',
+    ].join('\n'),
+  );
+  const proc = await startProcess('/usr/sbin/mosquitto', ['-c', conf]);
+  await waitFor(() => portAccepts(port), 5000, { intervalMs: 20, message: 'mosquitto to accept connections' });
+  return { proc, port, dir };
+}
+
 // Writes obj as JSON (or a string as it is) into a fresh temp folder and returns
 // the file's path. `files` adds more files beside it: { name: text } or
 // { name: { text, mode } } (e.g. a token file with mode 0o600).
