@@ -293,6 +293,8 @@ describe('audio streams between browsers and the flat', () => {
     };
     const speaker = await opus('opus-talk', 'hall-speaker', 'to_device');
     assert.equal(speaker.codec, 'opus');
+    const droppedByCloud = async () => (await metrics(cloudCfg.port))['flatlink_stream_frames_total{result="dropped"}'];
+    const cloudDroppedBefore = await droppedByCloud();
     // Every packet from the microphone goes straight back out to the speaker.
     let relayed = 0;
     b.ws.on('message', (data, isBinary) => {
@@ -307,19 +309,24 @@ describe('audio streams between browsers and the flat', () => {
     await waitFor(() => relayed >= 75, 5000, { message: '1.5 s of Opus' });
     b.send({ type: 'stream_close', stream: mic.stream });
     await b.next('stream_closed', (m) => m.stream === mic.stream);
+    const micIdle = await b.next('update', (m) => m.device === 'door-mic' && m.state.audio_capture === 'idle' && 'frames' in m.state);
     await sleep(200);
     b.send({ type: 'stream_close', stream: speaker.stream });
     const idle = await b.next('update', (m) => m.device === 'hall-speaker' && m.state.audio_playback === 'idle' && 'frames' in m.state && m.state.frames > 0);
+    // On a loaded machine a hop may drop the oldest frames to keep its 200 ms bound: each is
+    // counted (the microphone's link, the cloud), and each shortens the tone by 20 ms.
+    const droppedOnTheWay = (micIdle.state.dropped ?? 0) + ((await droppedByCloud()) - cloudDroppedBefore);
     const packets = b.frames.filter((f) => f.stream === mic.stream);
     const kbps = (packets.reduce((n, f) => n + f.pcm.length, 0) * 8) / (packets.length * 20);
     const samples = samplesOf(wavData(wavFile));
     const span = soundSpanMs(samples);
     const freq = dominantFrequency(samples);
-    t.diagnostic(`${packets.length} Opus packets, ${kbps.toFixed(1)} kbit/s payload (pcm16: 256); speaker played ${idle.state.frames}; tone ${span} ms at ${freq} Hz`);
+    t.diagnostic(`${packets.length} Opus packets, ${kbps.toFixed(1)} kbit/s payload (pcm16: 256); speaker played ${idle.state.frames}; tone ${span} ms at ${freq} Hz; ${droppedOnTheWay} frames dropped on the way`);
     assert.ok(kbps < 40 && kbps > 8, `Opus payload ${kbps} kbit/s`);
     assert.equal(idle.state.frames, packets.length);
     assert.equal(samples.length, packets.length * 320, 'every packet decoded to 20 ms');
-    assert.ok(Math.abs(span - 1000) <= 40, `the tone lasts 1000 ms, got ${span}`);
+    const expected = 1000 - 20 * droppedOnTheWay;
+    assert.ok(Math.abs(span - expected) <= 40, `the tone lasts ${expected} ms (1000, less ${droppedOnTheWay} dropped frames), got ${span}`);
     assert.equal(freq, 440);
     b.close();
   });
