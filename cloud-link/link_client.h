@@ -57,8 +57,6 @@ struct LinkStats {
   uint64_t statuses_sent = 0;
   uint64_t frames_received = 0;
   uint64_t refused_frames = 0;
-  uint64_t stream_frames_sent = 0;
-  uint64_t stream_frames_dropped = 0;  // by the bounded stream queue (too old, too many)
 };
 
 class LinkClient {
@@ -88,8 +86,8 @@ class LinkClient {
   void set_stream_listener(StreamListener* listener) { streams_ = listener; }
   // A stream control message: sent with the other control messages, before any stream data.
   void send_stream_message(const proto::StreamMessage& message);
-  // A binary stream frame: written only when no text waits; at most stream_buffer_ms of
-  // audio per stream waits, the oldest beyond is dropped. Dropped when the link is down.
+  // A binary stream frame: written only when no text waits; at most 200 ms of audio per
+  // stream waits (frames_), the oldest beyond is dropped. Dropped when the link is down.
   void send_stream_frame(uint16_t stream, uint32_t duration_us, std::string frame);
   // A stream ended: its queued frames go. Returns how many of its frames the link dropped.
   uint64_t forget_stream(uint16_t stream);

@@ -1,7 +1,5 @@
-// The backplane between flatlink-cloud instances: topics, envelopes, strict checks.
+// The backplane between flatlink-cloud instances: the broker session, subscriptions, delivery.
 #include "cloud-server/backplane.h"
-
-#include <mosquitto.h>
 
 #include <type_traits>
 #include <utility>
@@ -24,11 +22,8 @@ constexpr size_t kMaxUnsafe = 200'000;        // unacknowledged publishes kept a
 
 }  // namespace
 
-std::string Backplane::flat_topic(const std::string& flat, const std::string& kind) {
-  return backplane::flat_topic(flat, kind);
-}
-
-std::string Backplane::instance_topic(const std::string& instance) { return backplane::instance_topic(instance); }
+using backplane::flat_topic;
+using backplane::instance_topic;
 
 Backplane::Backplane(const config::BackplaneConfig& config, const config::LimitsConfig& limits, EventLoop& loop,
                      const Clock& clock, Metrics& metrics, BackplaneListener& listener)
@@ -40,6 +35,9 @@ Backplane::Backplane(const config::BackplaneConfig& config, const config::Limits
       listener_(listener),
       state_timer_(loop, [this] { flush_states(); }) {
   metrics_.backplane_enabled = true;
+  check_context_.instance = config_.instance_id;
+  check_context_.knows_flat = [this](const std::string& flat) { return listener_.backplane_knows_flat(flat); };
+  check_context_.watching = [this](const std::string& flat) { return watched_.count(flat) != 0; };
 }
 
 Backplane::~Backplane() { stop(); }
@@ -69,11 +67,8 @@ bool Backplane::start() {
       std::move(options), loop_,
       Session::Callbacks{[this] { on_connected(); }, [this](const std::string& why) { on_disconnected(why); },
                          [this](Message& m) { on_message(m); }, [this](int mid) { on_published(mid); }});
-  session_->subscribe(backplane::instance_topic("+"));
-  for (const auto& flat : watched_) {
-    session_->subscribe(flat_topic(flat, "+"));
-    session_->subscribe(flat_topic(flat, "results/" + config_.instance_id));
-  }
+  session_->subscribe(instance_topic("+"));
+  for (const auto& flat : watched_) subscribe_flat(flat, true);
   LOG_INFO("backplane") << "instance=" << config_.instance_id << " joining over " << config_.brokers.size()
                         << " broker(s), first " << config_.brokers.front().host << ":" << config_.brokers.front().port;
   return session_->start();
@@ -101,17 +96,24 @@ bool Backplane::alive(const std::string& instance) const {
 void Backplane::watch(const std::string& flat) {
   if (!watched_.insert(flat).second) return;
   LOG_DEBUG("backplane") << "flat=" << flat << " subscribing";
-  if (!session_) return;
-  session_->subscribe(flat_topic(flat, "+"));
-  session_->subscribe(flat_topic(flat, "results/" + config_.instance_id));
+  if (session_) subscribe_flat(flat, true);
 }
 
 void Backplane::unwatch(const std::string& flat) {
   if (watched_.erase(flat) == 0) return;
   LOG_DEBUG("backplane") << "flat=" << flat << " unsubscribing";
-  if (!session_) return;
-  session_->unsubscribe(flat_topic(flat, "+"));
-  session_->unsubscribe(flat_topic(flat, "results/" + config_.instance_id));
+  if (session_) subscribe_flat(flat, false);
+}
+
+// A flat's messages: every kind, and the results addressed to this instance.
+void Backplane::subscribe_flat(const std::string& flat, bool subscribe) {
+  for (const std::string& topic : {flat_topic(flat, "+"), flat_topic(flat, "results/" + config_.instance_id)}) {
+    if (subscribe) {
+      session_->subscribe(topic);
+    } else {
+      session_->unsubscribe(topic);
+    }
+  }
 }
 
 void Backplane::publish_gateway_message(const std::string& flat, const std::string& gateway, const std::string& encoded,
@@ -171,17 +173,17 @@ void Backplane::enqueue(std::string topic, std::string payload, bool retain, std
                           << " messages wait for the broker; dropping topic=" << topic;
     return;
   }
-  unsafe_.push_back(Outgoing{std::move(topic), std::move(payload), retain, std::move(on_safe), 0});
-  if (connected()) send(unsafe_.back());
+  unsafe_.push_back(Outgoing{std::move(topic), std::move(payload), retain, std::move(on_safe)});
+  if (connected()) send(std::prev(unsafe_.end()));
 }
 
-// `out` is the newest entry of unsafe_ (after a reconnect on_connected resends them all).
-void Backplane::send(Outgoing& out) {
+// Publishes an entry of unsafe_; false when the connection is gone (on_connected sends it again).
+bool Backplane::send(std::list<Outgoing>::iterator out) {
   int mid = 0;
-  if (!session_->publish(out.topic, out.payload, out.retain, &mid)) return;  // again after the reconnect
+  if (!session_->publish(out->topic, out->payload, out->retain, &mid)) return false;
   ++metrics_.backplane_messages_out;
-  out.mid = mid;
-  in_flight_[mid] = std::prev(unsafe_.end());
+  in_flight_[mid] = out;
+  return true;
 }
 
 void Backplane::on_published(int mid) {
@@ -202,11 +204,7 @@ void Backplane::on_connected() {
   session_->publish(instance_topic(config_.instance_id), backplane::encode_instance(config_.instance_id, true), true);
   in_flight_.clear();
   for (auto it = unsafe_.begin(); it != unsafe_.end(); ++it) {
-    int mid = 0;
-    if (!session_->publish(it->topic, it->payload, it->retain, &mid)) break;
-    ++metrics_.backplane_messages_out;
-    it->mid = mid;
-    in_flight_[mid] = it;
+    if (!send(it)) break;
   }
   listener_.backplane_up();
   if (!dirty_states_.empty()) flush_states();
@@ -241,13 +239,9 @@ void Backplane::refuse(const std::string& topic, const std::string& why) {
 
 void Backplane::on_message(Message& message) {
   ++metrics_.backplane_messages_in;
-  backplane::CheckContext context;
-  context.instance = config_.instance_id;
-  context.max_message_bytes = limits_.max_message_bytes;
-  context.knows_flat = [this](const std::string& flat) { return listener_.backplane_knows_flat(flat); };
-  context.watching = [this](const std::string& flat) { return watched_.count(flat) != 0; };
+  check_context_.max_message_bytes = limits_.max_message_bytes;  // a reload may change it
   auto checked = backplane::check_message(
-      backplane::Incoming{message.topic, message.payload, message.retained, message.oversize}, context);
+      backplane::Incoming{message.topic, message.payload, message.retained, message.oversize}, check_context_);
   std::visit(
       [&](auto& m) {
         using T = std::decay_t<decltype(m)>;

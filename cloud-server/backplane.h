@@ -1,6 +1,7 @@
 // The backplane: flatlink-cloud instances joined over an MQTT broker (one
-// Mosquitto, or a broker cluster). Knows topics and the backplane's JSON
-// envelopes, not browsers or links: the Router says what to publish and hears,
+// Mosquitto, or a broker cluster): subscriptions, publishing with delivery kept
+// across reconnects; the topics, envelopes and checks are backplane_messages.h.
+// Knows no browsers or links: the Router says what to publish and hears,
 // through BackplaneListener, what other instances said. docs/scale-out.md has
 // the topic layout and the delivery rules.
 //
@@ -26,13 +27,11 @@
 #include <cstdint>
 #include <functional>
 #include <list>
-#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
-#include <vector>
 
 #include "cloud-link/protocol.h"
 #include "cloud-server/backplane_messages.h"
@@ -101,17 +100,12 @@ class Backplane {
   void send_result(const std::string& flat, const std::string& to, const proto::Result& result);
   void send_accepted(const std::string& flat, const std::string& to, const std::string& command_id);
 
-  // Topic names (docs/scale-out.md).
-  static std::string flat_topic(const std::string& flat, const std::string& kind);
-  static std::string instance_topic(const std::string& instance);
-
  private:
   struct Outgoing {
     std::string topic;
     std::string payload;
     bool retain = false;
     std::function<void()> on_safe;
-    int mid = 0;  // while published on the current connection
   };
 
   void on_connected();
@@ -119,7 +113,8 @@ class Backplane {
   void on_message(adapters::mqtt::Message& message);
   void on_published(int mid);
   void enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe = {});
-  void send(Outgoing& out);
+  bool send(std::list<Outgoing>::iterator out);
+  void subscribe_flat(const std::string& flat, bool subscribe);
   void flush_states();
   void refuse(const std::string& topic, const std::string& why);
 
@@ -136,6 +131,7 @@ class Backplane {
   std::unordered_map<int, std::list<Outgoing>::iterator> in_flight_;  // by mid
   std::set<std::string> dirty_states_;
   Timer state_timer_;
+  backplane::CheckContext check_context_;  // what incoming messages are checked against
   // Refusals are logged at most kRefusalLogBurst per window; the rest are counted.
   int64_t refusal_window_ms_ = 0;
   uint32_t refusals_in_window_ = 0;

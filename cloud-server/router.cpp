@@ -213,9 +213,7 @@ void Router::gateway_message(Peer& peer, const proto::GatewayToCloud& message) {
           to_browsers(*flat, proto::encode(m));
           bp_gateway_message(*flat, message);
         } else if constexpr (std::is_same_v<T, proto::DeviceList>) {
-          std::map<std::string, proto::DeviceReport> devices;
-          for (const auto& d : m.devices) devices[d.info.id] = d;
-          flat->devices = std::move(devices);
+          flat->devices = devices_by_id(m.devices);
           to_browsers(*flat, proto::encode(m));
           bp_gateway_message(*flat, message);
         } else if constexpr (std::is_same_v<T, proto::Result>) {
@@ -239,8 +237,7 @@ void Router::accept_hello(Flat& flat, Peer& peer, const proto::Hello& hello) {
   flat.hello = true;
   flat.gateway_id = hello.gateway;
   flat.state_seq.erase(hello.gateway);  // the hello's devices are the state now
-  flat.devices.clear();
-  for (const auto& d : hello.devices) flat.devices[d.info.id] = d;
+  flat.devices = devices_by_id(hello.devices);
   int64_t& last = flat.last_seq[hello.gateway];
   if (hello.next_seq <= last) {
     // The gateway's stream started again (its state was wiped): accept the new stream.
@@ -276,24 +273,13 @@ void Router::on_status(Flat& flat, Peer& peer, const proto::StatusBatch& batch) 
   proto::StatusBatch accepted;  // what the other instances get
   accepted.dropped = batch.dropped;
   for (const auto& item : batch.items) {
-    if (item.seq <= last) {
-      ++metrics_.duplicate_statuses;
-      continue;
-    }
-    last = item.seq;
-    auto dev = flat.devices.find(item.device);
-    if (dev == flat.devices.end()) {
+    const StatusFate fate = apply_status(flat, item, last);
+    if (fate == StatusFate::unknown_device) {
       ++metrics_.refused_messages;
       LOG_WARN("router") << "flat=" << flat.config->id << " device=" << item.device << " seq=" << item.seq
                          << " status for an unknown device dropped";
-      continue;
     }
-    ++metrics_.statuses;
-    for (const auto& [key, value] : item.state.items()) dev->second.state[key] = value;
-    dev->second.last_ts = item.ts;
-    record_history(flat, item.device, item.state, item.ts);
-    to_browsers(flat, proto::encode(proto::Update{item.device, item.state, item.ts, item.seq}));
-    if (backplane_) accepted.items.push_back(item);
+    if (fate == StatusFate::applied && backplane_) accepted.items.push_back(item);
   }
   if (!backplane_) {
     ++metrics_.acks;
@@ -303,6 +289,24 @@ void Router::on_status(Flat& flat, Peer& peer, const proto::StatusBatch& batch) 
   // At least once across instances: the ack waits for the broker's PUBACK.
   bp_ack_after(flat, peer, last,
                accepted.items.empty() ? std::nullopt : std::optional<std::string>(proto::encode(accepted)));
+}
+
+Router::StatusFate Router::apply_status(Flat& flat, const proto::StatusItem& item, int64_t& last, int64_t covered) {
+  if (item.seq <= last) {
+    ++metrics_.duplicate_statuses;
+    return StatusFate::duplicate;
+  }
+  last = item.seq;
+  auto dev = flat.devices.find(item.device);
+  if (dev == flat.devices.end()) return StatusFate::unknown_device;
+  ++metrics_.statuses;
+  if (item.seq > covered) {  // else the devices' state from the holder is newer already
+    for (const auto& [key, value] : item.state.items()) dev->second.state[key] = value;
+    dev->second.last_ts = item.ts;
+  }
+  record_history(flat, item.device, item.state, item.ts);
+  to_browsers(flat, proto::encode(proto::Update{item.device, item.state, item.ts, item.seq}));
+  return StatusFate::applied;
 }
 
 void Router::record_history(Flat& flat, const std::string& device, const Json& state, int64_t ts) {

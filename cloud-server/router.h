@@ -120,6 +120,11 @@ class Router final : public BackplaneListener {
   void on_result(Flat& flat, const proto::Result& result);
   void on_browser_command(Flat& flat, Peer& browser, const proto::BrowserCommand& command);
   void finish_command(const std::string& cloud_id, const proto::Result& result);
+  // A status from the flat's gateway, here or (over the backplane) at its holder: dropped
+  // when its seq was seen, else received (raises `last`) and, for a known device, applied
+  // (unless a newer device state `covered` it), kept in the history and sent to the browsers.
+  enum class StatusFate { duplicate, unknown_device, applied };
+  StatusFate apply_status(Flat& flat, const proto::StatusItem& item, int64_t& last, int64_t covered = 0);
   void record_history(Flat& flat, const std::string& device, const Json& state, int64_t ts);
   proto::Snapshot snapshot(const Flat& flat) const;
   // Backplane hooks (router_backplane.cpp); each does nothing without a backplane.

@@ -223,22 +223,8 @@ void Router::remote_gateway_message(const std::string& flat_id, const std::strin
   if (batch) {
     int64_t& last = flat.last_seq[gateway];
     const int64_t covered = flat.state_seq[gateway];
-    for (const auto& item : batch->items) {
-      if (item.seq <= last) {
-        ++metrics_.duplicate_statuses;
-        continue;
-      }
-      last = item.seq;
-      auto dev = flat.devices.find(item.device);
-      if (dev == flat.devices.end()) continue;  // not in the state we have yet
-      ++metrics_.statuses;
-      if (item.seq > covered) {  // else the devices' state from the holder is newer already
-        for (const auto& [key, value] : item.state.items()) dev->second.state[key] = value;
-        dev->second.last_ts = item.ts;
-      }
-      record_history(flat, item.device, item.state, item.ts);
-      to_browsers(flat, proto::encode(proto::Update{item.device, item.state, item.ts, item.seq}));
-    }
+    // A device not in the state we have yet: skipped (the holder has said so already).
+    for (const auto& item : batch->items) apply_status(flat, item, last, covered);
     if (awaited && last >= flat.held_hello->acked) {
       LOG_INFO("router") << "flat=" << flat_id << " gateway=" << gateway << " statuses up to seq=" << last
                          << " arrived over the backplane; answering its hello";
@@ -250,9 +236,7 @@ void Router::remote_gateway_message(const std::string& flat_id, const std::strin
     dev->second.online = presence->online;
     to_browsers(flat, proto::encode(*presence));
   } else if (const auto* list = std::get_if<proto::DeviceList>(&message)) {
-    std::map<std::string, proto::DeviceReport> devices;
-    for (const auto& d : list->devices) devices[d.info.id] = d;
-    flat.devices = std::move(devices);
+    flat.devices = devices_by_id(list->devices);
     to_browsers(flat, proto::encode(*list));
   }
 }
@@ -289,8 +273,7 @@ void Router::remote_state(const std::string& flat_id, const RemoteState& state) 
     covered = state.seq;
   }
   if (state.seq >= std::max(last, covered) || flat.devices.empty()) {
-    std::map<std::string, proto::DeviceReport> devices;
-    for (const auto& d : state.devices) devices[d.info.id] = d;
+    auto devices = devices_by_id(state.devices);
     replaced = devices != flat.devices;
     flat.devices = std::move(devices);
     covered = std::max(covered, state.seq);

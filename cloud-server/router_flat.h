@@ -9,10 +9,17 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "cloud-server/router.h"
 
 namespace flatlink::cloud {
+
+inline std::map<std::string, proto::DeviceReport> devices_by_id(const std::vector<proto::DeviceReport>& list) {
+  std::map<std::string, proto::DeviceReport> devices;
+  for (const auto& d : list) devices[d.info.id] = d;
+  return devices;
+}
 
 struct Router::History {
   std::deque<proto::HistoryPoint> points;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <sstream>
+#include <vector>
 
 #include "cloud-link/stream_frames.h"
 #include "common/log.h"
@@ -57,17 +58,24 @@ StreamHub::~StreamHub() = default;
 
 bool StreamHub::has_streams(Peer& peer) const { return peers_.count(&peer) > 0; }
 
+namespace {
+// stream_closed for the browser that asked (stream 0: it was never opened).
+std::string closed_message(const std::string& ref, uint32_t stream, const std::string& reason) {
+  proto::StreamMessage closed;
+  closed.type = proto::StreamType::closed;
+  closed.ref = ref;
+  closed.stream = stream;
+  closed.reason = reason;
+  return proto::encode(closed, proto::StreamRoute::cloud_to_browser);
+}
+}  // namespace
+
 void StreamHub::refuse(Peer& browser, const proto::StreamMessage& request, const std::string& flat,
                        const std::string& why) {
   ++metrics_.refused;
   LOG_WARN("streams") << "flat=" << (flat.empty() ? "-" : flat) << " device=" << request.device << " ref=" << request.ref
                       << " stream refused: " << why;
-  proto::StreamMessage closed;
-  closed.type = proto::StreamType::closed;
-  closed.ref = request.ref;
-  closed.stream = 0;
-  closed.reason = why;
-  browser.send(proto::encode(closed, proto::StreamRoute::cloud_to_browser));
+  browser.send(closed_message(request.ref, 0, why));
 }
 
 void StreamHub::browser_message(Peer& browser, const proto::StreamMessage& m) {
@@ -207,12 +215,7 @@ void StreamHub::end(Key key, const std::string& reason, bool tell_browser, bool 
     s->gateway->send(proto::encode(close, proto::StreamRoute::cloud_to_gateway));
   }
   if (tell_browser) {
-    proto::StreamMessage closed;
-    closed.type = proto::StreamType::closed;
-    closed.ref = s->params.ref;
-    closed.stream = s->id;
-    closed.reason = reason;
-    s->browser->send(proto::encode(closed, proto::StreamRoute::cloud_to_browser));
+    s->browser->send(closed_message(s->params.ref, s->id, reason));
   }
 }
 

@@ -32,7 +32,6 @@ class WavWriter {
  private:
   int fd_ = -1;
   uint32_t data_bytes_ = 0;
-  uint32_t rate_ = 0;
 };
 
 // Latency and loss of one playback stream, as the speaker reports them when it ends.

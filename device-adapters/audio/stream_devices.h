@@ -20,7 +20,8 @@ struct StreamFormat {
 // Captured audio, handed over on the loop thread: one frame's payload (pcm16 LE samples, or
 // an Opus packet) and the wall time (ms since the epoch) at which its first sample was captured.
 using AudioChunk = std::function<void(std::string pcm, int64_t capture_ms)>;
-// The device ended the stream by itself (an ALSA error, the adapter stopping); loop thread.
+// The device ended the stream by itself (an ALSA or Opus error); loop thread. Not called
+// when the stream is stopped (stop_stream, or the adapter stopping).
 using StreamEnded = std::function<void(const std::string& reason)>;
 
 class StreamDevices {

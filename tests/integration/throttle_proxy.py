@@ -17,31 +17,18 @@ listen_port, upstream_port, rate = int(sys.argv[1]), int(sys.argv[2]), float(sys
 direction = sys.argv[4] if len(sys.argv) > 4 else "down"
 
 
-def pipe(src, dst):
-    try:
-        while True:
-            data = src.recv(4096)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
-    for s in (src, dst):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def throttled(src, dst):
+def relay(src, dst, throttle):
+    """Copies src to dst until either side ends; at `rate` bytes/s when throttle."""
     start = time.monotonic()
     sent = 0
     try:
         while True:
-            data = src.recv(512)
+            data = src.recv(512 if throttle else 4096)
             if not data:
                 break
             dst.sendall(data)
+            if not throttle:
+                continue
             sent += len(data)
             ahead = sent / rate - (time.monotonic() - start)
             if ahead > 0:
@@ -63,12 +50,8 @@ def serve(client):
     up = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     up.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     up.connect(("127.0.0.1", upstream_port))
-    if direction == "up":
-        threading.Thread(target=throttled, args=(client, up), daemon=True).start()
-        threading.Thread(target=pipe, args=(up, client), daemon=True).start()
-    else:
-        threading.Thread(target=pipe, args=(client, up), daemon=True).start()
-        threading.Thread(target=throttled, args=(up, client), daemon=True).start()
+    threading.Thread(target=relay, args=(client, up, direction == "up"), daemon=True).start()
+    threading.Thread(target=relay, args=(up, client, direction != "up"), daemon=True).start()
 
 
 server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
