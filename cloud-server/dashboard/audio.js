@@ -57,29 +57,16 @@ const OPUS_CONFIG = { codec: 'opus', sampleRate: RATE, numberOfChannels: 1 };
 
 const OPUS_ENCODER_CONFIG = { ...OPUS_CONFIG, bitrate: 24_000, opus: { frameDuration: 20_000 } };
 
-// Whether this browser encodes Opus (WebCodecs); pcm16 otherwise.
-let opusEncoding = null;
-export function canEncodeOpus() {
-  if (opusEncoding === null) {
-    opusEncoding =
-      typeof AudioEncoder === 'undefined'
-        ? Promise.resolve(false)
-        : AudioEncoder.isConfigSupported(OPUS_ENCODER_CONFIG).then((r) => Boolean(r.supported), () => false);
-  }
-  return opusEncoding;
-}
+// Whether WebCodecs' Codec (AudioEncoder or AudioDecoder, undefined without WebCodecs)
+// takes that config.
+const supports = (Codec, config) =>
+  Codec ? Codec.isConfigSupported(config).then((r) => Boolean(r.supported), () => false) : Promise.resolve(false);
 
-// Whether this browser decodes Opus (WebCodecs); pcm16 otherwise.
-let opusSupport = null;
-export function canDecodeOpus() {
-  if (opusSupport === null) {
-    opusSupport =
-      typeof AudioDecoder === 'undefined'
-        ? Promise.resolve(false)
-        : AudioDecoder.isConfigSupported(OPUS_CONFIG).then((r) => Boolean(r.supported), () => false);
-  }
-  return opusSupport;
-}
+// Whether this browser encodes / decodes Opus (asked once); pcm16 otherwise.
+let opusEncoding = null;
+let opusDecoding = null;
+export const canEncodeOpus = () => (opusEncoding ??= supports(globalThis.AudioEncoder, OPUS_ENCODER_CONFIG));
+export const canDecodeOpus = () => (opusDecoding ??= supports(globalThis.AudioDecoder, OPUS_CONFIG));
 
 // Linear resampling of a mono Float32 block from `from` Hz to 16 kHz, carrying state across blocks.
 class Resampler {
@@ -126,6 +113,12 @@ export class AudioStreams {
     const session = this.byRef.get(msg.ref);
     if (!session) return;
     if (msg.type === 'stream_opened') {
+      if (session.cancelled) {
+        // Let go of (released, stopped) before the cloud opened it: close it now.
+        this.conn.request({ type: 'stream_close', stream: msg.stream });
+        this.forget(session);
+        return;
+      }
       session.stream = msg.stream;
       this.byStream.set(msg.stream, session);
       session.opened(msg);
@@ -170,7 +163,12 @@ export class AudioStreams {
   }
 
   close(session) {
-    if (session.stream) this.conn.request({ type: 'stream_close', stream: session.stream });
+    if (session.stream) {
+      this.conn.request({ type: 'stream_close', stream: session.stream });
+    } else if (this.byRef.has(session.ref)) {
+      session.cancelled = true; // asked for, not opened yet: closed as soon as it is (message())
+      return;
+    }
     this.forget(session);
   }
 
@@ -389,7 +387,12 @@ export class AudioStreams {
     button.addEventListener('keyup', (event) => {
       if (event.key === ' ' || event.key === 'Enter') release();
     });
-    window.addEventListener('blur', () => release());
-    return { root, update() {}, stop: release };
+    const leaving = new AbortController(); // the card goes: no listener left on the window
+    window.addEventListener('blur', () => release(), { signal: leaving.signal });
+    const stop = () => {
+      release();
+      leaving.abort();
+    };
+    return { root, update() {}, stop };
   }
 }

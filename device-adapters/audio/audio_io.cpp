@@ -62,7 +62,6 @@ bool WavWriter::open(const std::string& path, uint32_t rate, std::string* why) {
     *why = "cannot write " + path + ": " + std::strerror(errno);
     return false;
   }
-  rate_ = rate;
   data_bytes_ = 0;
   unsigned char header[44] = {'R', 'I', 'F', 'F', 0, 0, 0, 0, 'W', 'A', 'V', 'E', 'f', 'm', 't', ' '};
   put_le32(header + 16, 16);
@@ -151,6 +150,7 @@ void CaptureWorker::run(config::AudioDeviceConfig device, uint32_t rate, bool op
   const double step = 2.0 * M_PI * device.tone_hz / rate;
   std::string buf(frames * 2, '\0');
   for (uint64_t n = 0; !state->stop; ++n) {
+    buf.resize(frames * 2);  // a short read below made it shorter
     if (pcm) {
       snd_pcm_sframes_t got = snd_pcm_readi(pcm, buf.data(), frames);
       if (got < 0) got = snd_pcm_recover(pcm, static_cast<int>(got), 1);
@@ -161,16 +161,17 @@ void CaptureWorker::run(config::AudioDeviceConfig device, uint32_t rate, bool op
       buf.resize(static_cast<size_t>(got) * 2);
     } else {
       // Simulated microphone: the tone for tone_ms, then silence.
-      auto* samples = reinterpret_cast<unsigned char*>(buf.data());
+      auto* out = reinterpret_cast<unsigned char*>(buf.data());
       for (uint32_t i = 0; i < frames; ++i) {
         const uint64_t k = n * frames + i;
         const bool on = k * 1000 < uint64_t{device.tone_ms} * rate;
         const auto v = static_cast<int16_t>(on ? std::lround(std::sin(step * static_cast<double>(k)) * 16000.0) : 0);
-        put_le16(samples + 2 * i, static_cast<uint16_t>(v));
+        put_le16(out + 2 * i, static_cast<uint16_t>(v));
       }
     }
-    // Real time: a source that returns at once (a file, a simulation) is paced to one
-    // period per period; a real device blocks in readi and is never ahead.
+    // Real time: a source that returns at once (a simulation, ALSA's null plugin) is paced
+    // to one period per period; a real card blocks in readi, so this waits only when the
+    // card's clock runs ahead of this one.
     std::this_thread::sleep_until(start + period * (n + 1));
     const int64_t capture = std::max<int64_t>(start_wall + static_cast<int64_t>(n * device.period_ms),
                                               wall_ms() - device.period_ms);
@@ -180,17 +181,17 @@ void CaptureWorker::run(config::AudioDeviceConfig device, uint32_t rate, bool op
       if (buf.size() != frames * 2) continue;
       const auto* b = reinterpret_cast<const unsigned char*>(buf.data());
       for (uint32_t i = 0; i < frames; ++i) samples[i] = static_cast<opus_int16>(b[2 * i] | b[2 * i + 1] << 8);
-      const opus_int32 n = opus_encode(encoder.get(), samples.data(), static_cast<int>(frames),
-                                       reinterpret_cast<unsigned char*>(packet.data()), static_cast<opus_int32>(packet.size()));
-      if (n < 0) {
-        post_ended(std::string("Opus encoding failed: ") + opus_strerror(n));
+      const opus_int32 bytes = opus_encode(encoder.get(), samples.data(), static_cast<int>(frames),
+                                           reinterpret_cast<unsigned char*>(packet.data()),
+                                           static_cast<opus_int32>(packet.size()));
+      if (bytes < 0) {
+        post_ended(std::string("Opus encoding failed: ") + opus_strerror(bytes));
         break;
       }
-      chunk.assign(packet.data(), static_cast<size_t>(n));
+      chunk.assign(packet.data(), static_cast<size_t>(bytes));
     } else {
       chunk = buf;
     }
-    buf.resize(frames * 2);
     loop_.post([this, state, chunk = std::move(chunk), capture]() mutable {
       if (!state->stop) chunk_(std::move(chunk), capture);
     });

@@ -152,7 +152,6 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
         why += (s->tls_error.empty() ? "" : " (" + s->tls_error + ")") +
                std::string("; check the CA file and the broker's certificate and host name");
       }
-      s->tls_error.clear();
       ++failures;
       // The first failure in a row is worth a warning; the retries that follow only at debug.
       if (failures == 1 || s->brokers.size() > 1) {
@@ -163,6 +162,7 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
       }
       s->broker = (s->broker + 1) % s->brokers.size();
     }
+    s->tls_error.clear();  // the next attempt's failure says only its own reason
     if (!s->wait(backoff.next_delay_ms())) break;
   }
   // Leaving: say goodbye to the broker if still connected (the session stays on
