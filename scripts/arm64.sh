@@ -6,8 +6,9 @@
 # 1. `dpkg --add-architecture arm64`, then installs Debian's cross toolchain
 #    (crossbuild-essential-arm64), qemu-user-static and the arm64 libraries that
 #    co-install beside the native ones (libmosquitto-dev, libserialport-dev,
-#    libsqlite3-dev, libssl-dev, libcap-dev for libwebsockets.pc, libwebsockets17, and
-#    libstdc++6 for qemu: the cross toolchain's own copy is not where `-L /` looks).
+#    libsqlite3-dev, libssl-dev, libcap-dev for libwebsockets.pc, libwebsockets17,
+#    libopus-dev and libasound2-dev for the audio adapter, and libstdc++6 for qemu: the
+#    cross toolchain's own copy is not where `-L /` looks).
 #    Every install is simulated first (`apt-get -s`) and refused if it would remove a
 #    package: the machine's own build must keep working.
 # 2. libwebsockets-dev:arm64 is NEVER installed (it conflicts with the native
@@ -44,7 +45,8 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 fi
 packages=(crossbuild-essential-arm64 qemu-user-static
           libmosquitto-dev:arm64 libserialport-dev:arm64 libsqlite3-dev:arm64
-          libssl-dev:arm64 libcap-dev:arm64 libwebsockets17:arm64 libstdc++6:arm64)
+          libssl-dev:arm64 libcap-dev:arm64 libwebsockets17:arm64 libstdc++6:arm64
+          libopus-dev:arm64 libasound2-dev:arm64)
 missing=()
 for p in "${packages[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")
@@ -71,7 +73,7 @@ if [[ ! -f "$sysroot/.lws-$lws_version" ]]; then
   rm -rf "$sysroot"
   mkdir -p "$sysroot" "$build_dir/debs"
   # (apt's sandbox user must be able to write there: a root-only build folder would do,
-  # with a warning, but a world-writable temp folder keeps apt quiet.)
+  # with a warning, but a temp folder handed to _apt keeps apt quiet.)
   tmp="$(mktemp -d)"
   chmod 755 "$tmp"
   (cd "$tmp" && chown _apt "$tmp" 2>/dev/null; apt-get download -q "libwebsockets-dev:arm64=$lws_version")

@@ -238,6 +238,7 @@ describe('audio streams between browsers and the flat', () => {
   });
 
   test('refusals: limits per flat, capability and direction, codec, login first', async () => {
+    const streamsBefore = await metrics(cloudCfg.port);
     const a = await streamBrowser(cloudCfg.port, loginA);
     const one = await a.openStream('one', 'door-mic', 'from_device');
     const two = await a.openStream('two', 'hall-speaker', 'to_device');
@@ -257,6 +258,10 @@ describe('audio streams between browsers and the flat', () => {
     a.send({ type: 'stream_open', ref: 'mp3', device: 'door-mic', direction: 'from_device', codec: 'mp3', rate: 16000, channels: 1 });
     const error = await a.next('error', (m) => m.message.includes('codec'));
     assert.equal(error.code, 'invalid_message');
+    const counted = await metrics(cloudCfg.port);
+    const delta = (result) => counted[`flatlink_streams_total{result="${result}"}`] - streamsBefore[`flatlink_streams_total{result="${result}"}`];
+    assert.equal(delta('opened'), 2, 'one and two opened');
+    assert.equal(delta('refused'), 4, 'three, wide, wrong-way and lamp refused (mp3 is not a stream_open)');
     // A binary frame in the wrong direction (into a microphone's stream) is dropped, not relayed.
     const before = await metrics(cloudCfg.port);
     a.ws.send(encodeFrame({ stream: one.stream, seq: 0, captureMs: Date.now() }, tone(500, 20)));
@@ -325,6 +330,7 @@ describe('audio streams between browsers and the flat', () => {
     assert.ok(kbps < 40 && kbps > 8, `Opus payload ${kbps} kbit/s`);
     assert.equal(idle.state.frames, packets.length);
     assert.equal(samples.length, packets.length * 320, 'every packet decoded to 20 ms');
+    assert.ok(droppedOnTheWay <= 10, `${droppedOnTheWay} of 75 frames dropped on the way`);
     const expected = 1000 - 20 * droppedOnTheWay;
     assert.ok(Math.abs(span - expected) <= 40, `the tone lasts ${expected} ms (1000, less ${droppedOnTheWay} dropped frames), got ${span}`);
     assert.equal(freq, 440);
