@@ -64,6 +64,10 @@ uint32_t pcm16_duration_us(size_t payload_bytes, uint32_t rate, uint32_t channel
   return static_cast<uint32_t>(samples * 1'000'000ull / rate);
 }
 
+uint32_t frame_duration_us(bool opus, size_t payload_bytes, uint32_t rate, uint32_t channels) {
+  return opus ? 20'000 : pcm16_duration_us(payload_bytes, rate, channels);
+}
+
 size_t FrameQueue::push(uint16_t stream, uint32_t duration_us, std::string frame, int64_t now_ms) {
   frames_.push_back(Item{stream, duration_us, now_ms, std::move(frame)});
   int64_t& queued = queued_us_[stream];

@@ -45,6 +45,9 @@ std::optional<DecodedFrame> decode_frame(std::string_view frame, std::string* wh
 
 // Microseconds of audio in a payload of pcm16 at `rate` Hz with `channels` channels.
 uint32_t pcm16_duration_us(size_t payload_bytes, uint32_t rate, uint32_t channels);
+// Microseconds of audio in one frame's payload: an Opus packet is 20 ms (the protocol's
+// frame size), pcm16 as above.
+uint32_t frame_duration_us(bool opus, size_t payload_bytes, uint32_t rate, uint32_t channels);
 
 // Caps the bytes a TCP socket holds unsent (TCP_NOTSENT_LOWAT): it reports writable only
 // below this, so audio waits in the bounded FrameQueue, where old frames are dropped,

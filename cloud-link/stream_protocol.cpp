@@ -44,7 +44,7 @@ std::set<std::string_view> keys_of(StreamRoute route, StreamType type) {
 }  // namespace
 
 uint32_t StreamMessage::frame_duration_us(size_t payload_bytes) const {
-  return opus() ? 20'000 : stream::pcm16_duration_us(payload_bytes, rate, channels);
+  return stream::frame_duration_us(opus(), payload_bytes, rate, channels);
 }
 
 std::string_view to_string(StreamDirection direction) {

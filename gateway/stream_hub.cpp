@@ -50,7 +50,7 @@ void StreamHub::open(const proto::StreamMessage& m) {
           header.stream = id;
           header.seq = it->second.next_seq++;
           header.capture_ms = capture_ms;
-          const uint32_t duration = it->second.opus ? 20'000 : stream::pcm16_duration_us(pcm.size(), it->second.rate, 1);
+          const uint32_t duration = stream::frame_duration_us(it->second.opus, pcm.size(), it->second.rate, 1);
           link_.send_stream_frame(id, duration, stream::encode_frame(header, pcm));
         },
         ended);
