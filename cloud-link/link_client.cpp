@@ -1,9 +1,11 @@
 // The gateway's WebSocket client to the cloud.
 #include "cloud-link/link_client.h"
 
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/clock.h"
@@ -69,16 +71,54 @@ lws_protocols LinkClient::protocol() {
   return p;
 }
 
+namespace {
+// Set by tune_context() for the callback that builds the client TLS context's CA store
+// (during lws_create_context(), on the same thread).
+bool g_system_ca_folder = true;
+
+// Without a CA file lws adds its own compiled-in folder (Debian's build: "../share",
+// relative to the working directory): the store is replaced by one that looks CAs up by
+// their subject's hash in OpenSSL's default folder (SSL_CERT_DIR, else /usr/lib/ssl/certs,
+// which is /etc/ssl/certs on Debian and Raspberry Pi OS, kept by update-ca-certificates).
+// Returns false (logged) if it could not.
+bool use_system_ca_folder(SSL_CTX* ctx) {
+  X509_STORE* store = X509_STORE_new();
+  X509_LOOKUP* lookup = store ? X509_STORE_add_lookup(store, X509_LOOKUP_hash_dir()) : nullptr;
+  if (!lookup || X509_LOOKUP_add_dir(lookup, nullptr, X509_FILETYPE_DEFAULT) != 1) {
+    X509_STORE_free(store);
+    LOG_ERROR("link") << "cannot set up the system's CA folder for wss:// (" << LinkClient::system_ca_folder() << ")";
+    return false;
+  }
+  SSL_CTX_set_cert_store(ctx, store);  // frees lws's store
+  return true;
+}
+}  // namespace
+
 void LinkClient::tune_context(const config::CloudLinkConfig& config, lws_context_creation_info& info) {
+  // Not lws's "OS CA certs": they load the system's whole CA bundle (~140 certificates,
+  // ~1 MiB of heap for a gateway that talks to one cloud). use_system_ca_folder() below
+  // puts the system's CA folder in their place, read one CA file at a time when a handshake
+  // needs it. A configured ca_file (a private CA: a few certificates) is loaded whole.
+  info.options |= LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
   static std::string ca;
-  ca = config.ca_file.empty() ? "/etc/ssl/certs/ca-certificates.crt" : config.ca_file;
-  info.client_ssl_ca_filepath = ca.c_str();
+  ca = config.ca_file;
+  g_system_ca_folder = ca.empty();
+  info.client_ssl_ca_filepath = ca.empty() ? nullptr : ca.c_str();
+}
+
+std::string LinkClient::system_ca_folder() {
+  const char* env = std::getenv(X509_get_default_cert_dir_env());
+  return env && *env ? env : X509_get_default_cert_dir();
 }
 
 void LinkClient::start() {
   started_ = true;
   if (config_.insecure) {
     LOG_WARN("link") << "TLS certificate verification is OFF (cloud.insecure=true): for development only";
+  } else if (tls_) {
+    LOG_INFO("link") << "the cloud's certificate is checked against "
+                     << (config_.ca_file.empty() ? "the system's CA folder " + system_ca_folder()
+                                                 : "the CAs in " + config_.ca_file);
   }
   connect();
 }
@@ -205,6 +245,9 @@ void LinkClient::want_write() {
 }
 
 int LinkClient::callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  if (reason == LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS) {  // context creation, no link yet
+    return g_system_ca_folder && !use_system_ca_folder(static_cast<SSL_CTX*>(user)) ? 1 : 0;
+  }
   auto* self = static_cast<LinkClient*>(lws_get_opaque_user_data(wsi));
   if (!self) return 0;
   if (reason == LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION) {

@@ -70,6 +70,8 @@ class LinkClient {
   static lws_protocols protocol();
   // Sets the context options a client needs (CA file). Call from EventLoop::Options::tune.
   static void tune_context(const config::CloudLinkConfig& config, lws_context_creation_info& info);
+  // Where the CAs are looked up without a cloud.ca_file: SSL_CERT_DIR, else OpenSSL's default.
+  static std::string system_ca_folder();
 
   void start();
   // Closes the link with a close frame; `closed` runs once it is gone.

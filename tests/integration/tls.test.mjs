@@ -1,7 +1,9 @@
 // wss:// between gateway and cloud with certificates made at test time: the
 // gateway verifies the server by default and says why when it refuses one.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { browser, cloudConfig, demoDevices, gatewayConfig, startCloud, startGateway, stop } from './flatlink.mjs';
@@ -57,5 +59,55 @@ describe('wss:// with certificate verification', () => {
     assert.match(line, /verif|certificate|issuer/i, line);
     assert.ok(!gw.output().includes('streaming from there'), 'the gateway connected to a server it should not trust');
     assert.ok(!cloud.output().includes('gateway=gw-x'), 'the cloud saw a hello from the refusing gateway');
+  });
+
+  // Without cloud.ca_file the gateway looks the server's CA up in the system's CA folder
+  // (OpenSSL's default, or SSL_CERT_DIR), by the hash of its subject, as the handshake needs it.
+  function caFolder(name, ...cas) {
+    const folder = path.join(dir, name);
+    mkdirSync(folder);
+    for (const ca of cas) copyFileSync(ca, path.join(folder, path.basename(ca)));
+    execFileSync('openssl', ['rehash', folder]);
+    return folder;
+  }
+
+  test("without cloud.ca_file: a CA in the system's CA folder (here SSL_CERT_DIR) is trusted", async () => {
+    const folder = caFolder('cas-trusted', otherCa, caFile);
+    assert.ok(readdirSync(folder).some((f) => /^[0-9a-f]{8}\.0$/.test(f)), 'openssl rehash made no hash link');
+    const gwCfg = gatewayConfig({
+      id: 'gw-s', flat: 'flat-t', token: flat.token, url: `wss://localhost:${cloudCfg.port}/`, devices: demoDevices(),
+    });
+    const gw = await startProcess(binaries.gateway, ['--config', gwCfg.file], {
+      env: { SSL_CERT_DIR: folder },
+      readyPattern: 'streaming from there',
+    });
+    started.push(gw);
+    assert.ok(gw.output().includes(`checked against the system's CA folder ${folder}`), gw.output());
+    await cloud.waitForLine('gateway=gw-s version=');
+    await stop(gw);
+    started.pop();
+  });
+
+  test("without cloud.ca_file: a server whose CA is not in the system's CA folder is refused", async () => {
+    // libwebsockets' own default folder (Debian's build: "../share", from the working
+    // directory) holding the right CA must not count either.
+    caFolder('share', caFile);
+    const work = path.join(dir, 'work');
+    mkdirSync(work);
+    for (const [name, env] of [
+      ['the system folder', {}],
+      ['a folder with another CA', { SSL_CERT_DIR: caFolder('cas-other', otherCa) }],
+      ['the system folder, with the CA in ../share', {}],
+    ]) {
+      const id = `gw-r${started.length}`;
+      const gwCfg = gatewayConfig({
+        id, flat: 'flat-t', token: flat.token, url: `wss://localhost:${cloudCfg.port}/`, devices: demoDevices(),
+      });
+      const gw = await startProcess(binaries.gateway, ['--config', gwCfg.file], { env, cwd: work, readyPattern: /link to .* down/ });
+      started.push(gw);
+      const line = gw.lines.find((l) => /link to .* down/.test(l));
+      assert.match(line, /unable to get local issuer certificate/, `${name}: ${line}`);
+      assert.ok(!cloud.output().includes(`gateway=${id}`), `${name}: the cloud saw a hello from the refusing gateway`);
+    }
   });
 });
