@@ -95,9 +95,8 @@ describe('wss:// with certificate verification', () => {
     const work = path.join(dir, 'work');
     mkdirSync(work);
     for (const [name, env] of [
-      ['the system folder', {}],
+      ['the system folder (and the CA in ../share)', {}],
       ['a folder with another CA', { SSL_CERT_DIR: caFolder('cas-other', otherCa) }],
-      ['the system folder, with the CA in ../share', {}],
     ]) {
       const id = `gw-r${started.length}`;
       const gwCfg = gatewayConfig({
