@@ -255,10 +255,7 @@ std::string Server::reload(config::CloudConfig next) {
   if (next.listen_address != config_.listen_address || next.port != config_.port) restart.push_back("listen address/port");
   if (next.tls.cert_file != config_.tls.cert_file || next.tls.key_file != config_.tls.key_file) restart.push_back("tls");
   if (!next.dashboard_dir.empty() && next.dashboard_dir != config_.dashboard_dir) restart.push_back("dashboard_dir");
-  if (next.backplane.enabled != config_.backplane.enabled || next.backplane.instance_id != config_.backplane.instance_id ||
-      next.backplane.brokers.size() != config_.backplane.brokers.size()) {
-    restart.push_back("backplane");
-  }
+  if (next.backplane != config_.backplane) restart.push_back("backplane");
   config_.log_level = next.log_level;
   config_.limits = next.limits;  // read per use: new connections and messages see them
   std::vector<config::FlatConfig> before = std::exchange(config_.flats, std::move(next.flats));

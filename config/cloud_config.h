@@ -43,6 +43,7 @@ struct LimitsConfig {
 struct BackplaneBroker {
   std::string host;
   uint16_t port = 1883;
+  bool operator==(const BackplaneBroker&) const = default;
 };
 
 struct BackplaneConfig {
@@ -63,6 +64,7 @@ struct BackplaneConfig {
   // A gateway that moved here is answered once the statuses its last holder acknowledged have
   // arrived over the backplane, or after this long (the rest then count as a gap).
   uint32_t catch_up_ms = 10'000;
+  bool operator==(const BackplaneConfig&) const = default;  // a reload tells a change apart
 };
 
 struct CloudConfig {

@@ -299,6 +299,20 @@ describe('two cloud instances over one Mosquitto', () => {
     gw.close();
   });
 
+  test('a reload that changes the backplane (same number of brokers) says it applies at a restart; the instance stays joined', async () => {
+    const original = JSON.stringify(A.cfg.config, null, 2);
+    const next = structuredClone(A.cfg.config);
+    next.backplane.brokers = [`mqtt://127.0.0.1:${broker.port + 1}`];
+    next.backplane.keepalive_s = 7;
+    writeFileSync(A.cfg.file, JSON.stringify(next, null, 2));
+    const seen = A.proc.lines.length;
+    A.proc.kill('SIGHUP');
+    await waitFor(() => A.proc.lines.slice(seen).find((l) => l.includes('reload applied')), 5000, { message: 'the reload' });
+    writeFileSync(A.cfg.file, original);
+    assert.match(A.proc.lines.slice(seen).find((l) => l.includes('reload applied')), /applied only at a restart: backplane/);
+    assert.equal((await metrics(A.port)).flatlink_backplane_connected, 1);
+  });
+
   test('an instance that dies is noticed through its will: its flat shows offline on the others', async () => {
     const gw = await helloGateway(B.port, flatA, 'gw-a', [lamp('lamp-1')], 300);
     const b = await browser(A.port, loginA);
