@@ -370,6 +370,20 @@ int LinkClient::handle(lws* wsi, lws_callback_reasons reason, void* in, size_t l
       schedule_retry("connection closed");
       return 0;
 
+    case LWS_CALLBACK_WSI_DESTROY:
+      // Our connection going away without CLIENT_CONNECTION_ERROR or CLIENT_CLOSED first: lws
+      // 4.1 ends an attempt whose upgrade request got no answer in time that way (after
+      // CLOSED_CLIENT_HTTP), e.g. from a cloud swamped by a reconnect storm. Without this the
+      // link waited for the connect timer and then held a freed wsi.
+      if (wsi != wsi_) return 0;  // already handled, or a connection given up
+      went_down();
+      if (stopping_) {
+        if (on_closed_) std::exchange(on_closed_, nullptr)();
+        return 0;
+      }
+      schedule_retry("closed before the WebSocket upgrade was answered");
+      return 0;
+
     default:
       return 0;
   }
