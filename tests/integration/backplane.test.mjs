@@ -503,8 +503,8 @@ async function startNatsCluster() {
     try {
       return await startNatsClusterOnce();
     } catch (err) {
-      if (attempt >= 3 || !/address already in use/.test(err.message)) throw err;
-      console.log(`# nats cluster: a port was taken meanwhile; starting again (attempt ${attempt + 1})`);
+      if (attempt >= 3) throw err;
+      console.log(`# nats cluster did not start (${err.message.split('\n')[0]}); starting again (attempt ${attempt + 1})`);
     }
   }
 }
@@ -534,22 +534,24 @@ async function startNatsClusterOnce() {
       ].join('\n'),
     );
   }
+  // Any failure stops the nodes already started: a node left running would keep this test
+  // file's process alive after its last test (and ctest waiting for it until its timeout).
   try {
     for (const n of nodes) n.proc = await startProcess(natsServer, ['-c', n.conf], { readyPattern: 'Server is ready', timeoutMs: 15_000 });
+    // MQTT needs JetStream's meta leader: wait until a client can connect and subscribe on every node.
+    for (const n of nodes) {
+      await waitFor(
+        async () =>
+          (await run('/usr/bin/mosquitto_sub', ['-h', '127.0.0.1', '-p', String(n.mqtt), '-t', 'flatlink/probe', '-W', '1', '-i', `probe-${n.name}`], { timeoutMs: 5000 })).stderr.includes('Timed out'),
+        20_000,
+        { intervalMs: 200, message: `nats node ${n.name} to take MQTT subscriptions` },
+      );
+    }
+    return nodes;
   } catch (err) {
     for (const n of nodes) if (n.proc) await stop(n.proc).catch(() => {});
     throw err;
   }
-  // MQTT needs JetStream's meta leader: wait until a client can connect and subscribe on every node.
-  for (const n of nodes) {
-    await waitFor(
-      async () =>
-        (await run('/usr/bin/mosquitto_sub', ['-h', '127.0.0.1', '-p', String(n.mqtt), '-t', 'flatlink/probe', '-W', '1', '-i', `probe-${n.name}`], { timeoutMs: 5000 })).stderr.includes('Timed out'),
-      20_000,
-      { intervalMs: 200, message: `nats node ${n.name} to take MQTT subscriptions` },
-    );
-  }
-  return nodes;
 }
 
 describe('a 3-node nats-server cluster: a broker node and a cloud instance die during a status stream', { skip: !natsServer && 'nats-server is not installed (scripts/install-deps.sh)' }, () => {

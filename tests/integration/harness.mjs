@@ -39,6 +39,23 @@ process.on('exit', () => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
+// But a child still running keeps the process from ending: under `node --test`, one that
+// outlives a file's last test by 5 s (a test's clean-up that failed) is killed and named,
+// so that the file ends instead of holding ctest until its timeout.
+if (process.env.NODE_TEST_CONTEXT) {
+  const { after } = await import('node:test');
+  after(() => {
+    setTimeout(() => {
+      for (const child of live) {
+        console.error(`leaked process killed 5 s after the last test: ${describe(child)}`);
+        child.kill('SIGKILL');
+        child.stdout?.destroy(); // (its own children may hold the pipes open)
+        child.stderr?.destroy();
+      }
+    }, 5000).unref();
+  });
+}
+
 // Whether something accepts TCP connections on 127.0.0.1:port now.
 export function portAccepts(port) {
   return new Promise((resolve) => {
@@ -52,16 +69,26 @@ export function portAccepts(port) {
 }
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
+// A port free now on 127.0.0.1, never one this process was given before: the kernel may
+// hand a just-closed port out again, and two servers of one test (a cluster's nodes) were
+// once given the same one.
+const portsGiven = new Set();
+export async function freePort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const server = net.createServer();
+      server.unref();
+      server.on('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address();
+        server.close(() => resolve(port));
+      });
     });
-  });
+    if (!portsGiven.has(port)) {
+      portsGiven.add(port);
+      return port;
+    }
+  }
 }
 
 function matches(pattern, line) {
