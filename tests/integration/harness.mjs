@@ -40,19 +40,20 @@ process.on('exit', () => {
 });
 
 // But a child still running keeps the process from ending: under `node --test`, one that
-// outlives a file's last test by 5 s (a test's clean-up that failed) is killed and named,
-// so that the file ends instead of holding ctest until its timeout.
+// outlives a file's last test by 20 s (a test's clean-up that failed; the file's own `after`
+// hooks get those 20 s to stop theirs) is killed and named, so that the file ends instead of
+// holding ctest until its timeout.
 if (process.env.NODE_TEST_CONTEXT) {
   const { after } = await import('node:test');
   after(() => {
     setTimeout(() => {
       for (const child of live) {
-        console.error(`leaked process killed 5 s after the last test: ${describe(child)}`);
+        console.error(`leaked process killed 20 s after the last test: ${describe(child)}`);
         child.kill('SIGKILL');
         child.stdout?.destroy(); // (its own children may hold the pipes open)
         child.stderr?.destroy();
       }
-    }, 5000).unref();
+    }, 20_000).unref();
   });
 }
 
