@@ -19,9 +19,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { alsaFileConfig, encodeFrame, tone } from '../tests/integration/audio.mjs';
+import { alsaFileConfig, encodeFrame, streamBrowser, tone } from '../tests/integration/audio.mjs';
 import { cloudConfig, gatewayConfig, metrics, startCloud } from '../tests/integration/flatlink.mjs';
-import { streamBrowser } from '../tests/integration/audio.mjs';
 import { binaries, freePort, repoRoot, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
 
 const argv = process.argv.slice(2);
