@@ -6,14 +6,14 @@
 #include <variant>
 
 #include "common/log.h"
-#include "device-adapters/mqtt/mqtt_session.h"
+#include "mqtt/mqtt_session.h"
 
 namespace flatlink::cloud {
 namespace {
 
-using adapters::mqtt::Message;
-using adapters::mqtt::Session;
-using adapters::mqtt::SessionOptions;
+using mqtt::Message;
+using mqtt::Session;
+using mqtt::SessionOptions;
 
 constexpr uint32_t kStateIntervalMs = 100;    // retained states are published at most this often per flat
 constexpr uint32_t kRefusalLogBurst = 10;     // refusal log lines per window

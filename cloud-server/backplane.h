@@ -5,7 +5,7 @@
 // through BackplaneListener, what other instances said. docs/scale-out.md has
 // the topic layout and the delivery rules.
 //
-// The broker connection is device-adapters/mqtt's Session (libmosquitto on its
+// The broker connection is mqtt/mqtt_session.h's Session (libmosquitto on its
 // own thread, everything handed to the loop with EventLoop::post).
 //
 // Threads: loop thread only; listener calls come on the loop thread.
@@ -40,10 +40,10 @@
 #include "common/event_loop.h"
 #include "config/cloud_config.h"
 
-namespace flatlink::adapters::mqtt {
+namespace flatlink::mqtt {
 class Session;
 struct Message;
-}  // namespace flatlink::adapters::mqtt
+}  // namespace flatlink::mqtt
 
 namespace flatlink::cloud {
 
@@ -110,7 +110,7 @@ class Backplane {
 
   void on_connected();
   void on_disconnected(const std::string& why);
-  void on_message(adapters::mqtt::Message& message);
+  void on_message(mqtt::Message& message);
   void on_published(int mid);
   void enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe = {});
   bool send(std::list<Outgoing>::iterator out);
@@ -124,7 +124,7 @@ class Backplane {
   const Clock& clock_;
   Metrics& metrics_;
   BackplaneListener& listener_;
-  std::unique_ptr<adapters::mqtt::Session> session_;
+  std::unique_ptr<mqtt::Session> session_;
   std::set<std::string> watched_;
   std::set<std::string> dead_;           // instances whose will we saw
   std::list<Outgoing> unsafe_;           // not yet acknowledged by the broker, in publish order

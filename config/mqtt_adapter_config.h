@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/device_model.h"
+#include "config/mqtt_tls.h"
 
 namespace flatlink::config {
 
@@ -41,13 +42,6 @@ struct MqttPreset {
   std::vector<std::string> devices;            // tasmota: each device's %topic%
   std::string base_topic = "zigbee2mqtt";      // zigbee2mqtt
   std::string discovery_prefix = "homeassistant";  // homeassistant
-};
-
-struct MqttTls {
-  bool enabled = false;  // "tls" present in the config
-  std::string ca_file;   // empty: the system's CA folder
-  std::string cert_file; // client certificate, with key_file
-  std::string key_file;
 };
 
 struct MqttAdapterConfig {

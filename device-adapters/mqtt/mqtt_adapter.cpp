@@ -9,12 +9,27 @@
 #include <optional>
 
 #include "common/log.h"
-#include "device-adapters/mqtt/mqtt_session.h"
 #include "device-adapters/mqtt/payload.h"
 #include "device-adapters/mqtt/source.h"
+#include "mqtt/mqtt_session.h"
 
 namespace flatlink::adapters::mqtt {
 namespace {
+
+SessionOptions session_options(const config::MqttAdapterConfig& config) {
+  SessionOptions options;
+  options.log_name = "adapter=" + config.name;
+  options.brokers.push_back(SessionOptions::Broker{config.host, config.port});
+  options.client_id = config.client_id;
+  options.clean_session = false;
+  options.keepalive_s = config.keepalive_s;
+  options.username = config.username;
+  options.password = config.password;
+  options.tls = config.tls;
+  options.backoff = BackoffPolicy{config.backoff_base_ms, config.backoff_max_ms, 50};
+  options.max_payload = config.max_payload_bytes;
+  return options;
+}
 
 constexpr int64_t kBadPayloadLogIntervalMs = 60'000;
 constexpr size_t kMaxBadPayloadKeys = 4096;
@@ -26,7 +41,7 @@ class MqttAdapter final : public Adapter, public SourceHost {
         loop_(loop),
         host_(host),
         clock_(clock),
-        session_(config_, loop_,
+        session_(session_options(config_), loop_,
                  Session::Callbacks{[this] { on_connected(); }, [this](const std::string& why) { on_disconnected(why); },
                                     [this](Message& m) { on_message(m); }, {}}) {
     for (const auto& preset : config_.presets) {

@@ -14,9 +14,13 @@
 
 #include "common/device_model.h"
 #include "config/mqtt_adapter_config.h"
-#include "device-adapters/mqtt/mqtt_session.h"
+#include "mqtt/mqtt_session.h"
 
 namespace flatlink::adapters::mqtt {
+
+using flatlink::mqtt::Message;
+using flatlink::mqtt::Session;
+using flatlink::mqtt::SessionOptions;
 
 class Source;
 

@@ -1,6 +1,6 @@
 // The broker connection on its own thread: connect, reconnect with backoff,
 // resubscribe on every CONNACK, and a bounded hand-over queue to the loop.
-#include "device-adapters/mqtt/mqtt_session.h"
+#include "mqtt/mqtt_session.h"
 
 #include <mosquitto.h>
 
@@ -17,7 +17,7 @@
 #include "common/backoff.h"
 #include "common/log.h"
 
-namespace flatlink::adapters::mqtt {
+namespace flatlink::mqtt {
 namespace {
 
 // Messages waiting for the loop. When the loop falls this far behind, the
@@ -173,21 +173,6 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
   }
   mosquitto_user_data_set(s->mosq, nullptr);
   done.set_value();
-}
-
-SessionOptions SessionOptions::from(const config::MqttAdapterConfig& config) {
-  SessionOptions options;
-  options.log_name = "adapter=" + config.name;
-  options.brokers.push_back(Broker{config.host, config.port});
-  options.client_id = config.client_id;
-  options.clean_session = false;
-  options.keepalive_s = config.keepalive_s;
-  options.username = config.username;
-  options.password = config.password;
-  options.tls = config.tls;
-  options.backoff = BackoffPolicy{config.backoff_base_ms, config.backoff_max_ms, 50};
-  options.max_payload = config.max_payload_bytes;
-  return options;
 }
 
 Session::Session(SessionOptions options, EventLoop& loop, Callbacks callbacks)
@@ -435,4 +420,4 @@ void Session::deliver() {
   }
 }
 
-}  // namespace flatlink::adapters::mqtt
+}  // namespace flatlink::mqtt

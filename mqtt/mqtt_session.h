@@ -27,9 +27,9 @@
 
 #include "common/backoff.h"
 #include "common/event_loop.h"
-#include "config/mqtt_adapter_config.h"
+#include "config/mqtt_tls.h"
 
-namespace flatlink::adapters::mqtt {
+namespace flatlink::mqtt {
 
 struct Message {
   std::string topic;
@@ -38,7 +38,7 @@ struct Message {
   size_t oversize = 0;  // when the payload was over the cap: its size (payload is then empty)
 };
 
-// What a Session connects to and how; the adapter's config maps onto it (from()).
+// What a Session connects to and how (the MQTT adapter and the backplane map their configs onto it).
 struct SessionOptions {
   struct Broker {
     std::string host;
@@ -57,8 +57,6 @@ struct SessionOptions {
   std::string will_topic;        // empty: no will
   std::string will_payload;
   bool will_retain = false;
-
-  static SessionOptions from(const config::MqttAdapterConfig& config);
 };
 
 class Session {
@@ -71,8 +69,6 @@ class Session {
   };
 
   Session(SessionOptions options, EventLoop& loop, Callbacks callbacks);
-  Session(const config::MqttAdapterConfig& config, EventLoop& loop, Callbacks callbacks)
-      : Session(SessionOptions::from(config), loop, std::move(callbacks)) {}
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -105,4 +101,4 @@ class Session {
   bool connected_ = false;
 };
 
-}  // namespace flatlink::adapters::mqtt
+}  // namespace flatlink::mqtt
