@@ -19,6 +19,10 @@ constexpr uint32_t kStateIntervalMs = 100;    // retained states are published a
 constexpr uint32_t kRefusalLogBurst = 10;     // refusal log lines per window
 constexpr int64_t kRefusalWindowMs = 10'000;
 constexpr size_t kMaxUnsafe = 200'000;        // unacknowledged publishes kept across a broker outage
+// Handed to the session and not yet acknowledged: far below 65,535 (libmosquitto's 16-bit
+// message ids) and enough to keep a loopback or LAN broker busy.
+constexpr size_t kMaxInFlight = 1'000;
+constexpr size_t kMaxInFlightBytes = 4 << 20;
 
 }  // namespace
 
@@ -117,9 +121,9 @@ void Backplane::subscribe_flat(const std::string& flat, bool subscribe) {
 }
 
 void Backplane::publish_gateway_message(const std::string& flat, const std::string& gateway, const std::string& encoded,
-                                        std::function<void()> on_safe) {
+                                        std::function<void()> on_safe, std::function<void()> on_dropped) {
   enqueue(flat_topic(flat, "status"), backplane::encode_gateway_message(flat, config_.instance_id, gateway, encoded),
-          false, std::move(on_safe));
+          false, std::move(on_safe), std::move(on_dropped));
 }
 
 void Backplane::state_changed(const std::string& flat, bool now) {
@@ -165,25 +169,34 @@ void Backplane::send_accepted(const std::string& flat, const std::string& to, co
   enqueue(flat_topic(flat, "results/" + to), backplane::encode_accepted(flat, config_.instance_id, command_id), false);
 }
 
-void Backplane::enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe) {
+void Backplane::enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe,
+                        std::function<void()> on_dropped) {
   if (unsafe_.size() >= kMaxUnsafe) {
     // Only reachable when the broker is gone for long: statuses stop being
-    // acknowledged long before (the gateways' windows), so this drops states/claims.
-    LOG_WARN("backplane") << "instance=" << config_.instance_id << " " << unsafe_.size()
-                          << " messages wait for the broker; dropping topic=" << topic;
+    // acknowledged long before (the gateways' windows). Refused loudly: the
+    // caller hears it (a gateway's link is closed and resends), and it is counted.
+    ++metrics_.backplane_dropped;
+    LOG_ERROR("backplane") << "instance=" << config_.instance_id << " " << unsafe_.size()
+                           << " messages wait for the broker; dropping topic=" << log::q(topic.substr(0, 200));
+    if (on_dropped) on_dropped();
     return;
   }
+  const bool pending_before = unsent_ != unsafe_.end();
   unsafe_.push_back(Outgoing{std::move(topic), std::move(payload), retain, std::move(on_safe)});
-  if (connected()) send(std::prev(unsafe_.end()));
+  if (!pending_before) unsent_ = std::prev(unsafe_.end());
+  pump();
 }
 
-// Publishes an entry of unsafe_; false when the connection is gone (on_connected sends it again).
-bool Backplane::send(std::list<Outgoing>::iterator out) {
-  int mid = 0;
-  if (!session_->publish(out->topic, out->payload, out->retain, &mid)) return false;
-  ++metrics_.backplane_messages_out;
-  in_flight_[mid] = out;
-  return true;
+void Backplane::pump() {
+  if (!connected()) return;  // on_connected starts again from the oldest
+  while (unsent_ != unsafe_.end() && in_flight_.size() < kMaxInFlight && in_flight_bytes_ < kMaxInFlightBytes) {
+    int mid = 0;
+    if (!session_->publish(unsent_->topic, unsent_->payload, unsent_->retain, &mid)) return;
+    ++metrics_.backplane_messages_out;
+    in_flight_bytes_ += unsent_->payload.size();
+    in_flight_[mid] = unsent_;
+    ++unsent_;
+  }
 }
 
 void Backplane::on_published(int mid) {
@@ -191,8 +204,10 @@ void Backplane::on_published(int mid) {
   if (it == in_flight_.end()) return;  // from before a reconnect: its copy was sent again
   auto entry = it->second;
   in_flight_.erase(it);
+  in_flight_bytes_ -= entry->payload.size();
   std::function<void()> on_safe = std::move(entry->on_safe);
   unsafe_.erase(entry);
+  pump();
   if (on_safe) on_safe();
 }
 
@@ -203,9 +218,9 @@ void Backplane::on_connected() {
                         << " messages to publish again, " << watched_.size() << " flats watched";
   session_->publish(instance_topic(config_.instance_id), backplane::encode_instance(config_.instance_id, true), true);
   in_flight_.clear();
-  for (auto it = unsafe_.begin(); it != unsafe_.end(); ++it) {
-    if (!send(it)) break;
-  }
+  in_flight_bytes_ = 0;
+  unsent_ = unsafe_.begin();
+  pump();
   listener_.backplane_up();
   if (!dirty_states_.empty()) flush_states();
 }
@@ -213,6 +228,8 @@ void Backplane::on_connected() {
 void Backplane::on_disconnected(const std::string& why) {
   metrics_.backplane_connected = false;
   in_flight_.clear();  // unacknowledged ones are published again on connect
+  in_flight_bytes_ = 0;
+  unsent_ = unsafe_.begin();
   LOG_WARN("backplane") << "instance=" << config_.instance_id << " broker connection lost (" << why << "); "
                         << unsafe_.size() << " messages wait for the next one";
 }
