@@ -5,6 +5,9 @@
 #include <utility>
 #include <variant>
 
+#include <openssl/rand.h>
+
+#include "cloud-server/auth.h"
 #include "common/log.h"
 #include "mqtt/mqtt_session.h"
 
@@ -39,7 +42,16 @@ Backplane::Backplane(const config::BackplaneConfig& config, const config::Limits
       listener_(listener),
       state_timer_(loop, [this] { flush_states(); }) {
   metrics_.backplane_enabled = true;
+  unsigned char rnd[8];
+  RAND_bytes(rnd, sizeof rnd);
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char c : rnd) {
+    run_ += kHex[c >> 4];
+    run_ += kHex[c & 15];
+  }
+  started_ms_ = clock_.wall_ms();
   check_context_.instance = config_.instance_id;
+  check_context_.run = run_;
   check_context_.knows_flat = [this](const std::string& flat) { return listener_.backplane_knows_flat(flat); };
   check_context_.watching = [this](const std::string& flat) { return watched_.count(flat) != 0; };
 }
@@ -211,12 +223,33 @@ void Backplane::on_published(int mid) {
   if (on_safe) on_safe();
 }
 
+void Backplane::set_accounts(const std::vector<config::FlatConfig>& flats) {
+  std::string all;
+  for (const auto& flat : flats) {
+    all += flat.id + '\n' + flat.gateway_token_sha256 + '\n';
+    for (const auto& user : flat.users) all += user.name + '\n' + user.password_hash + '\n';
+    all += '\n';
+  }
+  const std::string digest = hash_token(all).substr(0, 16);
+  if (digest == accounts_) return;
+  accounts_ = digest;
+  if (connected()) publish_online();
+}
+
+void Backplane::publish_online() {
+  session_->publish(instance_topic(config_.instance_id),
+                    backplane::encode_instance(config_.instance_id, true,
+                                               backplane::InstanceRun{run_, started_ms_, clock_.wall_ms(), accounts_}),
+                    true);
+}
+
 void Backplane::on_connected() {
+  if (fatal_) return;
   metrics_.backplane_connected = true;
   dead_.erase(config_.instance_id);
-  LOG_INFO("backplane") << "instance=" << config_.instance_id << " connected; " << unsafe_.size()
+  LOG_INFO("backplane") << "instance=" << config_.instance_id << " connected; run=" << run_ << ", " << unsafe_.size()
                         << " messages to publish again, " << watched_.size() << " flats watched";
-  session_->publish(instance_topic(config_.instance_id), backplane::encode_instance(config_.instance_id, true), true);
+  publish_online();
   in_flight_.clear();
   in_flight_bytes_ = 0;
   unsent_ = unsafe_.begin();
@@ -254,6 +287,44 @@ void Backplane::refuse(const std::string& topic, const std::string& why) {
                         << " refused: " << why;
 }
 
+void Backplane::on_instance(const backplane::InstanceStatus& m) {
+  if (m.instance == config_.instance_id) {
+    // Another process with our instance_id (check_message keeps only other runs). The one that
+    // started later leaves; a message published before this process started is an earlier
+    // run's, left in the broker (a crash): not a live process.
+    if (!m.online || fatal_) return;
+    const bool they_are_older = std::tie(m.started_ms, m.run) < std::tie(started_ms_, run_);
+    if (they_are_older && m.at_ms >= started_ms_) {
+      fatal_ = true;
+      const std::string why = "instance_id " + config_.instance_id + " is already used by a running flatlink-cloud (run " +
+                              m.run + "): each instance needs an instance_id of its own";
+      LOG_ERROR("backplane") << "instance=" << config_.instance_id << " run=" << run_ << " " << why;
+      session_->stop();
+      metrics_.backplane_connected = false;
+      if (on_fatal_) on_fatal_(why);
+    } else if (!they_are_older) {
+      LOG_ERROR("backplane") << "instance=" << config_.instance_id << " run=" << run_
+                             << " another process started later with this instance_id (run " << m.run
+                             << "); it leaves: each instance needs an instance_id of its own";
+    }
+    return;
+  }
+  if (m.online) {
+    if (dead_.erase(m.instance)) LOG_INFO("backplane") << "instance=" << m.instance << " is back";
+    if (!m.accounts.empty() && !accounts_.empty() && m.accounts != accounts_ &&
+        accounts_warned_[m.instance] != m.accounts) {
+      accounts_warned_[m.instance] = m.accounts;
+      LOG_WARN("backplane") << "instance=" << config_.instance_id << " other=" << m.instance
+                            << " the instances' accounts differ (flats, gateway tokens or users; digest " << m.accounts
+                            << " there, " << accounts_ << " here): a login or token may work on one and not the other;"
+                               " give every instance the same flats";
+    }
+  } else if (dead_.insert(m.instance).second) {
+    LOG_WARN("backplane") << "instance=" << m.instance << " left or died (its will); its flats show offline";
+    listener_.instance_down(m.instance);
+  }
+}
+
 void Backplane::on_message(Message& message) {
   ++metrics_.backplane_messages_in;
   check_context_.max_message_bytes = limits_.max_message_bytes;  // a reload may change it
@@ -270,12 +341,7 @@ void Backplane::on_message(Message& message) {
                                    << " message for a flat not watched now; ignored";
           }
         } else if constexpr (std::is_same_v<T, backplane::InstanceStatus>) {
-          if (m.online) {
-            if (dead_.erase(m.instance)) LOG_INFO("backplane") << "instance=" << m.instance << " is back";
-          } else if (dead_.insert(m.instance).second) {
-            LOG_WARN("backplane") << "instance=" << m.instance << " left or died (its will); its flats show offline";
-            listener_.instance_down(m.instance);
-          }
+          on_instance(m);
         } else if constexpr (std::is_same_v<T, backplane::GatewayMessage>) {
           listener_.remote_gateway_message(m.flat, m.from, m.gateway, m.message);
         } else if constexpr (std::is_same_v<T, backplane::StateMessage>) {

@@ -33,11 +33,13 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "cloud-link/protocol.h"
 #include "cloud-server/backplane_messages.h"
@@ -83,6 +85,13 @@ class Backplane {
 
   bool start();
   void stop();
+  // Another process runs with this instance_id and started first: this one must not join
+  // (the broker would hand their one MQTT session back and forth). Called once, with the
+  // reason, on the loop thread; the owner stops the process with an error.
+  void on_fatal(std::function<void(const std::string& why)> fatal) { on_fatal_ = std::move(fatal); }
+  // The flats, tokens and users this instance accepts (a digest goes with its online message:
+  // instances whose accounts differ are logged). At start and after a reload.
+  void set_accounts(const std::vector<config::FlatConfig>& flats);
   bool connected() const;
   const std::string& instance() const { return config_.instance_id; }
   // Not known to be dead (its will has not been seen since it last said online).
@@ -126,6 +135,8 @@ class Backplane {
   void subscribe_flat(const std::string& flat, bool subscribe);
   void flush_states();
   void refuse(const std::string& topic, const std::string& why);
+  void publish_online();
+  void on_instance(const backplane::InstanceStatus& status);
 
   const config::BackplaneConfig& config_;
   const config::LimitsConfig& limits_;
@@ -136,6 +147,12 @@ class Backplane {
   std::unique_ptr<mqtt::Session> session_;
   std::set<std::string> watched_;
   std::set<std::string> dead_;           // instances whose will we saw
+  std::string run_;                      // this process's run: random, with its start time
+  int64_t started_ms_ = 0;
+  std::string accounts_;                 // digest of the accounts (set_accounts)
+  std::function<void(const std::string&)> on_fatal_;
+  bool fatal_ = false;
+  std::map<std::string, std::string> accounts_warned_;  // instance -> the differing digest logged
   std::list<Outgoing> unsafe_;           // not yet acknowledged by the broker, in publish order
   std::list<Outgoing>::iterator unsent_ = unsafe_.end();  // the first of unsafe_ not handed to the session
   std::unordered_map<int, std::list<Outgoing>::iterator> in_flight_;  // handed to the session, by mid
