@@ -11,7 +11,17 @@ bool reserved_name(const std::string& name) {
   return name == "dev" || name == "set" || name == "ok" || name == "error";
 }
 
-std::string type_word(ValueType type) { return std::string(to_string(type)); }
+// The configuration's words for the types (the wire writes bool and int for the first two).
+std::string type_word(ValueType type) {
+  switch (type) {
+    case ValueType::boolean: return "boolean";
+    case ValueType::integer: return "integer";
+    case ValueType::number: return "number";
+    case ValueType::enumeration: return "enum";
+    case ValueType::text: return "text";
+  }
+  return "?";
+}
 
 }  // namespace
 

@@ -191,14 +191,14 @@ TEST_CASE("the serial example file loads as it ships") {
 // rules and on the wire. One vocabulary now; the old spelling still loads, with a warning.
 TEST_CASE("a capability type is enum in every config; the old spelling enumeration loads with a deprecation warning") {
   Json s = good_serial();
-  s["devices"][1]["capabilities"][2] = Json{{"name", "mode"}, {"type", "enumeration"}, {"options", {"eco", "comfort"}}};
+  s["devices"][1]["capabilities"][1] = Json{{"name", "mode"}, {"type", "enumeration"}, {"options", {"eco", "comfort"}}};
   const std::string log = contract::capture_stderr([&] {
     const Loaded<GatewayConfig> loaded = parse_gateway_config(gateway_with(s).dump(), "gateway.json");
     REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
     const auto& serial = std::get<SerialAdapterConfig>(std::get<GatewayConfig>(loaded).adapters[1]);
-    CHECK(serial.devices[1].capabilities[2].type == ValueType::enumeration);
-    CHECK(to_string(serial.devices[1].capabilities[2].type) == "enum");
+    CHECK(serial.devices[1].capabilities[1].type == ValueType::enumeration);
+    CHECK(to_string(serial.devices[1].capabilities[1].type) == "enum");
   });
-  CHECK(log.find("WARN config: gateway.json: adapters[1].devices[1].capabilities[2].type: \"enumeration\" is the old "
+  CHECK(log.find("WARN config: gateway.json: adapters[1].devices[1].capabilities[1].type: \"enumeration\" is the old "
                  "spelling of \"enum\"") != std::string::npos);
 }
