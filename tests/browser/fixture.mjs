@@ -37,13 +37,15 @@ export async function hashPassword(password) {
 // flats: [{ id, name, token, users: [{ name, password }] }]. Resolves once it listens.
 // Restarting on the same port: pass the same `configFile` back as { configFile }.
 // limits: the config's "limits" object (e.g. { command_timeout_ms: 1000 }).
-export async function startCloud({ port, flats, configFile, logLevel = 'info', limits } = {}) {
+// dashboardDir: serve the dashboard from there (the config's dashboard_dir).
+export async function startCloud({ port, flats, configFile, logLevel = 'info', limits, dashboardDir } = {}) {
   if (!configFile) {
     const config = {
       listen_address: '127.0.0.1',
       port,
       log_level: logLevel,
       ...(limits ? { limits } : {}),
+      ...(dashboardDir ? { dashboard_dir: dashboardDir } : {}),
       flats: await Promise.all(
         flats.map(async (f) => ({
           id: f.id,
