@@ -155,6 +155,10 @@ int main(int argc, char** argv) {
   install_test_faults(loop);
   notifier.start();
   const int rc = loop.run();
+  if (!server.failure().empty()) {
+    LOG_ERROR("server") << "stopped: " << server.failure();
+    return cli::kExitFailure;
+  }
   LOG_INFO("server") << "stopped";
   return rc == 0 ? cli::kExitOk : cli::kExitFailure;
 }

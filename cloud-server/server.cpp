@@ -239,6 +239,11 @@ void Server::start(EventLoop& loop) {
   if (config_.backplane.enabled) {
     backplane_ = std::make_unique<Backplane>(config_.backplane, config_.limits, loop, clock_, metrics_, *router_);
     router_->attach_backplane(backplane_.get());
+    backplane_->set_accounts(config_.flats);
+    backplane_->on_fatal([this](const std::string& why) {
+      failure_ = why;
+      loop_->request_stop();
+    });
     if (!backplane_->start()) {
       LOG_ERROR("server") << "backplane not started (see above); this instance runs alone";
       router_->attach_backplane(nullptr);
@@ -260,6 +265,7 @@ std::string Server::reload(config::CloudConfig next) {
   config_.limits = next.limits;  // read per use: new connections and messages see them
   std::vector<config::FlatConfig> before = std::exchange(config_.flats, std::move(next.flats));
   std::string summary = router_->flats_changed(before);
+  if (backplane_) backplane_->set_accounts(config_.flats);
   if (!restart.empty()) {
     summary += "; changed but applied only at a restart:";
     for (const auto& what : restart) summary += " " + what;

@@ -34,6 +34,8 @@ class Server {
   void stop(std::function<void()> done);
 
   Metrics& metrics() { return metrics_; }
+  // Why the server asked to stop with an error (e.g. its backplane instance_id is taken); empty: it did not.
+  const std::string& failure() const { return failure_; }
 
   // Applies a newly loaded config (SIGHUP) without dropping links: flats, users,
   // tokens (see Router::flats_changed) and limits take effect now; listen address,
@@ -64,6 +66,7 @@ class Server {
   size_t sessions_ = 0;
   std::function<void()> on_stopped_;
   uint64_t next_session_id_ = 1;
+  std::string failure_;
 };
 
 }  // namespace flatlink::cloud
