@@ -15,7 +15,7 @@ namespace flatlink::link {
 namespace {
 
 constexpr size_t kMaxFrameFromCloud = 1 << 20;  // commands and acks are small; this is generous
-constexpr size_t kBatchItems = 200;
+constexpr size_t kBatchItems = 500;  // the cloud's max_batch and max_message_bytes cut it first
 constexpr int64_t kWindow = 5000;  // statuses written but not yet acknowledged
 
 }  // namespace
@@ -414,7 +414,9 @@ void LinkClient::on_frame(std::string_view text) {
       backoff_.reset();
       sent_upto_ = ack->seq;
       acked_ = ack->seq;
-      LOG_INFO("link") << "cloud holds statuses up to seq=" << ack->seq << "; streaming from there";
+      if (ack->limits) limits_ = *ack->limits;
+      LOG_INFO("link") << "cloud holds statuses up to seq=" << ack->seq << "; streaming from there (frames up to "
+                       << limits_.max_message_bytes << " bytes, " << limits_.max_batch << " statuses)";
       listener_.on_ack(ack->seq);
       want_write();
       return;
@@ -432,7 +434,9 @@ void LinkClient::on_frame(std::string_view text) {
   } else if (auto* command = std::get_if<proto::CommandMsg>(&message)) {
     listener_.on_command(*command);
   } else if (auto* error = std::get_if<proto::Error>(&message)) {
-    LOG_WARN("link") << "cloud says: " << error->code << ": " << error->message;
+    // A refused frame of ours: the cloud closes the link after this (1002/1009), and nothing
+    // after it is acknowledged; the reconnect resends from the cloud's last ack.
+    LOG_ERROR("link") << "cloud refused a frame: " << error->code << ": " << error->message;
   }
 }
 
@@ -472,14 +476,31 @@ int LinkClient::on_writeable(lws* wsi) {
     control_.pop_front();
     more = true;
   } else if (sent_upto_ - acked_ < kWindow) {
-    const size_t room = static_cast<size_t>(std::min<int64_t>(kBatchItems, kWindow - (sent_upto_ - acked_)));
-    proto::StatusBatch batch;
-    batch.items = listener_.statuses_after(sent_upto_, room);
-    batch.dropped = listener_.dropped();
-    if (!batch.items.empty()) {
-      if (!write_text(wsi, proto::encode(batch))) return -1;
-      sent_upto_ = batch.items.back().seq;
-      stats_.statuses_sent += batch.items.size();
+    // Encoded item by item and cut where the next would pass the cloud's frame limit: a frame
+    // the cloud refuses closes the link, so a batch must never be one.
+    const size_t room = std::min({kBatchItems, limits_.max_batch,
+                                  static_cast<size_t>(kWindow - (sent_upto_ - acked_))});
+    proto::StatusBatchEncoder encoder(limits_.max_message_bytes, room);
+    encoder.set_counts(listener_.dropped(), listener_.coalesced());
+    int64_t last = 0;
+    for (const auto& item : listener_.statuses_after(sent_upto_, room)) {
+      if (encoder.add(item)) {
+        last = item.seq;
+        continue;
+      }
+      if (encoder.items() > 0) break;
+      // Alone too big for a frame: it can never be sent. Dropped, counted, said.
+      ++stats_.refused_statuses;
+      listener_.refuse_status(item, "its frame would take " + std::to_string(encoder.frame_size_of(item)) +
+                                        " bytes, over the cloud's limit of " +
+                                        std::to_string(limits_.max_message_bytes));
+      more = true;
+    }
+    if (encoder.items() > 0) {
+      const size_t count = encoder.items();
+      if (!write_text(wsi, encoder.finish())) return -1;
+      sent_upto_ = last;
+      stats_.statuses_sent += count;
       more = true;
     }
   }

@@ -36,6 +36,11 @@ class LinkListener {
   virtual std::vector<proto::StatusItem> statuses_after(int64_t after, size_t max) = 0;
   // Statuses dropped so far for lack of room, reported with each batch.
   virtual int64_t dropped() = 0;
+  // Statuses folded into newer ones so far, reported with each batch.
+  virtual int64_t coalesced() { return 0; }
+  // A status that cannot be sent within the cloud's limits (alone bigger than a frame): the
+  // listener drops it from the outbox, counted as dropped, so that the stream moves on.
+  virtual void refuse_status(const proto::StatusItem& item, const std::string& why) { (void)item, (void)why; }
   // The cloud holds everything up to seq.
   virtual void on_ack(int64_t seq) = 0;
   virtual void on_command(const proto::CommandMsg& command) = 0;
@@ -57,6 +62,7 @@ struct LinkStats {
   uint64_t statuses_sent = 0;
   uint64_t frames_received = 0;
   uint64_t refused_frames = 0;
+  uint64_t refused_statuses = 0;  // statuses too big for any frame within the cloud's limits
 };
 
 class LinkClient {
@@ -95,6 +101,8 @@ class LinkClient {
   uint64_t forget_stream(uint16_t stream);
 
   bool up() const { return up_; }
+  // The cloud's limits from its answer to the last hello (the protocol's defaults before one).
+  const proto::Limits& limits() const { return limits_; }
   const LinkStats& stats() const { return stats_; }
 
  private:
@@ -140,6 +148,7 @@ class LinkClient {
   std::string hello_;
   int64_t sent_upto_ = 0;     // the highest seq written on this connection
   int64_t acked_ = 0;         // the cloud's cumulative ack
+  proto::Limits limits_;
   LinkStats stats_;
   std::vector<unsigned char> tx_;
   StreamListener* streams_ = nullptr;

@@ -109,25 +109,73 @@ Json to_json(const DeviceReport& device) {
   return j;
 }
 
+bool valid_epoch(std::string_view epoch) {
+  return epoch.size() == 32 &&
+         std::all_of(epoch.begin(), epoch.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
 std::string encode(const Hello& msg) {
   Json j = {{"type", "hello"},
             {"gateway", msg.gateway},
             {"version", msg.version},
             {"devices", devices_json(msg.devices)},
             {"next_seq", msg.next_seq}};
+  if (!msg.epoch.empty()) j["epoch"] = msg.epoch;
   if (msg.dropped != 0) j["dropped"] = msg.dropped;
+  if (msg.coalesced != 0) j["coalesced"] = msg.coalesced;
+  if (msg.lost != 0) j["lost"] = msg.lost;
   if (msg.acked != 0) j["acked"] = msg.acked;
   return dump(j);
 }
 
+namespace {
+Json item_json(const StatusItem& item) {
+  return {{"seq", item.seq}, {"device", item.device}, {"state", state_or_empty(item.state)}, {"ts", item.ts}};
+}
+constexpr std::string_view kBatchHead = R"({"type":"status","items":[)";
+}  // namespace
+
 std::string encode(const StatusBatch& msg) {
   Json items = Json::array();
-  for (const auto& item : msg.items) {
-    items.push_back({{"seq", item.seq}, {"device", item.device}, {"state", state_or_empty(item.state)}, {"ts", item.ts}});
-  }
+  for (const auto& item : msg.items) items.push_back(item_json(item));
   Json j = {{"type", "status"}, {"items", std::move(items)}};
   if (msg.dropped > 0) j["dropped"] = msg.dropped;
+  if (msg.coalesced > 0) j["coalesced"] = msg.coalesced;
   return dump(j);
+}
+
+void StatusBatchEncoder::set_counts(int64_t dropped, int64_t coalesced) {
+  dropped_ = dropped;
+  coalesced_ = coalesced;
+}
+
+std::string StatusBatchEncoder::tail() const {
+  std::string t = "]";
+  if (dropped_ > 0) t += ",\"dropped\":" + std::to_string(dropped_);
+  if (coalesced_ > 0) t += ",\"coalesced\":" + std::to_string(coalesced_);
+  return t + "}";
+}
+
+size_t StatusBatchEncoder::frame_size_of(const StatusItem& item) const {
+  return kBatchHead.size() + dump(item_json(item)).size() + tail().size();
+}
+
+bool StatusBatchEncoder::add(const StatusItem& item) {
+  if (items_ >= max_items_) return false;
+  const std::string text = dump(item_json(item));
+  const size_t size = kBatchHead.size() + body_.size() + (items_ ? 1 : 0) + text.size() + tail().size();
+  if (size > max_bytes_) return false;
+  if (items_) body_ += ',';
+  body_ += text;
+  ++items_;
+  return true;
+}
+
+std::string StatusBatchEncoder::finish() {
+  std::string frame = std::string(kBatchHead) + body_ + tail();
+  body_.clear();
+  items_ = 0;
+  return frame;
 }
 
 std::string encode(const Presence& msg) {
@@ -143,7 +191,17 @@ std::string encode(const Result& msg) {
                {"message", clip_utf8(msg.message, Limits{}.max_text)}});
 }
 
-std::string encode(const Ack& msg) { return dump({{"type", "ack"}, {"seq", msg.seq}}); }
+std::string encode(const Ack& msg) {
+  Json j = {{"type", "ack"}, {"seq", msg.seq}};
+  if (msg.limits) {
+    j["limits"] = {{"max_message_bytes", msg.limits->max_message_bytes},
+                   {"max_batch", msg.limits->max_batch},
+                   {"max_devices", msg.limits->max_devices},
+                   {"max_state_keys", msg.limits->max_state_keys},
+                   {"max_string", msg.limits->max_string}};
+  }
+  return dump(j);
+}
 
 std::string encode(const CommandMsg& msg) {
   return dump({{"type", "command"},

@@ -69,7 +69,13 @@ struct Limits {
   size_t max_string = 256;           // bytes in a name, unit, user, password, version, state string value
   size_t max_text = 1024;            // bytes in a human-readable message (result, error)
   size_t max_points = 5000;          // points in a history reply
+
+  bool operator==(const Limits&) const = default;
 };
+
+// A stream epoch: 32 lowercase hex digits (128 random bits). Empty: the legacy stream of a
+// gateway older than epochs.
+bool valid_epoch(std::string_view epoch);
 
 struct DecodeError {
   std::string code;     // one of error_code::*
@@ -99,11 +105,14 @@ struct Hello {
   std::string gateway;  // id
   std::string version;  // software version, e.g. "0.1.0"
   std::vector<DeviceReport> devices;
-  int64_t next_seq = 1;  // the seq the gateway gives its next status: the head of its stream
+  int64_t next_seq = 1;  // the seq the gateway gives its next status in this epoch: the head of its stream
   int64_t dropped = 0;   // statuses the outbox had to drop so far (0 is omitted on the wire)
   // The highest seq a cloud has acknowledged to this gateway process (0, omitted, when none):
   // a cloud instance the gateway moved to waits until its backplane has delivered that far.
   int64_t acked = 0;
+  std::string epoch = {};  // the stream's epoch (valid_epoch); empty (omitted): the legacy stream
+  int64_t coalesced = 0;   // statuses folded into a newer state of their device because the outbox was full
+  int64_t lost = 0;        // statuses that may be lost because the gateway found its store gone
 
   bool operator==(const Hello&) const = default;
 };
@@ -121,6 +130,7 @@ struct StatusItem {
 struct StatusBatch {
   std::vector<StatusItem> items;
   int64_t dropped = 0;  // statuses the gateway's outbox dropped so far (0 is omitted on the wire)
+  int64_t coalesced = 0;  // statuses it folded into newer ones so far (0 is omitted)
 
   bool operator==(const StatusBatch&) const = default;
 };
@@ -156,6 +166,9 @@ struct Result {
 // cloud sends its last seen seq (0 if none) and the gateway resends what follows.
 struct Ack {
   int64_t seq = 0;
+  // Only in the answer to hello: the limits the cloud holds a gateway's frames to
+  // (max_message_bytes, max_batch, max_devices, max_state_keys, max_string on the wire).
+  std::optional<Limits> limits = std::nullopt;
 
   bool operator==(const Ack&) const = default;
 };
@@ -281,6 +294,30 @@ std::string encode(const CloudToGateway& msg);
 std::string encode(const BrowserToCloud& msg);
 std::string encode(const CloudToBrowser& msg);
 
+// A status batch encoded one item at a time, so that a sender can stop before a frame would
+// pass max_message_bytes: add() returns false (and adds nothing) when the item does not fit.
+class StatusBatchEncoder {
+ public:
+  explicit StatusBatchEncoder(size_t max_bytes, size_t max_items) : max_bytes_(max_bytes), max_items_(max_items) {}
+  // The counts the finished frame carries (set before add(): they take room).
+  void set_counts(int64_t dropped, int64_t coalesced);
+  bool add(const StatusItem& item);
+  // The size one item alone would take in a frame (with the counts set now).
+  size_t frame_size_of(const StatusItem& item) const;
+  size_t items() const { return items_; }
+  // The frame; the encoder is empty again afterwards.
+  std::string finish();
+
+ private:
+  std::string tail() const;
+  size_t max_bytes_;
+  size_t max_items_;
+  std::string body_;
+  size_t items_ = 0;
+  int64_t dropped_ = 0;
+  int64_t coalesced_ = 0;
+};
+
 // A DeviceReport as the JSON object used in hello, devices and snapshot.
 Json to_json(const DeviceReport& device);
 
@@ -289,6 +326,11 @@ Decoded<GatewayToCloud> decode_from_gateway(std::string_view text, const Limits&
 Decoded<CloudToGateway> decode_from_cloud_for_gateway(std::string_view text, const Limits& limits = {});
 Decoded<BrowserToCloud> decode_from_browser(std::string_view text, const Limits& limits = {});
 Decoded<CloudToBrowser> decode_from_cloud_for_browser(std::string_view text, const Limits& limits = {});
+
+// What the peer's decoder would refuse in one status's state / one device (nullopt: nothing),
+// for the gateway's boundary checks: the message names the field, as a DecodeError's does.
+std::optional<std::string> check_state(const Json& state, const Limits& limits, const std::string& path = "state");
+std::optional<std::string> check_device(const DeviceReport& device, const Limits& limits);
 
 // The close code that goes with closing a connection over a refused frame: 1009 for
 // message_too_big, 1002 otherwise.

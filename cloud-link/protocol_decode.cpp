@@ -339,11 +339,16 @@ bool read_outcome(Fields& f, Reader& r, Outcome& out) {
 
 bool read(Reader& r, const Json& j, Hello& m) {
   Fields f(r, j, "hello");
-  if (!(f.only({"type", "gateway", "version", "devices", "next_seq", "dropped", "acked"}) && f.id("gateway", m.gateway) &&
-        f.string("version", false, r.limits.max_string, m.version) && read_devices(f, r, "devices", m.devices) &&
+  if (!(f.only({"type", "gateway", "version", "devices", "epoch", "next_seq", "dropped", "coalesced", "lost", "acked"}) &&
+        f.id("gateway", m.gateway) && f.string("version", false, r.limits.max_string, m.version) &&
+        read_devices(f, r, "devices", m.devices) && f.optional_string("epoch", 32, m.epoch) &&
         f.integer("next_seq", 1, kMaxSeq, m.next_seq) && f.optional_integer("dropped", 0, kMaxSeq, m.dropped) &&
+        f.optional_integer("coalesced", 0, kMaxSeq, m.coalesced) && f.optional_integer("lost", 0, kMaxSeq, m.lost) &&
         f.optional_integer("acked", 0, kMaxSeq, m.acked))) {
     return false;
+  }
+  if (f.find("epoch") && !valid_epoch(m.epoch)) {
+    return r.fail(f.at("epoch"), "expected 32 lowercase hex digits, got " + quote(m.epoch));
   }
   // Nothing can have been acknowledged that was not numbered yet.
   return m.acked < m.next_seq ||
@@ -353,7 +358,10 @@ bool read(Reader& r, const Json& j, Hello& m) {
 
 bool read(Reader& r, const Json& j, StatusBatch& m) {
   Fields f(r, j, "status");
-  if (!f.only({"type", "items", "dropped"}) || !f.optional_integer("dropped", 0, kMaxSeq, m.dropped)) return false;
+  if (!f.only({"type", "items", "dropped", "coalesced"}) || !f.optional_integer("dropped", 0, kMaxSeq, m.dropped) ||
+      !f.optional_integer("coalesced", 0, kMaxSeq, m.coalesced)) {
+    return false;
+  }
   const Json* items = f.need("items");
   if (!items || !expect_array(r, *items, f.at("items"), 1, r.limits.max_batch)) return false;
   m.items.reserve(items->size());
@@ -394,7 +402,27 @@ bool read(Reader& r, const Json& j, Result& m) {
 
 bool read(Reader& r, const Json& j, Ack& m) {
   Fields f(r, j, "ack");
-  return f.only({"type", "seq"}) && f.integer("seq", 0, kMaxSeq, m.seq);
+  if (!(f.only({"type", "seq", "limits"}) && f.integer("seq", 0, kMaxSeq, m.seq))) return false;
+  const Json* limits = f.find("limits");
+  if (!limits) return true;
+  if (!expect_object(r, *limits, f.at("limits"))) return false;
+  Fields g(r, *limits, f.at("limits"));
+  // Lower bounds a working link needs (a frame must hold a hello with one device); upper
+  // bounds keep a gateway's memory in check whatever a cloud says.
+  int64_t bytes = 0, batch = 0, devices = 0, keys = 0, string = 0;
+  if (!(g.only({"max_message_bytes", "max_batch", "max_devices", "max_state_keys", "max_string"}) &&
+        g.integer("max_message_bytes", 1024, 16 << 20, bytes) && g.integer("max_batch", 1, 100'000, batch) &&
+        g.integer("max_devices", 1, 100'000, devices) && g.integer("max_state_keys", 1, 4096, keys) &&
+        g.integer("max_string", 16, 65536, string))) {
+    return false;
+  }
+  m.limits = Limits{};
+  m.limits->max_message_bytes = static_cast<size_t>(bytes);
+  m.limits->max_batch = static_cast<size_t>(batch);
+  m.limits->max_devices = static_cast<size_t>(devices);
+  m.limits->max_state_keys = static_cast<size_t>(keys);
+  m.limits->max_string = static_cast<size_t>(string);
+  return true;
 }
 
 bool read(Reader& r, const Json& j, CommandMsg& m) {
@@ -552,6 +580,20 @@ Decoded<V> decode(std::string_view text, const Limits& limits, std::string_view 
 }
 
 }  // namespace
+
+std::optional<std::string> check_state(const Json& state, const Limits& limits, const std::string& path) {
+  Reader r{limits, std::nullopt};
+  Json out;
+  if (read_state(r, state, path, true, out)) return std::nullopt;
+  return r.error->message;
+}
+
+std::optional<std::string> check_device(const DeviceReport& device, const Limits& limits) {
+  Reader r{limits, std::nullopt};
+  DeviceReport out;
+  if (read_device(r, to_json(device), "device", out)) return std::nullopt;
+  return r.error->message;
+}
 
 Decoded<GatewayToCloud> decode_from_gateway(std::string_view text, const Limits& limits) {
   using V = GatewayToCloud;

@@ -38,6 +38,12 @@ std::string Metrics::render() const {
   os << "flatlink_browser_resyncs_total " << browser_resyncs << '\n';
   metric("flatlink_gateway_dropped_statuses", "gauge", "Statuses the gateways report their outboxes dropped (sum over flats, as last reported).");
   os << "flatlink_gateway_dropped_statuses " << gateway_dropped << '\n';
+  metric("flatlink_gateway_coalesced_statuses", "gauge",
+         "Statuses the gateways report their full outboxes folded into newer states (sum over flats, as last reported).");
+  os << "flatlink_gateway_coalesced_statuses " << gateway_coalesced << '\n';
+  metric("flatlink_gateway_lost_statuses", "gauge",
+         "Statuses the gateways report may be lost because they found their store gone, damaged or emptied (sum over flats, as last reported).");
+  os << "flatlink_gateway_lost_statuses " << gateway_lost << '\n';
   metric("flatlink_commands_total", "counter", "Commands by result.");
   for (size_t i = 0; i < commands.size(); ++i) {
     os << "flatlink_commands_total{result=\"" << to_string(static_cast<Outcome>(i)) << "\"} " << commands[i] << '\n';

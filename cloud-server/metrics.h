@@ -25,6 +25,8 @@ struct Metrics {
   uint64_t replaced_gateways = 0;
   uint64_t browser_resyncs = 0;       // browsers too far behind whose queued state a snapshot replaced
   int64_t gateway_dropped = 0;        // statuses the gateways' outboxes report as dropped
+  int64_t gateway_coalesced = 0;      // ... as folded into newer states of their device
+  int64_t gateway_lost = 0;           // ... as maybe lost with a store found gone (docs/reliability.md, 4a)
   std::array<uint64_t, 6> commands{};  // by Outcome
   // The backplane (docs/scale-out.md); absent from /metrics when it is off.
   bool backplane_enabled = false;

@@ -460,6 +460,9 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
         session->discarding_ = false;
         session->send(proto::encode(proto::Error{std::string(proto::error_code::kMessageTooBig),
                                                  "message over " + std::to_string(cap) + " bytes refused"}));
+        // A gateway's refused frame may hold statuses: the link closes, so that nothing after
+        // it is ever acknowledged (docs/protocol.md, delivery rule 4a).
+        if (session->kind_ == Kind::gateway) session->close(proto::close_code::kMessageTooBig, "message too big");
         return 0;
       }
       std::string text;
@@ -493,6 +496,7 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
         auto decoded = proto::decode_from_gateway(text, limits);
         if (auto* error = std::get_if<proto::DecodeError>(&decoded)) {
           refuse(*error);
+          session->close(proto::close_code_for(*error), "message refused");  // rule 4a, as above
           return 0;
         }
         router_->gateway_message(*session, std::get<proto::GatewayToCloud>(decoded));

@@ -1,6 +1,8 @@
 // Command safety: dedupe, expiry, validation, per-device order, timeout.
 #include "gateway/command_executor.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 
 namespace flatlink::gateway {
@@ -14,36 +16,50 @@ struct CommandExecutor::Running {
 };
 
 CommandExecutor::CommandExecutor(EventLoop& loop, const DeviceRegistry& registry, const Clock& clock,
-                                 uint32_t timeout_ms, ResultSink sink, size_t remembered_ids)
+                                 uint32_t timeout_ms, ResultSink sink, size_t remembered_bytes)
     : loop_(loop),
       registry_(registry),
       clock_(clock),
       timeout_ms_(timeout_ms),
       sink_(std::move(sink)),
-      remembered_max_(remembered_ids) {}
+      remembered_budget_(remembered_bytes) {}
 
 CommandExecutor::~CommandExecutor() = default;
 
-void CommandExecutor::preload(const std::vector<std::string>& ids) {
-  for (const auto& id : ids) {
-    if (!remembered_.insert(id).second) continue;
-    remembered_order_.push_back(id);
-    if (remembered_order_.size() > remembered_max_) {
-      remembered_.erase(remembered_order_.front());
-      remembered_order_.pop_front();
-    }
+namespace {
+// What one remembered id costs: its text and the set's and deque's bookkeeping, roughly.
+size_t cost_of(const std::string& id) { return id.size() + 96; }
+}  // namespace
+
+void CommandExecutor::keep(const std::string& id, int64_t until_ms) {
+  if (!remembered_.insert(id).second) return;
+  remembered_order_.emplace_back(id, until_ms);
+  remembered_bytes_ += cost_of(id);
+}
+
+// Ids arrive in time order and are kept about as long each: the oldest leave first. One
+// with a later expiry than those behind it holds them a little longer, never shorter.
+void CommandExecutor::forget_old() {
+  const int64_t now = clock_.wall_ms();
+  while (!remembered_order_.empty() && remembered_order_.front().second < now) {
+    remembered_.erase(remembered_order_.front().first);
+    remembered_bytes_ -= cost_of(remembered_order_.front().first);
+    remembered_order_.pop_front();
   }
 }
 
-bool CommandExecutor::remember(const std::string& id) {
-  if (!remembered_.insert(id).second) return false;
-  if (on_remember_) on_remember_(id);
-  remembered_order_.push_back(id);
-  if (remembered_order_.size() > remembered_max_) {
-    remembered_.erase(remembered_order_.front());
-    remembered_order_.pop_front();
-  }
-  return true;
+void CommandExecutor::preload(const std::vector<std::pair<std::string, int64_t>>& ids) {
+  for (const auto& [id, until] : ids) keep(id, until);
+  forget_old();
+}
+
+CommandExecutor::Seen CommandExecutor::remember(const std::string& id, int64_t until_ms) {
+  forget_old();
+  if (remembered_.count(id)) return Seen::again;
+  if (remembered_bytes_ + cost_of(id) > remembered_budget_) return Seen::no_room;
+  keep(id, until_ms);
+  if (on_remember_) on_remember_(id, until_ms);
+  return Seen::fresh;
 }
 
 std::optional<CommandResult> CommandExecutor::validate(const Command& command) const {
@@ -62,10 +78,22 @@ std::optional<CommandResult> CommandExecutor::validate(const Command& command) c
 }
 
 void CommandExecutor::submit(const Command& command) {
-  if (!remember(command.id)) {
-    LOG_WARN("command") << "command=" << command.id << " device=" << command.device
-                        << " seen before; not run again";
-    return;
+  const int64_t until = std::max(command.expires_ms, clock_.wall_ms() + kRememberMs - kRememberMarginMs) +
+                        kRememberMarginMs;
+  switch (remember(command.id, until)) {
+    case Seen::fresh: break;
+    case Seen::again:
+      LOG_WARN("command") << "command=" << command.id << " device=" << command.device
+                          << " seen before; not run again";
+      return;
+    case Seen::no_room:
+      // Forgetting a younger id could let it run twice: refuse this one instead.
+      LOG_ERROR("command") << "command=" << command.id << " device=" << command.device << " rejected: "
+                           << remembered_.size() << " command ids must still be remembered ("
+                           << remembered_bytes_ << " bytes of " << remembered_budget_ << ")";
+      finish(command.id, CommandResult{Outcome::rejected, "too many commands: the gateway cannot remember more ids "
+                                                          "for now; try again later"});
+      return;
   }
   if (command.expires_ms <= clock_.wall_ms()) {
     finish(command.id, CommandResult{Outcome::expired, "expired " + std::to_string(clock_.wall_ms() - command.expires_ms) +

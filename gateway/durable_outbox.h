@@ -2,15 +2,22 @@
 // acknowledges them. The loop thread keeps an index of every waiting status and
 // the oldest ones in memory for sending; a writer thread commits to disk in
 // groups (or each status, in sync mode) and reads spilled statuses back. Nothing
-// here blocks the loop. If the disk fails (full, unwritable, corrupt), the outbox
-// says so in health(), keeps running in memory within its bounds, and keeps
-// retrying the disk; what is already on disk is never deleted for it.
+// here blocks the loop.
 //
-// Sequence numbers survive restarts and are never handed out twice: blocks of
-// them are reserved on disk ahead of use, and statuses are sent only below the
-// durable reservation.
+// Streams and epochs (docs/reliability.md): sequence numbers are unique within the
+// store's epoch, a random 128-bit id drawn when the store is created and kept in it and
+// in a side file beside it (<path>.epoch). Blocks of seqs are reserved on disk ahead of
+// use, and a status is sent only below a reservation that is on disk, also while the
+// disk fails. A store found new, emptied, replaced, rolled back or damaged (a damaged
+// file is moved aside, never deleted) starts a new epoch, and what the side file said
+// was waiting is counted as lost(). If no reservation can be committed at start, the
+// outbox runs memory-only in an epoch of its own until the next start: nothing of it
+// can be resumed, so no seq can be reused. If the disk fails while running, the
+// outbox says so in health(), keeps its bounds, and keeps retrying; its pending disk
+// work is compacted so that it stays within the outbox's own bounds.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -44,13 +51,27 @@ class DurableOutbox final : public Outbox {
   size_t size() const override { return count_; }
   uint64_t bytes() const { return bytes_; }
   uint64_t dropped() const override { return dropped_; }
+  uint64_t coalesced() const override { return coalesced_; }
+  uint64_t lost() const override { return lost_; }
+  const std::string& epoch() const override { return epoch_; }
+  void drop(uint64_t seq) override;
+  // True when this process runs memory-only in an epoch of its own (no store at start).
+  bool memory_only() const { return memory_epoch_; }
+  // Changes waiting for the disk, the writer's retry list included (bounded; tests).
+  size_t pending_ops() const { return pending_ops_.load(); }
+  // Entries in the in-memory index, removed ones included (bounded; tests).
+  size_t index_entries() const { return index_.size(); }
+  // Devices the index knows (shrinks when their statuses leave; tests).
+  size_t known_devices() const { return device_ids_.size(); }
   void on_available(std::function<void()> handler) override { on_available_ = std::move(handler); }
   std::string health() const override { return health_; }
   std::vector<std::string> waiting_devices() const override;
 
-  // Command ids remembered across restarts (the executor's at-most-once memory).
-  const std::vector<std::string>& recent_commands() const { return recent_commands_; }
-  void remember_command(const std::string& id, int64_t ts);
+  // Command ids remembered across restarts (the executor's at-most-once memory), with the
+  // wall ms until which each must be remembered, oldest first.
+  const std::vector<std::pair<std::string, int64_t>>& recent_commands() const { return recent_commands_; }
+  // Remember id until until_ms (wall); forgotten on disk after that.
+  void remember_command(const std::string& id, int64_t until_ms);
 
   // Blocks until everything handed to the writer so far is committed (tests, shutdown).
   void flush();
@@ -66,6 +87,11 @@ class DurableOutbox final : public Outbox {
 
   void enqueue(Op op);
   void writer_main();
+  void store_op(Op op);  // a change for the disk, unless memory-only
+  void release_device(uint32_t device);
+  void pop_removed_front();
+  void compact_index();
+  void write_side_file(bool sync);
   void writer_done(uint64_t committed_upto, uint64_t reserved, std::string error, std::vector<OutboxItem> loaded,
                    uint64_t load_head, bool load_was_short);
   uint32_t device_index(const std::string& device);
@@ -78,6 +104,7 @@ class DurableOutbox final : public Outbox {
   EventLoop& loop_;
   config::OutboxConfig config_;
   std::string path_;
+  std::string side_path_;
 
   // Loop thread.
   std::deque<Entry> index_;
@@ -87,6 +114,8 @@ class DurableOutbox final : public Outbox {
   bool loading_ = false;
   std::vector<std::string> devices_;
   std::unordered_map<std::string, uint32_t> device_ids_;
+  std::vector<uint32_t> device_refs_;   // index entries per device
+  std::vector<uint32_t> free_devices_;  // slots of devices_ free for reuse
   std::unordered_map<uint32_t, uint64_t> latest_by_device_;
   uint64_t next_seq_ = 1;
   uint64_t acked_ = 0;
@@ -96,10 +125,14 @@ class DurableOutbox final : public Outbox {
   size_t count_ = 0;
   uint64_t bytes_ = 0;
   uint64_t dropped_ = 0;
+  uint64_t coalesced_ = 0;
+  uint64_t lost_ = 0;
+  std::string epoch_;
+  bool memory_epoch_ = false;
   bool degraded_ = false;
   std::string health_;
   std::function<void()> on_available_;
-  std::vector<std::string> recent_commands_;
+  std::vector<std::pair<std::string, int64_t>> recent_commands_;
 
   // Shared with the writer thread.
   std::mutex mutex_;
@@ -109,6 +142,10 @@ class DurableOutbox final : public Outbox {
   bool stopping_ = false;
   bool writer_busy_ = false;
   std::unique_ptr<OutboxStore> store_;  // the writer's once it runs
+  std::atomic<uint64_t> waiting_hint_{0};  // count_, for the side file
+  std::atomic<size_t> pending_ops_{0};
+  uint64_t side_reserved_ = 0;             // writer: the reservation the side file holds
+  uint64_t side_waiting_ = 0;              // writer: the count of waiting statuses it holds
   std::thread writer_;
 };
 

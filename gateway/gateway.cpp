@@ -45,7 +45,7 @@ Gateway::Gateway(EventLoop& loop, config::GatewayConfig config, const Clock& clo
         link_->send_result(proto::Result{id, result.outcome, result.message});
       });
   executor_->preload(durable->recent_commands());
-  executor_->on_remember([this, durable](const std::string& id) { durable->remember_command(id, clock_.wall_ms()); });
+  executor_->on_remember([durable](const std::string& id, int64_t until) { durable->remember_command(id, until); });
   outbox_->on_available([this] { link_->statuses_available(); });
   streams_ = std::make_unique<StreamHub>(*link_, registry_);
   link_->set_stream_listener(streams_.get());
@@ -86,7 +86,61 @@ bool Gateway::owns(adapters::Adapter* adapter, const std::string& device_id) con
   return entry && entry->adapter == adapter;
 }
 
+bool Gateway::device_fits(adapters::Adapter* adapter, const DeviceInfo& device) {
+  const proto::Limits& limits = link_->limits();
+  const proto::DeviceReport report{device, Json::object(), false, std::nullopt};
+  std::string why;
+  if (auto refusal = proto::check_device(report, limits)) {
+    why = *refusal;
+  } else if (!registry_.find(device.id) && registry_.all().size() + 1 > limits.max_devices) {
+    why = "the cloud takes at most " + std::to_string(limits.max_devices) + " devices";
+  } else {
+    // The hello carries every device: it must stay one frame. Half the frame for the list,
+    // the rest for the devices' states.
+    size_t bytes = proto::encode(proto::DeviceList{reports()}).size() + proto::to_json(report).dump().size();
+    if (bytes > limits.max_message_bytes / 2) {
+      why = "the device list would take " + std::to_string(bytes) + " bytes, over half the cloud's frame limit of " +
+            std::to_string(limits.max_message_bytes);
+    }
+  }
+  if (why.empty()) return true;
+  LOG_ERROR("gateway") << "adapter=" << adapter->name() << " device=" << device.id << " refused: " << why;
+  return false;
+}
+
+// A value the cloud would refuse (a text over max_string, too many keys, a bad key) is left
+// out of the status, said with backoff; the rest of the status goes on.
+bool Gateway::state_fits(adapters::Adapter* adapter, const std::string& device_id, Json& state) {
+  const proto::Limits& limits = link_->limits();
+  if (!proto::check_state(state, limits)) return true;
+  std::string first;
+  if (state.is_object()) {
+    Json kept = Json::object();
+    for (const auto& [key, value] : state.items()) {
+      auto why = kept.size() < limits.max_state_keys ? proto::check_state(Json{{key, value}}, limits) : std::optional<std::string>(
+          "state: more than " + std::to_string(limits.max_state_keys) + " keys");
+      if (!why) {
+        kept[key] = value;
+      } else if (first.empty()) {
+        first = *why;
+      }
+    }
+    state = std::move(kept);
+  } else {
+    first = "state: not an object";
+    state = Json::object();
+  }
+  ++refused_values_;
+  if ((refused_values_ & (refused_values_ - 1)) == 0) {  // 1, 2, 4, ...: said, never a flood
+    LOG_ERROR("gateway") << "adapter=" << adapter->name() << " device=" << device_id
+                         << " value refused at the boundary: " << first << " (" << refused_values_
+                         << " refused so far)";
+  }
+  return !state.empty();
+}
+
 void Gateway::device_added(adapters::Adapter* adapter, const DeviceInfo& device) {
+  if (!device_fits(adapter, device)) return;
   if (!registry_.upsert(device, adapter)) {
     LOG_ERROR("gateway") << "adapter=" << adapter->name() << " device=" << device.id
                          << " already belongs to another adapter; ignored";
@@ -110,8 +164,10 @@ void Gateway::status(adapters::Adapter* adapter, const std::string& device_id, c
                         << " status for a device it did not announce; ignored";
     return;
   }
-  registry_.apply_status(device_id, state, observed_ms);
-  const uint64_t seq = outbox_->append(device_id, state, observed_ms);
+  Json fitting = state;
+  if (!state_fits(adapter, device_id, fitting)) return;
+  registry_.apply_status(device_id, fitting, observed_ms);
+  const uint64_t seq = outbox_->append(device_id, fitting, observed_ms);
   LOG_DEBUG("gateway") << "device=" << device_id << " seq=" << seq << " status " << state.dump();
   link_->statuses_available();
 }
@@ -147,10 +203,22 @@ proto::Hello Gateway::make_hello() {
   hello.gateway = config_.gateway_id;
   hello.version = FLATLINK_VERSION;
   hello.devices = reports();
+  hello.epoch = outbox_->epoch();
   hello.next_seq = static_cast<int64_t>(outbox_->next_seq());
   hello.dropped = static_cast<int64_t>(outbox_->dropped());
+  hello.coalesced = static_cast<int64_t>(outbox_->coalesced());
+  hello.lost = static_cast<int64_t>(outbox_->lost());
   // Below next_seq by construction; a cloud that has lost track answers lower, which does not lower this.
   hello.acked = std::min(acked_, hello.next_seq - 1);
+  // The boundary keeps the device list within half a frame; the states could still pass the
+  // rest with many devices full of long texts. Then the hello goes without them (each device's
+  // next status brings its state) rather than never getting through.
+  const size_t limit = link_->limits().max_message_bytes;
+  if (proto::encode(hello).size() > limit) {
+    for (auto& device : hello.devices) device.state = Json::object();
+    LOG_ERROR("gateway") << "gateway=" << config_.gateway_id << " hello with the devices' states would pass "
+                         << limit << " bytes; sent without them";
+  }
   return hello;
 }
 
@@ -168,6 +236,25 @@ void Gateway::on_ack(int64_t seq) {
 }
 
 int64_t Gateway::dropped() { return static_cast<int64_t>(outbox_->dropped()); }
+
+int64_t Gateway::coalesced() { return static_cast<int64_t>(outbox_->coalesced()); }
+
+void Gateway::refuse_status(const proto::StatusItem& item, const std::string& why) {
+  LOG_ERROR("gateway") << "device=" << item.device << " seq=" << item.seq << " cannot be sent: " << why;
+  outbox_->drop(static_cast<uint64_t>(item.seq));
+}
+
+std::string Gateway::health() const {
+  std::string out = outbox_->health();
+  auto add = [&](uint64_t n, const char* what) {
+    if (n == 0) return;
+    out += (out.empty() ? "" : "; ") + std::to_string(n) + " " + what;
+  };
+  add(outbox_->coalesced(), "coalesced");
+  add(outbox_->dropped(), "dropped");
+  add(outbox_->lost(), "lost");
+  return out;
+}
 
 void Gateway::on_command(const proto::CommandMsg& message) {
   LOG_INFO("command") << "command=" << message.id << " device=" << message.device << " set " << message.set.dump();

@@ -32,8 +32,9 @@ class Gateway final : public link::LinkListener {
   void stop(std::function<void()> done);
 
   const DeviceRegistry& registry() const { return registry_; }
-  // Empty when all is well; otherwise what the operator should know.
-  std::string health() const { return outbox_->health(); }
+  // Empty when all is well; otherwise what the operator should know (the outbox's state,
+  // and what it has coalesced, dropped or lost).
+  std::string health() const;
   // For the service status line: the cloud link is up, and statuses wait in the outbox.
   bool link_up() const { return link_ && link_->up(); }
   size_t waiting() const { return outbox_->size(); }
@@ -43,6 +44,8 @@ class Gateway final : public link::LinkListener {
   std::vector<proto::StatusItem> statuses_after(int64_t after, size_t max) override;
   void on_ack(int64_t seq) override;
   int64_t dropped() override;
+  int64_t coalesced() override;
+  void refuse_status(const proto::StatusItem& item, const std::string& why) override;
   void on_command(const proto::CommandMsg& command) override;
   void on_link_state(bool up) override;
 
@@ -55,6 +58,10 @@ class Gateway final : public link::LinkListener {
   void status(adapters::Adapter* adapter, const std::string& device_id, const Json& state, int64_t observed_ms);
   void presence(adapters::Adapter* adapter, const std::string& device_id, bool online);
   bool owns(adapters::Adapter* adapter, const std::string& device_id) const;
+  // The boundary between adapters and the core: what the cloud would refuse is refused here,
+  // said once per device (and then with backoff), so that it can never poison a frame.
+  bool device_fits(adapters::Adapter* adapter, const DeviceInfo& device);
+  bool state_fits(adapters::Adapter* adapter, const std::string& device_id, Json& state);
   std::vector<proto::DeviceReport> reports() const;
 
   EventLoop& loop_;
@@ -63,6 +70,7 @@ class Gateway final : public link::LinkListener {
   DeviceRegistry registry_;
   std::unique_ptr<Outbox> outbox_;
   int64_t acked_ = 0;  // the highest seq a cloud acknowledged (this process): sent in hello
+  uint64_t refused_values_ = 0;  // values refused at the boundary (log backoff)
   std::unique_ptr<link::LinkClient> link_;
   std::unique_ptr<CommandExecutor> executor_;
   std::vector<std::unique_ptr<Slot>> slots_;

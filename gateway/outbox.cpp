@@ -1,11 +1,35 @@
 // The in-memory outbox.
 #include "gateway/outbox.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <random>
 
 #include "common/log.h"
 
 namespace flatlink::gateway {
+
+std::string new_epoch() {
+  unsigned char bytes[16];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    const ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got < sizeof bytes) {  // no getrandom(): the C++ library's source
+    std::random_device rd;
+    for (auto& b : bytes) b = static_cast<unsigned char>(rd());
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
 
 MemoryOutbox::MemoryOutbox(size_t max_items, uint64_t first_seq)
     : max_items_(std::max<size_t>(max_items, 1)), next_seq_(std::max<uint64_t>(first_seq, 1)) {}
@@ -36,6 +60,15 @@ std::vector<OutboxItem> MemoryOutbox::read_after(uint64_t after, size_t max) {
 
 void MemoryOutbox::ack(uint64_t seq) {
   while (!items_.empty() && items_.front().seq <= seq) items_.pop_front();
+}
+
+void MemoryOutbox::drop(uint64_t seq) {
+  auto it = std::lower_bound(items_.begin(), items_.end(), seq,
+                             [](const OutboxItem& item, uint64_t s) { return item.seq < s; });
+  if (it == items_.end() || it->seq != seq) return;
+  LOG_ERROR("outbox") << "device=" << it->device << " seq=" << seq << " dropped: it can never be sent";
+  items_.erase(it);
+  ++dropped_;
 }
 
 std::vector<std::string> MemoryOutbox::waiting_devices() const {

@@ -37,6 +37,14 @@ class Outbox {
   virtual size_t size() const = 0;
   // Statuses dropped because the outbox was full (over the outbox's lifetime).
   virtual uint64_t dropped() const = 0;
+  // Statuses folded into a newer state of the same device because the outbox was full.
+  virtual uint64_t coalesced() const { return 0; }
+  // Statuses that may have been lost because the store was found gone, damaged or emptied.
+  virtual uint64_t lost() const { return 0; }
+  // The stream's epoch (proto::valid_epoch): seqs are unique within it.
+  virtual const std::string& epoch() const = 0;
+  // Drops one waiting status that can never be sent (counted in dropped()).
+  virtual void drop(uint64_t seq) = 0;
   // Called (on the loop thread) when statuses that read_after held back can be read.
   virtual void on_available(std::function<void()> handler) { (void)handler; }
   // Empty when all is well; otherwise what is wrong, for the operator.
@@ -46,9 +54,15 @@ class Outbox {
   virtual std::vector<std::string> waiting_devices() const = 0;
 };
 
+// A random 128-bit epoch as 32 lowercase hex digits.
+std::string new_epoch();
+
+// Memory only: every instance is a new epoch (nothing of it survives the process).
 class MemoryOutbox final : public Outbox {
  public:
   explicit MemoryOutbox(size_t max_items = 100'000, uint64_t first_seq = 1);
+  const std::string& epoch() const override { return epoch_; }
+  void drop(uint64_t seq) override;
   uint64_t append(const std::string& device, const Json& state, int64_t ts) override;
   std::vector<OutboxItem> read_after(uint64_t after, size_t max) override;
   void ack(uint64_t seq) override;
@@ -58,6 +72,7 @@ class MemoryOutbox final : public Outbox {
   std::vector<std::string> waiting_devices() const override;
 
  private:
+  std::string epoch_ = new_epoch();
   size_t max_items_;
   uint64_t next_seq_;
   uint64_t dropped_ = 0;

@@ -19,9 +19,12 @@ CREATE TABLE IF NOT EXISTS commands (
   id TEXT PRIMARY KEY,
   ts INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS commands_ts ON commands(ts);
+CREATE TABLE IF NOT EXISTS stream (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
 )sql";
-
-constexpr size_t kRememberedCommands = 4096;
 
 }  // namespace
 
@@ -45,8 +48,25 @@ bool OutboxStore::exec(const char* sql) {
   return true;
 }
 
+bool OutboxStore::quick_check() {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "PRAGMA quick_check;", -1, &st, nullptr) != SQLITE_OK) return fail("check");
+  std::string answer;
+  const int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW && sqlite3_column_text(st, 0)) answer = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW) return fail("check");
+  if (answer != "ok") {
+    damaged_ = true;
+    error_ = path_ + ": damaged: " + answer.substr(0, 200);
+    return false;
+  }
+  return true;
+}
+
 bool OutboxStore::open(const std::string& path, config::Durability durability) {
   path_ = path;
+  damaged_ = false;
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
     fail("open");
@@ -58,7 +78,7 @@ bool OutboxStore::open(const std::string& path, config::Durability durability) {
   const bool ok = exec("PRAGMA journal_mode=WAL;") &&
                   exec(durability == config::Durability::sync ? "PRAGMA synchronous=FULL;"
                                                               : "PRAGMA synchronous=NORMAL;") &&
-                  exec("PRAGMA quick_check;") && exec(kSchema) &&
+                  quick_check() && exec(kSchema) &&
                   sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO statuses(seq, device, state, ts) VALUES(?,?,?,?)",
                                      -1, &insert_, nullptr) == SQLITE_OK &&
                   sqlite3_prepare_v2(db_, "DELETE FROM statuses WHERE seq = ?", -1, &delete_, nullptr) == SQLITE_OK &&
@@ -72,6 +92,8 @@ bool OutboxStore::open(const std::string& path, config::Durability durability) {
                                      "state) WHERE seq = ?2 AND EXISTS (SELECT 1 FROM statuses WHERE seq = ?1)",
                                      -1, &merge_, nullptr) == SQLITE_OK;
   if (!ok) {
+    const int code = sqlite3_errcode(db_) & 0xff;
+    damaged_ = code == SQLITE_NOTADB || code == SQLITE_CORRUPT;
     if (error_.empty()) fail("prepare");
     for (sqlite3_stmt** s : {&insert_, &delete_, &ack_, &meta_, &command_, &merge_}) {
       sqlite3_finalize(*s);
@@ -107,6 +129,16 @@ std::optional<OutboxStore::Summary> OutboxStore::summary() {
     const auto value = static_cast<uint64_t>(sqlite3_column_int64(st, 1));
     if (key == "reserved_seq") s.reserved_seq = value;
     if (key == "dropped") s.dropped = value;
+    if (key == "coalesced") s.coalesced = value;
+    if (key == "lost") s.lost = value;
+  }
+  sqlite3_finalize(st);
+  if (sqlite3_prepare_v2(db_, "SELECT value FROM stream WHERE key = 'epoch'", -1, &st, nullptr) != SQLITE_OK) {
+    fail("read");
+    return std::nullopt;
+  }
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+    s.epoch = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
   }
   sqlite3_finalize(st);
   return s;
@@ -157,15 +189,17 @@ std::optional<std::vector<OutboxStore::IndexRow>> OutboxStore::load_index() {
   return rows;
 }
 
-std::optional<std::vector<std::string>> OutboxStore::recent_commands(size_t max) {
+std::optional<std::vector<std::pair<std::string, int64_t>>> OutboxStore::recent_commands(int64_t since_ms) {
   sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db_, "SELECT id FROM commands ORDER BY ts DESC LIMIT ?", -1, &st, nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db_, "SELECT id, ts FROM commands WHERE ts >= ? ORDER BY ts", -1, &st, nullptr) != SQLITE_OK) {
     fail("read");
     return std::nullopt;
   }
-  sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(max));
-  std::vector<std::string> ids;
-  while (sqlite3_step(st) == SQLITE_ROW) ids.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+  sqlite3_bind_int64(st, 1, since_ms);
+  std::vector<std::pair<std::string, int64_t>> ids;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    ids.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), sqlite3_column_int64(st, 1));
+  }
   sqlite3_finalize(st);
   return ids;
 }
@@ -217,15 +251,26 @@ bool OutboxStore::commit(const Batch& batch) {
   };
   if (ok && batch.reserve_seq) ok = meta("reserved_seq", batch.reserve_seq);
   if (ok && batch.dropped) ok = meta("dropped", *batch.dropped);
+  if (ok && batch.coalesced) ok = meta("coalesced", *batch.coalesced);
+  if (ok && batch.lost) ok = meta("lost", *batch.lost);
+  if (ok && batch.epoch) {
+    sqlite3_stmt* st = nullptr;
+    ok = sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO stream(key, value) VALUES('epoch', ?)", -1, &st, nullptr) ==
+         SQLITE_OK;
+    if (ok) {
+      sqlite3_bind_text(st, 1, batch.epoch->c_str(), -1, SQLITE_TRANSIENT);
+      ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+  }
   for (const auto& [id, ts] : batch.commands) {
     if (!ok) break;
     sqlite3_bind_text(command_, 1, id.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(command_, 2, ts);
     ok = step(command_);
   }
-  if (ok && !batch.commands.empty()) {
-    const std::string trim = "DELETE FROM commands WHERE id NOT IN (SELECT id FROM commands ORDER BY ts DESC LIMIT " +
-                             std::to_string(kRememberedCommands) + ");";
+  if (ok && batch.forget_commands_before) {
+    const std::string trim = "DELETE FROM commands WHERE ts < " + std::to_string(batch.forget_commands_before) + ";";
     ok = exec(trim.c_str());
   }
   // Keep the first error: a rollback after a failed statement may fail too, and say less.

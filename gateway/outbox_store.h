@@ -25,6 +25,9 @@ class OutboxStore {
   // Opens (creating if needed) the database. False with error() set on failure.
   bool open(const std::string& path, config::Durability durability);
   bool is_open() const { return db_ != nullptr; }
+  // The last open() failed because the file is not a database or is corrupt (as opposed to
+  // an I/O failure: a full disk, a missing folder, no permission).
+  bool damaged() const { return damaged_; }
   const std::string& error() const { return error_; }
 
   struct Summary {
@@ -33,6 +36,9 @@ class OutboxStore {
     uint64_t max_seq = 0;
     uint64_t reserved_seq = 0;  // seqs below this may have been handed out before
     uint64_t dropped = 0;
+    uint64_t coalesced = 0;
+    uint64_t lost = 0;
+    std::string epoch;  // empty: a store made before epochs, or a new one
   };
   std::optional<Summary> summary();
   // Up to max items with seq > after, in order.
@@ -44,7 +50,8 @@ class OutboxStore {
     std::string device;
   };
   std::optional<std::vector<IndexRow>> load_index();
-  std::optional<std::vector<std::string>> recent_commands(size_t max);
+  // Ids of commands remembered at or after since_ms (wall ms), oldest first.
+  std::optional<std::vector<std::pair<std::string, int64_t>>> recent_commands(int64_t since_ms);
 
   // One transaction's worth of changes.
   struct Batch {
@@ -55,20 +62,27 @@ class OutboxStore {
     uint64_t ack_upto = 0;           // delete everything up to here
     uint64_t reserve_seq = 0;        // record: seqs up to here may be in use
     std::optional<uint64_t> dropped;
+    std::optional<uint64_t> coalesced;
+    std::optional<uint64_t> lost;
+    std::optional<std::string> epoch;  // a new epoch: the stream starts again
     std::vector<std::pair<std::string, int64_t>> commands;  // remembered command ids
+    int64_t forget_commands_before = 0;  // wall ms: older ids go
     bool empty() const {
-      return inserts.empty() && deletes.empty() && merges.empty() && !ack_upto && !reserve_seq && !dropped && commands.empty();
+      return inserts.empty() && deletes.empty() && merges.empty() && !ack_upto && !reserve_seq && !dropped &&
+             !coalesced && !lost && !epoch && commands.empty() && !forget_commands_before;
     }
   };
   bool commit(const Batch& batch);
 
  private:
   bool exec(const char* sql);
+  bool quick_check();
   bool fail(const std::string& what);
 
   sqlite3* db_ = nullptr;
   std::string path_;
   std::string error_;
+  bool damaged_ = false;
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* delete_ = nullptr;
   sqlite3_stmt* ack_ = nullptr;

@@ -612,3 +612,90 @@ TEST_CASE("close codes and subprotocol names are the documented ones") {
   CHECK(close_code::kReplaced == 4001);
   CHECK(close_code_for(DecodeError{"invalid_message", "x"}) == 1002);
 }
+
+TEST_CASE("a hello carries its stream's epoch and its coalesced and lost counts; an ack its cloud's limits") {
+  Hello hello;
+  hello.gateway = "gw-1";
+  hello.version = "1.0";
+  hello.epoch = "0123456789abcdef0123456789abcdef";
+  hello.next_seq = 42;
+  hello.coalesced = 7;
+  hello.lost = 3;
+  CHECK(round_trip(hello, &decode_from_gateway) == hello);
+  Ack ack{5, Limits{}};
+  ack.limits->max_message_bytes = 32768;
+  ack.limits->max_batch = 100;
+  CHECK(round_trip(ack, &decode_from_cloud_for_gateway) == ack);
+  CHECK(round_trip(Ack{5}, &decode_from_cloud_for_gateway) == Ack{5});
+  StatusBatch batch;
+  batch.items.push_back(StatusItem{1, "t", Json{{"v", 1}}, 1});
+  batch.coalesced = 9;
+  CHECK(round_trip(batch, &decode_from_gateway) == batch);
+}
+
+TEST_CASE("an epoch that is not 32 lowercase hex digits, or limits out of range, are refused") {
+  CHECK(gateway_refusal(R"({"type":"hello","gateway":"g","version":"1","devices":[],"next_seq":1,"epoch":"ABC"})") ==
+        R"(hello.epoch: expected 32 lowercase hex digits, got "ABC")");
+  CHECK(gateway_refusal(R"({"type":"hello","gateway":"g","version":"1","devices":[],"next_seq":1,"epoch":"0123456789ABCDEF0123456789abcdef"})")
+            .find("hello.epoch") == 0);
+  CHECK(for_gateway_refusal(R"({"type":"ack","seq":1,"limits":{"max_message_bytes":10,"max_batch":1,"max_devices":1,"max_state_keys":1,"max_string":16}})")
+            .find("ack.limits.max_message_bytes: expected an integer between 1024") == 0);
+  CHECK(for_gateway_refusal(R"({"type":"ack","seq":1,"limits":{"max_batch":1}})").find("ack.limits.max_message_bytes") == 0);
+}
+
+TEST_CASE("a status batch is cut at the byte limit: every frame fits and decodes, and nothing is left out") {
+  // Statuses of an 11-value device: 200 of them pass 64 KiB in one frame.
+  std::vector<StatusItem> items;
+  for (int i = 1; i <= 200; ++i) {
+    Json state;
+    for (int k = 0; k < 11; ++k) state["value_" + std::to_string(k)] = std::string(20, 'a' + k) + std::to_string(i);
+    items.push_back(StatusItem{i, "meter-1", state, 1'700'000'000'000 + i});
+  }
+  StatusBatch whole;
+  whole.items = items;
+  REQUIRE(encode(whole).size() > Limits{}.max_message_bytes);
+  std::vector<StatusItem> arrived;
+  size_t next = 0;
+  int frames = 0;
+  while (next < items.size()) {
+    StatusBatchEncoder encoder(Limits{}.max_message_bytes, Limits{}.max_batch);
+    encoder.set_counts(12, 34);
+    while (next < items.size() && encoder.add(items[next])) ++next;
+    REQUIRE(encoder.items() > 0);
+    const std::string frame = encoder.finish();
+    ++frames;
+    CHECK(frame.size() <= Limits{}.max_message_bytes);
+    const auto decoded = decode_from_gateway(frame);
+    REQUIRE(std::holds_alternative<GatewayToCloud>(decoded));
+    const auto& batch = std::get<StatusBatch>(std::get<GatewayToCloud>(decoded));
+    CHECK(batch.dropped == 12);
+    CHECK(batch.coalesced == 34);
+    arrived.insert(arrived.end(), batch.items.begin(), batch.items.end());
+  }
+  CHECK(frames >= 2);
+  CHECK(arrived == items);
+  // An item that alone does not fit is not added, and says how big it would be.
+  StatusBatchEncoder small(4096, 500);
+  StatusItem big{1, "t", Json{{"text", std::string(5000, 'x')}}, 1};
+  CHECK_FALSE(small.add(big));
+  CHECK(small.frame_size_of(big) > 4096);
+  // The count limit cuts too.
+  StatusBatchEncoder counted(1 << 20, 3);
+  for (int i = 0; i < 3; ++i) CHECK(counted.add(items[static_cast<size_t>(i)]));
+  CHECK_FALSE(counted.add(items[3]));
+}
+
+TEST_CASE("the boundary checks say what the cloud would refuse in a state or a device") {
+  CHECK_FALSE(check_state(Json{{"on", true}}, Limits{}));
+  const auto too_long = check_state(Json{{"text", std::string(300, 'x')}}, Limits{});
+  REQUIRE(too_long);
+  CHECK(too_long->find("state.text: expected a string of at most 256 bytes") == 0);
+  DeviceReport device;
+  device.info.id = "d";
+  device.info.name = "d";
+  device.info.kind = "k";
+  for (int i = 0; i < 70; ++i) device.info.capabilities.push_back(capability("c" + std::to_string(i), ValueType::boolean, false));
+  REQUIRE(check_device(device, Limits{}));
+  device.info.capabilities.resize(3);
+  CHECK_FALSE(check_device(device, Limits{}));
+}

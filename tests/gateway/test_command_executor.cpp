@@ -175,3 +175,50 @@ TEST_CASE("an offline device's command ends in device_error without reaching the
   CHECK(f.results[0].second.outcome == Outcome::device_error);
   CHECK(f.adapter.executed.empty());
 }
+
+TEST_CASE("a command id is remembered for the longest TTL however many commands come meanwhile") {
+  Fixture f;
+  f.adapter.answer_at_once = true;
+  // A few thousand commands a second (protocol.md promises at least 10 minutes of memory;
+  // a memory of the last 4096 ids forgot the first after a second and a half).
+  for (int i = 0; i < 6000; ++i) {
+    f.executor.submit(f.command("c" + std::to_string(i), Json{{"on", i % 2 == 0}}));
+    if (i % 1000 == 999) f.clock.advance(1000);
+  }
+  REQUIRE(f.adapter.executed.size() == 6000);
+  f.clock.advance(1000);  // 7 s after the first
+  f.executor.submit(f.command("c0", Json{{"on", true}}));
+  CHECK(f.adapter.executed.size() == 6000);
+  // Past the longest TTL (and its margin) an id may go, and memory is given back.
+  f.clock.advance(CommandExecutor::kRememberMs + CommandExecutor::kRememberMarginMs);
+  f.executor.submit(f.command("c-new", Json{{"on", true}}));
+  CHECK(f.executor.remembered() == 1);
+}
+
+TEST_CASE("command-id memory is bounded by bytes: when full, a new command is rejected, never an id forgotten early") {
+  EventLoop loop{{}};
+  ManualClock clock;
+  DeviceRegistry registry;
+  ScriptedAdapter adapter;
+  adapter.answer_at_once = true;
+  DeviceInfo lamp;
+  lamp.id = "lamp-1";
+  lamp.capabilities = {Capability::boolean("on", true)};
+  registry.upsert(lamp, &adapter);
+  registry.set_online("lamp-1", true);
+  std::vector<std::pair<std::string, CommandResult>> results;
+  CommandExecutor executor{loop, registry, clock, 200,
+                           [&](const std::string& id, const CommandResult& r) { results.emplace_back(id, r); },
+                           10 * 1024};
+  for (int i = 0; i < 200; ++i) {
+    executor.submit(Command{"c" + std::to_string(i), "lamp-1", Json{{"on", true}}, clock.wall_ms() + 10'000});
+  }
+  CHECK(executor.remembered_bytes() <= 10 * 1024);
+  CHECK(executor.remembered() < 200);
+  CHECK(results.back().second.outcome == Outcome::rejected);
+  CHECK(results.back().second.message.find("too many commands") != std::string::npos);
+  // The first id is still remembered: it does not run again.
+  const size_t ran = adapter.executed.size();
+  executor.submit(Command{"c0", "lamp-1", Json{{"on", true}}, clock.wall_ms() + 10'000});
+  CHECK(adapter.executed.size() == ran);
+}

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string>
 
+#include "cloud-link/protocol.h"
+#include "common/clock.h"
 #include "gateway/durable_outbox.h"
 
 using namespace flatlink;
@@ -187,18 +189,21 @@ TEST_CASE("in sync mode a status is sent only once it is committed") {
   CHECK(items[0].seq == seq);
 }
 
-TEST_CASE("command ids are remembered across restarts") {
+TEST_CASE("command ids are remembered across restarts, until their time is up") {
   Fixture f;
+  const int64_t now = SystemClock::instance().wall_ms();
   {
     auto outbox = f.open();
-    outbox->remember_command("c-1", 10);
-    outbox->remember_command("c-2", 11);
+    outbox->remember_command("c-1", now + 600'000);
+    outbox->remember_command("c-2", now + 660'000);
+    outbox->remember_command("c-old", now - 1000);
     outbox->flush();
   }
   auto outbox = f.open();
-  const auto& ids = outbox->recent_commands();
-  CHECK(std::find(ids.begin(), ids.end(), "c-1") != ids.end());
-  CHECK(std::find(ids.begin(), ids.end(), "c-2") != ids.end());
+  std::vector<std::string> ids;
+  for (const auto& [id, until] : outbox->recent_commands()) ids.push_back(id);
+  CHECK(ids == std::vector<std::string>{"c-1", "c-2"});
+  CHECK(outbox->recent_commands()[0].second == now + 600'000);
 }
 
 TEST_CASE("an unusable database path: a loud health message, and the outbox works in memory, bounded") {
@@ -216,21 +221,188 @@ TEST_CASE("an unusable database path: a loud health message, and the outbox work
   CHECK(outbox->size() == 0);
 }
 
-TEST_CASE("a corrupt database is left as it is and the gateway goes on in memory") {
+TEST_CASE("a damaged database is moved aside, never deleted, and a new stream epoch starts with what it held counted as lost") {
   Fixture f;
+  std::string first_epoch;
   {
-    std::ofstream garbage(f.path);
-    garbage << std::string(8192, 'Z');
+    auto outbox = f.open();
+    first_epoch = outbox->epoch();
+    for (int i = 0; i < 7; ++i) outbox->append("t", temp(i), i);
+    outbox->flush();
+  }
+  // Junk over the header: no longer a database.
+  {
+    std::fstream file(f.path, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(0);
+    file << std::string(100, 'Z');
   }
   auto outbox = f.open();
-  CHECK_FALSE(outbox->health().empty());
+  CHECK(outbox->health().empty());
+  CHECK_FALSE(outbox->memory_only());
+  CHECK(outbox->epoch() != first_epoch);
+  CHECK(outbox->lost() == 7);
+  CHECK(outbox->size() == 0);
   outbox->append("t", temp(1), 1);
   CHECK(f.read_all(*outbox).size() == 1);
-  outbox.reset();
-  std::ifstream again(f.path);
-  std::stringstream content;
-  content << again.rdbuf();
-  CHECK(content.str() == std::string(8192, 'Z'));
+  // The damaged file is still there for a person to look at.
+  CHECK(std::system(("ls " + f.path + ".damaged-* >/dev/null 2>&1").c_str()) == 0);
+}
+
+TEST_CASE("a 0-byte outbox.db is the store gone, not a first start: an error, a new epoch, the loss counted and kept") {
+  Fixture f;
+  std::string first_epoch;
+  {
+    auto outbox = f.open();
+    first_epoch = outbox->epoch();
+    CHECK(proto::valid_epoch(first_epoch));
+    for (int i = 0; i < 5; ++i) outbox->append("t", temp(i), i);
+    outbox->flush();
+  }
+  REQUIRE(::truncate(f.path.c_str(), 0) == 0);
+  std::string second_epoch;
+  {
+    auto outbox = f.open();
+    second_epoch = outbox->epoch();
+    CHECK(second_epoch != first_epoch);
+    CHECK(outbox->lost() == 5);
+    CHECK(outbox->size() == 0);
+    outbox->append("t", temp(9), 9);
+    outbox->flush();
+  }
+  // The count survives a restart, and the new store goes on in its own epoch.
+  auto outbox = f.open();
+  CHECK(outbox->epoch() == second_epoch);
+  CHECK(outbox->lost() == 5);
+  CHECK(outbox->size() == 1);
+}
+
+TEST_CASE("an outbox.db replaced by an older copy of itself is a new epoch: its seqs may have been handed out") {
+  Fixture f;
+  std::string first_epoch;
+  {
+    auto outbox = f.open();
+    first_epoch = outbox->epoch();
+    outbox->append("t", temp(0), 0);
+    outbox->flush();
+  }
+  REQUIRE(std::system(("cp " + f.path + " " + f.dir + "/copy.db").c_str()) == 0);
+  {
+    auto outbox = f.open();  // a second start reserves the next block
+    CHECK(outbox->epoch() == first_epoch);
+    outbox->flush();
+  }
+  REQUIRE(std::system(("cp " + f.dir + "/copy.db " + f.path).c_str()) == 0);
+  auto outbox = f.open();
+  CHECK(outbox->epoch() != first_epoch);
+}
+
+TEST_CASE("an outbox that cannot reserve seqs at start runs memory-only in an epoch of its own, each start a new one") {
+  Fixture f;
+  std::string durable_epoch;
+  uint64_t durable_next = 0;
+  {
+    auto outbox = f.open();
+    durable_epoch = outbox->epoch();
+    outbox->append("t", temp(0), 0);
+    outbox->flush();
+    durable_next = outbox->next_seq();
+  }
+  // A full disk: every write fails (a file size limit, as EFBIG / SQLITE_FULL).
+  struct rlimit saved {};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit tight = saved;
+  tight.rlim_cur = 0;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &tight) == 0);
+  std::string first_memory_epoch;
+  {
+    auto outbox = f.open();
+    CHECK(outbox->memory_only());
+    CHECK(outbox->health().find("outbox not durable") == 0);
+    first_memory_epoch = outbox->epoch();
+    CHECK(first_memory_epoch != durable_epoch);
+    for (int i = 0; i < 20; ++i) outbox->append("t", temp(i), i);
+    CHECK(f.read_all(*outbox).size() == 20);  // they flow, in a stream nobody can resume
+  }
+  {
+    // A crash and a start with the disk still full: the same seqs again, but never in the
+    // same epoch (before epochs, the cloud skipped these as already seen).
+    auto outbox = f.open();
+    CHECK(outbox->memory_only());
+    CHECK(outbox->epoch() != first_memory_epoch);
+    CHECK(outbox->epoch() != durable_epoch);
+  }
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  // Space is back: the store's own stream resumes where it was, its status still waiting.
+  auto outbox = f.open();
+  CHECK_FALSE(outbox->memory_only());
+  CHECK(outbox->epoch() == durable_epoch);
+  CHECK(outbox->next_seq() >= durable_next);
+  CHECK(outbox->size() == 1);
+}
+
+TEST_CASE("while the disk fails, the pending disk work stays within the outbox's bounds") {
+  Fixture f;
+  f.config.max_items = 50;
+  auto outbox = f.open();
+  outbox->append("t", temp(0), 0);
+  outbox->flush();
+  struct rlimit saved {};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit tight = saved;
+  tight.rlim_cur = 0;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &tight) == 0);
+  // A long outage of the disk with the cloud acknowledging as it goes: thousands of
+  // statuses come and go; what waits for the disk must not grow with them.
+  uint64_t after = 0;
+  for (int round = 0; round < 40; ++round) {
+    for (int i = 0; i < 100; ++i) outbox->append("d" + std::to_string(i % 7), temp(i), i);
+    auto items = outbox->read_after(after, 10'000);
+    if (!items.empty()) {
+      after = items.back().seq;
+      outbox->ack(after);
+    }
+    f.run_until([&] { return !outbox->health().empty(); }, 200);
+  }
+  outbox->flush();
+  CHECK_FALSE(outbox->health().empty());
+  CHECK(outbox->pending_ops() <= f.config.max_items * 2 + 16);
+  CHECK(outbox->index_entries() <= f.config.max_items + 1);
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+}
+
+TEST_CASE("when full, coalescing is counted, survives a restart, and the oldest-first drop stays linear") {
+  Fixture f;
+  f.config.max_items = 100;
+  {
+    auto outbox = f.open();
+    // Two devices flooding: every new state folds into the device's waiting one.
+    for (int i = 0; i < 100; ++i) outbox->append("other-" + std::to_string(i), temp(i), i);
+    for (int i = 0; i < 5000; ++i) outbox->append(i % 2 ? "a" : "b", temp(i), i);
+    CHECK(outbox->size() == 100);
+    CHECK(outbox->coalesced() + outbox->dropped() == 5000);
+    CHECK(outbox->coalesced() >= 4990);
+    // Removed entries do not pile up in the index.
+    CHECK(outbox->index_entries() <= 200);
+    outbox->flush();
+  }
+  auto outbox = f.open();
+  CHECK(outbox->coalesced() >= 4990);
+}
+
+TEST_CASE("the per-device table shrinks when a device's statuses have all left") {
+  Fixture f;
+  auto outbox = f.open();
+  for (int i = 0; i < 1000; ++i) outbox->append("dev-" + std::to_string(i), temp(i), i);
+  CHECK(outbox->known_devices() == 1000);
+  auto items = f.read_all(*outbox);
+  REQUIRE(items.size() == 1000);
+  outbox->ack(items[499].seq);
+  CHECK(outbox->known_devices() == 500);
+  outbox->ack(items.back().seq);
+  CHECK(outbox->known_devices() == 0);
+  CHECK(outbox->waiting_devices().empty());
 }
 
 TEST_CASE("a full disk is reported, statuses go on flowing from memory, and the outbox recovers when space returns") {

@@ -109,28 +109,38 @@ describe('gateway, cloud and browsers on one link per flat', () => {
     assert.ok(!gwA.output().includes(flatA.token));
   });
 
-  test('malformed, oversized and out-of-order messages are refused and the link and other flats go on', async () => {
+  test('malformed, oversized and out-of-order gateway messages are refused and close the link; other flats go on', async () => {
     const a = await browser(cloudCfg.port, loginA);
     const raw = await rawGateway(cloudCfg.port, flatC.token);
     // out of order: a status before hello closes the link
     raw.send({ type: 'status', items: [{ seq: 1, device: 'x', state: { on: true }, ts: 1 }] });
     assert.equal((await raw.waitClosed()).code, 1002);
 
-    const gw = await rawGateway(cloudCfg.port, flatC.token);
-    gw.send('{"type": "hello", not json');
-    assert.equal((await gw.next('error')).code, 'invalid_json');
-    gw.send({ type: 'hello', gateway: 'raw-c', version: '0', devices: [], next_seq: 1, extra: 1 });
-    assert.equal(gw.of('error').length >= 1, true);
-    await gw.next('error', (m) => m.code === 'invalid_message');
-    gw.send({ type: 'status', items: 'x'.repeat(5000) });
-    await gw.next('error', (m) => m.code === 'message_too_big');
-    // the link still works: a proper hello is acknowledged
+    // A refused gateway frame may hold statuses: the link closes (1002 malformed, 1009 too
+    // big), so that nothing after it is ever acknowledged (protocol.md, delivery rule 4a).
+    const refused = async (message, code, closeCode) => {
+      const gw = await rawGateway(cloudCfg.port, flatC.token);
+      gw.send(message);
+      await gw.next('error', (m) => m.code === code);
+      assert.equal((await gw.waitClosed()).code, closeCode);
+    };
+    await refused('{"type": "hello", not json', 'invalid_json', 1002);
+    await refused({ type: 'hello', gateway: 'raw-c', version: '0', devices: [], next_seq: 1, extra: 1 }, 'invalid_message', 1002);
+    await refused({ type: 'status', items: 'x'.repeat(5000) }, 'message_too_big', 1009);
+    // a proper hello is acknowledged
     const lamp = { id: 'c-lamp', name: 'c', kind: 'lamp', capabilities: [{ name: 'on', type: 'bool', writable: true }], state: { on: false }, online: true };
+    let gw = await rawGateway(cloudCfg.port, flatC.token);
     gw.send({ type: 'hello', gateway: 'raw-c', version: '0', devices: [lamp], next_seq: 1 });
     assert.equal((await gw.next('ack')).seq, 0);
-    // seq not increasing inside a batch is refused
+    // seq not increasing inside a batch is refused, and nothing after it is acknowledged
     gw.send({ type: 'status', items: [{ seq: 2, device: 'c-lamp', state: { on: true }, ts: 5 }, { seq: 2, device: 'c-lamp', state: { on: false }, ts: 6 }] });
+    gw.send({ type: 'status', items: [{ seq: 3, device: 'c-lamp', state: { on: true }, ts: 7 }] });
     await gw.next('error', (m) => /seq/.test(m.message));
+    assert.equal((await gw.waitClosed()).code, 1002);
+    assert.deepEqual(gw.of('ack').map((m) => m.seq), [0]);
+    gw = await rawGateway(cloudCfg.port, flatC.token);
+    gw.send({ type: 'hello', gateway: 'raw-c', version: '0', devices: [lamp], next_seq: 2 });
+    assert.equal((await gw.next('ack')).seq, 0);
     gw.send({ type: 'status', items: [{ seq: 1, device: 'c-lamp', state: { on: true }, ts: 5 }] });
     assert.equal((await gw.next('ack', (m) => m.seq === 1)).seq, 1);
     assert.equal(gw.closed, null);
@@ -287,7 +297,7 @@ describe('messages larger than the receive buffer', () => {
     if (cloud) await stop(cloud);
   });
 
-  test('a 40 kB hello and 40 kB status batches arrive whole; a 70 kB message is refused and the link goes on', async () => {
+  test('a 40 kB hello and 40 kB status batches arrive whole; a 70 kB message is refused and closes the link', async () => {
     const devices = Array.from({ length: 150 }, (_, i) => ({
       id: `lamp-${i}`,
       name: `Lampe Nr. ${i} — grün, 21 °C`, // multi-byte UTF-8 that falls across the pieces
@@ -326,9 +336,14 @@ describe('messages larger than the receive buffer', () => {
 
     gw.send({ type: 'status', items: 'x'.repeat(70_000) });
     await gw.next('error', (m) => m.code === 'message_too_big');
-    gw.send(batch(801));
-    assert.equal((await gw.next('ack', (m) => m.seq === 1200)).seq, 1200);
-    assert.equal(gw.closed, null);
+    assert.equal((await gw.waitClosed()).code, 1009);
+    const again = await rawGateway(cfg.port, flatA.token);
+    again.send({ ...hello, next_seq: 801 });
+    assert.equal((await again.next('ack')).seq, 800);
+    again.send(batch(801));
+    assert.equal((await again.next('ack', (m) => m.seq === 1200)).seq, 1200);
+    assert.equal(again.closed, null);
+    again.close();
     b.close();
     gw.close();
   });
