@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <variant>
 
@@ -24,7 +25,7 @@ namespace {
 constexpr const char* kUsage =
     "Usage: flatlink-cloud [options]\n"
     "       flatlink-cloud hash-token      < token      (prints the hash for gateway_token_sha256)\n"
-    "       flatlink-cloud hash-password   < password   (prints the hash for users[].password_hash)\n"
+    "       flatlink-cloud hash-password   < password   (prints an Argon2id hash for users[].password_hash)\n"
     "\n"
     "The flatlink cloud server: accepts gateways and browsers, routes status up and\n"
     "commands down, one flat never reaching another.\n"
@@ -116,7 +117,11 @@ int main(int argc, char** argv) {
   LOG_INFO("server") << "dashboard from " << cfg.dashboard_dir;
   raise_open_files_limit();
 
-  cloud::Server server(cfg);
+  // The server gives the loop its protocols, so it is made first; but it must be destroyed
+  // while the loop object still exists: run() → loop.shutdown() (links closed, reaching a
+  // live server) → server.reset() (its timers see no context) → the loop (finding 12 of #19).
+  auto owned_server = std::make_unique<cloud::Server>(cfg);
+  cloud::Server& server = *owned_server;
   EventLoop loop(server.loop_options());
   if (!loop.ok()) {
     LOG_ERROR("server") << "could not listen on " << cfg.listen_address << ":" << cfg.port
@@ -155,6 +160,8 @@ int main(int argc, char** argv) {
   install_test_faults(loop);
   notifier.start();
   const int rc = loop.run();
+  loop.shutdown();
+  owned_server.reset();
   LOG_INFO("server") << "stopped";
   return rc == 0 ? cli::kExitOk : cli::kExitFailure;
 }
