@@ -394,8 +394,15 @@ std::string Server::reload(config::CloudConfig next) {
   if (next.tls.cert_file != config_.tls.cert_file || next.tls.key_file != config_.tls.key_file) restart.push_back("tls");
   if (!next.dashboard_dir.empty() && next.dashboard_dir != config_.dashboard_dir) restart.push_back("dashboard_dir");
   if (next.backplane != config_.backplane) restart.push_back("backplane");
+  if (next.metrics != config_.metrics) restart.push_back("metrics listener");
+  if (next.login.workers != config_.login.workers || next.login.queue_per_source != config_.login.queue_per_source ||
+      next.login.queue_total != config_.login.queue_total) {
+    restart.push_back("login workers and queues");
+  }
   config_.log_level = next.log_level;
   config_.limits = next.limits;  // read per use: new connections and messages see them
+  config_.login = next.login;    // bans and delays: from the next failure on (bans in force stay)
+  config_.allowed_origins = next.allowed_origins;
   std::vector<config::FlatConfig> before = std::exchange(config_.flats, std::move(next.flats));
   std::string summary = router_->flats_changed(before);
   if (!restart.empty()) {

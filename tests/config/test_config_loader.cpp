@@ -884,6 +884,28 @@ TEST_CASE("a password hash must be Argon2id or legacy pbkdf2-sha256, and is neve
   CHECK(cloud_ok(doc).flats[0].users[0].password_hash == argon);
 }
 
+TEST_CASE("the front door's settings load with their defaults, and an origin must be scheme://host[:port]") {
+  Json doc = minimal_cloud();
+  CloudConfig plain = cloud_ok(doc);
+  CHECK(plain.login.ban_after == 10);
+  CHECK(plain.metrics.listen_address == "127.0.0.1");
+  CHECK(plain.metrics.port == 9464);
+  CHECK(plain.limits.browser_queue_hard_bytes == 1024 * 1024);
+  CHECK(plain.allowed_origins.empty());
+  doc["login"] = Json{{"ban_after", 3}, {"ban_s", 30}, {"workers", 4}};
+  doc["metrics"] = Json{{"port", 0}};
+  doc["allowed_origins"] = Json::array({"https://flats.example.org", "http://10.0.0.5:8080"});
+  CloudConfig set = cloud_ok(doc);
+  CHECK(set.login.ban_after == 3);
+  CHECK(set.login.workers == 4);
+  CHECK(set.metrics.port == 0);
+  CHECK(set.allowed_origins.size() == 2);
+  doc["allowed_origins"] = Json::array({"https://flats.example.org/path"});
+  CHECK(contains(cloud_error(doc), "cloud.json: allowed_origins[0]: expected an origin such as"));
+  doc["allowed_origins"] = Json::array({"*"});
+  CHECK(contains(cloud_error(doc), "allowed_origins[0]"));
+}
+
 TEST_CASE("a weak password hash is refused by the loader, naming why (1 iteration, a 1-byte salt, cheap Argon2id)") {
   Json doc = minimal_cloud();
   const std::string hash64 = std::string(64, 'a');
@@ -943,7 +965,8 @@ TEST_CASE("cloud numbers, lists and keys are checked like the gateway's") {
   CHECK(cloud_error(doc) ==
         "cloud.json: limits.max_messages: unknown key (expected one of: handshake_timeout_s, max_message_bytes, "
         "messages_per_s, burst, history_points, command_timeout_ms, max_streams_per_flat, max_stream_kbps_per_flat, "
-                              "stream_buffer_ms)");
+        "stream_buffer_ms, max_browsers_per_ip, max_unauthenticated_per_ip, max_connections_per_user, "
+        "browser_queue_soft_bytes, browser_queue_hard_bytes, gateway_queue_hard_bytes, output_budget_bytes)");
 
   doc = minimal_cloud();
   doc["limits"] = Json{{"max_message_bytes", 512}};

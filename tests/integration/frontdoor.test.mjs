@@ -152,10 +152,8 @@ describe('gateway tokens (finding 6)', () => {
 
   test('flatlinkd told 401 logs "unauthorized: check the token for flat …" and backs off longer', async () => {
     const { gatewayConfig, demoDevices } = await import('./flatlink.mjs');
-    const { writeTempConfig } = await import('./harness.mjs');
     const gwCfg = gatewayConfig({ id: 'gw-wrong', flat: flatA.id, token: 'the-wrong-token-0123456789', url: `ws://127.0.0.1:${cfg.port}/`, devices: demoDevices('w-') });
-    const file = await writeTempConfig(gwCfg);
-    const gw = await startProcess(binaries.gateway, ['--config', file], { readyPattern: /unauthorized: check the token for flat/ });
+    const gw = await startProcess(binaries.gateway, ['--config', gwCfg.file], { readyPattern: /unauthorized: check the token for flat/ });
     const line = gw.lines.find((l) => /unauthorized: check the token for flat/.test(l));
     assert.match(line, /flat-a/);
     assert.match(line, /retrying in [0-9]+ s/);
