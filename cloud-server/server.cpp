@@ -682,7 +682,7 @@ Server::Refusal Server::check_upgrade(lws* wsi, bool is_gateway, const std::stri
   if (is_gateway) {
     if (!bearer_flat(wsi)) {
       ++metrics_.auth_failures;
-      return {HTTP_STATUS_UNAUTHORIZED, "unauthorized: missing or unknown gateway token", "www-authenticate:",
+      return {HTTP_STATUS_UNAUTHORIZED, "unauthorized: missing or unknown token", "www-authenticate:",
               "Bearer realm=\"flatlink\""};
     }
     return {};
