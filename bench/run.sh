@@ -5,6 +5,8 @@
 # bench/run.sh --audio [--smoke] [--seconds S]: the audio stream benchmark (bench/audio.mjs).
 # bench/run.sh --backplane [--smoke] [options of bench/backplane.mjs]: cloud instances over an
 # MQTT broker against one instance (bench/backplane.mjs).
+# bench/run.sh --mqtt-command [--smoke] [--commands N]: a command's round trip through a Tasmota
+# plug with Mosquitto's set_tcp_nodelay true against its default false (bench/mqtt_command.mjs).
 # Installs the bench's peers from npm when missing (Node-RED 4, pinned in
 # bench/package-lock.json; not needed by --smoke), then runs bench/run.mjs.
 # Binaries from $FLATLINK_BUILD_DIR (default: <repo>/build).
@@ -32,6 +34,13 @@ case " $* " in
     for a in "$@"; do [ "$a" = "--backplane" ] || shift_args="$shift_args $a"; done
     # shellcheck disable=SC2086
     exec node "$here/backplane.mjs" $shift_args ;;
+esac
+case " $* " in
+  *" --mqtt-command "*)
+    shift_args=""
+    for a in "$@"; do [ "$a" = "--mqtt-command" ] || shift_args="$shift_args $a"; done
+    # shellcheck disable=SC2086
+    exec node "$here/mqtt_command.mjs" $shift_args ;;
 esac
 case " $* " in
   *" --smoke "*|*" --no-nodered "*) ;;

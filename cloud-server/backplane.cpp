@@ -5,6 +5,9 @@
 #include <utility>
 #include <variant>
 
+#include <openssl/rand.h>
+
+#include "cloud-server/auth.h"
 #include "common/log.h"
 #include "mqtt/mqtt_session.h"
 
@@ -19,6 +22,10 @@ constexpr uint32_t kStateIntervalMs = 100;    // retained states are published a
 constexpr uint32_t kRefusalLogBurst = 10;     // refusal log lines per window
 constexpr int64_t kRefusalWindowMs = 10'000;
 constexpr size_t kMaxUnsafe = 200'000;        // unacknowledged publishes kept across a broker outage
+// Handed to the session and not yet acknowledged: far below 65,535 (libmosquitto's 16-bit
+// message ids) and enough to keep a loopback or LAN broker busy.
+constexpr size_t kMaxInFlight = 1'000;
+constexpr size_t kMaxInFlightBytes = 4 << 20;
 
 }  // namespace
 
@@ -35,7 +42,16 @@ Backplane::Backplane(const config::BackplaneConfig& config, const config::Limits
       listener_(listener),
       state_timer_(loop, [this] { flush_states(); }) {
   metrics_.backplane_enabled = true;
+  unsigned char rnd[8];
+  RAND_bytes(rnd, sizeof rnd);
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char c : rnd) {
+    run_ += kHex[c >> 4];
+    run_ += kHex[c & 15];
+  }
+  started_ms_ = clock_.wall_ms();
   check_context_.instance = config_.instance_id;
+  check_context_.run = run_;
   check_context_.knows_flat = [this](const std::string& flat) { return listener_.backplane_knows_flat(flat); };
   check_context_.watching = [this](const std::string& flat) { return watched_.count(flat) != 0; };
 }
@@ -117,9 +133,9 @@ void Backplane::subscribe_flat(const std::string& flat, bool subscribe) {
 }
 
 void Backplane::publish_gateway_message(const std::string& flat, const std::string& gateway, const std::string& encoded,
-                                        std::function<void()> on_safe) {
+                                        std::function<void()> on_safe, std::function<void()> on_dropped) {
   enqueue(flat_topic(flat, "status"), backplane::encode_gateway_message(flat, config_.instance_id, gateway, encoded),
-          false, std::move(on_safe));
+          false, std::move(on_safe), std::move(on_dropped));
 }
 
 void Backplane::state_changed(const std::string& flat, bool now) {
@@ -165,25 +181,34 @@ void Backplane::send_accepted(const std::string& flat, const std::string& to, co
   enqueue(flat_topic(flat, "results/" + to), backplane::encode_accepted(flat, config_.instance_id, command_id), false);
 }
 
-void Backplane::enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe) {
+void Backplane::enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe,
+                        std::function<void()> on_dropped) {
   if (unsafe_.size() >= kMaxUnsafe) {
     // Only reachable when the broker is gone for long: statuses stop being
-    // acknowledged long before (the gateways' windows), so this drops states/claims.
-    LOG_WARN("backplane") << "instance=" << config_.instance_id << " " << unsafe_.size()
-                          << " messages wait for the broker; dropping topic=" << topic;
+    // acknowledged long before (the gateways' windows). Refused loudly: the
+    // caller hears it (a gateway's link is closed and resends), and it is counted.
+    ++metrics_.backplane_dropped;
+    LOG_ERROR("backplane") << "instance=" << config_.instance_id << " " << unsafe_.size()
+                           << " messages wait for the broker; dropping topic=" << log::q(topic.substr(0, 200));
+    if (on_dropped) on_dropped();
     return;
   }
+  const bool pending_before = unsent_ != unsafe_.end();
   unsafe_.push_back(Outgoing{std::move(topic), std::move(payload), retain, std::move(on_safe)});
-  if (connected()) send(std::prev(unsafe_.end()));
+  if (!pending_before) unsent_ = std::prev(unsafe_.end());
+  pump();
 }
 
-// Publishes an entry of unsafe_; false when the connection is gone (on_connected sends it again).
-bool Backplane::send(std::list<Outgoing>::iterator out) {
-  int mid = 0;
-  if (!session_->publish(out->topic, out->payload, out->retain, &mid)) return false;
-  ++metrics_.backplane_messages_out;
-  in_flight_[mid] = out;
-  return true;
+void Backplane::pump() {
+  if (!connected()) return;  // on_connected starts again from the oldest
+  while (unsent_ != unsafe_.end() && in_flight_.size() < kMaxInFlight && in_flight_bytes_ < kMaxInFlightBytes) {
+    int mid = 0;
+    if (!session_->publish(unsent_->topic, unsent_->payload, unsent_->retain, &mid)) return;
+    ++metrics_.backplane_messages_out;
+    in_flight_bytes_ += unsent_->payload.size();
+    in_flight_[mid] = unsent_;
+    ++unsent_;
+  }
 }
 
 void Backplane::on_published(int mid) {
@@ -191,21 +216,44 @@ void Backplane::on_published(int mid) {
   if (it == in_flight_.end()) return;  // from before a reconnect: its copy was sent again
   auto entry = it->second;
   in_flight_.erase(it);
+  in_flight_bytes_ -= entry->payload.size();
   std::function<void()> on_safe = std::move(entry->on_safe);
   unsafe_.erase(entry);
+  pump();
   if (on_safe) on_safe();
 }
 
+void Backplane::set_accounts(const std::vector<config::FlatConfig>& flats) {
+  std::string all;
+  for (const auto& flat : flats) {
+    all += flat.id + '\n' + flat.gateway_token_sha256 + '\n';
+    for (const auto& user : flat.users) all += user.name + '\n' + user.password_hash + '\n';
+    all += '\n';
+  }
+  const std::string digest = hash_token(all).substr(0, 16);
+  if (digest == accounts_) return;
+  accounts_ = digest;
+  if (connected()) publish_online();
+}
+
+void Backplane::publish_online() {
+  session_->publish(instance_topic(config_.instance_id),
+                    backplane::encode_instance(config_.instance_id, true,
+                                               backplane::InstanceRun{run_, started_ms_, clock_.wall_ms(), accounts_}),
+                    true);
+}
+
 void Backplane::on_connected() {
+  if (fatal_) return;
   metrics_.backplane_connected = true;
   dead_.erase(config_.instance_id);
-  LOG_INFO("backplane") << "instance=" << config_.instance_id << " connected; " << unsafe_.size()
+  LOG_INFO("backplane") << "instance=" << config_.instance_id << " connected; run=" << run_ << ", " << unsafe_.size()
                         << " messages to publish again, " << watched_.size() << " flats watched";
-  session_->publish(instance_topic(config_.instance_id), backplane::encode_instance(config_.instance_id, true), true);
+  publish_online();
   in_flight_.clear();
-  for (auto it = unsafe_.begin(); it != unsafe_.end(); ++it) {
-    if (!send(it)) break;
-  }
+  in_flight_bytes_ = 0;
+  unsent_ = unsafe_.begin();
+  pump();
   listener_.backplane_up();
   if (!dirty_states_.empty()) flush_states();
 }
@@ -213,6 +261,8 @@ void Backplane::on_connected() {
 void Backplane::on_disconnected(const std::string& why) {
   metrics_.backplane_connected = false;
   in_flight_.clear();  // unacknowledged ones are published again on connect
+  in_flight_bytes_ = 0;
+  unsent_ = unsafe_.begin();
   LOG_WARN("backplane") << "instance=" << config_.instance_id << " broker connection lost (" << why << "); "
                         << unsafe_.size() << " messages wait for the next one";
 }
@@ -237,6 +287,44 @@ void Backplane::refuse(const std::string& topic, const std::string& why) {
                         << " refused: " << why;
 }
 
+void Backplane::on_instance(const backplane::InstanceStatus& m) {
+  if (m.instance == config_.instance_id) {
+    // Another process with our instance_id (check_message keeps only other runs). The one that
+    // started later leaves; a message published before this process started is an earlier
+    // run's, left in the broker (a crash): not a live process.
+    if (!m.online || fatal_) return;
+    const bool they_are_older = std::tie(m.started_ms, m.run) < std::tie(started_ms_, run_);
+    if (they_are_older && m.at_ms >= started_ms_) {
+      fatal_ = true;
+      const std::string why = "instance_id " + config_.instance_id + " is already used by a running flatlink-cloud (run " +
+                              m.run + "): each instance needs an instance_id of its own";
+      LOG_ERROR("backplane") << "instance=" << config_.instance_id << " run=" << run_ << " " << why;
+      session_->stop();
+      metrics_.backplane_connected = false;
+      if (on_fatal_) on_fatal_(why);
+    } else if (!they_are_older) {
+      LOG_ERROR("backplane") << "instance=" << config_.instance_id << " run=" << run_
+                             << " another process started later with this instance_id (run " << m.run
+                             << "); it leaves: each instance needs an instance_id of its own";
+    }
+    return;
+  }
+  if (m.online) {
+    if (dead_.erase(m.instance)) LOG_INFO("backplane") << "instance=" << m.instance << " is back";
+    if (!m.accounts.empty() && !accounts_.empty() && m.accounts != accounts_ &&
+        accounts_warned_[m.instance] != m.accounts) {
+      accounts_warned_[m.instance] = m.accounts;
+      LOG_WARN("backplane") << "instance=" << config_.instance_id << " other=" << m.instance
+                            << " the instances' accounts differ (flats, gateway tokens or users; digest " << m.accounts
+                            << " there, " << accounts_ << " here): a login or token may work on one and not the other;"
+                               " give every instance the same flats";
+    }
+  } else if (dead_.insert(m.instance).second) {
+    LOG_WARN("backplane") << "instance=" << m.instance << " left or died (its will); its flats show offline";
+    listener_.instance_down(m.instance);
+  }
+}
+
 void Backplane::on_message(Message& message) {
   ++metrics_.backplane_messages_in;
   check_context_.max_message_bytes = limits_.max_message_bytes;  // a reload may change it
@@ -253,12 +341,7 @@ void Backplane::on_message(Message& message) {
                                    << " message for a flat not watched now; ignored";
           }
         } else if constexpr (std::is_same_v<T, backplane::InstanceStatus>) {
-          if (m.online) {
-            if (dead_.erase(m.instance)) LOG_INFO("backplane") << "instance=" << m.instance << " is back";
-          } else if (dead_.insert(m.instance).second) {
-            LOG_WARN("backplane") << "instance=" << m.instance << " left or died (its will); its flats show offline";
-            listener_.instance_down(m.instance);
-          }
+          on_instance(m);
         } else if constexpr (std::is_same_v<T, backplane::GatewayMessage>) {
           listener_.remote_gateway_message(m.flat, m.from, m.gateway, m.message);
         } else if constexpr (std::is_same_v<T, backplane::StateMessage>) {

@@ -14,7 +14,13 @@
 // acknowledged by the broker (PUBACK) are kept, in order, and published again
 // after a reconnect (possibly to another broker), so a publish's `on_safe` runs
 // exactly when the broker holds it. Receivers drop the duplicates this may make
-// (statuses by seq, commands by id).
+// (statuses by seq, commands by id). At most kMaxInFlight messages (and
+// kMaxInFlightBytes) are handed to the MQTT session at a time, the rest wait
+// here in order: libmosquitto's message ids are 16 bits, and an id must never
+// name two messages that wait for their PUBACK. When even the waiting queue is
+// full (the broker gone for long), a publish is refused loudly: its `on_dropped`
+// runs (the Router closes that gateway's link, which then resends), and the
+// drop is logged and counted.
 //
 // Every message received is checked strictly: the topic's shape, a watched
 // flat, JSON, the envelope's keys, the flat in the payload equal to the flat in
@@ -27,11 +33,13 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "cloud-link/protocol.h"
 #include "cloud-server/backplane_messages.h"
@@ -77,6 +85,13 @@ class Backplane {
 
   bool start();
   void stop();
+  // Another process runs with this instance_id and started first: this one must not join
+  // (the broker would hand their one MQTT session back and forth). Called once, with the
+  // reason, on the loop thread; the owner stops the process with an error.
+  void on_fatal(std::function<void(const std::string& why)> fatal) { on_fatal_ = std::move(fatal); }
+  // The flats, tokens and users this instance accepts (a digest goes with its online message:
+  // instances whose accounts differ are logged). At start and after a reload.
+  void set_accounts(const std::vector<config::FlatConfig>& flats);
   bool connected() const;
   const std::string& instance() const { return config_.instance_id; }
   // Not known to be dead (its will has not been seen since it last said online).
@@ -89,8 +104,9 @@ class Backplane {
 
   // A message of the flat's gateway (status batch, presence, device list, encoded
   // by proto::encode) for the other instances; on_safe once the broker has it.
+  // on_dropped, instead, when the backplane cannot keep it (see Delivery above).
   void publish_gateway_message(const std::string& flat, const std::string& gateway, const std::string& encoded,
-                               std::function<void()> on_safe = {});
+                               std::function<void()> on_safe = {}, std::function<void()> on_dropped = {});
   // The flat's retained state changed: published soon (at most every 100 ms per
   // flat), or now when `now` (the gateway came or went: others must know at once).
   void state_changed(const std::string& flat, bool now = false);
@@ -112,11 +128,15 @@ class Backplane {
   void on_disconnected(const std::string& why);
   void on_message(mqtt::Message& message);
   void on_published(int mid);
-  void enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe = {});
-  bool send(std::list<Outgoing>::iterator out);
+  void enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe = {},
+               std::function<void()> on_dropped = {});
+  // Hands waiting messages to the session while the in-flight bounds allow.
+  void pump();
   void subscribe_flat(const std::string& flat, bool subscribe);
   void flush_states();
   void refuse(const std::string& topic, const std::string& why);
+  void publish_online();
+  void on_instance(const backplane::InstanceStatus& status);
 
   const config::BackplaneConfig& config_;
   const config::LimitsConfig& limits_;
@@ -127,8 +147,16 @@ class Backplane {
   std::unique_ptr<mqtt::Session> session_;
   std::set<std::string> watched_;
   std::set<std::string> dead_;           // instances whose will we saw
+  std::string run_;                      // this process's run: random, with its start time
+  int64_t started_ms_ = 0;
+  std::string accounts_;                 // digest of the accounts (set_accounts)
+  std::function<void(const std::string&)> on_fatal_;
+  bool fatal_ = false;
+  std::map<std::string, std::string> accounts_warned_;  // instance -> the differing digest logged
   std::list<Outgoing> unsafe_;           // not yet acknowledged by the broker, in publish order
-  std::unordered_map<int, std::list<Outgoing>::iterator> in_flight_;  // by mid
+  std::list<Outgoing>::iterator unsent_ = unsafe_.end();  // the first of unsafe_ not handed to the session
+  std::unordered_map<int, std::list<Outgoing>::iterator> in_flight_;  // handed to the session, by mid
+  size_t in_flight_bytes_ = 0;
   std::set<std::string> dirty_states_;
   Timer state_timer_;
   backplane::CheckContext check_context_;  // what incoming messages are checked against

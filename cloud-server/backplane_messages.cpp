@@ -195,14 +195,30 @@ Checked check_message(const Incoming& in, const CheckContext& context) {
   if (!payload.contains("v") || payload["v"] != 1) return refused("not a version 1 backplane message");
   std::string why;
   if (levels.size() == 4 && levels[2] == "instances") {
-    if (!has_keys(payload, {"v", "instance", "online"}, {}, why) || !is_id(payload["instance"]) ||
-        !payload["online"].is_boolean()) {
+    if (!has_keys(payload, {"v", "instance", "online"}, {"run", "started", "at", "accounts"}, why) ||
+        !is_id(payload["instance"]) || !payload["online"].is_boolean()) {
       return refused(why.empty() ? "bad instance message" : why);
     }
-    const std::string& instance = payload["instance"].get_ref<const std::string&>();
-    if (instance != levels[3]) return refused("instance in the payload differs from the topic's");
-    if (instance == context.instance) return Ignored{Ignored::Reason::own_message};
-    return InstanceStatus{instance, payload["online"].get<bool>()};
+    InstanceStatus status;
+    status.instance = payload["instance"].get<std::string>();
+    status.online = payload["online"].get<bool>();
+    if (payload.contains("run")) {
+      if (!is_id(payload["run"]) || !payload.contains("started") || !is_int(payload["started"]) ||
+          !payload.contains("at") || !is_int(payload["at"]) || !payload.contains("accounts") ||
+          !is_id(payload["accounts"])) {
+        return refused("bad run of an instance message");
+      }
+      status.run = payload["run"].get<std::string>();
+      status.started_ms = payload["started"].get<int64_t>();
+      status.at_ms = payload["at"].get<int64_t>();
+      status.accounts = payload["accounts"].get<std::string>();
+    }
+    if (status.instance != levels[3]) return refused("instance in the payload differs from the topic's");
+    // Ours, unless another process runs with our instance_id: the Backplane says so.
+    if (status.instance == context.instance && (status.run.empty() || status.run == context.run)) {
+      return Ignored{Ignored::Reason::own_message};
+    }
+    return status;
   }
   // flatlink/v1/flats/<flat>/<kind> or flatlink/v1/flats/<flat>/results/<us>
   if (levels.size() < 5 || levels[2] != "flats" || !valid_id(levels[3]) ||
@@ -223,8 +239,15 @@ Checked check_message(const Incoming& in, const CheckContext& context) {
   return check_flat_message(flat, kind, payload, context);
 }
 
-std::string encode_instance(const std::string& instance, bool online) {
-  return Json{{"v", 1}, {"instance", instance}, {"online", online}}.dump();
+std::string encode_instance(const std::string& instance, bool online, const InstanceRun& run) {
+  Json j{{"v", 1}, {"instance", instance}, {"online", online}};
+  if (!run.run.empty()) {
+    j["run"] = run.run;
+    j["started"] = run.started_ms;
+    j["at"] = run.at_ms;
+    j["accounts"] = run.accounts;
+  }
+  return j.dump();
 }
 
 std::string encode_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,

@@ -72,6 +72,7 @@ struct Incoming {
 // What the receiving instance brings to the check.
 struct CheckContext {
   std::string instance;                 // this instance's id: its own messages come back from the broker
+  std::string run;                      // this process's run id: an instance message of our id from another run is kept
   size_t max_message_bytes = 65'536;    // the config's limits.max_message_bytes
   std::function<bool(const std::string& flat)> knows_flat;  // the flat is in this instance's config
   std::function<bool(const std::string& flat)> watching;    // the flat is watched now
@@ -94,10 +95,18 @@ struct Ignored {
 
   bool operator==(const Ignored&) const = default;
 };
-// flatlink/v1/instances/<instance>: online, or its will / clean leave.
+// flatlink/v1/instances/<instance>: online, or its will / clean leave. An online message
+// also says which run of the instance it is (a random id, the wall ms it started, the wall ms
+// it was published) and a digest of its accounts (flats, tokens, users): two processes with
+// one instance_id, and instances whose accounts differ, are told apart by these. Absent in
+// a will, and from older versions: empty / 0.
 struct InstanceStatus {
   std::string instance;
   bool online = false;
+  std::string run;
+  int64_t started_ms = 0;
+  int64_t at_ms = 0;
+  std::string accounts;
 
   bool operator==(const InstanceStatus&) const = default;
 };
@@ -161,7 +170,14 @@ Checked check_message(const Incoming& in, const CheckContext& context);
 
 // The payloads Backplane publishes (check_message accepts each of them when its
 // fields are valid). `encoded` / the messages are wire-protocol messages.
-std::string encode_instance(const std::string& instance, bool online);
+// The online message carries the run (see InstanceStatus); the will and a clean leave do not need it.
+struct InstanceRun {
+  std::string run;
+  int64_t started_ms = 0;
+  int64_t at_ms = 0;
+  std::string accounts;
+};
+std::string encode_instance(const std::string& instance, bool online, const InstanceRun& run = {});
 std::string encode_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
                                    const std::string& encoded);
 // state.from is not used: `from` is.

@@ -167,7 +167,12 @@ int main(int argc, char** argv) {
   notifier.start();
   const int rc = loop.run();
   loop.shutdown();
+  const std::string failure = server.failure();
   owned_server.reset();
+  if (!failure.empty()) {
+    LOG_ERROR("server") << "stopped: " << failure;
+    return cli::kExitFailure;
+  }
   LOG_INFO("server") << "stopped";
   return rc == 0 ? cli::kExitOk : cli::kExitFailure;
 }

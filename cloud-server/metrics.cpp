@@ -80,6 +80,9 @@ std::string Metrics::render() const {
     metric("flatlink_backplane_catch_up_gaps_total", "counter",
            "Statuses a moved gateway's last holder acknowledged that had not arrived here within catch_up_ms.");
     os << "flatlink_backplane_catch_up_gaps_total " << backplane_catch_up_gaps << '\n';
+    metric("flatlink_backplane_dropped_total", "counter",
+           "Publishes refused because too many waited for the broker (each closes its gateway's link).");
+    os << "flatlink_backplane_dropped_total " << backplane_dropped << '\n';
   }
   return os.str();
 }

@@ -49,6 +49,7 @@ struct Metrics {
   uint64_t backplane_round_trip_ms = 0; // their summed time, browser command to result
   uint64_t backplane_takeovers = 0;     // local links closed because another instance took the flat
   uint64_t backplane_catch_up_gaps = 0; // statuses a moved gateway's last holder acked that never arrived in time
+  uint64_t backplane_dropped = 0;       // publishes refused: too many waited for the broker
 
   void count_command(Outcome outcome) { ++commands[static_cast<size_t>(outcome)]; }
   std::string render() const;

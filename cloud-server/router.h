@@ -1,50 +1,34 @@
-// The cloud's routing core: per flat, the gateway link, the devices' last
-// state, the last seq seen per gateway, the logged-in browsers and the commands
-// under way. Knows messages, not sockets: the server hands it decoded messages
-// and Peers to answer through. Loop thread only.
-//
-// Isolation: a browser is bound to one flat at login and everything it asks is
-// looked up in that flat only; a gateway is bound to the flat its token names.
+// The cloud's routing core as the server, the backplane and the stream hub see it: a thin
+// facade over its parts, each the one owner of its state (docs/architecture.md):
+//   login.h           Accounts (who may connect) and LoginGate (password checks off the loop)
+//   flats.h           Flats: the flats' live state, links, dedupe, fan-out to browsers
+//   commands.h        Commands: commands under way, their timers and results
+//   history.h         History: the values' history the `history` request answers
+//   backplane_sync.h  BackplaneSync: holder election and the other instances' state
+// Knows messages, not sockets: the server hands it decoded messages and Peers to answer
+// through. Loop thread only.
 #pragma once
 
 #include <cstdint>
-#include <deque>
-#include <map>
-#include <memory>
 #include <optional>
-#include <set>
 #include <string>
-#include <unordered_map>
+#include <string_view>
+#include <vector>
 
 #include "cloud-link/protocol.h"
 #include "cloud-server/backplane.h"
+#include "cloud-server/backplane_sync.h"
+#include "cloud-server/commands.h"
+#include "cloud-server/flats.h"
+#include "cloud-server/history.h"
+#include "cloud-server/login.h"
 #include "cloud-server/metrics.h"
+#include "cloud-server/peer.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "config/cloud_config.h"
 
 namespace flatlink::cloud {
-
-// A connected gateway or browser, as the router sees it.
-class Peer {
- public:
-  virtual ~Peer() = default;
-  virtual void send(std::string frame) = 0;
-  // A frame of the flat's state (snapshot, update, presence, device list, gateway state),
-  // which one later snapshot supersedes: a browser too far behind may get that snapshot
-  // instead (Router::resync_browser).
-  virtual void send_state(std::string frame) { send(std::move(frame)); }
-  // Sends a close frame with this code and reason, then drops the connection.
-  virtual void close(uint16_t code, const std::string& reason) = 0;
-  virtual const std::string& describe() const = 0;  // for log lines, e.g. "peer=12 from 127.0.0.1"
-  // A binary stream frame (cloud-server/streams.h): queued apart from text, bounded in time per
-  // stream, dropped oldest first, and written only when no text waits.
-  virtual void send_binary(std::string frame, uint16_t stream, uint32_t duration_us) {
-    (void)frame, (void)stream, (void)duration_us;
-  }
-  // A stream ended: its queued frames are of no use any more.
-  virtual void forget_stream(uint16_t stream) { (void)stream; }
-};
 
 class Router final : public BackplaneListener {
  public:
@@ -76,11 +60,13 @@ class Router final : public BackplaneListener {
   // summary for the log.
   std::string flats_changed(const std::vector<config::FlatConfig>& before);
   size_t flats() const { return flats_.size(); }
+  // Browser logins: bans and delays (the operator's /bans endpoints reach them here).
+  LoginGate& login_gate() { return login_; }
 
   // Joins other instances (docs/scale-out.md); null: alone. Before any link.
-  void attach_backplane(Backplane* backplane) { backplane_ = backplane; }
+  void attach_backplane(Backplane* backplane);
 
-  // BackplaneListener (router_backplane.cpp).
+  // BackplaneListener: handed to BackplaneSync, commands to Commands.
   void backplane_up() override;
   bool backplane_knows_flat(const std::string& flat) const override;
   std::optional<RemoteState> backplane_state(const std::string& flat) override;
@@ -105,64 +91,21 @@ class Router final : public BackplaneListener {
   const proto::DeviceReport* flat_device(const std::string& flat, const std::string& device) const;
 
  private:
-  struct Flat;
-  struct PendingCommand;
-  struct History;
-
-  Flat* flat_of_gateway(Peer& peer);
-  void to_browsers(Flat& flat, const std::string& frame);
-  void send_gateway(Peer& peer, const std::string& frame);
-  void send_browser(Peer& peer, const std::string& frame);
-  void send_snapshot(Peer& browser, const Flat& flat);
-  void on_hello(Flat& flat, Peer& peer, const proto::Hello& hello);
-  void accept_hello(Flat& flat, Peer& peer, const proto::Hello& hello);  // answers it
-  void on_status(Flat& flat, Peer& peer, const proto::StatusBatch& batch);
-  void on_result(Flat& flat, const proto::Result& result);
-  void on_browser_command(Flat& flat, Peer& browser, const proto::BrowserCommand& command);
-  void finish_command(const std::string& cloud_id, const proto::Result& result);
-  // A status from the flat's gateway, here or (over the backplane) at its holder: dropped
-  // when its seq was seen, else received (raises `last`) and, for a known device, applied
-  // (unless a newer device state `covered` it), kept in the history and sent to the browsers.
-  enum class StatusFate { duplicate, unknown_device, applied };
-  StatusFate apply_status(Flat& flat, const proto::StatusItem& item, int64_t& last, int64_t covered = 0);
-  void record_history(Flat& flat, const std::string& device, const Json& state, int64_t ts);
-  proto::Snapshot snapshot(const Flat& flat) const;
-  // Backplane hooks (router_backplane.cpp); each does nothing without a backplane.
-  void watch_update(Flat& flat);
-  void bp_link_opened(Flat& flat);
-  void bp_link_closed(Flat& flat);
-  void bp_gateway_message(Flat& flat, const proto::GatewayToCloud& message);
-  // Sends the ack for `seq` now (alone) or once the broker holds the batch.
-  void bp_ack_after(Flat& flat, Peer& peer, int64_t seq, const std::optional<std::string>& published);
-  bool bp_remote_online(const Flat& flat) const;
-  bool bp_hold_hello(Flat& flat, const proto::Hello& hello);
-  void bp_catch_up_timeout(const std::string& flat_id);
-  void bp_release_hello(Flat& flat);
-  void bp_drop_held_hello(Flat& flat);
-  bool bp_on_result(Flat& flat, const proto::Result& result);
-  void bp_send_command(Flat& flat, const std::string& cloud_id, const proto::CommandMsg& command);
+  void on_hello(LiveFlat& flat, Peer& peer, const proto::Hello& hello);
+  void accept_hello(LiveFlat& flat, Peer& peer, const proto::Hello& hello);  // answers it
+  void on_status(LiveFlat& flat, Peer& peer, const proto::StatusBatch& batch);
+  void on_login(Peer& peer, const proto::Login& login);
+  void logged_in(Peer& peer, const std::string& flat, const std::string& user, bool ok);
 
   const config::CloudConfig& config_;
-  EventLoop& loop_;
-  const Clock& clock_;
   Metrics& metrics_;
-  std::map<std::string, std::unique_ptr<Flat>> flats_;
-  std::unordered_map<std::string, std::string> flat_by_token_hash_;
-  std::unordered_map<Peer*, Flat*> gateways_;  // connected gateway links (also replaced ones until closed)
-  std::unordered_map<Peer*, Flat*> browsers_;  // nullptr until logged in
-  std::map<std::string, std::unique_ptr<PendingCommand>> pending_;
-  std::unordered_map<Peer*, uint64_t> login_attempt_;  // the login check a browser waits for
-  uint64_t login_attempts_ = 0;
-  std::string id_prefix_;
-  uint64_t next_command_ = 1;
-  std::deque<config::FlatConfig> retired_;  // removed flats: no token, no users; kept for their Flat
-
-  // The backplane side.
-  struct RemoteCommand;
-  Backplane* backplane_ = nullptr;
-  std::map<std::string, std::unique_ptr<RemoteCommand>> remote_commands_;  // run here for another instance
-  std::set<std::string> seen_commands_;                                     // at most once across redeliveries
-  std::deque<std::string> seen_order_;
+  std::vector<config::FlatConfig> flat_configs_;  // the flats' settings the parts read (the config's)
+  ConfigAccounts accounts_;
+  History history_;
+  Flats flats_;
+  Commands commands_;
+  BackplaneSync sync_;
+  LoginGate login_;  // last: destroyed first, joining its password-check workers
 };
 
 }  // namespace flatlink::cloud

@@ -74,6 +74,8 @@ class Server::Session final : public Peer {
   }
 
   const std::string& describe() const override { return desc_; }
+  std::string source() const override { return ip_; }
+  void authenticated() override { handshake_done(); }
 
   void send_binary(std::string frame, uint16_t stream, uint32_t duration_us) override {
     if (closing_) return;
@@ -369,13 +371,15 @@ void Server::start_metrics_listener() {
 
 void Server::start(EventLoop& loop) {
   loop_ = &loop;
-  login_throttle_ = std::make_unique<LoginThrottle>(config_.login, clock_);
-  password_pool_ = std::make_unique<PasswordCheckPool>(loop, config_.login.workers, config_.login.queue_per_source,
-                                                       config_.login.queue_total);
   router_ = std::make_unique<Router>(config_, loop, clock_, metrics_);
   if (config_.backplane.enabled) {
     backplane_ = std::make_unique<Backplane>(config_.backplane, config_.limits, loop, clock_, metrics_, *router_);
     router_->attach_backplane(backplane_.get());
+    backplane_->set_accounts(config_.flats);
+    backplane_->on_fatal([this](const std::string& why) {
+      failure_ = why;
+      loop_->request_stop();
+    });
     if (!backplane_->start()) {
       LOG_ERROR("server") << "backplane not started (see above); this instance runs alone";
       router_->attach_backplane(nullptr);
@@ -405,6 +409,7 @@ std::string Server::reload(config::CloudConfig next) {
   config_.allowed_origins = next.allowed_origins;
   std::vector<config::FlatConfig> before = std::exchange(config_.flats, std::move(next.flats));
   std::string summary = router_->flats_changed(before);
+  if (backplane_) backplane_->set_accounts(config_.flats);
   if (!restart.empty()) {
     summary += "; changed but applied only at a restart:";
     for (const auto& what : restart) summary += " " + what;
@@ -528,6 +533,7 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
       if (path == "/healthz") {
         body = "ok\n";
       } else if (path == "/metrics" && metrics_listener) {
+        metrics_.active_bans = static_cast<int64_t>(router_->login_gate().throttle().bans().size());
         body = metrics_.render() + streams_->metrics().render();
         type = "text/plain; version=0.0.4; charset=utf-8";
       } else if (!metrics_listener && !config_.dashboard_dir.empty() && path.find("..") == std::string::npos) {
@@ -602,7 +608,7 @@ std::pair<unsigned, std::string> Server::bans_request(lws* wsi, const std::strin
   if (path == "/bans") {
     if (post) return {HTTP_STATUS_METHOD_NOT_ALLOWED, "GET /bans\n"};
     std::string text;
-    for (const auto& ban : login_throttle_->bans()) {
+    for (const auto& ban : router_->login_gate().throttle().bans()) {
       text += ban.source + " " + std::to_string((ban.remaining_ms + 999) / 1000) + " s left, " +
               std::to_string(ban.failures) + " failed logins\n";
     }
@@ -611,8 +617,8 @@ std::pair<unsigned, std::string> Server::bans_request(lws* wsi, const std::strin
   if (!post) return {HTTP_STATUS_METHOD_NOT_ALLOWED, "POST /bans/lift[?address=A]\n"};
   char address[128] = "";
   if (lws_get_urlarg_by_name(wsi, "address=", address, sizeof address) == nullptr) address[0] = '\0';
-  const size_t lifted = login_throttle_->lift(address);
-  metrics_.active_bans = static_cast<int64_t>(login_throttle_->bans().size());
+  const size_t lifted = router_->login_gate().throttle().lift(address);
+  metrics_.active_bans = static_cast<int64_t>(router_->login_gate().throttle().bans().size());
   LOG_WARN("server") << "login: " << lifted << " ban(s) lifted by the operator"
                      << (address[0] ? std::string(" for address ") + address : std::string(" (all)"));
   return {HTTP_STATUS_OK, std::to_string(lifted) + " lifted\n"};
@@ -841,7 +847,6 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
           refuse(*error);
           return 0;
         }
-        if (std::holds_alternative<proto::Login>(std::get<proto::BrowserToCloud>(decoded))) session->handshake_done();
         router_->browser_message(*session, std::get<proto::BrowserToCloud>(decoded));
       }
       return 0;

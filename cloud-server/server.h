@@ -16,9 +16,7 @@
 #include <vector>
 
 #include "cloud-server/backplane.h"
-#include "cloud-server/login_throttle.h"
 #include "cloud-server/metrics.h"
-#include "cloud-server/password_pool.h"
 #include "cloud-server/router.h"
 #include "cloud-server/streams.h"
 #include "common/clock.h"
@@ -40,9 +38,8 @@ class Server {
   void stop(std::function<void()> done);
 
   Metrics& metrics() { return metrics_; }
-  // Failed-login bookkeeping and the password-check pool, owned here for the login code.
-  LoginThrottle& login_throttle() { return *login_throttle_; }
-  PasswordCheckPool& password_pool() { return *password_pool_; }
+  // Why the server asked to stop with an error (e.g. its backplane instance_id is taken); empty: it did not.
+  const std::string& failure() const { return failure_; }
 
   // Applies a newly loaded config (SIGHUP) without dropping links: flats, users,
   // tokens (see Router::flats_changed) and limits take effect now; listen address,
@@ -91,17 +88,14 @@ class Server {
   const Clock& clock_;
   Metrics metrics_;
   EventLoop* loop_ = nullptr;
-  std::unique_ptr<LoginThrottle> login_throttle_;
-  std::unique_ptr<Router> router_;
-  // After router_, so destroyed first: its workers joined and its answers, which reach the
-  // router, dropped before the router goes.
-  std::unique_ptr<PasswordCheckPool> password_pool_;
+  std::unique_ptr<Router> router_;  // with its LoginGate, which owns the password-check workers
   std::unique_ptr<Backplane> backplane_;  // after router_: destroyed first
   std::unique_ptr<StreamHub> streams_;  // device streams (cloud-server/streams.h)
   lws_retry_bo_t idle_policy_{};
   size_t sessions_ = 0;
   std::function<void()> on_stopped_;
   uint64_t next_session_id_ = 1;
+  std::string failure_;
 };
 
 }  // namespace flatlink::cloud

@@ -14,6 +14,10 @@ namespace flatlink {
 
 using Json = nlohmann::json;
 
+// The longest text value the wire protocol carries, in bytes: the one definition that
+// the configuration loader (a text capability's max_length) and the protocol share.
+inline constexpr size_t kMaxTextLength = 256;
+
 enum class ValueType { boolean, integer, number, enumeration, text };
 
 std::string_view to_string(ValueType type);
@@ -28,7 +32,7 @@ struct Capability {
   std::vector<std::string> options;     // enumeration
   std::string unit;                     // e.g. "°C", "%"; informative
   bool confirm = false;                 // a person should confirm before setting (door locks)
-  size_t max_length = 256;              // text
+  size_t max_length = kMaxTextLength;   // text: at most kMaxTextLength
 
   static Capability boolean(std::string name, bool writable);
   static Capability integer(std::string name, double min, double max, bool writable);

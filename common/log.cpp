@@ -14,8 +14,55 @@ namespace {
 
 std::atomic<int> g_level{static_cast<int>(Level::info)};
 
+// Length of the well-formed UTF-8 sequence at text[i] (1 to 4), or 0 when the bytes
+// there are not one (overlong forms, surrogates and code points past U+10FFFF included).
+size_t utf8_length_at(std::string_view text, size_t i) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  if (c < 0x80) return 1;
+  size_t extra = 0;
+  unsigned code = 0, min = 0;
+  if ((c & 0xE0) == 0xC0) {
+    extra = 1, code = c & 0x1F, min = 0x80;
+  } else if ((c & 0xF0) == 0xE0) {
+    extra = 2, code = c & 0x0F, min = 0x800;
+  } else if ((c & 0xF8) == 0xF0) {
+    extra = 3, code = c & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (i + extra >= text.size()) return 0;
+  for (size_t k = 1; k <= extra; ++k) {
+    const auto cc = static_cast<unsigned char>(text[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    code = (code << 6) | (cc & 0x3F);
+  }
+  if (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
+  return extra + 1;
+}
+
+void append_hex(std::string& out, unsigned char c) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "\\x%02x", c);
+  out += buf;
+}
+
+// Control bytes and bytes that are not valid UTF-8 become \xNN, so a log line is one
+// line of text whatever a device or peer sent (grep never calls the journal binary).
 void append_escaped(std::string& out, std::string_view text, bool quote_marks) {
-  for (unsigned char c : text) {
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {
+      const size_t n = utf8_length_at(text, i);
+      if (n == 0) {
+        append_hex(out, c);
+        ++i;
+      } else {
+        out.append(text.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
+    ++i;
     if (c == '\n') {
       out += "\\n";
     } else if (c == '\r') {
@@ -23,9 +70,7 @@ void append_escaped(std::string& out, std::string_view text, bool quote_marks) {
     } else if (c == '\t') {
       out += "\\t";
     } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
+      append_hex(out, c);
     } else if (quote_marks && (c == '"' || c == '\\')) {
       out += '\\';
       out += static_cast<char>(c);
@@ -33,6 +78,14 @@ void append_escaped(std::string& out, std::string_view text, bool quote_marks) {
       out += static_cast<char>(c);
     }
   }
+}
+
+// Where to cut text so that at most max bytes remain and no UTF-8 sequence is split.
+size_t cut_point(std::string_view text, size_t max) {
+  if (text.size() <= max) return text.size();
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return cut;
 }
 
 void lws_emit(int lws_level, const char* line) {
@@ -91,10 +144,18 @@ void route_lws_logs() {
 }
 
 std::ostream& operator<<(std::ostream& os, Quoted quoted) {
+  const size_t cut = cut_point(quoted.text, kQuotedMaxBytes);
   std::string out = "\"";
-  append_escaped(out, quoted.text, true);
+  append_escaped(out, quoted.text.substr(0, cut), true);
   out += '"';
+  if (cut < quoted.text.size()) out += "\xe2\x80\xa6(" + std::to_string(quoted.text.size()) + " bytes)";
   return os << out;
+}
+
+std::string quote(std::string_view text) {
+  std::ostringstream os;
+  os << Quoted{text};
+  return os.str();
 }
 
 Line::Line(Level lvl, std::string_view component) : level_(lvl), component_(component) {}
@@ -117,7 +178,10 @@ Line::~Line() {
   line += ' ';
   line += component_;
   line += ": ";
-  append_escaped(line, os_.str(), false);
+  const std::string message = os_.str();
+  const size_t cut = cut_point(message, kLineMaxBytes);
+  append_escaped(line, std::string_view(message).substr(0, cut), false);
+  if (cut < message.size()) line += "\xe2\x80\xa6(" + std::to_string(message.size()) + " bytes)";
   line += '\n';
   // One write per line so that lines from several threads never interleave.
   const char* p = line.data();

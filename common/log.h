@@ -1,6 +1,7 @@
 // One-line structured logging to stderr: "<time> <level> <component>: <message>".
 #pragma once
 
+#include <cstddef>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -19,16 +20,26 @@ std::string_view level_name(Level level);
 // Routes libwebsockets' own log lines through this logger (component "lws").
 void route_lws_logs();
 
-// A value quoted for a log line: quotes, backslashes and control bytes escaped.
+// A value from outside (a device, a broker, a peer) is shown at most this long in a log
+// line, cut at a character boundary and followed by "…(N bytes)" with its whole size.
+inline constexpr size_t kQuotedMaxBytes = 200;
+// A whole line's message is cut the same way beyond this, whatever it holds.
+inline constexpr size_t kLineMaxBytes = 4096;
+
+// A value quoted for a log line: quotes, backslashes, control bytes and bytes that are
+// not valid UTF-8 escaped (\xNN), cut to kQuotedMaxBytes.
 struct Quoted {
   std::string_view text;
 };
 inline Quoted q(std::string_view text) { return Quoted{text}; }
 std::ostream& operator<<(std::ostream& os, Quoted quoted);
+// The same as a string, for messages built before they are logged.
+std::string quote(std::string_view text);
 
 // Collects one line and writes it with a single write(2) when destroyed. Any
-// newline or control byte in the message is escaped, so a line stays a line
-// whatever a device or peer sent.
+// newline, control byte or byte that is not valid UTF-8 in the message is escaped
+// (\xNN), and a message beyond kLineMaxBytes is cut, so a line stays one line of
+// text whatever a device or peer sent.
 class Line {
  public:
   Line(Level level, std::string_view component);

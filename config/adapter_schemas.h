@@ -29,6 +29,13 @@ void claim_adapter_name(ObjectReader& r, FirstSeen& names, const std::string& na
 // Records a device id, refusing one that another device already has.
 void claim_device_id(Errors& errors, FirstSeen& device_ids, const std::string& id, const std::string& path);
 
+// A capability's type, one vocabulary for every adapter (capability_schema.cpp): boolean,
+// integer, number, enum, text; "enumeration" is read with a deprecation warning.
+bool read_value_type(ObjectReader& r, std::string_view key, ValueType& out, Need need);
+// A declared capability: name, type, range, options, unit, max_length (at most
+// kMaxTextLength). `line_device`: the names dev, set, ok and error are refused.
+void read_capability(ObjectReader& r, Capability& cap, bool line_device);
+
 // Each type's reader and its line in summarize(); one file per type.
 void read_serial_adapter(ObjectReader& r, AdapterContext& ctx, SerialAdapterConfig& out);
 void read_wifly_adapter(ObjectReader& r, AdapterContext& ctx, WiflyAdapterConfig& out);

@@ -41,6 +41,8 @@ class Errors {
   // "<name>: <path>: expected <expected>, got <value>".
   void expected(const std::string& path, const std::string& expected, const Json& got);
   const std::string& message() const { return message_; }
+  // The document's name (its file), for warnings.
+  const std::string& name() const { return name_; }
 
  private:
   std::string name_;

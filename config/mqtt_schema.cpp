@@ -113,19 +113,13 @@ void read_value(ObjectReader& r, MqttPayload payload, MqttRuleValue& value) {
   r.only_keys({"field", "capability", "type", "min", "max", "options", "unit", "true", "false", "command_topic",
                "command_payload"});
   if (payload == MqttPayload::json) {
-    r.non_empty_string("field", value.field, Need::required);
+    r.non_empty_string("field", value.field);  // defaults to the capability's name
   } else if (r.has("field") && errors.ok()) {
     errors.fail(r.path("field"), "a plain payload has no fields; use \"payload\": \"json\" to read one");
   }
   r.id("capability", value.capability.name, Need::required);
   if (value.field.empty()) value.field = value.capability.name;
-  r.choice("type", value.capability.type,
-           {{"boolean", ValueType::boolean},
-            {"integer", ValueType::integer},
-            {"number", ValueType::number},
-            {"enum", ValueType::enumeration},
-            {"text", ValueType::text}},
-           Need::required);
+  read_value_type(r, "type", value.capability.type, Need::required);
   const bool numeric = value.capability.type == ValueType::integer || value.capability.type == ValueType::number;
   for (const char* key : {"min", "max"}) {
     if (!r.has(key) || !errors.ok()) continue;

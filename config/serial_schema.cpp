@@ -56,84 +56,6 @@ const char* protocol_name(LineProtocol protocol) {
 }
 
 // Keys that the line protocol uses itself and so cannot name a capability.
-bool reserved_name(const std::string& name) {
-  return name == "dev" || name == "set" || name == "ok" || name == "error";
-}
-
-void read_capability(ObjectReader& r, Capability& cap) {
-  Errors& errors = r.errors();
-  r.only_keys({"name", "type", "writable", "min", "max", "options", "unit", "confirm", "max_length"});
-  if (r.id("name", cap.name, Need::required) && reserved_name(cap.name)) {
-    errors.fail(r.path("name"), json_quoted(cap.name) +
-                                    " is reserved by the line protocol (dev, set, ok, error); choose another name");
-  }
-  static constexpr std::string_view type_names[] = {"boolean", "integer", "number", "enumeration", "text"};
-  static constexpr ValueType types[] = {ValueType::boolean, ValueType::integer, ValueType::number,
-                                        ValueType::enumeration, ValueType::text};
-  size_t type = 0;
-  r.string_choice("type", type, {type_names[0], type_names[1], type_names[2], type_names[3], type_names[4]},
-                  Need::required);
-  cap.type = types[type];
-  r.boolean("writable", cap.writable);
-  r.boolean("confirm", cap.confirm);
-  r.string("unit", cap.unit);
-  if (!errors.ok()) return;
-  const bool numeric = cap.type == ValueType::integer || cap.type == ValueType::number;
-  const std::string type_name(type_names[type]);
-  for (const char* key : {"min", "max"}) {
-    if (!r.has(key)) continue;
-    if (!numeric) {
-      errors.fail(r.path(key), std::string("only integer and number capabilities have a ") + key + ", this one is " +
-                                   type_name);
-      return;
-    }
-    double value = 0;
-    if (!r.number(key, value, -1e15, 1e15)) return;
-    (key[1] == 'i' ? cap.min : cap.max) = value;
-  }
-  if (cap.min && cap.max && *cap.min > *cap.max) {
-    errors.fail(r.path("min"), "min " + describe(*r.find("min")) + " is larger than max " + describe(*r.find("max")));
-    return;
-  }
-  if (r.has("max_length")) {
-    if (cap.type != ValueType::text) {
-      errors.fail(r.path("max_length"), "only text capabilities have a max_length, this one is " + type_name);
-      return;
-    }
-    r.integer("max_length", cap.max_length, 1, 4096);
-  }
-  if (cap.type != ValueType::enumeration) {
-    if (r.has("options")) {
-      errors.fail(r.path("options"), "only enumeration capabilities have options, this one is " + type_name);
-    }
-    return;
-  }
-  const Json* options = r.array("options", 1, Need::required);
-  if (options == nullptr) return;
-  for (size_t i = 0; i < options->size(); ++i) {
-    const Json& option = (*options)[i];
-    const std::string path = index_path(r.path("options"), i);
-    if (!option.is_string() || option.get_ref<const std::string&>().empty()) {
-      errors.expected(path, "a non-empty string", option);
-      return;
-    }
-    const std::string& text = option.get_ref<const std::string&>();
-    for (char c : text) {
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-        errors.expected(path, "a string without control characters", option);
-        return;
-      }
-    }
-    for (const auto& seen : cap.options) {
-      if (seen == text) {
-        errors.fail(path, "duplicate option " + json_quoted(text));
-        return;
-      }
-    }
-    cap.options.push_back(text);
-  }
-}
-
 void read_serial_device(ObjectReader& r, FirstSeen& device_ids, SerialDeviceConfig& device) {
   Errors& errors = r.errors();
   r.only_keys({"id", "name", "kind", "room", "capabilities"});
@@ -143,7 +65,7 @@ void read_serial_device(ObjectReader& r, FirstSeen& device_ids, SerialDeviceConf
   r.string("room", device.room);
   r.objects("capabilities", 0, Need::optional, [&](ObjectReader& cap_reader) {
     Capability cap;
-    read_capability(cap_reader, cap);
+    read_capability(cap_reader, cap, /*line_device=*/true);
     if (!errors.ok()) return;
     if (device.capabilities.end() != std::find_if(device.capabilities.begin(), device.capabilities.end(),
                                                   [&](const Capability& c) { return c.name == cap.name; })) {

@@ -25,47 +25,6 @@ const Json* item_object(ObjectReader& r, const Json& array, size_t i, const std:
   return &item;
 }
 
-void read_capability(ObjectReader& r, Capability& cap) {
-  r.only_keys({"name", "type", "writable", "min", "max", "options", "unit", "confirm", "max_length"});
-  r.id("name", cap.name, Need::required);
-  r.choice("type", cap.type,
-           {{"boolean", ValueType::boolean},
-            {"integer", ValueType::integer},
-            {"number", ValueType::number},
-            {"enumeration", ValueType::enumeration},
-            {"text", ValueType::text},
-            {"enum", ValueType::enumeration}},
-           Need::required);
-  r.boolean("writable", cap.writable);
-  r.boolean("confirm", cap.confirm);
-  r.string("unit", cap.unit);
-  const bool numeric = cap.type == ValueType::integer || cap.type == ValueType::number;
-  if (numeric) {
-    double min = -1e15, max = 1e15;
-    if (r.number("min", min, -1e15, 1e15)) cap.min = min;
-    if (r.number("max", max, -1e15, 1e15)) cap.max = max;
-    if (cap.min && cap.max && *cap.min > *cap.max) r.errors().fail(r.path("max"), "must not be smaller than min");
-  } else if (r.has("min") || r.has("max")) {
-    r.errors().fail(r.path(r.has("min") ? "min" : "max"), "only integer and number capabilities have a range");
-  }
-  if (cap.type == ValueType::enumeration) {
-    const Json* options = r.array("options", 1, Need::required);
-    if (options) {
-      for (size_t i = 0; i < options->size() && r.errors().ok(); ++i) {
-        const Json& option = (*options)[i];
-        if (!option.is_string() || option.get<std::string>().empty()) {
-          r.errors().expected(index_path(r.path("options"), i), "a non-empty string", option);
-        } else {
-          cap.options.push_back(option.get<std::string>());
-        }
-      }
-    }
-  } else if (r.has("options")) {
-    r.errors().fail(r.path("options"), "only enumeration capabilities have options");
-  }
-  if (cap.type == ValueType::text) r.integer("max_length", cap.max_length, 1, 65'536);
-}
-
 void read_device(ObjectReader& r, AdapterContext& ctx, WiflyDeviceConfig& device) {
   r.only_keys({"id", "name", "kind", "room", "address", "capabilities"});
   if (r.id("id", device.id, Need::required)) claim_device_id(r.errors(), ctx.device_ids, device.id, r.path("id"));
@@ -84,7 +43,7 @@ void read_device(ObjectReader& r, AdapterContext& ctx, WiflyDeviceConfig& device
     if (!item) return;
     ObjectReader cap_reader(*item, path, r.errors());
     Capability cap;
-    read_capability(cap_reader, cap);
+    read_capability(cap_reader, cap, /*line_device=*/true);
     if (!r.errors().ok()) return;
     if (cap.name == "dev" || cap.name == "set" || cap.name == "ok" || cap.name == "error") {
       r.errors().fail(path + ".name",

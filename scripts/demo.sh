@@ -180,6 +180,9 @@ listener $mqtt_port 127.0.0.1
 allow_anonymous true
 persistence false
 max_queued_messages 10000
+# Without it a command's round trip through the plug waits ~40 ms for a delayed ACK
+# (Nagle's algorithm in the broker); docs/adapters/mqtt.md, "Connection".
+set_tcp_nodelay true
 log_dest stderr
 log_type error
 log_type warning

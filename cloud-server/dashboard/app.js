@@ -1,10 +1,13 @@
-// The dashboard page: the login form, the flat's devices grouped by room (or kind), the
-// link states, wired to the cloud connection. Entry point of index.html.
+// The dashboard page: the login form, the flat's devices as tiles grouped by room (those
+// without one under "Other"), the link states, the language switch, wired to the cloud
+// connection; registers the service worker (sw.js) that keeps the page's shell for offline
+// starts. Entry point of index.html.
 
 import { AudioStreams } from './audio.js';
 import { Connection, cloudUrl } from './connection.js';
 import { DeviceCard, shapeOf } from './device_card.js';
 import { FlatState, chartedCapabilities } from './flat_state.js';
+import { LANGUAGES, catalogue, language, onLanguageChange, setLanguage, t } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -15,6 +18,8 @@ const ui = {
   gatewayLink: $('gateway-link'),
   gatewayLinkText: $('gateway-link-text'),
   logout: $('logout'),
+  lang: $('lang'),
+  offlineNotice: $('offline-notice'),
   loginView: $('login-view'),
   loginForm: $('login-form'),
   loginFlat: $('login-flat'),
@@ -34,6 +39,8 @@ const state = new FlatState();
 const cards = new Map(); // device id -> DeviceCard
 const sections = new Map(); // group key -> <section>
 let countdown = null;
+let lastLink = { state: 'connecting', detail: {} }; // for redrawing in another language
+let focusAfterLogin = false; // the next snapshot is a login's: focus its first control
 
 // The confirmation dialog answers one question at a time. The browser fires "close" as a
 // task after the dialog has closed, so a question asked right after the last one was answered
@@ -69,11 +76,12 @@ const controlContext = {
 const connection = new Connection(cloudUrl(), {
   link(linkState, detail) {
     audio.link(linkState);
+    lastLink = { state: linkState, detail };
     showCloudLink(linkState, detail);
   },
   binary: (data) => audio.binary(data),
-  loginFailed(message) {
-    showLogin(message);
+  loginFailed(message, { unreachable = false } = {}) {
+    showLogin(unreachable && !navigator.onLine ? t('notice.noConnection') : message);
   },
   message: onMessage,
 });
@@ -91,13 +99,17 @@ function onMessage(msg) {
       showGatewayLink();
       renderDevices();
       requestHistories();
+      if (focusAfterLogin) {
+        focusAfterLogin = false;
+        focusFirstControl();
+      }
       break;
     case 'update': {
       const device = state.applyUpdate(msg);
       if (!device) break;
       const card = cards.get(device.id);
       if (!card) break;
-      card.update(device, state.gatewayOnline);
+      card.update(device, state.gatewayOnline, Object.keys(msg.state));
       for (const name of Object.keys(msg.state)) card.drawHistory(name, state.points(device.id, name));
       break;
     }
@@ -126,7 +138,7 @@ function onMessage(msg) {
       audio.message(msg);
       break;
     case 'error':
-      showNotice(`The cloud said: ${msg.message || msg.code}`);
+      showNotice(t('notice.cloudError', { message: msg.message || msg.code }));
       break;
     default:
       break;
@@ -144,10 +156,18 @@ function requestHistories() {
 
 // ---- devices ---------------------------------------------------------------------------
 
+// A device's room, or "Other" (last) for one without: never its adapter's or kind's name.
 function groupOf(device) {
   if (device.room) return { key: `room:${device.room}`, title: device.room, order: 0 };
-  const kind = device.kind || 'other';
-  return { key: `kind:${kind}`, title: kind.charAt(0).toUpperCase() + kind.slice(1), order: 1 };
+  return { key: 'other', title: t('flat.other'), order: 1 };
+}
+
+// After a login, the keyboard starts on the first tile's first control (not on the
+// vanished login button, which would leave focus on the page's body).
+function focusFirstControl() {
+  const first = ui.rooms.querySelector('article.device');
+  const card = first && cards.get(first.dataset.device);
+  (card?.firstControl() || ui.logout).focus();
 }
 
 // Brings the page in line with state.devices: reuses the card of a device whose
@@ -228,23 +248,23 @@ function showCloudLink(linkState, detail) {
   ui.cloudLink.dataset.state = linkState;
   document.body.dataset.link = linkState;
   if (linkState === 'open') {
-    ui.cloudLinkText.textContent = 'connected';
+    ui.cloudLinkText.textContent = t('link.connected');
     ui.flatView.classList.remove('stale');
     hideNotice();
   } else if (linkState === 'connecting') {
-    ui.cloudLinkText.textContent = detail.attempt ? `reconnecting (attempt ${detail.attempt})…` : 'connecting…';
+    ui.cloudLinkText.textContent = detail.attempt ? t('link.reconnectingAttempt', { attempt: detail.attempt }) : t('link.connecting');
   } else if (linkState === 'reconnecting') {
     const until = Date.now() + detail.delayMs;
     const show = () => {
       const s = Math.max(0, Math.ceil((until - Date.now()) / 1000));
-      ui.cloudLinkText.textContent = `lost; reconnecting in ${s} s`;
+      ui.cloudLinkText.textContent = navigator.onLine ? t('link.lostIn', { s }) : t('link.noConnection');
     };
     show();
     countdown = setInterval(show, 500);
     ui.flatView.classList.add('stale');
-    showNotice('The connection to the cloud was lost. What you see may be out of date; reconnecting by itself.');
+    showNotice(t('notice.cloudLost'));
   } else {
-    ui.cloudLinkText.textContent = 'not connected';
+    ui.cloudLinkText.textContent = t('link.notConnected');
   }
   showGatewayLink();
 }
@@ -254,9 +274,9 @@ function showGatewayLink() {
   const known = cloudOpen && state.flat;
   const linkState = !known ? 'unknown' : state.gatewayOnline ? 'online' : 'offline';
   ui.gatewayLink.dataset.state = linkState;
-  ui.gatewayLinkText.textContent = linkState;
+  ui.gatewayLinkText.textContent = t(`link.${linkState}`);
   if (known && !state.gatewayOnline) {
-    showNotice("The flat's gateway is offline: devices cannot report or take commands until it is back.");
+    showNotice(t('notice.gatewayOffline'));
   } else if (cloudOpen) {
     hideNotice();
   }
@@ -278,6 +298,7 @@ function showFlat() {
   ui.loginView.hidden = true;
   ui.flatView.hidden = false;
   ui.links.hidden = false;
+  ui.logout.hidden = false;
   ui.flatName.textContent = state.name;
   document.title = `${state.name} · flatlink`;
   ui.loginSubmit.disabled = false;
@@ -296,11 +317,12 @@ function showLogin(error = '') {
   ui.flatView.hidden = true;
   ui.flatView.classList.remove('stale');
   ui.links.hidden = true;
+  ui.logout.hidden = true;
   ui.loginView.hidden = false;
   ui.flatName.textContent = '';
   document.title = 'flatlink';
   ui.loginSubmit.disabled = false;
-  ui.loginSubmit.textContent = 'Log in';
+  ui.loginSubmit.textContent = t('login.submit');
   ui.loginError.textContent = error;
   hideNotice();
   (ui.loginFlat.value ? ui.loginPassword : ui.loginFlat).focus();
@@ -312,19 +334,20 @@ ui.loginForm.addEventListener('submit', (event) => {
   const user = ui.loginUser.value.trim();
   const password = ui.loginPassword.value;
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(flat)) {
-    ui.loginError.textContent = 'The flat id is 1 to 64 letters, digits or _ . : -';
+    ui.loginError.textContent = t('login.badFlat');
     ui.loginFlat.focus();
     return;
   }
   if (!user) {
-    ui.loginError.textContent = 'Enter your user name.';
+    ui.loginError.textContent = t('login.noUser');
     ui.loginUser.focus();
     return;
   }
   ui.loginError.textContent = '';
   ui.loginSubmit.disabled = true;
-  ui.loginSubmit.textContent = 'Logging in…';
+  ui.loginSubmit.textContent = t('login.busy');
   state.clear();
+  focusAfterLogin = true;
   connection.login(flat, user, password);
 });
 
@@ -337,5 +360,65 @@ setInterval(() => {
   const now = Date.now();
   for (const card of cards.values()) card.tick(now);
 }, 5000);
+
+// ---- language ---------------------------------------------------------------------------
+
+// The texts of the page's static parts (data-i18n, data-i18n-label) in the chosen language.
+function applyStaticTexts() {
+  document.documentElement.lang = language();
+  for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll('[data-i18n-label]')) node.setAttribute('aria-label', t(node.dataset.i18nLabel));
+  ui.lang.setAttribute('aria-label', t('lang.label'));
+  ui.lang.value = language();
+}
+
+for (const code of LANGUAGES) {
+  const option = document.createElement('option');
+  option.value = code;
+  option.lang = code;
+  option.textContent = code.toUpperCase(); // short: the header stays one line on a phone
+  option.title = catalogue()[code]['lang.name'];
+  ui.lang.append(option);
+}
+ui.lang.addEventListener('change', () => setLanguage(ui.lang.value));
+
+onLanguageChange(() => {
+  applyStaticTexts();
+  // The tiles are built in one language: build them again (their state is in `state`).
+  for (const card of cards.values()) {
+    card.dispose();
+    card.root.remove();
+  }
+  cards.clear();
+  for (const section of sections.values()) section.remove();
+  sections.clear();
+  if (state.flat) {
+    renderDevices();
+    document.title = `${state.name} · ${t('app.title')}`;
+    showCloudLink(lastLink.state, lastLink.detail);
+  }
+  if (ui.loginSubmit.disabled) ui.loginSubmit.textContent = t('login.busy');
+});
+applyStaticTexts();
+
+// ---- no connection ------------------------------------------------------------------------
+
+// The device itself has no network: said at once, above everything (the page may have come
+// from the service worker's cache).
+function showOnline() {
+  ui.offlineNotice.hidden = navigator.onLine;
+  document.body.dataset.network = navigator.onLine ? 'online' : 'offline';
+  if (ui.cloudLink.dataset.state === 'reconnecting' && !navigator.onLine) ui.cloudLinkText.textContent = t('link.noConnection');
+}
+window.addEventListener('online', showOnline);
+window.addEventListener('offline', showOnline);
+showOnline();
+
+// The shell (this page's files) cached for a start without network; never the state.
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('sw.js').catch(() => {
+    // no worker (a private window, an old browser): the page works as before
+  });
+}
 
 ui.loginFlat.focus();

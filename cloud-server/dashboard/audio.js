@@ -5,6 +5,7 @@
 // cleanly: on release, on a second click, when the cloud or the gateway ends the stream,
 // and when the link to the cloud is lost.
 
+import { t } from './i18n.js';
 import { h } from './dom.js';
 
 const HEADER_BYTES = 16;
@@ -124,7 +125,7 @@ export class AudioStreams {
       session.opened(msg);
     } else if (msg.type === 'stream_closed') {
       this.forget(session);
-      session.ended(msg.reason || 'closed');
+      session.ended(msg.reason || t('audio.closed'));
     }
   }
 
@@ -140,7 +141,7 @@ export class AudioStreams {
     if (state === 'open') return;
     for (const session of [...this.byRef.values()]) {
       this.forget(session);
-      session.ended('the connection to the cloud was lost');
+      session.ended(t('audio.lost'));
     }
   }
 
@@ -158,7 +159,7 @@ export class AudioStreams {
     });
     if (!sent) {
       this.forget(session);
-      session.ended('not connected to the cloud');
+      session.ended(t('audio.notConnected'));
     }
   }
 
@@ -180,14 +181,14 @@ export class AudioStreams {
   // ---- Listen ---------------------------------------------------------------------------
 
   listenControl(device) {
-    const button = h('button', { type: 'button', class: 'audio-button', 'aria-pressed': 'false', text: 'Listen' });
-    const status = h('span', { class: 'audio-state', role: 'status', text: 'idle' });
+    const button = h('button', { type: 'button', class: 'audio-button', 'aria-pressed': 'false', text: t('audio.listen') });
+    const status = h('span', { class: 'audio-state', role: 'status', text: t('audio.idle') });
     const root = h('div', { class: 'control audio', 'data-audio': 'listen', 'data-state': 'idle', 'data-frames': '0' }, button, status);
     let session = null;
     const show = (state, text) => {
       root.dataset.state = state;
       status.textContent = text;
-      button.textContent = state === 'idle' || state === 'ended' ? 'Listen' : 'Stop';
+      button.textContent = state === 'idle' || state === 'ended' ? t('audio.listen') : t('audio.stop');
       button.setAttribute('aria-pressed', String(!(state === 'idle' || state === 'ended')));
     };
     const stop = (why) => {
@@ -197,7 +198,7 @@ export class AudioStreams {
       this.close(s);
       if (s.ctx) s.ctx.close().catch(() => {});
       if (s.decoder && s.decoder.state !== 'closed') s.decoder.close();
-      show(why ? 'ended' : 'idle', why ? `ended: ${why}` : 'idle');
+      show(why ? 'ended' : 'idle', why ? t('audio.ended', { why }) : t('audio.idle'));
     };
     button.addEventListener('click', async () => {
       if (session) return stop();
@@ -208,11 +209,11 @@ export class AudioStreams {
       } catch {
         s.ctx = new AudioContext();
       }
-      show('opening', 'opening…');
+      show('opening', t('audio.opening'));
       const opus = await canDecodeOpus();
       if (session !== s) return;
       root.dataset.codec = opus ? 'opus' : 'pcm16';
-      s.opened = () => show('live', `live (${root.dataset.codec})`);
+      s.opened = () => show('live', t('audio.live', { codec: root.dataset.codec }));
       s.ended = (why) => {
         if (session !== s) return;
         session = s; // let stop() close the context
@@ -239,7 +240,7 @@ export class AudioStreams {
         s.frames += 1;
         root.dataset.frames = String(s.frames);
         if (s.frames % 25 === 1) {
-          status.textContent = `live (${root.dataset.codec}) · ${Math.round((s.nextTime - now) * 1000)} ms buffered`;
+          status.textContent = t('audio.buffered', { codec: root.dataset.codec, ms: Math.round((s.nextTime - now) * 1000) });
         }
       };
       if (opus) {
@@ -251,7 +252,7 @@ export class AudioStreams {
             data.close();
             if (session === s) schedule(samples, rate);
           },
-          error: (err) => s.ended(`Opus decoding failed: ${err.message}`),
+          error: (err) => s.ended(t('audio.decodeFailed', { message: err.message })),
         });
         s.decoder.configure(OPUS_CONFIG);
         s.frame = (frame) => {
@@ -269,8 +270,8 @@ export class AudioStreams {
   // ---- Hold to talk ---------------------------------------------------------------------
 
   talkControl(device) {
-    const button = h('button', { type: 'button', class: 'audio-button', 'aria-pressed': 'false', text: 'Hold to talk' });
-    const status = h('span', { class: 'audio-state', role: 'status', text: 'idle' });
+    const button = h('button', { type: 'button', class: 'audio-button', 'aria-pressed': 'false', text: t('audio.talk') });
+    const status = h('span', { class: 'audio-state', role: 'status', text: t('audio.idle') });
     const root = h('div', { class: 'control audio', 'data-audio': 'talk', 'data-state': 'idle', 'data-frames': '0' }, button, status);
     let session = null;
     const show = (state, text) => {
@@ -288,20 +289,20 @@ export class AudioStreams {
       if (s.media) for (const track of s.media.getTracks()) track.stop();
       if (s.ctx) s.ctx.close().catch(() => {});
       if (s.encoder && s.encoder.state !== 'closed') s.encoder.close();
-      show(why ? 'ended' : 'idle', why ? `ended: ${why}` : 'idle');
+      show(why ? 'ended' : 'idle', why ? t('audio.ended', { why }) : t('audio.idle'));
     };
     const press = async () => {
       if (session) return;
       const s = { seq: 0, pending: [], frames: 0 };
       session = s;
-      show('opening', 'opening…');
+      show('opening', t('audio.opening'));
       s.ended = (why) => {
         if (session !== s) return;
         s.stream = 0;
         release(why);
       };
       s.opened = () => {
-        if (session === s) show('live', 'live: talking');
+        if (session === s) show('live', t('audio.talking'));
       };
       const opus = await canEncodeOpus();
       if (session !== s) return;
@@ -312,7 +313,7 @@ export class AudioStreams {
           audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true },
         });
       } catch (err) {
-        if (session === s) release(`no microphone (${err.name})`);
+        if (session === s) release(t('audio.noMic', { name: err.name }));
         return;
       }
       if (session !== s) {
@@ -338,7 +339,7 @@ export class AudioStreams {
             this.conn.sendBinary(encodeFrame(s.stream, s.seq++, s.t0 + Math.round(chunk.timestamp / 1000), { payload }));
             sent();
           },
-          error: (err) => release(`Opus encoding failed: ${err.message}`),
+          error: (err) => release(t('audio.encodeFailed', { message: err.message })),
         });
         s.encoder.configure(OPUS_ENCODER_CONFIG);
       }

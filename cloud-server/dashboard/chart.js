@@ -1,6 +1,8 @@
 // A small SVG line chart of one capability's recent values ([ts, value] points, time order).
 // Hand-written: a polyline, the range and the time span are all it needs to show.
 
+import { formatNumber, formatSpan, t } from './i18n.js';
+
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 300;
 const HEIGHT = 80;
@@ -10,20 +12,6 @@ function el(name, attrs = {}) {
   const node = document.createElementNS(SVG, name);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   return node;
-}
-
-function formatSpan(ms) {
-  const s = Math.round(ms / 1000);
-  if (s < 90) return `${s} s`;
-  const m = Math.round(s / 60);
-  if (m < 90) return `${m} min`;
-  return `${Math.round(m / 60)} h`;
-}
-
-// At most two decimals (one from 100 up), without trailing zeros: 21, 21.5, 9.75.
-export function formatNumber(value) {
-  if (Number.isInteger(value)) return String(value);
-  return String(Number(value.toFixed(Math.abs(value) < 100 ? 2 : 1)));
 }
 
 export class Chart {
@@ -47,7 +35,7 @@ export class Chart {
     if (points.length < 2) {
       this.line.setAttribute('points', '');
       this.area.setAttribute('points', '');
-      this.caption.textContent = points.length ? 'collecting history…' : 'no history yet';
+      this.caption.textContent = points.length ? t('chart.collecting') : t('chart.none');
       this.svg.setAttribute('aria-label', `${this.label}: ${this.caption.textContent}`);
       this.root.dataset.points = String(points.length);
       return;
@@ -69,9 +57,9 @@ export class Chart {
     const coords = points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     this.line.setAttribute('points', coords);
     this.area.setAttribute('points', `0,${HEIGHT} ${coords} ${WIDTH},${HEIGHT}`);
-    const text = `last ${formatSpan(t1 - t0)}: ${formatNumber(lo)}–${formatNumber(hi)}${unit}`;
+    const text = t('chart.last', { span: formatSpan(t1 - t0), lo: formatNumber(lo), hi: formatNumber(hi), unit });
     this.caption.textContent = text;
-    this.svg.setAttribute('aria-label', `${this.label}, ${text}, now ${formatNumber(points[points.length - 1][1])}${unit}`);
+    this.svg.setAttribute('aria-label', t('chart.aria', { label: this.label, text, now: formatNumber(points[points.length - 1][1]), unit }));
     this.root.dataset.points = String(points.length);
   }
 }

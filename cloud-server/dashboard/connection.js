@@ -2,6 +2,8 @@
 // logs in, reconnects with backoff and jitter, re-logs in with the credentials it holds in
 // memory only, and ends every command it sent in exactly one outcome.
 
+import { t } from './i18n.js';
+
 export const SUBPROTOCOL = 'flatlink-browser.v1';
 
 // Close codes that mean "do not try again with these credentials".
@@ -52,7 +54,7 @@ export class Connection {
     this.everLoggedIn = false;
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    this.endPending('offline', 'logged out before the result came');
+    this.endPending('offline', t('conn.loggedOut'));
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
@@ -120,19 +122,19 @@ export class Connection {
     this.ws = null;
     const wasLoggedIn = this.loggedIn;
     this.loggedIn = false;
-    this.endPending('offline', 'the connection to the cloud was lost before the result came; the device state shows what happened');
+    this.endPending('offline', t('conn.lost'));
     if (!this.credentials) return;
     if (code === CLOSE_UNAUTHORIZED) {
       this.credentials = null;
       this.on.link('closed', {});
-      this.on.loginFailed(reason || 'wrong flat, user or password');
+      this.on.loginFailed(t('login.refused')); // the cloud's own words are English
       return;
     }
     if (!this.everLoggedIn && !wasLoggedIn) {
       // The first login never got through: say so, rather than retrying in the background.
       this.credentials = null;
       this.on.link('closed', {});
-      this.on.loginFailed(reason ? `the cloud closed the connection: ${reason}` : 'cannot reach the cloud; try again');
+      this.on.loginFailed(reason ? t('login.closed', { reason }) : t('login.unreachable'), { unreachable: !reason });
       return;
     }
     const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
@@ -162,11 +164,11 @@ export class Connection {
   // Sends a command; done(outcome, message) is called exactly once.
   command(device, set, done, ttlMs = 10_000) {
     if (!this.ws || !this.loggedIn) {
-      done('offline', 'not connected to the cloud');
+      done('offline', t('conn.notConnected'));
       return;
     }
     const id = `b-${this.nextId++}`;
-    const timer = setTimeout(() => this.finish(id, 'timeout', 'no answer from the cloud'), ttlMs + COMMAND_GUARD_MS);
+    const timer = setTimeout(() => this.finish(id, 'timeout', t('conn.noAnswer')), ttlMs + COMMAND_GUARD_MS);
     this.pending.set(id, { done, timer });
     this.ws.send(JSON.stringify({ type: 'command', id, device, set, ttl_ms: ttlMs }));
   }

@@ -1,82 +1,165 @@
-// One device on the page: its name, presence, readings, controls, charts and when it last
-// reported. Built once from the device's description; update() brings in new state.
+// One device on the page, as a tile: an icon for its kind and state, its name, its state in
+// colour and words, presence, and its main action over the whole tile (a switch, a lock's
+// one-tap button that still asks first, Listen); the rest (other controls, readings, the
+// history chart, when it last reported) in the tile's detail view. Built once from the
+// device's description; update() brings in new state.
 
 import { Chart } from './chart.js';
 import { capabilityLabel, createControl, formatValue } from './controls.js';
 import { chartedCapabilities } from './flat_state.js';
+import { formatDateTime, relativeTime, t } from './i18n.js';
+import { icon, iconFor } from './icons.js';
 import { h } from './dom.js';
 
-export function relativeTime(ts, now = Date.now()) {
-  const s = Math.max(0, Math.round((now - ts) / 1000));
-  if (s < 5) return 'just now';
-  if (s < 60) return `${s} s ago`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ago`;
-  const hrs = Math.floor(m / 60);
-  if (hrs < 48) return `${hrs} h ago`;
-  return new Date(ts).toLocaleDateString();
-}
+export { relativeTime };
 
-// The part of a device's description that decides how its card is built: when it changes
-// (a devices message, a new snapshot), the card is rebuilt; otherwise only updated.
+// The part of a device's description that decides how its tile is built: when it changes
+// (a devices message, a new snapshot), the tile is rebuilt; otherwise only updated.
 export function shapeOf(device) {
   return JSON.stringify([device.name, device.kind, device.room, device.capabilities]);
 }
 
+// The capability whose control is the tile's main action: the first writable switch
+// (a lamp's power), else the first writable two-way enum (a lock). None for a sensor.
+export function primaryCapability(device) {
+  const writable = device.capabilities.filter((c) => c.writable);
+  return (
+    writable.find((c) => c.type === 'bool' && c.name === 'on') ||
+    writable.find((c) => c.type === 'bool') ||
+    writable.find((c) => c.type === 'enum' && Array.isArray(c.options) && c.options.length === 2) ||
+    null
+  );
+}
+
+// Whether a contact's reading means open: {open: true} or, as Zigbee2MQTT says it,
+// {contact: false}.
+function contactOpen(state) {
+  if (typeof state.open === 'boolean') return state.open;
+  if (typeof state.contact === 'boolean') return !state.contact;
+  return undefined;
+}
+
+// How the tile looks: 'offline', 'alert' (unlocked, open), 'on', 'off', or 'plain'; and its
+// state in words.
+export function lookOf(device, online) {
+  const s = device.state;
+  let look = 'plain';
+  let words = '';
+  if (typeof s.lock === 'string') {
+    look = s.lock === 'unlocked' ? 'alert' : s.lock === 'locked' ? 'ok' : 'plain';
+    words = s.lock === 'locked' ? t('state.locked') : s.lock === 'unlocked' ? t('state.unlocked') : formatValue(undefined, s.lock);
+  } else if (contactOpen(s) !== undefined) {
+    look = contactOpen(s) ? 'alert' : 'ok';
+    words = contactOpen(s) ? t('state.open') : t('state.closed');
+  } else if (typeof s.on === 'boolean') {
+    look = s.on ? 'on' : 'off';
+    words = s.on ? t('state.on') : t('state.off');
+    const brightness = device.capabilities.find((c) => c.name === 'brightness');
+    if (s.on && brightness && typeof s.brightness === 'number') words += ` · ${formatValue(brightness, s.brightness)}`;
+  } else {
+    const shown = device.capabilities.find((c) => !c.writable && s[c.name] !== undefined && typeof s[c.name] !== 'object');
+    if (shown) words = formatValue(shown, s[shown.name]);
+  }
+  if (!online) look = 'offline';
+  return { look, words: words || t('state.unknown') };
+}
+
 export class DeviceCard {
-  // ctx: the controls' context (send, confirm).
+  // ctx: the controls' context (send, confirm, audio).
   constructor(device, ctx) {
     this.id = device.id;
+    this.kind = device.kind;
     this.shape = shapeOf(device);
     const titleId = `dev-${device.id}-title`;
-    this.root = h('article', { class: 'device', 'data-device': device.id, 'aria-labelledby': titleId });
-    this.presence = h('span', { class: 'presence', 'data-online': 'false', text: 'offline' });
+    const stateId = `dev-${device.id}-state`;
+    this.root = h('article', {
+      class: 'device tile',
+      'data-device': device.id,
+      'data-kind': device.kind || 'device',
+      'aria-labelledby': titleId,
+      'aria-describedby': stateId,
+    });
+    this.iconBox = h('span', { class: 'tile-icon' });
+    this.presence = h('span', { class: 'presence', 'data-online': 'false', text: t('presence.offline') });
+    this.stateWords = h('p', { class: 'tile-state', id: stateId });
     const heading = h('h3', { id: titleId, text: device.name });
-    const kind = h('span', { class: 'kind', text: device.kind });
-    this.root.append(h('header', { class: 'device-head' }, h('div', {}, heading, kind), this.presence));
-
-    this.readings = h('dl', { class: 'readings' });
-    this.readingValues = new Map(); // state key -> <dd>
-    this.root.append(this.readings);
+    this.root.append(
+      h('div', { class: 'tile-head' }, this.iconBox, h('div', { class: 'tile-title' }, heading, this.stateWords), this.presence),
+    );
 
     this.capabilities = new Map(device.capabilities.map((c) => [c.name, c]));
     this.controls = new Map();
-    const controls = h('div', { class: 'controls' });
+    const primary = primaryCapability(device);
+    const main = h('div', { class: 'tile-main' });
+    const more = h('div', { class: 'controls' });
     for (const cap of device.capabilities) {
       if (!cap.writable) continue;
       const control = createControl(device, cap, ctx);
       this.controls.set(cap.name, control);
-      controls.append(control.root);
+      if (cap === primary && control.action === control.root.querySelector('button[role="switch"]')) {
+        main.append(control.root); // the switch itself is the main action
+      } else if (cap === primary && control.action) {
+        main.append(control.action, control.outcome); // the lock's one-tap button; its select below
+        more.append(control.root);
+      } else {
+        more.append(control.root);
+      }
+      if (cap === primary) {
+        this.mainAction = control.action;
+        control.action.classList.add('tile-action');
+      }
     }
-    // A microphone's "Listen" or a speaker's "Hold to talk" (audio.js).
+    // A microphone's "Listen" or a speaker's "Hold to talk" (audio.js): on the tile.
     this.audio = ctx.audio ? ctx.audio.controlFor(device) : null;
-    if (this.audio) controls.append(this.audio.root);
-    if (this.controls.size || this.audio) this.root.append(controls);
+    if (this.audio) main.append(this.audio.root);
+    if (main.childElementCount) this.root.append(main);
+
+    // The detail view: a <details> whose summary is the main action of a tile without one.
+    this.details = h('details', { class: 'tile-details' });
+    this.summary = h('summary', { text: t('tile.details'), 'aria-label': t('tile.detailsOf', { device: device.name }) });
+    if (!this.mainAction && !this.audio) {
+      this.summary.classList.add('tile-action');
+      this.root.dataset.main = 'details';
+    }
+    const body = h('div', { class: 'tile-body' });
+    this.details.append(this.summary, body);
+
+    this.readings = h('dl', { class: 'readings' });
+    this.readingValues = new Map(); // state key -> <dd>
+    body.append(this.readings);
+    if (more.childElementCount) body.append(more);
 
     this.charts = new Map();
     for (const cap of chartedCapabilities(device)) {
       const chart = new Chart(`${device.name} ${capabilityLabel(cap).toLowerCase()}`, cap.unit);
       chart.root.dataset.capability = cap.name;
       this.charts.set(cap.name, chart);
-      this.root.append(chart.root);
+      body.append(chart.root);
     }
 
     this.lastTime = h('time', {});
-    this.lastText = h('span', { text: 'never' });
-    this.root.append(h('p', { class: 'last' }, 'Last reported: ', this.lastTime));
+    this.lastText = h('span', { text: t('tile.never') });
+    body.append(h('p', { class: 'last' }, t('tile.lastReported'), this.lastTime));
     this.lastTime.append(this.lastText);
     this.lastTs = undefined;
+    this.root.append(this.details);
   }
 
-  update(device, gatewayOnline) {
+  // reported: the state keys of an update message (the device reported again), if any.
+  update(device, gatewayOnline, reported = null) {
     const online = device.online && gatewayOnline;
     this.root.dataset.online = String(online);
     this.presence.dataset.online = String(online);
-    this.presence.textContent = online ? 'online' : gatewayOnline ? 'offline' : 'offline (gateway)';
+    this.presence.textContent = online ? t('presence.online') : gatewayOnline ? t('presence.offline') : t('presence.gatewayOffline');
+
+    const { look, words } = lookOf(device, online);
+    this.root.dataset.look = look;
+    this.stateWords.textContent = online ? words : `${t('state.offline')} · ${words}`;
+    const iconName = iconFor(device.kind, look);
+    if (this.iconBox.firstChild?.dataset?.icon !== iconName) this.iconBox.replaceChildren(icon(iconName));
 
     for (const [key, value] of Object.entries(device.state)) {
-      const control = this.controls.get(key);
-      if (control) continue;
+      if (this.controls.has(key)) continue;
       let dd = this.readingValues.get(key);
       if (!dd) {
         const cap = this.capabilities.get(key);
@@ -87,13 +170,16 @@ export class DeviceCard {
       dd.textContent = formatValue(this.capabilities.get(key), value);
     }
     this.readings.hidden = this.readingValues.size === 0;
-    for (const [name, control] of this.controls) control.update(device.state[name]);
+    for (const [name, control] of this.controls) {
+      control.update(device.state[name]);
+      if (reported) control.stateReported();
+    }
 
     this.lastTs = device.last_ts;
     this.tick();
   }
 
-  // The card leaves the page: a stream it runs ends.
+  // The tile leaves the page: a stream it runs ends.
   dispose() {
     if (this.audio) this.audio.stop();
   }
@@ -103,16 +189,21 @@ export class DeviceCard {
     if (chart) chart.draw(points);
   }
 
+  // The first control a keyboard reaches on this tile.
+  firstControl() {
+    return this.root.querySelector('button:not(:disabled), summary, select, input');
+  }
+
   // Refreshes "last reported" (called every few seconds).
   tick(now = Date.now()) {
     if (this.lastTs === undefined) {
       this.lastTime.removeAttribute('datetime');
-      this.lastText.textContent = 'never';
+      this.lastText.textContent = t('tile.never');
       return;
     }
     const date = new Date(this.lastTs);
     this.lastTime.setAttribute('datetime', date.toISOString());
-    this.lastTime.title = date.toLocaleString();
+    this.lastTime.title = formatDateTime(this.lastTs);
     this.lastText.textContent = relativeTime(this.lastTs, now);
   }
 }

@@ -4,6 +4,8 @@
 // connection is the session's (mqtt_session.cpp).
 #include "device-adapters/mqtt/mqtt_adapter.h"
 
+#include "device-adapters/adapter_base.h"
+
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -31,16 +33,17 @@ SessionOptions session_options(const config::MqttAdapterConfig& config) {
   return options;
 }
 
-constexpr int64_t kBadPayloadLogIntervalMs = 60'000;
-constexpr size_t kMaxBadPayloadKeys = 4096;
+AdapterBase::Limits limits_of(const config::MqttAdapterConfig& config) {
+  AdapterBase::Limits limits;
+  limits.command_timeout_ms = config.command_timeout_ms;
+  return limits;
+}
 
-class MqttAdapter final : public Adapter, public SourceHost {
+class MqttAdapter final : public AdapterBase, public SourceHost {
  public:
   MqttAdapter(const config::MqttAdapterConfig& config, EventLoop& loop, AdapterHost& host, const Clock& clock)
-      : config_(config),
-        loop_(loop),
-        host_(host),
-        clock_(clock),
+      : AdapterBase(config.name, "mqtt", loop, host, clock, limits_of(config)),
+        config_(config),
         session_(session_options(config_), loop_,
                  Session::Callbacks{[this] { on_connected(); }, [this](const std::string& why) { on_disconnected(why); },
                                     [this](Message& m) { on_message(m); }, {}}) {
@@ -56,8 +59,6 @@ class MqttAdapter final : public Adapter, public SourceHost {
     if (!config_.rules.empty()) sources_.push_back(make_rule_source(*this, config_.rules));
   }
   ~MqttAdapter() override { stop(); }
-
-  const std::string& name() const override { return config_.name; }
 
   void start() override {
     if (running_) return;
@@ -75,48 +76,34 @@ class MqttAdapter final : public Adapter, public SourceHost {
     if (!running_) return;
     running_ = false;
     session_.stop();
-    pending_.clear();  // the core ends the commands still pending
+    drop_commands();  // the core ends the commands still pending
   }
 
-  void execute(const Command& command, CommandDone done) override {
+  // AdapterBase
+  bool device_known(const std::string& device_id) const override { return devices_.count(device_id) > 0; }
+
+  bool device_online(const std::string& device_id) const override {
+    const auto it = devices_.find(device_id);
+    return running_ && it != devices_.end() && session_.connected() && it->second.reported.value_or(true);
+  }
+
+  Dispatch dispatch(const Command& command) override {
     auto it = devices_.find(command.device);
-    if (it == devices_.end()) {
-      done(CommandResult{Outcome::rejected, "unknown device " + command.device});
-      return;
-    }
-    if (!session_.connected()) {
-      done(CommandResult{Outcome::device_error, "not connected to the MQTT broker"});
-      return;
-    }
     CommandPlan plan;
     std::string error;
     if (!it->second.source->plan(command.device, command.set, plan, error)) {
-      done(CommandResult{Outcome::rejected, error});
-      return;
+      return {CommandResult{Outcome::rejected, error}, nullptr};
     }
     for (const auto& [topic, payload] : plan.publishes) {
       LOG_DEBUG("mqtt") << "adapter=" << config_.name << " device=" << command.device << " command=" << command.id
                         << " topic=" << log::q(topic) << " publish " << log::q(payload);
       if (!session_.publish(topic, payload)) {
-        done(CommandResult{Outcome::device_error, "could not publish to " + topic});
-        return;
+        return {CommandResult{Outcome::device_error, "could not publish to " + topic}, nullptr};
       }
     }
-    if (plan.expect.empty()) {
-      done(CommandResult{Outcome::ok, ""});
-      return;
-    }
-    auto pending = std::make_unique<Pending>();
-    pending->command = command;
-    pending->done = std::move(done);
-    pending->expect = std::move(plan.expect);
-    Pending* raw = pending.get();
-    pending->timer = std::make_unique<Timer>(loop_, [this, raw] {
-      finish(raw, CommandResult{Outcome::timeout, "no matching state from the device within " +
-                                                      std::to_string(config_.command_timeout_ms) + " ms"});
-    });
-    pending->timer->start(config_.command_timeout_ms);
-    pending_.push_back(std::move(pending));
+    // A command that nothing reads back ends once published.
+    if (plan.expect.empty()) return {CommandResult{Outcome::ok, ""}, nullptr};
+    return {std::nullopt, std::move(plan.expect)};
   }
 
   // SourceHost
@@ -130,11 +117,15 @@ class MqttAdapter final : public Adapter, public SourceHost {
       return false;
     }
     if (it == devices_.end()) {
+      // Discovery is outside input: the device table is capped.
+      if (!admit_device(info, devices_.size())) return false;
       it = devices_.emplace(info.id, Device{info, &source, std::nullopt, false, false}).first;
       LOG_INFO("mqtt") << "adapter=" << config_.name << " device=" << info.id << " found (" << source.kind() << ", "
                        << info.capabilities.size() << " capabilities)";
     } else if (to_json(it->second.info) == to_json(info)) {
       return true;
+    } else if (!admit_device(info, 0)) {
+      return false;
     } else {
       it->second.info = info;
       LOG_INFO("mqtt") << "adapter=" << config_.name << " device=" << info.id << " now has "
@@ -151,7 +142,7 @@ class MqttAdapter final : public Adapter, public SourceHost {
     auto it = devices_.find(device_id);
     if (it == devices_.end()) return;
     devices_.erase(it);
-    end_pending(device_id, CommandResult{Outcome::device_error, "device " + device_id + " was removed"});
+    device_lost(device_id, "device " + device_id + " was removed");
     LOG_INFO("mqtt") << "adapter=" << config_.name << " device=" << device_id << " removed";
     if (running_) host_.device_removed(device_id);
   }
@@ -159,17 +150,7 @@ class MqttAdapter final : public Adapter, public SourceHost {
   void state(const std::string& device_id, const Json& values) override {
     if (!running_ || values.empty() || devices_.find(device_id) == devices_.end()) return;
     host_.status(device_id, values, clock_.wall_ms());
-    // Copy first: finishing a command may start the next one synchronously.
-    std::vector<Pending*> matched;
-    for (auto& pending : pending_) {
-      if (pending->command.device != device_id) continue;
-      for (const auto& [key, value] : values.items()) {
-        auto e = pending->expect.find(key);
-        if (e != pending->expect.end() && same_value(*e, value)) pending->expect.erase(e);
-      }
-      if (pending->expect.empty()) matched.push_back(pending.get());
-    }
-    for (Pending* p : matched) finish(p, CommandResult{Outcome::ok, ""});
+    confirm_values(device_id, values);
   }
 
   void reported_presence(const std::string& device_id, bool online) override {
@@ -186,20 +167,8 @@ class MqttAdapter final : public Adapter, public SourceHost {
   void subscribe(const std::string& filter) override { session_.subscribe(filter); }
 
   void bad_payload(const std::string& device_id, const std::string& topic, const std::string& why) override {
-    const int64_t now = clock_.mono_ms();
-    if (bad_.size() > kMaxBadPayloadKeys) bad_.clear();
-    auto [it, fresh] = bad_.try_emplace(device_id + '\n' + topic, BadLog{now, 0});
-    if (!fresh && now - it->second.last_ms < kBadPayloadLogIntervalMs) {
-      ++it->second.suppressed;
-      return;
-    }
-    const uint64_t suppressed = fresh ? 0 : it->second.suppressed;
-    it->second = BadLog{now, 0};
-    FL_LOG(log::Level::warn, "mqtt") << "adapter=" << config_.name
-                                     << (device_id.empty() ? "" : " device=") << device_id << " topic=" << log::q(topic)
-                                     << " payload ignored: " << why
-                                     << (suppressed ? " (" + std::to_string(suppressed) + " more since the last report)"
-                                                    : std::string());
+    warn_bad_input(device_id + '\n' + topic, "adapter=" + config_.name + (device_id.empty() ? "" : " device=") +
+                                                  device_id + " topic=" + log::quote(topic) + " payload ignored: " + why);
   }
 
  private:
@@ -209,16 +178,6 @@ class MqttAdapter final : public Adapter, public SourceHost {
     std::optional<bool> reported;  // what the device said; unknown counts as online
     bool presence_sent = false;
     bool online_sent = false;
-  };
-  struct Pending {
-    Command command;
-    CommandDone done;
-    Json expect;
-    std::unique_ptr<Timer> timer;
-  };
-  struct BadLog {
-    int64_t last_ms = 0;
-    uint64_t suppressed = 0;
   };
 
   void on_connected() {
@@ -257,37 +216,14 @@ class MqttAdapter final : public Adapter, public SourceHost {
     if (device.presence_sent && device.online_sent == online) return;
     device.presence_sent = true;
     device.online_sent = online;
-    if (!online) {
-      end_pending(device.info.id, CommandResult{Outcome::device_error, "device " + device.info.id + " went offline"});
-    }
+    if (!online) device_lost(device.info.id, "device " + device.info.id + " went offline");
     host_.presence(device.info.id, online);
   }
 
-  void end_pending(const std::string& device_id, const CommandResult& result) {
-    std::vector<Pending*> ending;
-    for (auto& pending : pending_) {
-      if (pending->command.device == device_id) ending.push_back(pending.get());
-    }
-    for (Pending* p : ending) finish(p, result);
-  }
-
-  void finish(Pending* pending, const CommandResult& result) {
-    auto it = std::find_if(pending_.begin(), pending_.end(), [&](const auto& p) { return p.get() == pending; });
-    if (it == pending_.end()) return;
-    std::unique_ptr<Pending> owned = std::move(*it);
-    pending_.erase(it);
-    owned->done(result);
-  }
-
   config::MqttAdapterConfig config_;
-  EventLoop& loop_;
-  AdapterHost& host_;
-  const Clock& clock_;
   Session session_;
   std::vector<std::unique_ptr<Source>> sources_;
   std::map<std::string, Device> devices_;
-  std::vector<std::unique_ptr<Pending>> pending_;
-  std::map<std::string, BadLog> bad_;
   bool running_ = false;
 };
 

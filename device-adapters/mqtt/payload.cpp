@@ -1,6 +1,8 @@
 // Payload checks and value conversions.
 #include "device-adapters/mqtt/payload.h"
 
+#include "device-adapters/adapter_base.h"
+
 #include <cmath>
 #include <cstdlib>
 
@@ -85,12 +87,8 @@ std::string check_text(std::string_view text) {
 }
 
 bool parse_json(std::string_view text, Json& out, std::string& why) {
-  out = Json::parse(text.begin(), text.end(), nullptr, false);
-  if (out.is_discarded()) {
-    why = "not JSON";
-    return false;
-  }
-  return true;
+  // The contract's check (adapter_base.h): refused above 16 levels before any tree is built.
+  return parse_device_json(text, out, why);
 }
 
 const Json* find_field(const Json& object, std::string_view dotted) {
@@ -202,11 +200,6 @@ std::string value_to_text(const Json& value, const BoolTexts& texts) {
   return value.dump();
 }
 
-bool same_value(const Json& a, const Json& b) {
-  if (a.is_number() && b.is_number() && !a.is_boolean() && !b.is_boolean()) {
-    return std::fabs(a.get<double>() - b.get<double>()) < 1e-9;
-  }
-  return a == b;
-}
+bool same_value(const Json& a, const Json& b) { return same_device_value(a, b); }
 
 }  // namespace flatlink::adapters::mqtt

@@ -14,7 +14,8 @@ namespace flatlink::adapters::mqtt {
 // Empty when text is valid UTF-8 without NUL bytes; otherwise why not.
 std::string check_text(std::string_view text);
 
-// Parses a JSON document; false with `why` set when it is not one.
+// Parses a JSON document after the contract's depth check; false with `why` set when it
+// is not one or nests deeper than 16 levels.
 bool parse_json(std::string_view text, Json& out, std::string& why);
 
 // A field of a JSON object by dotted path ("ENERGY.Power"); nullptr when absent.

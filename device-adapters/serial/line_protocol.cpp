@@ -1,7 +1,7 @@
 // JSON lines and key=value lines: parsing and encoding.
 #include "device-adapters/serial/line_protocol.h"
 
-#include "common/json_depth.h"
+#include "device-adapters/adapter_base.h"
 
 #include <charconv>
 #include <cmath>
@@ -12,7 +12,6 @@ namespace {
 
 // Deeper nesting than any device needs; refused before parsing so that a hostile
 // line cannot make the parser build a huge tree.
-constexpr int kMaxJsonDepth = 16;
 
 bool is_control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
 
@@ -58,13 +57,9 @@ std::optional<DeviceLine> parse_json(std::string_view line, const std::string& p
     why = "binary data (control bytes) in a JSON line";
     return std::nullopt;
   }
-  if (nested_deeper_than(line, kMaxJsonDepth)) {
-    why = "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
-    return std::nullopt;
-  }
-  const Json doc = Json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) {
-    why = "not valid JSON";
+  Json doc;
+  if (!parse_device_json(line, doc, why)) {
+    if (why == "not JSON") why = "not valid JSON";
     return std::nullopt;
   }
   if (!doc.is_object()) {

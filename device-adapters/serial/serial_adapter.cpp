@@ -14,14 +14,11 @@ constexpr size_t kReadChunk = 4096;
 constexpr size_t kMaxReadPerEvent = 64 * 1024;
 // Commands waiting for a port that does not take bytes (flow control held off).
 constexpr size_t kMaxOutputBytes = 64 * 1024;
-constexpr int64_t kLogWindowMs = 10'000;
-constexpr uint32_t kLogsPerWindow = 5;
 
-// Whether a reported value confirms a value that was set: numbers by value
-// (21 == 21.0), everything else exactly.
-bool same_value(const Json& a, const Json& b) {
-  if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
-  return a == b;
+AdapterBase::Limits limits_of(const config::SerialAdapterConfig& config) {
+  AdapterBase::Limits limits;
+  limits.command_timeout_ms = config.command_timeout_ms;
+  return limits;
 }
 
 const char* parity_letter(config::Parity parity) {
@@ -37,10 +34,8 @@ const char* parity_letter(config::Parity parity) {
 
 SerialAdapter::SerialAdapter(config::SerialAdapterConfig config, EventLoop& loop, AdapterHost& host,
                              const Clock& clock)
-    : config_(std::move(config)),
-      loop_(loop),
-      host_(host),
-      clock_(clock),
+    : AdapterBase(config.name, "serial", loop, host, clock, limits_of(config)),
+      config_(std::move(config)),
       framer_(
           config_.max_line_bytes, [this](std::string_view line) { on_line(line); },
           [this](size_t dropped) { on_overlong(dropped); }),
@@ -66,7 +61,7 @@ void SerialAdapter::stop() {
   running_ = false;
   reopen_timer_.cancel();
   teardown_timer_.cancel();
-  pending_.clear();  // the core ends the commands still pending
+  drop_commands();  // the core ends the commands still pending
   watch_.reset();
   port_.reset();
   out_.clear();
@@ -75,6 +70,13 @@ void SerialAdapter::stop() {
 
 SerialAdapter::Device* SerialAdapter::find(const std::string& id) {
   for (auto& device : devices_) {
+    if (device.info.id == id) return &device;
+  }
+  return nullptr;
+}
+
+const SerialAdapter::Device* SerialAdapter::find(const std::string& id) const {
+  for (const auto& device : devices_) {
     if (device.info.id == id) return &device;
   }
   return nullptr;
@@ -180,11 +182,7 @@ void SerialAdapter::close_port(const std::string& why) {
   framer_.reset();
   ++stats_.losses;
   // Commands under way end here, with the reason, before the core hears "offline".
-  std::vector<std::string> waiting;
-  for (const auto& [id, pending] : pending_) waiting.push_back(id);
-  for (const auto& id : waiting) {
-    finish(id, CommandResult{Outcome::device_error, "the serial port " + config_.port + " went away: " + why});
-  }
+  for (const auto& device : devices_) device_lost(device.info.id, "the serial port " + config_.port + " went away: " + why);
   set_online(false);
   last_open_error_.clear();
   reopen_timer_.start(backoff_.next_delay_ms());
@@ -219,8 +217,21 @@ void SerialAdapter::on_line(std::string_view line) {
     return;
   }
   ++stats_.lines;
-  if (!parsed->values.empty()) host_.status(device->info.id, parsed->values, clock_.wall_ms());
-  resolve_pending(device->info.id, *parsed);
+  const std::string& id = device->info.id;
+  if (!parsed->values.empty()) host_.status(id, parsed->values, clock_.wall_ms());
+  // The line-device contract (docs/adapters/contract.md): an error refuses the command under
+  // way; values confirm it, in one line or several; ok acknowledges it.
+  if (parsed->error) {
+    if (command_running(id)) {
+      refuse(id, *parsed->error);
+    } else {
+      warn_bad_input("port", "adapter=" + config_.name + " port=" + config_.port + " device=" + id +
+                                 " reports an error with no command under way: " + log::quote(*parsed->error));
+    }
+    return;
+  }
+  confirm_values(id, parsed->values);
+  if (parsed->ok) acknowledge(id);
 }
 
 // Checks every value against its capability; a device that learns gains a
@@ -254,10 +265,14 @@ bool SerialAdapter::accept_values(Device& device, const Json& values, std::strin
     }
     if (cap == &guess) learned.push_back(guess);
   }
+  if (!learned.empty() && device.info.capabilities.size() + learned.size() > limits_.max_capabilities) {
+    why = device.info.id + " would learn more than " + std::to_string(limits_.max_capabilities) + " capabilities";
+    return false;
+  }
   if (!learned.empty()) {
     for (auto& cap : learned) {
       LOG_INFO("serial") << "adapter=" << config_.name << " device=" << device.info.id << " learned capability "
-                         << cap.name << " (" << to_string(cap.type) << ", read-only)";
+                         << log::q(cap.name) << " (" << to_string(cap.type) << ", read-only)";
       device.info.capabilities.push_back(std::move(cap));
     }
     host_.device_added(device.info);
@@ -274,102 +289,30 @@ void SerialAdapter::on_overlong(size_t dropped_bytes) {
 
 void SerialAdapter::report_bad_line(bool overlong, std::string_view line, const std::string& why) {
   if (!overlong) ++stats_.garbage;
-  const int64_t now = clock_.mono_ms();
-  if (now - log_window_start_ms_ >= kLogWindowMs) {
-    if (unlogged_ > 0) {
-      LOG_WARN("serial") << "adapter=" << config_.name << " port=" << config_.port << " " << unlogged_
-                         << " more bad line(s) were not logged";
-    }
-    log_window_start_ms_ = now;
-    logged_in_window_ = 0;
-    unlogged_ = 0;
-  }
-  if (logged_in_window_ >= kLogsPerWindow) {
-    ++unlogged_;
-    return;
-  }
-  ++logged_in_window_;
-  constexpr size_t kShown = 120;
-  if (overlong) {
-    LOG_ERROR("serial") << "adapter=" << config_.name << " port=" << config_.port << " " << why;
-  } else {
-    LOG_WARN("serial") << "adapter=" << config_.name << " port=" << config_.port << " ignored line "
-                       << log::q(line.substr(0, kShown)) << (line.size() > kShown ? "..." : "") << ": " << why;
-  }
+  const std::string where = "adapter=" + config_.name + " port=" + config_.port;
+  warn_bad_input("port", overlong ? where + " " + why : where + " ignored line " + log::quote(line) + ": " + why);
 }
 
 // ---------------------------------------------------------------- commands
 
-void SerialAdapter::execute(const Command& command, CommandDone done) {
-  if (!running_) return;
-  Device* device = find(command.device);
-  if (device == nullptr) {
-    done(CommandResult{Outcome::rejected, "unknown device " + command.device});
-    return;
-  }
-  if (!port_ || failed_) {
-    done(CommandResult{Outcome::device_error, "the serial port " + config_.port + " is not open"});
-    return;
-  }
-  if (pending_.count(command.device)) {
-    // The core runs one command per device at a time: a new one means it has given
-    // up on the old one (its own timeout came first). The old answer goes nowhere.
-    finish(command.device, CommandResult{Outcome::timeout, "superseded by command " + command.id});
-  }
+bool SerialAdapter::device_known(const std::string& device_id) const { return find(device_id) != nullptr; }
+
+bool SerialAdapter::device_online(const std::string&) const { return running_ && port_ && !failed_; }
+
+AdapterBase::Dispatch SerialAdapter::dispatch(const Command& command) {
   std::string why;
   const std::string line = encode_command(config_.protocol, command.device, command.set, why);
-  if (line.empty()) {
-    done(CommandResult{Outcome::rejected, why});
-    return;
-  }
+  if (line.empty()) return {CommandResult{Outcome::rejected, why}, nullptr};
   if (out_.size() + line.size() > kMaxOutputBytes) {
-    done(CommandResult{Outcome::device_error, "the serial port " + config_.port +
-                                                  " is not taking data (check the flow control and wiring)"});
-    return;
+    return {CommandResult{Outcome::device_error,
+                          "the serial port " + config_.port + " is not taking data (check the flow control and wiring)"},
+            nullptr};
   }
-  auto pending = std::make_unique<Pending>();
-  pending->command = command;
-  pending->done = std::move(done);
-  const std::string device_id = command.device;
-  pending->timeout = std::make_unique<Timer>(loop_, [this, device_id] {
-    finish(device_id, CommandResult{Outcome::timeout, "device " + device_id + " did not confirm within " +
-                                                          std::to_string(config_.command_timeout_ms) + " ms"});
-  });
-  pending->timeout->start(config_.command_timeout_ms);
-  pending_[device_id] = std::move(pending);
-  LOG_DEBUG("serial") << "adapter=" << config_.name << " device=" << device_id << " command " << command.id
+  LOG_DEBUG("serial") << "adapter=" << config_.name << " device=" << command.device << " command=" << command.id
                       << " sends " << log::q(line);
   out_ += line;
   flush_output();
-}
-
-void SerialAdapter::resolve_pending(const std::string& device_id, const DeviceLine& line) {
-  auto it = pending_.find(device_id);
-  if (it == pending_.end()) return;
-  if (line.error) {
-    finish(device_id, CommandResult{Outcome::device_error, *line.error});
-    return;
-  }
-  if (line.ok) {
-    finish(device_id, CommandResult{Outcome::ok, ""});
-    return;
-  }
-  // A state echo confirms when it shows every value the command set.
-  for (const auto& [name, value] : it->second->command.set.items()) {
-    const auto reported = line.values.find(name);
-    if (reported == line.values.end() || !same_value(*reported, value)) return;
-  }
-  finish(device_id, CommandResult{Outcome::ok, ""});
-}
-
-void SerialAdapter::finish(std::string device_id, CommandResult result) {
-  auto it = pending_.find(device_id);
-  if (it == pending_.end()) return;
-  std::unique_ptr<Pending> pending = std::move(it->second);
-  pending_.erase(it);
-  LOG_DEBUG("serial") << "adapter=" << config_.name << " device=" << device_id << " command " << pending->command.id
-                      << " " << to_string(result.outcome) << (result.message.empty() ? "" : ": ") << result.message;
-  pending->done(std::move(result));
+  return {};
 }
 
 std::unique_ptr<Adapter> make_serial_adapter(const config::SerialAdapterConfig& config, EventLoop& loop,

@@ -18,14 +18,14 @@
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "config/gateway_config.h"
-#include "device-adapters/adapter.h"
+#include "device-adapters/adapter_base.h"
 #include "device-adapters/serial/line_framer.h"
 #include "device-adapters/serial/line_protocol.h"
 #include "device-adapters/serial/serial_port.h"
 
 namespace flatlink::adapters::serial {
 
-class SerialAdapter final : public Adapter {
+class SerialAdapter final : public AdapterBase {
  public:
   // What happened on the port since start, for tests and status output.
   struct Stats {
@@ -40,10 +40,8 @@ class SerialAdapter final : public Adapter {
                 const Clock& clock = SystemClock::instance());
   ~SerialAdapter() override;
 
-  const std::string& name() const override { return config_.name; }
   void start() override;
   void stop() override;
-  void execute(const Command& command, CommandDone done) override;
 
   bool port_open() const { return port_ != nullptr; }
   const Stats& stats() const { return stats_; }
@@ -53,11 +51,11 @@ class SerialAdapter final : public Adapter {
     DeviceInfo info;
     bool learns = false;  // declared without capabilities: learns them from what it reports
   };
-  struct Pending {
-    Command command;
-    CommandDone done;
-    std::unique_ptr<Timer> timeout;
-  };
+
+  // AdapterBase
+  bool device_known(const std::string& device_id) const override;
+  bool device_online(const std::string& device_id) const override;
+  Dispatch dispatch(const Command& command) override;
 
   void try_open();
   void schedule_reopen();
@@ -72,17 +70,12 @@ class SerialAdapter final : public Adapter {
   void on_line(std::string_view line);
   void on_overlong(size_t dropped_bytes);
   bool accept_values(Device& device, const Json& values, std::string& why);
-  void resolve_pending(const std::string& device_id, const DeviceLine& line);
-  void finish(std::string device_id, CommandResult result);
-  // Bad input is logged, but at most a few lines per window, so a babbling
-  // device cannot flood the log.
+  // Bad input is logged through the contract's throttle, so a babbling device cannot flood the log.
   void report_bad_line(bool overlong, std::string_view line, const std::string& why);
   Device* find(const std::string& id);
+  const Device* find(const std::string& id) const;
 
   config::SerialAdapterConfig config_;
-  EventLoop& loop_;
-  AdapterHost& host_;
-  const Clock& clock_;
   std::vector<Device> devices_;
   LineFramer framer_;
   Backoff backoff_;
@@ -93,14 +86,10 @@ class SerialAdapter final : public Adapter {
   std::string teardown_reason_;
   bool failed_ = false;
   std::string out_;  // bytes waiting for the port
-  std::map<std::string, std::unique_ptr<Pending>> pending_;  // by device: one command at a time each
   std::optional<bool> online_;
   std::string last_open_error_;
   bool running_ = false;
   Stats stats_;
-  int64_t log_window_start_ms_ = 0;
-  uint32_t logged_in_window_ = 0;
-  uint64_t unlogged_ = 0;
 };
 
 // Null when this build has no serial adapter.

@@ -24,10 +24,8 @@ struct SimAdapter::Pending {
 };
 
 SimAdapter::SimAdapter(config::SimAdapterConfig config, EventLoop& loop, AdapterHost& host, const Clock& clock)
-    : config_(std::move(config)),
-      loop_(loop),
-      host_(host),
-      clock_(clock),
+    : AdapterBase(config.name, "sim", loop, host, clock, Limits{}),
+      config_(std::move(config)),
       rng_(config_.seed ? config_.seed : std::random_device{}()) {
   for (const auto& dc : config_.devices) {
     auto device = std::make_unique<Device>();
@@ -88,11 +86,19 @@ void SimAdapter::stop() {
   if (!running_) return;
   running_ = false;
   for (auto& device : devices_) device->drift_timer.reset();
-  pending_.clear();  // the core ends the commands still pending
+  drop_commands();  // the core ends the commands still pending
+  pending_.clear();
 }
 
 SimAdapter::Device* SimAdapter::find(const std::string& id) {
   for (auto& device : devices_) {
+    if (device->info.id == id) return device.get();
+  }
+  return nullptr;
+}
+
+const SimAdapter::Device* SimAdapter::find(const std::string& id) const {
+  for (const auto& device : devices_) {
     if (device->info.id == id) return device.get();
   }
   return nullptr;
@@ -111,41 +117,41 @@ void SimAdapter::drift(Device& device) {
   device.drift_timer->start(device.config.interval_ms);
 }
 
-void SimAdapter::execute(const Command& command, CommandDone done) {
-  Device* device = find(command.device);
-  if (!device) {
-    done(CommandResult{Outcome::rejected, "unknown device " + command.device});
-    return;
-  }
+bool SimAdapter::device_known(const std::string& device_id) const { return find(device_id) != nullptr; }
+
+bool SimAdapter::device_online(const std::string& device_id) const {
+  const Device* device = find(device_id);
+  return running_ && device && device->online;
+}
+
+AdapterBase::Dispatch SimAdapter::dispatch(const Command& command) {
   auto pending = std::make_unique<Pending>();
   pending->command = command;
-  pending->done = std::move(done);
   Pending* raw = pending.get();
   pending->timer = std::make_unique<Timer>(loop_, [this, raw] { finish(raw); });
   pending->timer->start(config_.latency_ms);
   pending_.push_back(std::move(pending));
+  return {};
 }
 
+// The simulated device carries the command out and reports its new values, which confirm it.
 void SimAdapter::finish(Pending* pending) {
   auto it = std::find_if(pending_.begin(), pending_.end(), [&](const auto& p) { return p.get() == pending; });
   if (it == pending_.end()) return;
   std::unique_ptr<Pending> owned = std::move(*it);
   pending_.erase(it);
   Device* device = find(owned->command.device);
-  if (!device || !device->online) {
-    // Like a real device that went away while the command was under way.
-    owned->done(CommandResult{Outcome::device_error, "device did not answer: it is offline"});
-    return;
-  }
+  if (!device || !device->online) return;  // unplugged meanwhile: the contract ended the command
   for (const auto& [key, value] : owned->command.set.items()) device->state[key] = value;
   host_.status(device->info.id, owned->command.set, clock_.wall_ms());
-  owned->done(CommandResult{Outcome::ok, ""});
+  confirm_values(device->info.id, owned->command.set);
 }
 
 void SimAdapter::set_online(const std::string& device_id, bool online) {
   Device* device = find(device_id);
   if (!device || device->online == online) return;
   device->online = online;
+  if (!online) device_lost(device_id, "the simulated device was unplugged");
   if (running_) host_.presence(device_id, online);
 }
 

@@ -10,20 +10,18 @@
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "config/gateway_config.h"
-#include "device-adapters/adapter.h"
+#include "device-adapters/adapter_base.h"
 
 namespace flatlink::adapters::sim {
 
-class SimAdapter final : public Adapter {
+class SimAdapter final : public AdapterBase {
  public:
   SimAdapter(config::SimAdapterConfig config, EventLoop& loop, AdapterHost& host,
              const Clock& clock = SystemClock::instance());
   ~SimAdapter() override;
 
-  const std::string& name() const override { return config_.name; }
   void start() override;
   void stop() override;
-  void execute(const Command& command, CommandDone done) override;
 
   // The capabilities a simulated device of this kind has.
   static DeviceInfo describe(const config::SimDeviceConfig& device);
@@ -34,14 +32,15 @@ class SimAdapter final : public Adapter {
  private:
   struct Device;
   struct Pending;
+  bool device_known(const std::string& device_id) const override;
+  bool device_online(const std::string& device_id) const override;
+  Dispatch dispatch(const Command& command) override;
   Device* find(const std::string& id);
+  const Device* find(const std::string& id) const;
   void drift(Device& device);
   void finish(Pending* pending);
 
   config::SimAdapterConfig config_;
-  EventLoop& loop_;
-  AdapterHost& host_;
-  const Clock& clock_;
   std::mt19937_64 rng_;
   std::vector<std::unique_ptr<Device>> devices_;
   std::vector<std::unique_ptr<Pending>> pending_;

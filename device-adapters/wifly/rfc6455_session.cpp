@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "device-adapters/adapter_base.h"
 
 namespace flatlink::adapters::wifly {
 namespace {
@@ -144,6 +145,14 @@ int Rfc6455Session::handle(lws* wsi, lws_callback_reasons reason, void* in, size
       if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0) return 0;
       std::string message = std::move(rx_);
       rx_.clear();
+      // RFC 6455 8.1: a text message must be valid UTF-8, or the connection fails with 1007.
+      if (!valid_utf8(message)) {
+        LOG_WARN(kTag) << "peer=" << peer() << " sent a text message that is not valid UTF-8: "
+                       << log::q(message) << "; closing (1007)";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, nullptr, 0);
+        finish("invalid UTF-8 in a text message");
+        return -1;
+      }
       // A message is one JSON object; tolerate a client that batches lines in one.
       size_t start = 0;
       while (start <= message.size() && !finished_) {
@@ -159,11 +168,12 @@ int Rfc6455Session::handle(lws* wsi, lws_callback_reasons reason, void* in, size
     case LWS_CALLBACK_SERVER_WRITEABLE: {
       if (finished_) return -1;
       if (queue_.empty()) return 0;
-      const std::string& message = queue_.front();
+      // Out of the queue before writing: nothing below refers to the popped message.
+      const std::string message = std::move(queue_.front());
+      queue_.pop_front();
       std::vector<unsigned char> buf(LWS_PRE + message.size());
       std::copy(message.begin(), message.end(), buf.begin() + LWS_PRE);
       const int n = lws_write(wsi, buf.data() + LWS_PRE, message.size(), LWS_WRITE_TEXT);
-      queue_.pop_front();
       if (n < static_cast<int>(message.size())) {
         finish("write failed");
         return -1;

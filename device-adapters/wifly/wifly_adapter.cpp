@@ -16,21 +16,12 @@ constexpr const char* kTag = "wifly";
 constexpr int kAcceptsPerEvent = 32;
 }  // namespace
 
-struct WiflyAdapter::Pending {
-  Pending(EventLoop& loop, std::function<void()> on_timeout) : timer(loop, std::move(on_timeout)) {}
-  Command command;
-  CommandDone done;
-  Json unconfirmed = Json::object();  // values the device has not reported back yet
-  Timer timer;
-};
-
 struct WiflyAdapter::Device {
   config::WiflyDeviceConfig config;
   DeviceInfo info;
   Json state = Json::object();
   Session* session = nullptr;  // the connection that carries it now
   bool online = false;
-  std::unique_ptr<Pending> pending;
 };
 
 // A module in TCP server mode: connect, keep the session, reconnect with backoff.
@@ -51,8 +42,18 @@ struct WiflyAdapter::Module {
   std::string label() const { return config.host + ":" + std::to_string(config.port); }
 };
 
+namespace {
+AdapterBase::Limits limits_of(const config::WiflyAdapterConfig& config) {
+  AdapterBase::Limits limits;
+  limits.command_timeout_ms = config.command_timeout_ms;
+  return limits;
+}
+}  // namespace
+
 WiflyAdapter::WiflyAdapter(config::WiflyAdapterConfig config, EventLoop& loop, AdapterHost& host, const Clock& clock)
-    : config_(std::move(config)), loop_(loop), host_(host), clock_(clock), reaper_(loop, [this] { reap(); }) {
+    : AdapterBase(config.name, kTag, loop, host, clock, limits_of(config)),
+      config_(std::move(config)),
+      reaper_(loop, [this] { reap(); }) {
   for (const auto& dc : config_.devices) {
     auto device = std::make_unique<Device>();
     device->config = dc;
@@ -82,6 +83,13 @@ WiflyAdapter::Device* WiflyAdapter::find(const std::string& id) {
   return nullptr;
 }
 
+const WiflyAdapter::Device* WiflyAdapter::find(const std::string& id) const {
+  for (const auto& device : devices_) {
+    if (device->info.id == id) return device.get();
+  }
+  return nullptr;
+}
+
 // ---------------------------------------------------------------- lifecycle
 
 void WiflyAdapter::start() {
@@ -102,10 +110,8 @@ void WiflyAdapter::start() {
 void WiflyAdapter::stop() {
   if (!running_) return;
   running_ = false;
-  for (auto& device : devices_) {
-    device->pending.reset();  // the core ends the commands still pending
-    device->session = nullptr;
-  }
+  drop_commands();  // the core ends the commands still pending
+  for (auto& device : devices_) device->session = nullptr;
   for (auto& session : sessions_) session->close();
   sessions_.clear();
   for (auto& module : modules_) {
@@ -119,7 +125,7 @@ void WiflyAdapter::stop() {
   listen_watch_.reset();
   tcp::close_fd(listen_fd_);
   listen_fd_ = -1;
-  retired_watches_.clear();
+  destroy_now();
   reaper_.cancel();
   LOG_INFO(kTag) << "adapter=" << config_.name << " stopped";
 }
@@ -131,7 +137,6 @@ void WiflyAdapter::schedule_reap() {
 void WiflyAdapter::reap() {
   sessions_.erase(std::remove_if(sessions_.begin(), sessions_.end(), [](const auto& s) { return s->dead; }),
                   sessions_.end());
-  retired_watches_.clear();
 }
 
 Session& WiflyAdapter::add_session(std::unique_ptr<Session> session) {
@@ -220,8 +225,7 @@ void WiflyAdapter::connect_module(Module& module) {
 
 void WiflyAdapter::connect_timed_out(Module& module) {
   if (module.fd < 0) return;
-  retired_watches_.push_back(std::move(module.watch));
-  schedule_reap();
+  destroy_later(std::move(module.watch));
   tcp::close_fd(module.fd);
   module.fd = -1;
   retry_module(module, "connect took longer than " + std::to_string(config_.connect_timeout_ms) + " ms");
@@ -231,9 +235,8 @@ void WiflyAdapter::on_connect_events(Module& module, int events) {
   if (!running_ || module.fd < 0 || !(events & (FdWatch::writable | FdWatch::hangup))) return;
   const int err = tcp::connect_result(module.fd);
   module.connect_timer.cancel();
-  // Inside the watch's own callback: it is destroyed later, from the reaper.
-  retired_watches_.push_back(std::move(module.watch));
-  schedule_reap();
+  // Inside the watch's own callback: it is destroyed later, from the loop.
+  destroy_later(std::move(module.watch));
   const int fd = module.fd;
   module.fd = -1;
   if (err != 0) {
@@ -266,31 +269,38 @@ void WiflyAdapter::retry_module(Module& module, const std::string& why) {
 
 // ---------------------------------------------------------------- sessions
 
-void WiflyAdapter::bind(Session& session, Device& device, const char* how) {
-  if (device.session == &session) return;
-  if (device.session) {
-    Session* old = device.session;
-    LOG_INFO(kTag) << "adapter=" << config_.name << " device=" << device.info.id << " now on " << session.peer()
-                   << " (" << how << "); closing its old connection from " << old->peer();
-    old->device.clear();
-    old->close();
-    old->dead = true;
-    if (old->module >= 0 && modules_[static_cast<size_t>(old->module)]->session == old) {
-      Module& module = *modules_[static_cast<size_t>(old->module)];
-      module.session = nullptr;
-      retry_module(module, "its device connected again elsewhere");
-    }
+bool WiflyAdapter::bind(Session& session, Device& device, const char* how) {
+  if (device.session == &session) return true;
+  const bool pinned_elsewhere =
+      session.incoming && !device.config.address.empty() && device.config.address != session.peer();
+  if (pinned_elsewhere || device.session) {
+    // A LAN peer cannot take a device over: not one pinned to another address, and not
+    // one whose live connection carries it now (that connection keeps it until it closes).
+    warn_bad_input("takeover:" + session.peer(),
+                   "adapter=" + config_.name + " peer=" + session.peer() + " named device=" + device.info.id + " (" +
+                       how + "), which " +
+                       (pinned_elsewhere ? "is pinned to address " + device.config.address
+                                         : "is connected from " + device.session->peer()) +
+                       "; connection refused and closed");
+    session.close();
+    session.dead = true;
     schedule_reap();
-  } else {
-    LOG_INFO(kTag) << "adapter=" << config_.name << " device=" << device.info.id << " on " << session.peer() << " ("
-                   << session.kind() << ", " << how << ")";
+    if (session.module >= 0 && modules_[static_cast<size_t>(session.module)]->session == &session) {
+      Module& module = *modules_[static_cast<size_t>(session.module)];
+      module.session = nullptr;
+      retry_module(module, "its device is connected elsewhere");
+    }
+    return false;
   }
+  LOG_INFO(kTag) << "adapter=" << config_.name << " device=" << device.info.id << " on " << session.peer() << " ("
+                 << session.kind() << ", " << how << ")";
   device.session = &session;
   session.device = device.info.id;
   if (!device.online) {
     device.online = true;
     host_.presence(device.info.id, true);
   }
+  return true;
 }
 
 void WiflyAdapter::unbind(Session& session, const std::string& why) {
@@ -300,8 +310,8 @@ void WiflyAdapter::unbind(Session& session, const std::string& why) {
   if (!device || device->session != &session) return;
   device->session = nullptr;
   device->online = false;
+  device_lost(device->info.id, why);
   host_.presence(device->info.id, false);
-  if (device->pending) finish_pending(*device, CommandResult{Outcome::device_error, "connection to the device lost: " + why});
 }
 
 void WiflyAdapter::on_open(Session& session) {
@@ -356,16 +366,19 @@ void WiflyAdapter::on_rfc6455(Session& session, int fd, std::string already_read
 
 void WiflyAdapter::on_message(Session& session, std::string_view message) {
   if (!running_ || session.dead) return;
-  const Json line = Json::parse(message, nullptr, false);
-  if (line.is_discarded() || !line.is_object()) {
-    LOG_WARN(kTag) << "adapter=" << config_.name << " peer=" << session.peer()
-                   << " sent a line that is not a JSON object; ignored: " << log::q(message.substr(0, 120));
+  const std::string source = "peer:" + session.peer();
+  const std::string who = "adapter=" + config_.name + " peer=" + session.peer();
+  Json line;
+  std::string why;
+  if (!parse_device_json(message, line, why, config_.max_line_bytes) || !line.is_object()) {
+    warn_bad_input(source, who + " sent a message that is not a JSON object (" + (why.empty() ? "not an object" : why) +
+                               "); ignored: " + log::quote(message));
     return;
   }
   std::string dev;
   if (const auto it = line.find("dev"); it != line.end()) {
     if (!it->is_string()) {
-      LOG_WARN(kTag) << "adapter=" << config_.name << " peer=" << session.peer() << " \"dev\" is not a string; ignored";
+      warn_bad_input(source, who + " \"dev\" is not a string; ignored");
       return;
     }
     dev = it->get<std::string>();
@@ -373,39 +386,39 @@ void WiflyAdapter::on_message(Session& session, std::string_view message) {
   Device* device = nullptr;
   if (!session.device.empty()) {
     if (!dev.empty() && dev != session.device) {
-      LOG_WARN(kTag) << "adapter=" << config_.name << " peer=" << session.peer() << " carries device "
-                     << session.device << " but sent a line for " << log::q(dev) << "; ignored";
+      warn_bad_input(source, who + " carries device " + session.device + " but sent a line for " + log::quote(dev) +
+                                 "; ignored");
       return;
     }
     device = find(session.device);
   } else {
     if (dev.empty()) {
-      LOG_WARN(kTag) << "adapter=" << config_.name << " peer=" << session.peer()
-                     << " sent a line without \"dev\" before naming its device; ignored"
-                        " (configure the device's address, or start each line with \"dev\")";
+      warn_bad_input(source, who + " sent a line without \"dev\" before naming its device; ignored"
+                                   " (configure the device's address, or start each line with \"dev\")");
       return;
     }
     device = find(dev);
     if (!device) {
-      LOG_WARN(kTag) << "adapter=" << config_.name << " peer=" << session.peer() << " names device " << log::q(dev)
-                     << ", which is not in this adapter's configuration; ignored";
+      warn_bad_input(source, who + " names device " + log::quote(dev) +
+                                 ", which is not in this adapter's configuration; ignored");
       return;
     }
-    bind(session, *device, "first message");
+    if (!bind(session, *device, "first message")) return;
   }
   if (!device) return;
   if (!session.saw_message) {
     session.saw_message = true;
     if (session.module >= 0) modules_[static_cast<size_t>(session.module)]->backoff.reset();
   }
+  const std::string& id = device->info.id;
+  const std::string about = "adapter=" + config_.name + " device=" + id;
 
   if (const auto it = line.find("error"); it != line.end()) {
     const std::string text = it->is_string() ? it->get<std::string>() : it->dump();
-    if (device->pending) {
-      finish_pending(*device, CommandResult{Outcome::device_error, "device says: " + text});
+    if (command_running(id)) {
+      refuse(id, text);
     } else {
-      LOG_WARN(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " reports an error: "
-                     << log::q(text);
+      warn_bad_input("device:" + id, about + " reports an error: " + log::quote(text));
     }
   }
   Json state = Json::object();
@@ -413,77 +426,46 @@ void WiflyAdapter::on_message(Session& session, std::string_view message) {
     if (key == "dev" || key == "error" || key == "ok") continue;
     const Capability* cap = device->info.capability(key);
     if (!cap) {
-      LOG_WARN(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " reports " << log::q(key)
-                     << ", which is not one of its configured capabilities; ignored";
+      warn_bad_input("device:" + id, about + " reports " + log::quote(key) +
+                                         ", which is not one of its configured capabilities; ignored");
       continue;
     }
     if (const auto problem = check_value(*cap, value)) {
-      LOG_WARN(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " " << *problem << "; ignored";
+      warn_bad_input("device:" + id, about + " " + log::quote(*problem) + "; ignored");
       continue;
     }
     state[key] = value;
   }
   if (!state.empty()) {
     for (const auto& [key, value] : state.items()) device->state[key] = value;
-    host_.status(device->info.id, state, clock_.wall_ms());
-    if (device->pending) {
-      Json& unconfirmed = device->pending->unconfirmed;
-      for (const auto& [key, value] : state.items()) {
-        const auto it = unconfirmed.find(key);
-        if (it != unconfirmed.end() && *it == value) unconfirmed.erase(it);
-      }
-      if (unconfirmed.empty()) finish_pending(*device, CommandResult{Outcome::ok, ""});
-    }
+    host_.status(id, state, clock_.wall_ms());
+    confirm_values(id, state);
   }
   // {"ok":true} confirms the command under way without reporting values (as on the serial adapter).
   if (const auto it = line.find("ok"); it != line.end()) {
     if (*it != true) {
-      LOG_WARN(kTag) << "adapter=" << config_.name << " device=" << device->info.id
-                     << " sent \"ok\" with a value other than true; ignored";
-    } else if (device->pending) {
-      finish_pending(*device, CommandResult{Outcome::ok, ""});
+      warn_bad_input("device:" + id, about + " sent \"ok\" with a value other than true; ignored");
+    } else {
+      acknowledge(id);
     }
   }
 }
 
 // ---------------------------------------------------------------- commands
 
-void WiflyAdapter::execute(const Command& command, CommandDone done) {
-  Device* device = find(command.device);
-  if (!device) {
-    done(CommandResult{Outcome::rejected, "unknown device " + command.device});
-    return;
-  }
-  if (!running_ || !device->session) {
-    done(CommandResult{Outcome::offline, "device " + command.device + " is not connected"});
-    return;
-  }
-  if (device->pending) {
-    done(CommandResult{Outcome::device_error, "another command for " + command.device + " is under way"});
-    return;
-  }
-  Device* raw = device;
-  auto pending = std::make_unique<Pending>(loop_, [this, raw] {
-    finish_pending(*raw, CommandResult{Outcome::timeout, "device did not confirm within " +
-                                                             std::to_string(config_.command_timeout_ms) + " ms"});
-  });
-  pending->command = command;
-  pending->done = std::move(done);
-  pending->unconfirmed = command.set;
-  pending->timer.start(config_.command_timeout_ms);
-  device->pending = std::move(pending);
-  const Json line = {{"dev", device->info.id}, {"set", command.set}};
-  LOG_DEBUG(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " command " << command.id;
-  device->session->send(line.dump());
+bool WiflyAdapter::device_known(const std::string& device_id) const { return find(device_id) != nullptr; }
+
+bool WiflyAdapter::device_online(const std::string& device_id) const {
+  const Device* device = find(device_id);
+  return running_ && device && device->session;
 }
 
-void WiflyAdapter::finish_pending(Device& device, CommandResult result) {
-  std::unique_ptr<Pending> pending = std::move(device.pending);
-  if (!pending) return;
-  pending->timer.cancel();
-  LOG_INFO(kTag) << "adapter=" << config_.name << " device=" << device.info.id << " command " << pending->command.id
-                 << " " << to_string(result.outcome) << (result.message.empty() ? "" : ": ") << result.message;
-  pending->done(std::move(result));
+AdapterBase::Dispatch WiflyAdapter::dispatch(const Command& command) {
+  Device* device = find(command.device);
+  const Json line = {{"dev", device->info.id}, {"set", command.set}};
+  LOG_DEBUG(kTag) << "adapter=" << config_.name << " device=" << device->info.id << " command=" << command.id;
+  device->session->send(line.dump());
+  return {};
 }
 
 std::unique_ptr<Adapter> make_wifly_adapter(const config::WiflyAdapterConfig& config, EventLoop& loop, AdapterHost& host,

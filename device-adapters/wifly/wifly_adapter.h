@@ -4,7 +4,10 @@
 //
 // Devices speak JSON lines: {"dev":"t1","temp":21.5} reports state, and a command
 // goes out as {"dev":"lamp","set":{"on":true}}, confirmed when the device reports
-// the values it was asked to set (or refused with {"dev":"lamp","error":"..."}).
+// the values it was asked to set (or refused with {"dev":"lamp","error":"..."}); the
+// outcomes and the busy-device rule are the adapter contract's (adapter_base.h).
+// A connection is bound to one device; a device pinned by `address` accepts only that
+// address, and a device's live connection is never displaced by another peer.
 #pragma once
 
 #include <memory>
@@ -15,21 +18,19 @@
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "config/gateway_config.h"
-#include "device-adapters/adapter.h"
+#include "device-adapters/adapter_base.h"
 #include "device-adapters/wifly/session.h"
 
 namespace flatlink::adapters::wifly {
 
-class WiflyAdapter final : public Adapter, public SessionOwner {
+class WiflyAdapter final : public AdapterBase, public SessionOwner {
  public:
   WiflyAdapter(config::WiflyAdapterConfig config, EventLoop& loop, AdapterHost& host,
                const Clock& clock = SystemClock::instance());
   ~WiflyAdapter() override;
 
-  const std::string& name() const override { return config_.name; }
   void start() override;
   void stop() override;
-  void execute(const Command& command, CommandDone done) override;
 
   // The port the listener is bound to (useful when configured as 0), or 0.
   uint16_t listen_port() const { return listen_port_; }
@@ -39,7 +40,11 @@ class WiflyAdapter final : public Adapter, public SessionOwner {
  private:
   struct Device;
   struct Module;
-  struct Pending;
+
+  // AdapterBase
+  bool device_known(const std::string& device_id) const override;
+  bool device_online(const std::string& device_id) const override;
+  Dispatch dispatch(const Command& command) override;
 
   // SessionOwner
   void on_open(Session& session) override;
@@ -56,22 +61,19 @@ class WiflyAdapter final : public Adapter, public SessionOwner {
   void module_connected(Module& module, int fd);
   void retry_module(Module& module, const std::string& why);
   Session& add_session(std::unique_ptr<Session> session);
-  void bind(Session& session, Device& device, const char* how);
+  // Binds session to device; false (the session refused and closed) when the device is
+  // pinned to another address or already carried by another live connection.
+  bool bind(Session& session, Device& device, const char* how);
   void unbind(Session& session, const std::string& why);
-  void finish_pending(Device& device, CommandResult result);
   void schedule_reap();
   void reap();
   Device* find(const std::string& id);
+  const Device* find(const std::string& id) const;
 
   config::WiflyAdapterConfig config_;
-  EventLoop& loop_;
-  AdapterHost& host_;
-  const Clock& clock_;
   std::vector<std::unique_ptr<Device>> devices_;
   std::vector<std::unique_ptr<Module>> modules_;
   std::vector<std::unique_ptr<Session>> sessions_;
-  // Watches finished inside their own callback; destroyed from the reaper.
-  std::vector<std::unique_ptr<FdWatch>> retired_watches_;
   int listen_fd_ = -1;
   uint16_t listen_port_ = 0;
   std::unique_ptr<FdWatch> listen_watch_;

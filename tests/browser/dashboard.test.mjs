@@ -1,11 +1,13 @@
 // The dashboard in headless Chromium against the real flatlink-cloud and flatlinkd (sim
-// devices): log in, see the devices, control them and see the gateway's answer, lose and
-// regain the gateway and the cloud, and never see or reach another flat.
+// devices): log in, see the devices as tiles, control them and see the gateway's answer, lose
+// and regain the gateway and the cloud, and never see or reach another flat. axe-core checks
+// every view on the way.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { waitFor } from '../integration/harness.mjs';
 import {
+  axeViolations,
   desktop,
   device,
   freePort,
@@ -25,6 +27,7 @@ const devicesA = [
   { id: 'lamp-1', kind: 'lamp', name: 'Lamp', room: 'Living room' },
   { id: 'thermo-1', kind: 'thermometer', name: 'Thermometer', room: 'Living room', interval_ms: 200 },
   { id: 'door-1', kind: 'lock', name: 'Front door', room: 'Hall' },
+  { id: 'thermo-2', kind: 'thermometer', name: 'Balcony', interval_ms: 1000 }, // no room: "Other"
 ];
 const devicesB = [{ id: 'b-lamp', kind: 'lamp', name: 'Secret lamp of B', room: 'Bedroom' }];
 const loginA = { flat: 'flat-a', user: 'demo', password: 'demo' };
@@ -79,17 +82,25 @@ describe('dashboard', () => {
 
   test('the login form labels its fields and the page loads nothing from other hosts', async () => {
     for (const label of ['Flat', 'User', 'Password']) assert.equal(await page.getByLabel(label, { exact: true }).count(), 1, label);
+    assert.deepEqual(await axeViolations(page), [], 'the login view');
     await screenshot(page, 'login-desktop');
     assert.deepEqual(page.problems, []);
   });
 
-  test('logging in shows the devices grouped by room, online, with their state', async () => {
+  test('logging in shows the devices as tiles grouped by room, online, with their state', async () => {
     await login(page, loginA);
     await expectAttr(cloudLink(page), 'data-state', 'open');
     await expectAttr(gatewayLink(page), 'data-state', 'online');
     assert.equal(await page.locator('#flat-name').textContent(), 'Demo flat');
+    // After login the keyboard starts on the page's first control: the first tile's action.
+    await waitFor(() => page.evaluate(() => document.activeElement?.closest('article')?.dataset.device === 'door-1'), 2000, {
+      message: 'focus on the first tile',
+    });
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Front door: unlock');
+    // A device without a room is under "Other" (last), not under its adapter's or kind's name.
     const rooms = await page.locator('section.room h2').allTextContents();
-    assert.deepEqual(rooms, ['Hall', 'Living room']);
+    assert.deepEqual(rooms, ['Hall', 'Living room', 'Other']);
+    assert.deepEqual(await page.locator('section.room[data-group="other"] article h3').allTextContents(), ['Balcony']);
     assert.deepEqual(await page.locator('section.room[data-group="room:Living room"] article h3').allTextContents(), [
       'Lamp',
       'Thermometer',
@@ -99,10 +110,33 @@ describe('dashboard', () => {
       await expectText(device(page, id).card.locator('.last time'), /just now|s ago/);
     }
     await expectText(device(page, 'thermo-1').reading('temperature'), /^-?\d+(\.\d+)? °C$/);
-    // Every control has an accessible name that says which device it belongs to.
-    assert.equal(await page.getByRole('switch', { name: 'Lamp on' }).count(), 1);
+    // Each tile says its state in words, with an icon for its kind and state.
+    await expectText(device(page, 'door-1').card.locator('.tile-state'), /^Locked$/);
+    assert.equal(await device(page, 'door-1').card.getAttribute('data-look'), 'ok');
+    assert.equal(await device(page, 'door-1').card.locator('svg.icon').getAttribute('data-icon'), 'lock-locked');
+    await expectText(device(page, 'thermo-1').card.locator('.tile-state'), /^-?\d+(\.\d+)? °C$/);
+    await expectText(device(page, 'lamp-1').card.locator('.tile-state'), /^Off$/);
+    // Every control has an accessible name that says which device it belongs to; the
+    // switch's name says what it switches, never a state ("Lamp on" beside "off").
+    assert.equal(await page.getByRole('switch', { name: 'Lamp power' }).count(), 1);
+    assert.equal(await page.getByRole('switch', { name: /Lamp on/ }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Front door: unlock' }).count(), 1);
+    // Brightness and the lock's choice are in the tiles' detail views.
+    assert.equal(await page.getByRole('slider', { name: 'Lamp brightness' }).count(), 0);
+    await device(page, 'lamp-1').openDetails();
+    await device(page, 'door-1').openDetails();
     assert.equal(await page.getByRole('slider', { name: 'Lamp brightness' }).count(), 1);
     assert.equal(await page.getByRole('combobox', { name: 'Front door lock' }).count(), 1);
+    // Touch targets are at least 44 px each way.
+    const small = await page.locator('article.device button, article.device summary, article.device select, header button, header select').evaluateAll((els) =>
+      els
+        .filter((e) => e.getClientRects().length)
+        .map((e) => [e.getAttribute('aria-label') || e.textContent.trim(), e.getBoundingClientRect()])
+        .filter(([, r]) => r.width < 44 || r.height < 44)
+        .map(([name, r]) => `${name}: ${Math.round(r.width)}×${Math.round(r.height)}`),
+    );
+    assert.deepEqual(small, []);
+    assert.deepEqual(await axeViolations(page), [], 'the tiles with their details open');
     // The credentials live in memory only.
     const stored = await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]);
     assert.deepEqual(stored, [0, 0, '']);
@@ -114,12 +148,13 @@ describe('dashboard', () => {
     const first = Number(await chart.getAttribute('data-points'));
     await waitFor(async () => Number(await chart.getAttribute('data-points')) > first, 5000, { message: 'chart grows' });
     assert.match(await chart.locator('svg').getAttribute('aria-label'), /Thermometer temperature, last/);
+    await device(page, 'thermo-1').openDetails();
     await screenshot(page, 'dashboard-desktop');
   });
 
   test('toggling the lamp shows pending, then ok, and the switch follows the reported state', async () => {
     const lamp = device(page, 'lamp-1');
-    const sw = page.getByRole('switch', { name: 'Lamp on' });
+    const sw = page.getByRole('switch', { name: 'Lamp power' });
     const before = await sw.getAttribute('aria-checked');
     const wanted = before === 'true' ? 'false' : 'true';
     // Every outcome the control shows, with the switch's state at that moment, recorded in
@@ -141,6 +176,9 @@ describe('dashboard', () => {
     assert.equal(pending[1], before, 'the switch did not pretend');
     await expectAttr(sw, 'aria-checked', wanted);
     assert.match(await lamp.outcome('on').textContent(), /ok/);
+    // The visible state and the tile's look follow.
+    await expectText(lamp.card.locator('.switch-text'), wanted === 'true' ? /^On$/ : /^Off$/);
+    await expectAttr(lamp.card, 'data-look', wanted === 'true' ? 'on' : 'off');
     await gatewayA.waitForLine(new RegExp(`device=lamp-1 set \\{"on":${wanted}\\}`), 2000);
     await screenshot(page, `dashboard-lamp-${wanted === 'true' ? 'on' : 'off'}`, { crop: true });
     // And back.
@@ -149,7 +187,18 @@ describe('dashboard', () => {
     await expectAttr(lamp.outcome('on'), 'data-outcome', 'ok');
   });
 
+  test("a click anywhere on the lamp's tile toggles it", async () => {
+    const lamp = device(page, 'lamp-1');
+    const sw = page.getByRole('switch', { name: 'Lamp power' });
+    const before = await sw.getAttribute('aria-checked');
+    const box = await lamp.card.locator('.tile-head h3').boundingBox();
+    await page.mouse.click(box.x + 4, box.y + box.height / 2); // on the name, not on the switch
+    await expectAttr(sw, 'aria-checked', before === 'true' ? 'false' : 'true');
+    await expectAttr(lamp.outcome('on'), 'data-outcome', 'ok');
+  });
+
   test('dragging the brightness slider sends one command, on release', async () => {
+    await device(page, 'lamp-1').openDetails();
     const slider = page.getByRole('slider', { name: 'Lamp brightness' });
     const sent = () => gatewayA.lines.filter((l) => /device=lamp-1 set \{"brightness"/.test(l)).length;
     const count = sent();
@@ -175,8 +224,61 @@ describe('dashboard', () => {
     await expectAttr(slider, 'aria-valuetext', `${value + 1}%`);
   });
 
+  test('holding an arrow key on the slider sends the last value once, showing the pending one', async () => {
+    const lamp = device(page, 'lamp-1');
+    await lamp.openDetails();
+    const slider = page.getByRole('slider', { name: 'Lamp brightness' });
+    await waitFor(async () => (await lamp.outcome('brightness').getAttribute('data-outcome')) !== 'pending', 5000);
+    const sent = () => gatewayA.lines.filter((l) => /device=lamp-1 set \{"brightness"/.test(l));
+    const count = sent().length;
+    const initial = Number(await slider.inputValue());
+    const steps = initial > 50 ? -12 : 12;
+    const key = steps > 0 ? 'ArrowRight' : 'ArrowLeft';
+    await slider.focus();
+    // Held down: the first keydown, then the browser's repeats (repeat = true), one by one.
+    for (let i = 0; i < Math.abs(steps); i++) await page.keyboard.down(key);
+    const target = initial + steps;
+    // While held nothing was sent; the slider and its reading show the value to come.
+    assert.equal(sent().length, count, 'no command while the key is held');
+    assert.equal(Number(await slider.inputValue()), target);
+    assert.equal(await lamp.control('brightness').locator('.reading').textContent(), `→ ${target}%`);
+    await page.keyboard.up(key);
+    await expectAttr(lamp.outcome('brightness'), 'data-outcome', 'ok');
+    await expectAttr(slider, 'aria-valuetext', `${target}%`);
+    assert.equal(Number(await slider.inputValue()), target);
+    const commands = sent().slice(count);
+    assert.equal(commands.length, 1, commands.join(' | '));
+    assert.match(commands[0], new RegExp(`"brightness":${target}\\}`));
+
+    // Steps pressed while a command is on its way are not lost: they start from the
+    // pending value, and the last one is sent after.
+    const before = sent().length;
+    await page.keyboard.press(key);
+    await page.keyboard.press(key);
+    await page.keyboard.press(key);
+    const final = target + 3 * Math.sign(steps);
+    await expectAttr(slider, 'aria-valuetext', `${final}%`, 8000);
+    await expectAttr(lamp.outcome('brightness'), 'data-outcome', 'ok');
+    const last = sent().slice(before).at(-1);
+    assert.match(last, new RegExp(`"brightness":${final}\\}`), sent().slice(before).join(' | '));
+  });
+
+  test("a tap on the door's tile asks first; cancelled, nothing is sent", async () => {
+    const door = device(page, 'door-1');
+    const dialog = page.locator('#confirm-dialog');
+    const box = await door.card.locator('.tile-icon').boundingBox();
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    await waitFor(() => dialog.isVisible(), 2000, { message: 'confirmation dialog' });
+    assert.match(await dialog.textContent(), /Front door: set lock to unlocked\?/);
+    assert.deepEqual(await axeViolations(page), [], 'the confirmation dialog');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal(await door.outcome('lock').getAttribute('data-outcome'), '');
+    assert.ok(!gatewayA.lines.some((l) => l.includes('device=door-1 set')), 'no command after cancel');
+  });
+
   test('the door lock asks for confirmation and does nothing when cancelled', async () => {
     const door = device(page, 'door-1');
+    await door.openDetails();
     const select = page.getByRole('combobox', { name: 'Front door lock' });
     assert.equal(await select.inputValue(), 'locked');
     const dialog = page.locator('#confirm-dialog');
@@ -206,6 +308,12 @@ describe('dashboard', () => {
     const doorCommands = gatewayA.lines.filter((l) => l.includes('device=door-1 set'));
     assert.equal(doorCommands.length, 1, `one command, for the confirmed question: ${doorCommands.join(' | ')}`);
     await waitFor(async () => (await select.inputValue()) === 'unlocked', 2000, { message: 'lock unlocked' });
+    // An unlocked door is unmistakable: the alert look, the open padlock, the word.
+    await expectAttr(door.card, 'data-look', 'alert');
+    assert.equal(await door.card.locator('svg.icon').getAttribute('data-icon'), 'lock-unlocked');
+    assert.equal(await door.card.locator('.tile-state').textContent(), 'Unlocked');
+    assert.equal(await page.getByRole('button', { name: 'Front door: lock' }).count(), 1);
+    await screenshot(page, 'door-unlocked', { crop: true });
   });
 
   test('a phone-width screen shows one column without sideways scrolling', async () => {
@@ -216,6 +324,13 @@ describe('dashboard', () => {
     await waitFor(async () => Number(await device(small, 'thermo-1').chart('temperature').getAttribute('data-points')) >= 2);
     const [scrollWidth, innerWidth] = await small.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
     assert.ok(scrollWidth <= innerWidth, `page is ${scrollWidth}px wide on a ${innerWidth}px screen`);
+    // The header is one line: every part of it within one row's height.
+    const rows = await small.locator('header.top > *, header.top .top-right > *:not([hidden])').evaluateAll((els) =>
+      els.map((e) => e.getBoundingClientRect()).map((r) => [Math.round(r.top), Math.round(r.bottom)]),
+    );
+    const header = await small.locator('header.top').boundingBox();
+    assert.ok(header.height <= 64, `header ${header.height}px high: ${JSON.stringify(rows)}`);
+    assert.deepEqual(await axeViolations(small), [], 'the phone view');
     const xs = await small.locator('article.device').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().x));
     assert.equal(new Set(xs).size, 1, 'one column');
     await screenshot(small, 'dashboard-phone');
@@ -233,7 +348,7 @@ describe('dashboard', () => {
     // Flat B's own user sees flat B, and only it.
     await login(other, { flat: 'flat-b', user: 'demo-b', password: 'demo-b' });
     await expectText(device(other, 'b-lamp').presence, /^online$/);
-    await other.getByRole('switch', { name: 'Secret lamp of B on' }).click();
+    await other.getByRole('switch', { name: 'Secret lamp of B power' }).click();
     await expectAttr(device(other, 'b-lamp').outcome('on'), 'data-outcome', 'ok');
     assert.equal(await other.locator('article[data-device="lamp-1"]').count(), 0);
     await other.context().close();
@@ -248,7 +363,12 @@ describe('dashboard', () => {
     await expectAttr(gatewayLink(page), 'data-state', 'offline');
     await expectText(device(page, 'lamp-1').presence, /offline/);
     await expectText(page.locator('#flat-notice'), /gateway is offline/);
-    const sw = page.getByRole('switch', { name: 'Lamp on' });
+    // An offline device is unmistakable: the offline look and icon, "Offline" in its words.
+    await expectAttr(device(page, 'lamp-1').card, 'data-look', 'offline');
+    assert.equal(await device(page, 'lamp-1').card.locator('svg.icon').getAttribute('data-icon'), 'offline');
+    assert.match(await device(page, 'lamp-1').card.locator('.tile-state').textContent(), /^Offline · /);
+    assert.deepEqual(await axeViolations(page), [], 'the gateway offline');
+    const sw = page.getByRole('switch', { name: 'Lamp power' });
     const state = await sw.getAttribute('aria-checked');
     await sw.click();
     await expectAttr(device(page, 'lamp-1').outcome('on'), 'data-outcome', 'offline');
@@ -281,7 +401,7 @@ describe('dashboard', () => {
     await expectAttr(cloudLink(page), 'data-state', 'open', 10_000);
     await expectAttr(gatewayLink(page), 'data-state', 'online', 10_000);
     await expectText(device(page, 'lamp-1').presence, /^online$/);
-    const sw = page.getByRole('switch', { name: 'Lamp on' });
+    const sw = page.getByRole('switch', { name: 'Lamp power' });
     const state = await sw.getAttribute('aria-checked');
     await sw.click();
     await expectAttr(sw, 'aria-checked', state === 'true' ? 'false' : 'true');

@@ -2,7 +2,8 @@
 // ports with configs written to temp folders (through ../integration/harness.mjs), Debian's
 // headless Chromium driven by playwright-core, logging in, and screenshots kept under
 // $FLATLINK_BUILD_DIR/screenshots for CI.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 
 import { chromium } from 'playwright-core';
@@ -35,12 +36,16 @@ export async function hashPassword(password) {
 
 // flats: [{ id, name, token, users: [{ name, password }] }]. Resolves once it listens.
 // Restarting on the same port: pass the same `configFile` back as { configFile }.
-export async function startCloud({ port, flats, configFile, logLevel = 'info' } = {}) {
+// limits: the config's "limits" object (e.g. { command_timeout_ms: 1000 }).
+// dashboardDir: serve the dashboard from there (the config's dashboard_dir).
+export async function startCloud({ port, flats, configFile, logLevel = 'info', limits, dashboardDir } = {}) {
   if (!configFile) {
     const config = {
       listen_address: '127.0.0.1',
       port,
       log_level: logLevel,
+      ...(limits ? { limits } : {}),
+      ...(dashboardDir ? { dashboard_dir: dashboardDir } : {}),
       flats: await Promise.all(
         flats.map(async (f) => ({
           id: f.id,
@@ -103,13 +108,37 @@ export async function launchBrowser({ fakeMedia = false, fakeAudioFile } = {}) {
   });
 }
 
+// A browser with a profile of its own on disk (not incognito, as newContext's are): what
+// Chromium's installability check and a service worker's life want. Close the context
+// returned (its .page is open at url).
+export async function launchProfile(url, { viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await chromium.launchPersistentContext(tempDir('flatlink-profile-'), {
+    executablePath: chromiumPath,
+    viewport,
+    deviceScaleFactor: 1,
+    colorScheme: 'light',
+    locale: 'en-US',
+    args: ['--no-sandbox', '--headless', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  context.setDefaultTimeout(5000);
+  const page = context.pages()[0] || (await context.newPage());
+  page.problems = [];
+  page.on('pageerror', (err) => page.problems.push(`page error: ${err.message}`));
+  await page.goto(url);
+  context.page = page;
+  return context;
+}
+
 export const desktop = { width: 1280, height: 800 };
 export const phone = { width: 390, height: 844 };
 
 // A fresh page (own context: own storage) that fails the test on a page error, and
-// collects console errors in page.problems.
-export async function openPage(browser, url, viewport = desktop) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, colorScheme: 'light' });
+// collects console errors in page.problems. locale: the browser's language (en-US unless
+// said); colorScheme: 'light' or 'dark'.
+// guard: false leaves out the route that refuses other hosts (a route keeps requests away
+// from a service worker).
+export async function openPage(browser, url, viewport = desktop, { locale = 'en-US', colorScheme = 'light', guard = true } = {}) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, colorScheme, locale });
   context.setDefaultTimeout(5000);
   const page = await context.newPage();
   page.problems = [];
@@ -119,7 +148,7 @@ export async function openPage(browser, url, viewport = desktop) {
   });
   // Any request to another host would mean the page needs the network (a CDN): refuse it.
   const origin = new URL(url).origin;
-  await context.route('**/*', (route) => {
+  if (guard) await context.route('**/*', (route) => {
     const u = route.request().url();
     if (u.startsWith(origin) || u.startsWith('data:')) return route.continue();
     page.problems.push(`request to another host: ${u}`);
@@ -130,10 +159,23 @@ export async function openPage(browser, url, viewport = desktop) {
 }
 
 export async function login(page, { flat, user, password }) {
-  await page.getByLabel('Flat', { exact: true }).fill(flat);
-  await page.getByLabel('User', { exact: true }).fill(user);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('#login-flat').fill(flat);
+  await page.locator('#login-user').fill(user);
+  await page.locator('#login-password').fill(password);
+  await page.locator('#login-submit').click();
+}
+
+// axe-core (npm, pinned) run in the page: resolves with its violations, each as
+// "rule: target, ...". Evaluated through the debugger, so the page's CSP does not apply.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+export async function axeViolations(page) {
+  const loaded = await page.evaluate(() => typeof window.axe === 'object');
+  if (!loaded) await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  return violations;
 }
 
 // Saves $FLATLINK_BUILD_DIR/screenshots/<name>.png (transitions finished). crop: only
@@ -160,7 +202,12 @@ export function device(page, id) {
     card,
     presence: card.locator('.presence'),
     control: (capability) => card.locator(`.control[data-capability="${capability}"]`),
-    outcome: (capability) => card.locator(`.control[data-capability="${capability}"] .outcome`),
+    outcome: (capability) => card.locator(`output.outcome[data-capability="${capability}"]`),
+    details: card.locator('details.tile-details'),
+    // Opens the tile's detail view (brightness, the lock's choice, history, last seen).
+    openDetails: async () => {
+      if (!(await card.locator('details.tile-details').evaluate((d) => d.open))) await card.locator('summary').click();
+    },
     reading: (key) => card.locator(`dd[data-key="${key}"]`),
     chart: (capability) => card.locator(`figure.chart[data-capability="${capability}"]`),
   };

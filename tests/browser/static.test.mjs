@@ -51,6 +51,8 @@ describe('dashboard files', () => {
       '.js': /^text\/javascript/,
       '.css': /^text\/css/,
       '.svg': /^image\/svg\+xml/,
+      '.png': /^image\/png/,
+      '.json': /^application\/(manifest\+)?json/,
     };
     const index = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(index.status, 200);

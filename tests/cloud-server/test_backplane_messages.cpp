@@ -44,7 +44,9 @@ proto::CommandMsg command() { return proto::CommandMsg{"c-17", "lamp-1", Json{{"
 TEST_CASE("backplane: every kind of message, as the encoders write it, is accepted as what it is") {
   const auto online = check(backplane::instance_topic("cloud-b"), backplane::encode_instance("cloud-b", false));
   REQUIRE(std::holds_alternative<backplane::InstanceStatus>(online));
-  CHECK(std::get<backplane::InstanceStatus>(online) == backplane::InstanceStatus{"cloud-b", false});
+  backplane::InstanceStatus left;
+  left.instance = "cloud-b";
+  CHECK(std::get<backplane::InstanceStatus>(online) == left);
 
   const proto::Presence presence{"lamp-1", false, 1700000000000};
   const auto status =
@@ -88,6 +90,42 @@ TEST_CASE("backplane: every kind of message, as the encoders write it, is accept
   REQUIRE(std::holds_alternative<backplane::ResultMessage>(accepted));
   CHECK(std::get<backplane::ResultMessage>(accepted) ==
         backplane::ResultMessage{"flat-a", "cloud-b", proto::Result{"c-17", Outcome::ok, ""}, true});
+}
+
+TEST_CASE("backplane: an online message carries its run and accounts; our instance_id from another run is kept") {
+  const backplane::InstanceRun run{"00aa11bb22cc33dd", 1700000000000, 1700000001000, "0123456789abcdef"};
+  const auto other = check(backplane::instance_topic("cloud-b"), backplane::encode_instance("cloud-b", true, run));
+  REQUIRE(std::holds_alternative<backplane::InstanceStatus>(other));
+  const auto& status = std::get<backplane::InstanceStatus>(other);
+  CHECK(status.online);
+  CHECK(status.run == run.run);
+  CHECK(status.started_ms == run.started_ms);
+  CHECK(status.at_ms == run.at_ms);
+  CHECK(status.accounts == run.accounts);
+
+  // Our instance_id: our own run is ignored, another process's run is kept (the Backplane
+  // tells a second process with one instance_id apart by it).
+  auto ours = context();
+  ours.run = run.run;
+  const std::string topic = backplane::instance_topic("cloud-a");
+  const auto own = backplane::check_message(
+      backplane::Incoming{topic, backplane::encode_instance("cloud-a", true, run), false, 0}, ours);
+  CHECK(std::holds_alternative<backplane::Ignored>(own));
+  ours.run = "ffffffffffffffff";
+  const auto twin = backplane::check_message(
+      backplane::Incoming{topic, backplane::encode_instance("cloud-a", true, run), false, 0}, ours);
+  REQUIRE(std::holds_alternative<backplane::InstanceStatus>(twin));
+  CHECK(std::get<backplane::InstanceStatus>(twin).run == run.run);
+
+  CHECK(refusal(check(backplane::instance_topic("cloud-b"),
+                      R"({"v":1,"instance":"cloud-b","online":true,"run":"x y","started":1,"at":1,"accounts":"a"})")) ==
+        "bad run of an instance message");
+  CHECK(refusal(check(backplane::instance_topic("cloud-b"),
+                      R"({"v":1,"instance":"cloud-b","online":true,"run":"r1","started":-5,"at":1,"accounts":"a"})")) ==
+        "bad run of an instance message");
+  CHECK(refusal(check(backplane::instance_topic("cloud-b"),
+                      R"({"v":1,"instance":"cloud-b","online":true,"run":"r1","started":1,"at":1})")) ==
+        "bad run of an instance message");
 }
 
 TEST_CASE("backplane: our own messages, a cleared retained message and an unwatched flat are ignored, not refused") {

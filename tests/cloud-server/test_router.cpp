@@ -1,5 +1,6 @@
-// The cloud's routing core with fake peers: delivery, dedupe, acks, commands,
-// and flat isolation.
+// The cloud's routing core through its facade, with fake peers: delivery, dedupe, acks,
+// commands, flat isolation and the backplane's election; its parts have their own tests
+// (test_flats, test_commands, test_login, test_history).
 #include <doctest/doctest.h>
 
 #include "tests/run_until.h"
@@ -8,49 +9,13 @@
 
 #include "cloud-server/auth.h"
 #include "cloud-server/router.h"
+#include "tests/cloud-server/fake_peer.h"
 
 using namespace flatlink;
 using namespace flatlink::cloud;
+using flatlink::cloud::test_support::FakePeer;
 
 namespace {
-
-class FakePeer final : public Peer {
- public:
-  explicit FakePeer(std::string name) : name_(std::move(name)) {}
-  void send(std::string frame) override { sent.push_back(std::move(frame)); }
-  void close(uint16_t code, const std::string&) override { closed_with = code; }
-  const std::string& describe() const override { return name_; }
-
-  // The frames sent, decoded as a browser or a gateway would.
-  template <class T>
-  std::vector<T> browser_got() const {
-    std::vector<T> out;
-    for (const auto& f : sent) {
-      auto d = proto::decode_from_cloud_for_browser(f);
-      if (auto* m = std::get_if<proto::CloudToBrowser>(&d)) {
-        if (auto* t = std::get_if<T>(m)) out.push_back(*t);
-      }
-    }
-    return out;
-  }
-  template <class T>
-  std::vector<T> gateway_got() const {
-    std::vector<T> out;
-    for (const auto& f : sent) {
-      auto d = proto::decode_from_cloud_for_gateway(f);
-      if (auto* m = std::get_if<proto::CloudToGateway>(&d)) {
-        if (auto* t = std::get_if<T>(m)) out.push_back(*t);
-      }
-    }
-    return out;
-  }
-
-  std::vector<std::string> sent;
-  int closed_with = 0;
-
- private:
-  std::string name_;
-};
 
 config::CloudConfig two_flats() {
   config::CloudConfig c;

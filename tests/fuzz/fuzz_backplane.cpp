@@ -31,10 +31,12 @@ using namespace flatlink::cloud;
 namespace {
 
 const std::string kInstance = "cloud-a";
+const std::string kRun = "00aa11bb22cc33dd";
 
 backplane::CheckContext make_context(size_t max_message_bytes) {
   backplane::CheckContext context;
   context.instance = kInstance;
+  context.run = kRun;
   context.max_message_bytes = max_message_bytes;
   context.knows_flat = [](const std::string& flat) { return flat != "flat-unknown"; };
   context.watching = [](const std::string& flat) { return flat != "flat-unwatched"; };
@@ -57,7 +59,9 @@ Encoded encode(const backplane::Checked& checked, std::string_view original_topi
       [&](const auto& m) -> Encoded {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, backplane::InstanceStatus>) {
-          return {backplane::instance_topic(m.instance), backplane::encode_instance(m.instance, m.online)};
+          return {backplane::instance_topic(m.instance),
+                  backplane::encode_instance(m.instance, m.online,
+                                             backplane::InstanceRun{m.run, m.started_ms, m.at_ms, m.accounts})};
         } else if constexpr (std::is_same_v<T, backplane::GatewayMessage>) {
           return {backplane::flat_topic(m.flat, "status"),
                   backplane::encode_gateway_message(m.flat, m.from, m.gateway, proto::encode(m.message))};
@@ -114,7 +118,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           if (m.reason == backplane::Ignored::Reason::cleared_retained) require(in.retained && in.payload.empty());
           accepted = false;
         } else if constexpr (std::is_same_v<T, backplane::InstanceStatus>) {
-          require(valid_id(m.instance) && m.instance != kInstance);
+          // Our own instance_id only from another run (a second process with our id).
+          require(valid_id(m.instance) && (m.instance != kInstance || (!m.run.empty() && m.run != kRun)));
+          require(m.run.empty() == m.accounts.empty() && (m.run.empty() || valid_id(m.run)));
           require(in.topic == backplane::instance_topic(m.instance));
         } else if constexpr (std::is_same_v<T, backplane::GatewayMessage>) {
           check_flat(m.flat, m.from, in.topic, "status");

@@ -5,6 +5,9 @@
 #
 #   tests/fuzz/run.sh [seconds] [target...]      e.g. tests/fuzz/run.sh 600 protocol config
 #
+# The adapter targets (serial_line, mqtt_*, wifly_*) run with -max_len=MAX_LEN (default 1 MiB,
+# at least that: deep nesting and huge values only show in long inputs; issue #18);
+# the others with libFuzzer's default.
 # RUNS=N also stops a target after N executions (the long run: RUNS=10000000 with 600 s);
 # PARALLEL=N runs N targets at a time (default 1); BUILD=0 uses the binaries as they are. Each target's output goes to
 # $FUZZ_BUILD_DIR/logs/<target>.log; a table of the figures (executions, exec/s, coverage,
@@ -30,6 +33,7 @@ jobs="${JOBS:-1}"
 nice_level="${NICE:-19}"
 runs="${RUNS:--1}"
 parallel="${PARALLEL:-1}"
+max_len="${MAX_LEN:-1048576}"
 all=(protocol streams config backplane serial_line mqtt_payload mqtt_sources wifly_markers wifly_hixie wifly_handshake)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
@@ -59,9 +63,11 @@ fuzz_one() {
   mkdir -p "$found" "$artifacts" "$build_dir/logs"
   local dict=()
   [[ -f "$root/tests/fuzz/$t.dict" ]] && dict=(-dict="$root/tests/fuzz/$t.dict")
+  local len=()
+  case "$t" in serial_line | mqtt_* | wifly_*) len=(-max_len="$max_len") ;; esac
   printf '==> fuzz_%s: %ss, at most %s runs (log: %s)\n' "$t" "$seconds" "$runs" "$logfile"
   if ! run "$build_dir/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -runs="$runs" -timeout=10 \
-      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/" "${dict[@]}" \
+      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/" "${dict[@]}" "${len[@]}" \
       "$found" "$corpus" >"$logfile" 2>&1; then
     echo "tests/fuzz/run.sh: fuzz_$t failed; see $logfile and $artifacts/" >&2
     tail -n 40 "$logfile" >&2

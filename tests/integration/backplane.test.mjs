@@ -43,8 +43,8 @@ const startBroker = (lines = ['allow_anonymous true']) =>
   startMosquitto([...lines, 'max_queued_messages 100000'], { prefix: 'flatlink-bp-mosquitto-' });
 
 // A cloud instance on the backplane; waits until it has joined.
-async function startInstance(id, brokers, { limits = {}, scheme = 'mqtt', backplane = {}, joined = true } = {}) {
-  const cfg = await cloudConfig([flatA, flatB, flatC], {
+async function startInstance(id, brokers, { limits = {}, scheme = 'mqtt', backplane = {}, joined = true, flats = [flatA, flatB, flatC] } = {}) {
+  const cfg = await cloudConfig(flats, {
     limits: { command_timeout_ms: 3000, ...limits },
     extra: {
       backplane: {
@@ -373,6 +373,61 @@ async function holdingRelay(brokerPort) {
     }),
   };
 }
+
+describe('instances that must not share a broker this way: one instance_id twice, accounts that differ', () => {
+  let broker, P;
+
+  before(async () => {
+    broker = await startBroker();
+    P = await startInstance('cloud-p', [broker.port]);
+  });
+
+  after(async () => {
+    for (const p of [P?.proc, broker?.proc]) if (p) await stop(p).catch(() => {});
+  });
+
+  test('a second process with a running instance_id leaves with a clear error; the first stays joined', async () => {
+    const twin = await startInstance('cloud-p', [broker.port], { joined: false });
+    const result = await Promise.race([
+      twin.proc.exited,
+      new Promise((resolve) => setTimeout(() => resolve('still running'), 20_000)),
+    ]);
+    if (result === 'still running') await stop(twin.proc, 'SIGKILL');
+    assert.notEqual(result, 'still running', `the twin kept running:\n${twin.proc.output().slice(-2000)}`);
+    assert.equal(result.code, 1, twin.proc.output().slice(-2000));
+    assert.match(twin.proc.output(), /instance_id cloud-p is already used by a running flatlink-cloud \(run [0-9a-f]{16}\): each instance needs an instance_id of its own/);
+    await P.proc.waitForLine(/another process started later with this instance_id \(run [0-9a-f]{16}\)/, 5000);
+    // The first one is still there and joined (it takes its session back).
+    assert.equal(P.proc.exitCode, null);
+    await waitFor(async () => (await metrics(P.port)).flatlink_backplane_connected === 1, 10_000, { message: 'cloud-p joined again' });
+  });
+
+  test('an instance killed and started again at once with its instance_id joins as usual (its last run is not a twin)', async () => {
+    const Q = await startInstance('cloud-q', [broker.port]);
+    await stop(Q.proc, 'SIGKILL');
+    const again = await startCloud(Q.cfg);
+    try {
+      await again.waitForLine(/instance=cloud-q connected; run=[0-9a-f]{16}/, 20_000);
+      // Its earlier run's online message is still retained in the broker; give a false alarm a moment.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(again.exitCode, null, again.output().slice(-2000));
+      assert.doesNotMatch(again.output(), /already used by a running flatlink-cloud/);
+    } finally {
+      await stop(again);
+    }
+  });
+
+  test('instances whose flats, tokens or users differ are logged on both sides', async () => {
+    const R = await startInstance('cloud-r', [broker.port], { flats: [flatA, flatB] });
+    try {
+      const warning = /instance=cloud-p other=cloud-r the instances' accounts differ \(flats, gateway tokens or users; digest [0-9a-f]{16} there, [0-9a-f]{16} here\)/;
+      await P.proc.waitForLine(warning, 10_000);
+      await R.proc.waitForLine(/instance=cloud-r other=cloud-p the instances' accounts differ/, 10_000);
+    } finally {
+      await stop(R.proc);
+    }
+  });
+});
 
 describe('the gateway moves while the broker still holds statuses its last holder had acknowledged', () => {
   let broker, relay, A, B, gw;

@@ -447,3 +447,54 @@ TEST_CASE("after a broker restart the adapter reconnects, resubscribes, and gets
   for (int i = 100; i < 300; ++i) expected.push_back(i);
   CHECK(queued == expected);
 }
+
+// Finding 1 of issue #18: 100,000 levels on a Tasmota or Zigbee2MQTT topic killed flatlinkd
+// (stack overflow) once max_payload_bytes was raised. Every topic that is parsed as JSON
+// gets a million levels here; the adapter stays up and the next good message still counts.
+TEST_CASE("a million levels of JSON nesting on every preset's and rule's topic are refused and the adapter keeps working") {
+  Broker& broker = Broker::shared();
+  Fixture f("deep");
+  f.config.max_payload_bytes = 16 * 1024 * 1024;  // the most the config allows
+  config::MqttPreset tasmota;
+  tasmota.kind = config::MqttPresetKind::tasmota;
+  tasmota.devices = {"plug_t9"};
+  config::MqttPreset z2m;
+  z2m.kind = config::MqttPresetKind::zigbee2mqtt;
+  z2m.base_topic = "z2m_t9";
+  config::MqttPreset ha;
+  ha.kind = config::MqttPresetKind::homeassistant;
+  ha.discovery_prefix = "ha_t9";
+  config::MqttRule rule;
+  rule.topic = "deep_t9/{device}/state";
+  config::MqttRuleValue temperature;
+  temperature.field = "temperature";
+  temperature.capability = Capability::number("temperature", -40, 80, false);
+  rule.values = {temperature};
+  f.config.presets = {tasmota, z2m, ha};
+  f.config.rules = {rule};
+  f.start();
+  REQUIRE(f.run_until([&] { return f.host.is_online("plug_t9"); }));
+
+  constexpr size_t kLevels = 1'000'000;
+  const std::string arrays = std::string(kLevels, '[') + std::string(kLevels, ']');
+  std::string objects;
+  objects.reserve(kLevels * 6);
+  for (size_t i = 0; i < kLevels; ++i) objects += "{\"a\":";
+  objects += "1";
+  objects += std::string(kLevels, '}');
+  const std::string wrapped = "{\"POWER\":" + arrays + "}";
+
+  FakeDevice attacker("deep_t9", broker.port());
+  for (const std::string topic : {"tele/plug_t9/STATE", "tele/plug_t9/SENSOR", "stat/plug_t9/RESULT",
+                                  "stat/plug_t9/STATUS10", "z2m_t9/bridge/devices", "z2m_t9/somebody",
+                                  "z2m_t9/somebody/availability", "ha_t9/switch/x/config", "deep_t9/dev-d/state"}) {
+    attacker.publish(topic, arrays);
+    attacker.publish(topic, objects);
+    attacker.publish(topic, wrapped);
+  }
+  attacker.publish("tele/plug_t9/STATE", R"({"POWER":"ON"})");
+  attacker.publish("deep_t9/dev-d/state", R"({"temperature":21})");
+  REQUIRE(f.run_until([&] { return f.host.has("plug_t9", "on", true) && f.host.has("dev-d", "temperature", 21.0); },
+                      20000));
+  CHECK(f.host.statuses["dev-d"] == 1);
+}

@@ -154,3 +154,21 @@ TEST_CASE("the shipped mqtt example loads with its three presets and rules") {
   CHECK(m.rules.size() == 3);
   CHECK(m.client_id == "flatlink-gw-flat-b");
 }
+
+// Finding 9 of issue #18: mqtt.md says a rule value's field defaults to the capability's name,
+// but the loader required it.
+TEST_CASE("a rule value without field reads the field named like its capability") {
+  const auto loaded = parse(
+      R"({"type":"mqtt","name":"m","rules":[{"topic":"t/{device}","values":[{"capability":"temperature","type":"number"}]}]})");
+  REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+  const MqttAdapterConfig& mqtt = mqtt_of(loaded);
+  REQUIRE(mqtt.rules.size() == 1);
+  CHECK(mqtt.rules[0].values.at(0).field == "temperature");
+}
+
+TEST_CASE("a rule value's type uses the one capability vocabulary, enumeration still read") {
+  const auto loaded = parse(
+      R"({"type":"mqtt","name":"m","rules":[{"topic":"t/{device}","values":[{"field":"m","capability":"mode","type":"enumeration","options":["a","b"]}]}]})");
+  REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+  CHECK(mqtt_of(loaded).rules[0].values.at(0).capability.type == ValueType::enumeration);
+}

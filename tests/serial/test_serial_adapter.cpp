@@ -17,110 +17,16 @@
 #include <vector>
 
 #include "device-adapters/serial/serial_adapter.h"
+#include "socat_pair.h"
 
 using namespace flatlink;
 using namespace flatlink::adapters;
 using flatlink::adapters::serial::SerialAdapter;
 
+using flatlink::test::SocatPair;
+using flatlink::test::TempDir;
+
 namespace {
-
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/flatlink-serial-test-XXXXXX";
-    const char* made = ::mkdtemp(pattern);
-    REQUIRE(made != nullptr);
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-bool exists(const std::string& path) {
-  struct stat st{};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-// A socat pseudo-terminal pair: <dir>/dev for the adapter, <dir>/test for the test.
-class SocatPair {
- public:
-  explicit SocatPair(const std::string& dir) : dev_(dir + "/dev"), test_(dir + "/test"), log_(dir + "/socat.log") {}
-  ~SocatPair() { stop(); }
-
-  const std::string& dev_path() const { return dev_; }
-
-  // Starts socat and waits (up to 5 s) until both links exist; opens the test end.
-  bool start() {
-    const std::string a = "pty,raw,echo=0,link=" + dev_;
-    const std::string b = "pty,raw,echo=0,link=" + test_;
-    pid_ = ::fork();
-    if (pid_ < 0) return false;
-    if (pid_ == 0) {
-      const int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      if (log >= 0) ::dup2(log, STDERR_FILENO);
-      ::execlp("socat", "socat", "-d", "-d", a.c_str(), b.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    for (int i = 0; i < 500; ++i) {
-      if (exists(dev_) && exists(test_)) {
-        fd_ = ::open(test_.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-        return fd_ >= 0;
-      }
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        return false;
-      }
-      ::usleep(10'000);  // waiting for socat to be ready, not a timing assertion
-    }
-    return false;
-  }
-
-  // Kills socat: both ptys go away, as when a USB adapter is pulled out.
-  void stop() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    pid_ = -1;
-  }
-
-  // Writes everything, as the device.
-  void send(const std::string& bytes) {
-    size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
-      if (n > 0) {
-        done += static_cast<size_t>(n);
-      } else if (n < 0 && errno == EAGAIN) {
-        pollfd p{fd_, POLLOUT, 0};
-        ::poll(&p, 1, 1000);
-      } else {
-        FAIL("write to the test pty failed");
-      }
-    }
-  }
-
-  // What the adapter wrote to the device so far, without waiting.
-  void drain(std::string& into) {
-    if (fd_ < 0) return;
-    char buf[1024];
-    ssize_t n;
-    while ((n = ::read(fd_, buf, sizeof buf)) > 0) into.append(buf, static_cast<size_t>(n));
-  }
-
- private:
-  std::string dev_, test_, log_;
-  pid_t pid_ = -1;
-  int fd_ = -1;
-};
 
 struct RecordingHost final : AdapterHost {
   std::map<std::string, DeviceInfo> devices;
@@ -298,7 +204,7 @@ TEST_CASE("a device's error reply ends a command as device_error, and silence en
   f.socat.send("{\"dev\":\"lamp\",\"error\":\"jammed\"}\n");
   REQUIRE(f.run_until([&] { return f.results.size() == 1; }));
   CHECK(f.results[0].outcome == Outcome::device_error);
-  CHECK(f.results[0].message == "jammed");
+  CHECK(f.results[0].message == "device says: jammed");
 
   f.execute("lamp", Json{{"on", false}}, "c2");
   REQUIRE(f.run_until([&] { return f.results.size() == 2; }));
@@ -310,16 +216,21 @@ TEST_CASE("a device's error reply ends a command as device_error, and silence en
   CHECK(f.results.size() == 2);
 }
 
-TEST_CASE("a new command for a device ends the one the core gave up on, and the echo confirms the new one") {
+// Finding 5 of issue #18: serial superseded the running command, WiFly refused the new one,
+// MQTT ran many at once. Now one rule (adapter_base.h): the second waits for the first.
+TEST_CASE("a second command for a busy device waits for the first and is written after it ends") {
   Fixture f;
   f.start();
   REQUIRE(f.run_until([&] { return f.host.all_online(true); }));
   f.execute("lamp", Json{{"brightness", 10}}, "c1");
   f.execute("lamp", Json{{"brightness", 20}}, "c2");
-  REQUIRE(f.results.size() == 1);
-  CHECK(f.results[0].outcome == Outcome::timeout);
-  CHECK(f.results[0].message == "superseded by command c2");
-  REQUIRE(f.run_until([&] { return f.written.size() >= 2 && f.written.back() == '\n'; }));
+  REQUIRE(f.run_until([&] { return f.written.find('\n') != std::string::npos; }));
+  CHECK(f.results.empty());
+  CHECK(f.written == "{\"dev\":\"lamp\",\"set\":{\"brightness\":10}}\n");
+  f.socat.send("{\"dev\":\"lamp\",\"brightness\":10}\n");
+  REQUIRE(f.run_until([&] { return f.results.size() == 1 && f.written.size() > 40; }));
+  CHECK(f.results[0].outcome == Outcome::ok);
+  CHECK(f.written.substr(f.written.find('\n') + 1) == "{\"dev\":\"lamp\",\"set\":{\"brightness\":20}}\n");
   f.socat.send("{\"dev\":\"lamp\",\"brightness\":20}\n");
   REQUIRE(f.run_until([&] { return f.results.size() == 2; }));
   CHECK(f.results[1].outcome == Outcome::ok);
@@ -370,9 +281,11 @@ TEST_CASE("an unplugged port takes its devices offline, and when it comes back t
   REQUIRE(f.results.size() == 1);
   CHECK(f.results[0].outcome == Outcome::device_error);
   CHECK(f.results[0].message.find("went away") != std::string::npos);
+  // Finding 4 of issue #18: a command to an offline device ends offline (it was device_error).
   f.execute("lamp", Json{{"on", true}}, "c2");
   REQUIRE(f.results.size() == 2);
-  CHECK(f.results[1].outcome == Outcome::device_error);
+  CHECK(f.results[1].outcome == Outcome::offline);
+  CHECK(f.results[1].message == "device lamp is offline");
 
   REQUIRE(f.socat.start());  // plugged in again: same link names, new ptys
   REQUIRE(f.run_until([&] { return f.host.all_online(true); }));

@@ -6,6 +6,7 @@
 #include <string>
 #include <variant>
 
+#include "../adapter_contract/contract.h"
 #include "config/config_loader.h"
 
 using namespace flatlink;
@@ -34,7 +35,7 @@ Json good_serial() {
                           { "name": "hum", "type": "integer", "min": 0, "max": 100, "unit": "%" } ] },
       { "id": "lamp", "kind": "lamp",
         "capabilities": [ { "name": "on", "type": "boolean", "writable": true },
-                          { "name": "mode", "type": "enumeration", "options": ["eco", "comfort"], "writable": true },
+                          { "name": "mode", "type": "enum", "options": ["eco", "comfort"], "writable": true },
                           { "name": "label", "type": "text", "max_length": 32, "writable": true, "confirm": true } ] }
     ]
   })");
@@ -130,7 +131,7 @@ TEST_CASE("each mistake in a serial port's devices gets its own message") {
   CHECK(with_cap(Json{{"type", "number"}}) == c + ".name: required key is missing");
   CHECK(with_cap(Json{{"name", "temp"}}) == c + ".type: required key is missing");
   CHECK(with_cap(Json{{"name", "temp"}, {"type", "float"}}) ==
-        c + ".type: expected one of \"boolean\", \"integer\", \"number\", \"enumeration\", \"text\", got \"float\"");
+        c + ".type: expected one of \"boolean\", \"integer\", \"number\", \"enum\", \"text\", got \"float\"");
   CHECK(with_cap(Json{{"name", "error"}, {"type", "text"}}) ==
         c + ".name: \"error\" is reserved by the line protocol (dev, set, ok, error); choose another name");
   CHECK(with_cap(Json{{"name", "on"}, {"type", "boolean"}, {"min", 0}}) ==
@@ -139,13 +140,16 @@ TEST_CASE("each mistake in a serial port's devices gets its own message") {
         c + ".min: min 10 is larger than max 5");
   CHECK(with_cap(Json{{"name", "t"}, {"type", "number"}, {"min", "low"}}) ==
         c + ".min: expected a number from -1e+15 to 1e+15, got \"low\"");
-  CHECK(with_cap(Json{{"name", "mode"}, {"type", "enumeration"}}) == c + ".options: required key is missing");
-  CHECK(with_cap(Json{{"name", "mode"}, {"type", "enumeration"}, {"options", Json::array({"a", "a"})}}) ==
+  CHECK(with_cap(Json{{"name", "mode"}, {"type", "enum"}}) == c + ".options: required key is missing");
+  CHECK(with_cap(Json{{"name", "mode"}, {"type", "enum"}, {"options", Json::array({"a", "a"})}}) ==
         c + ".options[1]: duplicate option \"a\"");
-  CHECK(with_cap(Json{{"name", "mode"}, {"type", "enumeration"}, {"options", Json::array({"a", ""})}}) ==
+  CHECK(with_cap(Json{{"name", "mode"}, {"type", "enum"}, {"options", Json::array({"a", ""})}}) ==
         c + ".options[1]: expected a non-empty string, got \"\"");
   CHECK(with_cap(Json{{"name", "on"}, {"type", "boolean"}, {"options", Json::array({"a"})}}) ==
-        c + ".options: only enumeration capabilities have options, this one is boolean");
+        c + ".options: only enum capabilities have options, this one is boolean");
+  // The wire carries text values of at most kMaxTextLength (256) bytes: a longer max_length is refused.
+  CHECK(with_cap(Json{{"name", "note"}, {"type", "text"}, {"max_length", 257}}) ==
+        c + ".max_length: expected an integer from 1 to 256, got 257");
   CHECK(with_cap(Json{{"name", "n"}, {"type", "integer"}, {"max_length", 5}}) ==
         c + ".max_length: only text capabilities have a max_length, this one is integer");
   CHECK(with_cap(Json{{"name", "on"}, {"type", "boolean"}, {"writable", "yes"}}) ==
@@ -181,4 +185,20 @@ TEST_CASE("the serial example file loads as it ships") {
   CHECK(meter.devices.at(0).id == "power-meter");
   CHECK(meter.devices.at(0).capabilities.empty());
   CHECK(meter.reopen_max_ms == 60000);
+}
+
+// Finding 7 of issue #18: "enumeration" here, "enum" or "enumeration" in WiFly, "enum" in MQTT
+// rules and on the wire. One vocabulary now; the old spelling still loads, with a warning.
+TEST_CASE("a capability type is enum in every config; the old spelling enumeration loads with a deprecation warning") {
+  Json s = good_serial();
+  s["devices"][1]["capabilities"][1] = Json{{"name", "mode"}, {"type", "enumeration"}, {"options", {"eco", "comfort"}}};
+  const std::string log = contract::capture_stderr([&] {
+    const Loaded<GatewayConfig> loaded = parse_gateway_config(gateway_with(s).dump(), "gateway.json");
+    REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+    const auto& serial = std::get<SerialAdapterConfig>(std::get<GatewayConfig>(loaded).adapters[1]);
+    CHECK(serial.devices[1].capabilities[1].type == ValueType::enumeration);
+    CHECK(to_string(serial.devices[1].capabilities[1].type) == "enum");
+  });
+  CHECK(log.find("WARN config: gateway.json: adapters[1].devices[1].capabilities[1].type: \"enumeration\" is the old "
+                 "spelling of \"enum\"") != std::string::npos);
 }

@@ -21,8 +21,10 @@ class FakeConnection {
   FakeConnection(EventLoop& loop, int fd);
   ~FakeConnection();
 
-  // Writes all of `bytes` (loopback, small: it does not block for long).
+  // Sends `bytes`: what the socket takes at once, the rest from the loop when it is writable.
   void send(std::string_view bytes);
+  // Bytes not sent yet.
+  size_t unsent() const { return out_.size() - sent_; }
   void close();
 
   // Everything the adapter sent so far, and whether it closed the connection.
@@ -36,7 +38,10 @@ class FakeConnection {
 
  private:
   void on_events(int events);
+  void flush();
   int fd_;
+  std::string out_;
+  size_t sent_ = 0;
   std::unique_ptr<FdWatch> watch_;
   std::string received_;
   bool peer_closed_ = false;

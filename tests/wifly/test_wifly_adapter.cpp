@@ -11,13 +11,17 @@
 #include <vector>
 
 #include "config/config_loader.h"
+#include "device-adapters/wifly/rfc6455_session.h"
+#include "device-adapters/wifly/tcp_socket.h"
 #include "device-adapters/wifly/wifly_adapter.h"
 #include "fake_module.h"
+#include "ws_client.h"
 
 using namespace flatlink;
 using namespace flatlink::adapters;
 using flatlink::testing::FakeConnection;
 using flatlink::testing::FakeModuleServer;
+using flatlink::testing::WsClient;
 
 namespace {
 
@@ -54,86 +58,6 @@ struct RecordingHost final : AdapterHost {
   std::vector<std::pair<std::string, Json>> statuses;
   std::map<std::string, bool> online;
   std::vector<std::pair<std::string, bool>> presence_log;
-};
-
-// ---------------------------------------------------------------- an RFC 6455 client (libwebsockets)
-
-struct WsClient {
-  bool established = false;
-  bool closed = false;
-  bool error = false;
-  std::vector<std::string> received;
-  std::vector<std::string> outbox;
-  lws* wsi = nullptr;
-
-  WsClient() = default;
-  WsClient(const WsClient&) = delete;
-  WsClient& operator=(const WsClient&) = delete;
-  // A client that goes out of scope before the loop (whose destruction closes its wsi and
-  // calls back) must not be called back (found by ASan: stack-use-after-scope).
-  ~WsClient() {
-    if (wsi) lws_set_opaque_user_data(wsi, nullptr);
-  }
-
-  void send(std::string text) {
-    outbox.push_back(std::move(text));
-    if (wsi) lws_callback_on_writable(wsi);
-  }
-
-  static int callback(lws* wsi, lws_callback_reasons reason, void*, void* in, size_t len) {
-    auto* self = static_cast<WsClient*>(lws_get_opaque_user_data(wsi));
-    if (!self) return 0;
-    switch (reason) {
-      case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        self->established = true;
-        if (!self->outbox.empty()) lws_callback_on_writable(wsi);
-        break;
-      case LWS_CALLBACK_CLIENT_RECEIVE: self->received.emplace_back(static_cast<const char*>(in), len); break;
-      case LWS_CALLBACK_CLIENT_WRITEABLE:
-        if (!self->outbox.empty()) {
-          std::string text = self->outbox.front();
-          self->outbox.erase(self->outbox.begin());
-          std::vector<unsigned char> buf(LWS_PRE + text.size());
-          std::copy(text.begin(), text.end(), buf.begin() + LWS_PRE);
-          lws_write(wsi, buf.data() + LWS_PRE, text.size(), LWS_WRITE_TEXT);
-          if (!self->outbox.empty()) lws_callback_on_writable(wsi);
-        }
-        break;
-      case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        self->error = true;
-        self->wsi = nullptr;
-        break;
-      case LWS_CALLBACK_CLIENT_CLOSED:
-        self->closed = true;
-        self->wsi = nullptr;
-        break;
-      default: break;
-    }
-    return 0;
-  }
-
-  static lws_protocols protocol() {
-    lws_protocols p{};
-    p.name = "test-ws-client";
-    p.callback = &WsClient::callback;
-    p.rx_buffer_size = 4096;
-    return p;
-  }
-
-  void connect(EventLoop& loop, uint16_t port) {
-    lws_client_connect_info info{};
-    info.context = loop.context();
-    info.address = "127.0.0.1";
-    info.port = port;
-    info.path = "/";
-    info.host = "127.0.0.1";
-    info.origin = "127.0.0.1";
-    info.protocol = nullptr;  // no subprotocol, like a small device library
-    info.local_protocol_name = "test-ws-client";
-    info.opaque_user_data = this;
-    info.pwsi = &wsi;
-    lws_client_connect_via_info(&info);
-  }
 };
 
 // ---------------------------------------------------------------- fixture
@@ -335,16 +259,80 @@ TEST_CASE("connect-in: a module from a configured address is its device, and lin
   CHECK(f.host.statuses[0].second == Json{{"brightness", 5}});
 }
 
-TEST_CASE("a module that connects again replaces its old connection") {
+// Finding 2 of issue #18: a LAN peer naming a device took over its live connection.
+TEST_CASE("a second peer naming a connected device is refused and the live connection keeps the device") {
   Fixture f;
   f.start();
   auto first = flatlink::testing::connect_to(f.loop, f.port());
   first->send("{\"dev\":\"t1\",\"temp\":20}\n");
   REQUIRE(f.run_until([&] { return f.host.statuses_of("t1") == 1; }));
-  auto second = flatlink::testing::connect_to(f.loop, f.port());
-  second->send("{\"dev\":\"t1\",\"temp\":21}\n");
-  REQUIRE(f.run_until([&] { return f.host.statuses_of("t1") == 2 && first->peer_closed(); }));
+  auto intruder = flatlink::testing::connect_to(f.loop, f.port());
+  intruder->send("{\"dev\":\"t1\",\"temp\":99}\n");
+  REQUIRE(f.run_until([&] { return intruder->peer_closed(); }));
+  CHECK_FALSE(first->peer_closed());
+  CHECK(f.host.statuses_of("t1") == 1);
+  first->send("{\"temp\":21}\n");
+  REQUIRE(f.run_until([&] { return f.host.statuses_of("t1") == 2; }));
+  CHECK(*f.host.last_status("t1") == Json{{"temp", 21}});
   CHECK(f.host.is_online("t1"));
+  // Once the first connection is gone, the device may connect again from anywhere (it is not pinned).
+  first->close();
+  REQUIRE(f.run_until([&] { return !f.host.is_online("t1"); }));
+  auto again = flatlink::testing::connect_to(f.loop, f.port());
+  again->send("{\"dev\":\"t1\",\"temp\":22}\n");
+  REQUIRE(f.run_until([&] { return f.host.statuses_of("t1") == 3; }));
+  CHECK(f.host.is_online("t1"));
+}
+
+TEST_CASE("a device pinned by address accepts no connection from another address, whatever it names") {
+  Fixture f;
+  f.config.devices[0] = lamp_device("lamp1", "127.0.0.2");  // pinned elsewhere: the test connects from 127.0.0.1
+  f.start();
+  auto intruder = flatlink::testing::connect_to(f.loop, f.port());
+  intruder->send("{\"dev\":\"lamp1\",\"on\":true}\n");
+  REQUIRE(f.run_until([&] { return intruder->peer_closed(); }));
+  CHECK(f.host.statuses_of("lamp1") == 0);
+  CHECK_FALSE(f.host.is_online("lamp1"));
+  // The same refusal for a WebSocket client (RFC 6455 through libwebsockets).
+  WsClient ws;
+  ws.send("{\"dev\":\"lamp1\",\"on\":true}");
+  ws.connect(f.loop, f.port());
+  REQUIRE(f.run_until([&] { return ws.closed || ws.error; }));
+  CHECK(f.host.statuses_of("lamp1") == 0);
+  CHECK_FALSE(f.host.is_online("lamp1"));
+}
+
+// Finding 1 of issue #18, on every WiFly input path: lines, hixie frames and RFC 6455 messages.
+TEST_CASE("a million levels of JSON nesting on lines, hixie frames and RFC 6455 messages are refused and the adapter keeps working") {
+  Fixture f;
+  f.config.max_line_bytes = 4 * 1024 * 1024;  // above what the schema allows: the adapter must not rely on it
+  f.start();
+  constexpr size_t kLevels = 1'000'000;
+  const std::string deep = std::string(kLevels, '[') + std::string(kLevels, ']');
+  std::string deep_object;  // 200,000 levels of objects (1.4 MB); the issue's crash came at 100,000
+  for (size_t i = 0; i < kLevels / 5; ++i) deep_object += "{\"dev\":";
+  deep_object += "1" + std::string(kLevels / 5, '}');
+
+  auto line = flatlink::testing::connect_to(f.loop, f.port());
+  line->send("{\"dev\":\"t1\",\"temp\":1}\n");
+  REQUIRE(f.run_until([&] { return f.host.statuses_of("t1") == 1; }));
+  line->send(deep + "\n" + deep_object + "\n" + "{\"temp\":" + deep + "}\n{\"temp\":2}\n");
+  REQUIRE(f.run_until([&] { return f.host.statuses_of("t1") == 2; }, 20000));
+  CHECK(*f.host.last_status("t1") == Json{{"temp", 2}});
+
+  auto hixie = flatlink::testing::connect_to(f.loop, f.port());
+  hixie->send(flatlink::testing::hixie76_request(kKey1, kKey2, kKey3) + flatlink::testing::hixie_text_frame(deep) +
+              flatlink::testing::hixie_text_frame(deep_object) +
+              flatlink::testing::hixie_text_frame("{\"dev\":\"lamp2\",\"on\":true}"));
+  REQUIRE(f.run_until([&] { return f.host.statuses_of("lamp2") == 1; }, 20000));
+
+  WsClient ws;
+  ws.send(deep);
+  ws.send(deep_object);
+  ws.send("{\"dev\":\"lamp1\",\"on\":true}");
+  ws.connect(f.loop, f.port());
+  REQUIRE(f.run_until([&] { return f.host.statuses_of("lamp1") == 1; }, 20000));
+  CHECK(f.host.statuses_of("t1") == 2);
 }
 
 // ---------------------------------------------------------------- connecting in: legacy WebSockets
@@ -415,6 +403,67 @@ TEST_CASE("RFC 6455: a libwebsockets client on the same port is served by libweb
   auto module = flatlink::testing::connect_to(f.loop, f.port());
   module->send("{\"dev\":\"t1\",\"temp\":5}\n");
   REQUIRE(f.run_until([&] { return f.host.statuses_of("t1") == 1; }));
+}
+
+// Finding 3 of issue #18: the writeable callback read the size of a message it had just
+// popped (use after free once the deque frees a block). Hundreds of queued messages, under
+// ASan in the sanitizer pass, and every one arrives intact and in order.
+TEST_CASE("an RFC 6455 session delivers hundreds of queued messages intact and in order") {
+  struct Owner final : wifly::SessionOwner {
+    void on_open(wifly::Session& session) override {
+      for (int i = 0; i < 200; ++i) session.send("{\"dev\":\"lamp1\",\"set\":{\"brightness\":" + std::to_string(i) + "}}");
+    }
+    void on_message(wifly::Session&, std::string_view) override {}
+    void on_marker(wifly::Session&, wifly::Marker) override {}
+    void on_closed(wifly::Session&, std::string_view) override { closed = true; }
+    void on_rfc6455(wifly::Session&, int, std::string) override {}
+    bool closed = false;
+  };
+  EventLoop loop{loop_options()};
+  std::string error;
+  const int listen_fd = wifly::tcp::listen_on("127.0.0.1", 0, error);
+  REQUIRE(listen_fd >= 0);
+  WsClient client;
+  client.connect(loop, wifly::tcp::local_port(listen_fd));
+  int fd = -1;
+  std::string peer;
+  auto run_until = [&](auto cond) {
+    Timer guard(loop, [&] { loop.quit(); });
+    Timer tick(loop, [&] { cond() ? loop.quit() : tick.start(1); });
+    tick.start(1);
+    guard.start(10000);
+    loop.run();
+    return cond();
+  };
+  REQUIRE(run_until([&] {
+    bool would_block = false;
+    if (fd < 0) fd = wifly::tcp::accept_one(listen_fd, peer, would_block, error);
+    return fd >= 0;
+  }));
+  Owner owner;
+  auto session = std::make_unique<wifly::Rfc6455Session>(owner, peer, 4096);
+  session->adopt(wifly::Rfc6455Session::vhost(loop), fd, {});
+  REQUIRE(run_until([&] { return client.received.size() == 200 || client.closed || owner.closed; }));
+  REQUIRE(client.received.size() == 200);
+  for (int i = 0; i < 200; ++i) {
+    CHECK(Json::parse(client.received[static_cast<size_t>(i)])["set"]["brightness"] == i);
+  }
+  session->close();
+  wifly::tcp::close_fd(listen_fd);
+}
+
+// Finding 9 of issue #18: invalid UTF-8 in an RFC 6455 text frame was logged "not a JSON object".
+TEST_CASE("an RFC 6455 text message that is not valid UTF-8 closes the connection with 1007") {
+  Fixture f;
+  f.start();
+  WsClient client;
+  client.send("{\"dev\":\"t1\",\"temp\":1}");
+  client.send(std::string("{\"temp\":2,\"note\":\"\xff\xfe\"}"));
+  client.connect(f.loop, f.port());
+  REQUIRE(f.run_until([&] { return client.closed || client.error; }));
+  CHECK(client.close_code == 1007);
+  CHECK(f.host.statuses_of("t1") == 1);
+  REQUIRE(f.run_until([&] { return !f.host.is_online("t1"); }));
 }
 
 // ---------------------------------------------------------------- bad and slow clients

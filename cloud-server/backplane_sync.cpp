@@ -1,0 +1,373 @@
+// The flats' side of the backplane (docs/scale-out.md): what this instance publishes for
+// the other instances and what it does with what they say.
+#include "cloud-server/backplane_sync.h"
+
+#include <algorithm>
+
+#include "cloud-server/peer.h"
+#include "common/log.h"
+
+namespace flatlink::cloud {
+
+// The instance holding a flat's gateway link (its "holder") publishes what the gateway says
+// and the flat's retained state; every other instance with a browser of that flat replays it
+// to its browsers and sends commands to the holder.
+
+namespace {
+// The race rule, the same on every instance: the newest link wins, ties by instance id.
+bool newer(int64_t since_a, const std::string& instance_a, int64_t since_b, const std::string& instance_b) {
+  return since_a != since_b ? since_a > since_b : instance_a > instance_b;
+}
+}  // namespace
+
+BackplaneSync::BackplaneSync(const config::CloudConfig& config, EventLoop& loop, const Clock& clock, Metrics& metrics,
+                             Flats& flats, AcceptHello accept_hello)
+    : config_(config), loop_(loop), clock_(clock), metrics_(metrics), flats_(flats),
+      accept_hello_(std::move(accept_hello)) {}
+
+BackplaneSync::~BackplaneSync() = default;
+
+const BackplaneSync::FlatSync* BackplaneSync::find(const LiveFlat& flat) const {
+  auto it = sync_.find(flat.id());
+  return it == sync_.end() ? nullptr : &it->second;
+}
+
+void BackplaneSync::watch_update(LiveFlat& flat) {
+  if (!backplane_) return;
+  const std::string& id = flat.id();
+  if (flat.gateway || !flat.browsers.empty()) {
+    backplane_->watch(id);
+    return;
+  }
+  if (!backplane_->watching(id)) return;
+  backplane_->unwatch(id);
+  // Without messages from now on, what we know goes stale: the retained state comes back with the next watch.
+  FlatSync& s = sync(flat);
+  s.holder.clear();
+  s.holder_since = 0;
+  s.remote_online = false;
+  s.state_from.clear();
+  s.state_since = 0;
+}
+
+void BackplaneSync::link_opened(LiveFlat& flat) {
+  if (!backplane_) return;
+  FlatSync& s = sync(flat);
+  s.link_since = clock_.wall_ms();
+  ++s.link_epoch;
+  s.unconfirmed.clear();
+  drop_held_hello(flat);  // a replaced link's
+  s.fed = backplane_->watching(flat.id());
+  s.holder.clear();
+  s.remote_online = false;
+  watch_update(flat);
+  backplane_->claim(flat.id(), flat.gateway_id, s.link_since);
+}
+
+void BackplaneSync::link_closed(LiveFlat& flat) {
+  if (!backplane_) return;
+  FlatSync& s = sync(flat);
+  s.unconfirmed.clear();
+  drop_held_hello(flat);
+  backplane_->state_changed(flat.id(), true);  // online: false, published before the release below
+  backplane_->release(flat.id(), s.link_since);
+  watch_update(flat);
+}
+
+void BackplaneSync::gateway_message(LiveFlat& flat, const proto::GatewayToCloud& message) {
+  if (!backplane_) return;
+  backplane_->publish_gateway_message(flat.id(), flat.gateway_id, proto::encode(message));
+  backplane_->state_changed(flat.id());
+}
+
+void BackplaneSync::ack_after(LiveFlat& flat, Peer& peer, int64_t seq, const std::optional<std::string>& published) {
+  FlatSync& s = sync(flat);
+  if (!published && s.unconfirmed.empty()) {
+    ++metrics_.acks;
+    send_to_gateway(metrics_, peer, proto::encode(proto::Ack{seq}));
+    return;
+  }
+  s.unconfirmed.emplace_back(seq, !published);
+  if (!published) return;
+  backplane_->state_changed(flat.id());
+  const std::string flat_id = flat.id();
+  const uint64_t epoch = s.link_epoch;
+  backplane_->publish_gateway_message(flat_id, flat.gateway_id, *published, [this, flat_id, epoch, seq] {
+    LiveFlat* f = flats_.find(flat_id);
+    if (!f) return;
+    FlatSync& fs = sync(*f);
+    if (fs.link_epoch != epoch || !f->gateway) return;  // that link is gone; the next one resends
+    for (auto& entry : fs.unconfirmed) {
+      if (entry.first == seq) entry.second = true;
+    }
+    int64_t safe = -1;
+    while (!fs.unconfirmed.empty() && fs.unconfirmed.front().second) {
+      safe = fs.unconfirmed.front().first;
+      fs.unconfirmed.pop_front();
+    }
+    if (safe < 0) return;
+    ++metrics_.acks;
+    send_to_gateway(metrics_, *f->gateway, proto::encode(proto::Ack{safe}));
+  });
+}
+
+// A gateway that moved here may have had statuses acknowledged by its last holder (after
+// the broker's PUBACK) that the broker has not delivered here yet: a broker cluster re-forming
+// after a node died can hold them for seconds. Answering its hello at once would resume after
+// them, and they would come too late to be shown (or kept in the history) here. So while the
+// backplane was bringing this flat's messages (a browser of it is here), the answer waits
+// until the statuses up to hello.acked have arrived, for at most backplane.catch_up_ms; the
+// gateway sends nothing before that answer, so nothing else waits.
+bool BackplaneSync::hold_hello(LiveFlat& flat, const proto::Hello& hello) {
+  if (!backplane_ || config_.backplane.catch_up_ms == 0) return false;
+  FlatSync& s = sync(flat);
+  if (!s.fed) return false;
+  const auto seen = flat.last_seq.find(hello.gateway);
+  const int64_t last = seen == flat.last_seq.end() ? 0 : seen->second;
+  if (hello.acked <= last) return false;  // seen here (also true of a restarted stream: acked < next_seq <= last)
+  const std::string& id = flat.id();
+  LOG_INFO("router") << "flat=" << id << " gateway=" << hello.gateway << " had statuses up to seq=" << hello.acked
+                     << " acknowledged elsewhere, seen here up to seq=" << last << "; answering its hello once they arrive"
+                     << " (at most " << config_.backplane.catch_up_ms << " ms)";
+  s.held_hello = hello;
+  if (!s.catch_up) s.catch_up = std::make_unique<Timer>(loop_, [this, id] { catch_up_timeout(id); });
+  s.catch_up->start(config_.backplane.catch_up_ms);
+  return true;
+}
+
+bool BackplaneSync::holds_hello(const LiveFlat& flat) const {
+  const FlatSync* s = find(flat);
+  return s && s->held_hello.has_value();
+}
+
+void BackplaneSync::hello_accepted(LiveFlat& flat, bool stream_reset) {
+  sync(flat).stream_reset = stream_reset;  // other instances must lower their last seen seq too
+  if (backplane_) backplane_->state_changed(flat.id(), true);
+}
+
+void BackplaneSync::catch_up_timeout(const std::string& flat_id) {
+  LiveFlat& flat = flats_.at(flat_id);
+  FlatSync& s = sync(flat);
+  if (!s.held_hello || !flat.gateway) return;
+  const int64_t acked = s.held_hello->acked;
+  const int64_t last = flat.last_seq[s.held_hello->gateway];
+  const int64_t missing = std::max<int64_t>(0, acked - last);
+  metrics_.backplane_catch_up_gaps += static_cast<uint64_t>(missing);
+  LOG_WARN("router") << "flat=" << flat_id << " gateway=" << s.held_hello->gateway << " statuses seq=" << last + 1
+                     << ".." << acked << " acknowledged by its last holder did not arrive over the backplane within "
+                     << config_.backplane.catch_up_ms << " ms; " << missing
+                     << " will not be shown here (the broker still holds them)";
+  release_hello(flat);
+}
+
+void BackplaneSync::release_hello(LiveFlat& flat) {
+  FlatSync& s = sync(flat);
+  proto::Hello hello = std::move(*s.held_hello);
+  drop_held_hello(flat);
+  accept_hello_(flat, *flat.gateway, hello);
+}
+
+void BackplaneSync::drop_held_hello(LiveFlat& flat) {
+  FlatSync& s = sync(flat);
+  s.held_hello.reset();
+  if (s.catch_up) s.catch_up->cancel();
+}
+
+bool BackplaneSync::remote_online(const LiveFlat& flat) const {
+  if (!backplane_ || flat.gateway) return false;
+  const FlatSync* s = find(flat);
+  return s && !s->holder.empty() && s->remote_online && backplane_->alive(s->holder);
+}
+
+std::string BackplaneSync::holder_elsewhere(const LiveFlat& flat) const {
+  const FlatSync* s = find(flat);
+  return flat.gateway || !s ? std::string() : s->holder;
+}
+
+void BackplaneSync::up() {
+  // The broker may have lost what we said (a node died): say it again.
+  for (const auto& [id, flat] : flats_.all()) {
+    if (!flat->gateway) continue;
+    backplane_->claim(id, flat->gateway_id, sync(*flat).link_since);
+    backplane_->state_changed(id);
+  }
+}
+
+bool BackplaneSync::knows_flat(const std::string& flat_id) const {
+  const LiveFlat* flat = flats_.find(flat_id);
+  // A flat removed by a reload stays (retired, without a token) for its peers: not ours any more.
+  return flat && !flat->config->gateway_token_sha256.empty();
+}
+
+std::optional<RemoteState> BackplaneSync::state(const std::string& flat_id) {
+  const LiveFlat* found = flats_.find(flat_id);
+  if (!found) return std::nullopt;
+  const LiveFlat& flat = *found;
+  const FlatSync& s = sync(flat);
+  if (!flat.gateway && s.link_since == 0) return std::nullopt;
+  if (!flat.gateway && !s.holder.empty()) return std::nullopt;  // another instance holds it now
+  RemoteState state;
+  state.gateway = flat.gateway_id;
+  state.online = flat.online_here();
+  state.since = s.link_since;
+  auto seq = flat.last_seq.find(flat.gateway_id);
+  state.seq = seq == flat.last_seq.end() ? 0 : seq->second;
+  state.reset = s.stream_reset;
+  state.dropped = flat.dropped;
+  for (const auto& [id, device] : flat.devices) state.devices.push_back(device);
+  return state;
+}
+
+void BackplaneSync::remote_gateway_message(const std::string& flat_id, const std::string& from,
+                                           const std::string& gateway, const proto::GatewayToCloud& message) {
+  LiveFlat& flat = flats_.at(flat_id);
+  FlatSync& s = sync(flat);
+  // Ours is the source of truth while we hold the link, except for the statuses a held
+  // hello waits for (hold_hello). Otherwise even an earlier holder's messages count:
+  // statuses it had acknowledged may still be on their way after the gateway moved, and
+  // the seq drops what was already seen.
+  const auto* batch = std::get_if<proto::StatusBatch>(&message);
+  const bool awaited = s.held_hello && s.held_hello->gateway == gateway && batch;
+  if (flat.gateway && !awaited) {
+    LOG_DEBUG("router") << "flat=" << flat_id << " instance=" << from << " still sends for a gateway held here; ignored";
+    return;
+  }
+  if (!flat.gateway) flat.gateway_id = gateway;
+  if (batch) {
+    int64_t& last = flat.last_seq[gateway];
+    const int64_t covered = flat.state_seq[gateway];
+    // A device not in the state we have yet: skipped (the holder has said so already).
+    for (const auto& item : batch->items) flats_.apply_status(flat, item, last, covered);
+    if (awaited && last >= s.held_hello->acked) {
+      LOG_INFO("router") << "flat=" << flat_id << " gateway=" << gateway << " statuses up to seq=" << last
+                         << " arrived over the backplane; answering its hello";
+      release_hello(flat);
+    }
+  } else if (const auto* presence = std::get_if<proto::Presence>(&message)) {
+    flats_.apply_presence(flat, *presence);
+  } else if (const auto* list = std::get_if<proto::DeviceList>(&message)) {
+    flats_.apply_device_list(flat, *list);
+  }
+}
+
+void BackplaneSync::remote_state(const std::string& flat_id, const RemoteState& state) {
+  LiveFlat& flat = flats_.at(flat_id);
+  if (flat.gateway) return;  // ours is the state
+  if (state.from == backplane_->instance()) return;
+  FlatSync& s = sync(flat);
+  if (state.from == s.released && state.since == s.released_since) return;  // withdrawn
+  if (!s.holder.empty() && state.from != s.holder) {
+    // The state of an earlier holder, or of one that has not said it holds the flat yet.
+    if (s.holder_since > state.since) return;
+  }
+  const bool new_link = s.state_from != state.from || s.state_since != state.since;
+  s.state_from = state.from;
+  s.state_since = state.since;
+  const bool was_online = remote_online(flat);
+  s.holder = state.from;
+  s.holder_since = state.since;
+  s.remote_online = state.online;
+  flat.gateway_id = state.gateway;
+  flat.dropped = state.dropped;
+  // The state does not raise the seq of statuses received (last_seq): this instance has not
+  // received them, and answering a gateway that moves here with that seq would have it drop
+  // statuses no instance may have stored.
+  int64_t& last = flat.last_seq[state.gateway];
+  int64_t& covered = flat.state_seq[state.gateway];
+  bool replaced = false;
+  if (state.reset && new_link && state.seq < std::max(last, covered)) {
+    LOG_WARN("router") << "flat=" << flat_id << " gateway=" << state.gateway << " restarted its sequence at instance="
+                       << state.from << " (seq " << state.seq << ", last seen here " << std::max(last, covered)
+                       << "); following it";
+    last = std::min(last, state.seq);
+    covered = state.seq;
+  }
+  if (state.seq >= std::max(last, covered) || flat.devices.empty()) {
+    auto devices = devices_by_id(state.devices);
+    replaced = devices != flat.devices;
+    flat.devices = std::move(devices);
+    covered = std::max(covered, state.seq);
+  }
+  const bool online = remote_online(flat);
+  if (new_link || replaced || online != was_online) {
+    LOG_INFO("router") << "flat=" << flat_id << " gateway=" << state.gateway << " held by instance=" << state.from
+                       << (online ? " online" : " offline") << ", " << state.devices.size() << " devices, seq "
+                       << state.seq;
+    for (Peer* browser : flat.browsers) flats_.send_snapshot(*browser, flat, online);
+  }
+}
+
+void BackplaneSync::remote_holder(const std::string& flat_id, const HolderClaim& claim) {
+  LiveFlat& flat = flats_.at(flat_id);
+  FlatSync& s = sync(flat);
+  const std::string& me = backplane_->instance();
+  if (claim.from == me) {
+    // Ours, back from the broker. One that no link of ours stands behind (left by
+    // an earlier run of this instance) is withdrawn.
+    if (!claim.instance.empty() && claim.since != s.link_since) {
+      LOG_INFO("router") << "flat=" << flat_id << " withdrawing a stale claim of this instance";
+      backplane_->release(flat_id, claim.since);
+    }
+    return;
+  }
+  if (claim.instance.empty()) {  // a release
+    s.released = claim.from;
+    s.released_since = claim.since;
+    if (flat.gateway) {
+      backplane_->claim(flat_id, flat.gateway_id, s.link_since);  // the retained claim must stay ours
+      return;
+    }
+    if (s.holder == claim.from && s.holder_since == claim.since) {
+      const bool was_online = remote_online(flat);
+      s.holder.clear();
+      s.remote_online = false;
+      if (was_online) flats_.to_browsers(flat, proto::encode(proto::GatewayState{false}));
+    }
+    return;
+  }
+  if (flat.gateway) {
+    if (!newer(claim.since, claim.instance, s.link_since, me)) {
+      LOG_INFO("router") << "flat=" << flat_id << " instance=" << claim.instance
+                         << " claims the gateway with an older link; this one stays";
+      backplane_->claim(flat_id, flat.gateway_id, s.link_since);
+      return;
+    }
+    LOG_WARN("router") << "flat=" << flat_id << " a newer gateway link on instance=" << claim.instance
+                       << " replaces this one (" << flat.gateway->describe() << ")";
+    ++metrics_.replaced_gateways;
+    ++metrics_.backplane_takeovers;
+    Peer* old = flats_.unlink_gateway(flat);
+    s.unconfirmed.clear();
+    drop_held_hello(flat);
+    old->close(proto::close_code::kReplaced, "replaced by a newer connection for this flat");
+    s.holder = claim.instance;
+    s.holder_since = claim.since;
+    s.remote_online = false;
+    flats_.to_browsers(flat, proto::encode(proto::GatewayState{false}));
+    watch_update(flat);
+    return;
+  }
+  if (!s.holder.empty() && s.holder != claim.instance && backplane_->alive(s.holder) &&
+      !newer(claim.since, claim.instance, s.holder_since, s.holder)) {
+    return;  // an older claim, late
+  }
+  if (s.holder == claim.instance && s.holder_since == claim.since) return;
+  const bool was_online = remote_online(flat);
+  s.holder = claim.instance;
+  s.holder_since = claim.since;
+  s.remote_online = false;  // until its state says hello happened
+  if (was_online) flats_.to_browsers(flat, proto::encode(proto::GatewayState{false}));
+}
+
+void BackplaneSync::instance_down(const std::string& instance) {
+  for (const auto& [id, flat] : flats_.all()) {
+    if (flat->gateway) continue;
+    FlatSync& s = sync(*flat);
+    if (s.holder != instance) continue;
+    LOG_WARN("router") << "flat=" << id << " instance=" << instance << " holding its gateway is gone; offline";
+    s.remote_online = false;
+    flats_.to_browsers(*flat, proto::encode(proto::GatewayState{false}));
+  }
+}
+
+}  // namespace flatlink::cloud

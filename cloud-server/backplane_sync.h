@@ -1,0 +1,110 @@
+// The flats' side of the backplane (docs/scale-out.md): which instance holds a flat's gateway
+// link (the election: the newest link wins, ties by instance id), what the holder publishes
+// for the others (claims, states, statuses; the gateway's ack waits for the broker), what
+// this instance does with the others' claims, states and statuses, and a moved gateway's
+// hello held until its last holder's statuses arrived. Owns the per-flat backplane state;
+// the flats' live state stays in `Flats`. Every hook does nothing without a backplane.
+// Loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "cloud-link/protocol.h"
+#include "cloud-server/backplane.h"
+#include "cloud-server/flats.h"
+#include "cloud-server/metrics.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "config/cloud_config.h"
+
+namespace flatlink::cloud {
+
+class BackplaneSync {
+ public:
+  // Answers a gateway's hello (the router's): called when a held hello is released.
+  using AcceptHello = std::function<void(LiveFlat& flat, Peer& gateway, const proto::Hello& hello)>;
+
+  BackplaneSync(const config::CloudConfig& config, EventLoop& loop, const Clock& clock, Metrics& metrics, Flats& flats,
+                AcceptHello accept_hello);
+  ~BackplaneSync();
+
+  void attach(Backplane* backplane) { backplane_ = backplane; }
+  bool attached() const { return backplane_ != nullptr; }
+
+  // ---- what happens here
+  // Watches the flat's topics while a link or browser of it is here; forgets what it knew when not.
+  void watch_update(LiveFlat& flat);
+  void link_opened(LiveFlat& flat);  // claims the flat
+  void link_closed(LiveFlat& flat);  // says offline, then releases the claim
+  // A presence or device list from the local gateway, for the other instances.
+  void gateway_message(LiveFlat& flat, const proto::GatewayToCloud& message);
+  // Acks `seq` to the gateway now, or once the broker holds `published` (and every batch before it).
+  void ack_after(LiveFlat& flat, Peer& gateway, int64_t seq, const std::optional<std::string>& published);
+  // Holds the hello of a gateway that moved here until the statuses its last holder
+  // acknowledged have arrived (at most backplane.catch_up_ms); false: answer it now.
+  bool hold_hello(LiveFlat& flat, const proto::Hello& hello);
+  bool holds_hello(const LiveFlat& flat) const;
+  // The local link's hello was answered; `stream_reset`: the gateway's stream started over.
+  void hello_accepted(LiveFlat& flat, bool stream_reset);
+
+  // Another (live) instance holds an online gateway of the flat.
+  bool remote_online(const LiveFlat& flat) const;
+  // The flat's gateway is online here or at its holder.
+  bool gateway_online(const LiveFlat& flat) const { return flat.online_here() || remote_online(flat); }
+  // The instance holding the flat's gateway link, when not this one; "" otherwise.
+  std::string holder_elsewhere(const LiveFlat& flat) const;
+
+  // ---- what the other instances say (BackplaneListener, through the router)
+  void up();
+  bool knows_flat(const std::string& flat) const;
+  std::optional<RemoteState> state(const std::string& flat);
+  void remote_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
+                              const proto::GatewayToCloud& message);
+  void remote_state(const std::string& flat, const RemoteState& state);
+  void remote_holder(const std::string& flat, const HolderClaim& claim);
+  void instance_down(const std::string& instance);
+
+ private:
+  struct FlatSync {
+    int64_t link_since = 0;   // wall ms the local link opened: its claim on the flat
+    uint64_t link_epoch = 0;  // bumps with every local link; stale broker acks are ignored
+    std::deque<std::pair<int64_t, bool>> unconfirmed;  // seq to ack, and whether the broker holds it
+    std::string holder;                                // another instance holding the gateway link ("" none known)
+    int64_t holder_since = 0;
+    bool remote_online = false;  // the holder's gateway said hello
+    std::string released;        // the last release seen: its states are stale
+    int64_t released_since = 0;
+    bool stream_reset = false;  // the local link's hello restarted the gateway's stream
+    std::string state_from;     // the link whose state was applied last (instance, since)
+    int64_t state_since = 0;
+    bool fed = false;  // the backplane was bringing the flat's messages when the local link opened
+    // The local gateway's hello, held until the backplane has delivered the statuses its last
+    // holder acknowledged (up to held_hello->acked), at most backplane.catch_up_ms.
+    std::optional<proto::Hello> held_hello;
+    std::unique_ptr<Timer> catch_up;  // made once, reused: never destroyed from its own callback
+  };
+
+  FlatSync& sync(const LiveFlat& flat) { return sync_[flat.id()]; }
+  const FlatSync* find(const LiveFlat& flat) const;
+  void catch_up_timeout(const std::string& flat_id);
+  void release_hello(LiveFlat& flat);
+  void drop_held_hello(LiveFlat& flat);
+
+  const config::CloudConfig& config_;
+  EventLoop& loop_;
+  const Clock& clock_;
+  Metrics& metrics_;
+  Flats& flats_;
+  AcceptHello accept_hello_;
+  Backplane* backplane_ = nullptr;
+  std::map<std::string, FlatSync> sync_;  // by flat id
+};
+
+}  // namespace flatlink::cloud

@@ -1,0 +1,328 @@
+// The dashboard's one string catalogue (English, German), the chosen language, and numbers,
+// dates and "how long ago" in the user's locale. Every text the page shows comes from here.
+
+const CATALOGUE = {
+  en: {
+    'lang.name': 'English',
+    'lang.label': 'Language',
+    'app.title': 'flatlink',
+    'header.cloud': 'Cloud',
+    'header.gateway': 'Gateway',
+    'header.logout': 'Log out',
+    'login.title': 'Log in to your flat',
+    'login.flat': 'Flat',
+    'login.user': 'User',
+    'login.password': 'Password',
+    'login.submit': 'Log in',
+    'login.busy': 'Logging in…',
+    'login.badFlat': 'The flat id is 1 to 64 letters, digits or _ . : -',
+    'login.noUser': 'Enter your user name.',
+    'login.refused': 'wrong flat, user or password',
+    'login.closed': 'the cloud closed the connection: {reason}',
+    'login.unreachable': 'cannot reach the cloud; try again',
+    'flat.devices': 'Devices',
+    'flat.noDevices': "This flat's gateway reports no devices yet.",
+    'flat.other': 'Other',
+    'notice.cloudLost': 'The connection to the cloud was lost. What you see may be out of date; reconnecting by itself.',
+    'notice.gatewayOffline': "The flat's gateway is offline: devices cannot report or take commands until it is back.",
+    'notice.cloudError': 'The cloud said: {message}',
+    'notice.noConnection': 'No connection: this device is offline. The page will reconnect when the network is back.',
+    'link.connected': 'connected',
+    'link.connecting': 'connecting…',
+    'link.reconnectingAttempt': 'reconnecting (attempt {attempt})…',
+    'link.lostIn': 'lost; reconnecting in {s} s',
+    'link.notConnected': 'not connected',
+    'link.noConnection': 'no connection',
+    'link.online': 'online',
+    'link.offline': 'offline',
+    'link.unknown': 'unknown',
+    'presence.online': 'online',
+    'presence.offline': 'offline',
+    'presence.gatewayOffline': 'offline (gateway)',
+    'tile.details': 'Details',
+    'tile.detailsOf': 'Details of {device}',
+    'tile.lastReported': 'Last reported: ',
+    'tile.never': 'never',
+    'state.on': 'On',
+    'state.off': 'Off',
+    'state.unknown': 'unknown',
+    'state.open': 'Open',
+    'state.closed': 'Closed',
+    'state.locked': 'Locked',
+    'state.unlocked': 'Unlocked',
+    'state.offline': 'Offline',
+    'action.lock': 'Lock',
+    'action.unlock': 'Unlock',
+    'action.setTo': 'Set to {value}',
+    'action.named': '{device}: {action}',
+    'cap.on': 'Power',
+    'cap.brightness': 'Brightness',
+    'cap.temperature': 'Temperature',
+    'cap.lock': 'Lock',
+    'cap.humidity': 'Humidity',
+    'value.on': 'on',
+    'value.off': 'off',
+    'value.locked': 'locked',
+    'value.unlocked': 'unlocked',
+    'confirm.title': 'Are you sure?',
+    'confirm.cancel': 'Cancel',
+    'confirm.ok': 'Confirm',
+    'confirm.set': '{device}: set {capability} to {value}?',
+    'command.turn': 'Turn {value}',
+    'command.set': 'Set {value}',
+    'command.field': 'Set',
+    'command.fieldNamed': 'Set {name}',
+    'outcome.pending': 'pending…',
+    'outcome.ok': 'ok',
+    'outcome.rejected': 'rejected',
+    'outcome.expired': 'expired',
+    'outcome.timeout': 'timeout',
+    'outcome.offline': 'offline',
+    'outcome.device_error': 'device error',
+    'outcome.line': '{what}: {outcome}',
+    'conn.loggedOut': 'logged out before the result came',
+    'conn.lost': 'the connection to the cloud was lost before the result came; the device state shows what happened',
+    'conn.notConnected': 'not connected to the cloud',
+    'conn.noAnswer': 'no answer from the cloud',
+    'time.justNow': 'just now',
+    'chart.none': 'no history yet',
+    'chart.collecting': 'collecting history…',
+    'chart.last': 'last {span}: {lo}–{hi}{unit}',
+    'chart.aria': '{label}, {text}, now {now}{unit}',
+    'bounds': '{min} to {max}{unit}',
+    'audio.listen': 'Listen',
+    'audio.stop': 'Stop',
+    'audio.talk': 'Hold to talk',
+    'audio.idle': 'idle',
+    'audio.opening': 'opening…',
+    'audio.ended': 'ended: {why}',
+    'audio.live': 'live ({codec})',
+    'audio.buffered': 'live ({codec}) · {ms} ms buffered',
+    'audio.talking': 'live: talking',
+    'audio.noMic': 'no microphone ({name})',
+    'audio.decodeFailed': 'Opus decoding failed: {message}',
+    'audio.encodeFailed': 'Opus encoding failed: {message}',
+    'audio.lost': 'the connection to the cloud was lost',
+    'audio.notConnected': 'not connected to the cloud',
+    'audio.closed': 'closed',
+  },
+  de: {
+    'lang.name': 'Deutsch',
+    'lang.label': 'Sprache',
+    'app.title': 'flatlink',
+    'header.cloud': 'Cloud',
+    'header.gateway': 'Gateway',
+    'header.logout': 'Abmelden',
+    'login.title': 'In deine Wohnung einloggen',
+    'login.flat': 'Wohnung',
+    'login.user': 'Benutzer',
+    'login.password': 'Passwort',
+    'login.submit': 'Einloggen',
+    'login.busy': 'Einloggen…',
+    'login.badFlat': 'Die Wohnungs-ID hat 1 bis 64 Buchstaben, Ziffern oder _ . : -',
+    'login.noUser': 'Gib deinen Benutzernamen ein.',
+    'login.refused': 'Wohnung, Benutzer oder Passwort falsch',
+    'login.closed': 'die Cloud hat die Verbindung geschlossen: {reason}',
+    'login.unreachable': 'die Cloud ist nicht erreichbar; bitte erneut versuchen',
+    'flat.devices': 'Geräte',
+    'flat.noDevices': 'Das Gateway dieser Wohnung meldet noch keine Geräte.',
+    'flat.other': 'Sonstige',
+    'notice.cloudLost': 'Die Verbindung zur Cloud ist unterbrochen. Was du siehst, ist vielleicht nicht aktuell; die Seite verbindet sich von selbst neu.',
+    'notice.gatewayOffline': 'Das Gateway der Wohnung ist offline: Geräte können nichts melden und keine Befehle annehmen, bis es zurück ist.',
+    'notice.cloudError': 'Die Cloud meldet: {message}',
+    'notice.noConnection': 'Keine Verbindung: dieses Gerät ist offline. Die Seite verbindet sich neu, sobald das Netz zurück ist.',
+    'link.connected': 'verbunden',
+    'link.connecting': 'verbinde…',
+    'link.reconnectingAttempt': 'verbinde neu (Versuch {attempt})…',
+    'link.lostIn': 'getrennt; neuer Versuch in {s} s',
+    'link.notConnected': 'nicht verbunden',
+    'link.noConnection': 'keine Verbindung',
+    'link.online': 'online',
+    'link.offline': 'offline',
+    'link.unknown': 'unbekannt',
+    'presence.online': 'online',
+    'presence.offline': 'offline',
+    'presence.gatewayOffline': 'offline (Gateway)',
+    'tile.details': 'Details',
+    'tile.detailsOf': 'Details zu {device}',
+    'tile.lastReported': 'Zuletzt gemeldet: ',
+    'tile.never': 'nie',
+    'state.on': 'An',
+    'state.off': 'Aus',
+    'state.unknown': 'unbekannt',
+    'state.open': 'Offen',
+    'state.closed': 'Geschlossen',
+    'state.locked': 'Verriegelt',
+    'state.unlocked': 'Entriegelt',
+    'state.offline': 'Offline',
+    'action.lock': 'Verriegeln',
+    'action.unlock': 'Entriegeln',
+    'action.setTo': 'Auf {value} stellen',
+    'action.named': '{device}: {action}',
+    'cap.on': 'Strom',
+    'cap.brightness': 'Helligkeit',
+    'cap.temperature': 'Temperatur',
+    'cap.lock': 'Schloss',
+    'cap.humidity': 'Luftfeuchte',
+    'value.on': 'an',
+    'value.off': 'aus',
+    'value.locked': 'verriegelt',
+    'value.unlocked': 'entriegelt',
+    'confirm.title': 'Bist du sicher?',
+    'confirm.cancel': 'Abbrechen',
+    'confirm.ok': 'Bestätigen',
+    'confirm.set': '{device}: {capability} auf {value} stellen?',
+    'command.turn': '{value}schalten',
+    'command.set': '{value} setzen',
+    'command.field': 'Setzen',
+    'command.fieldNamed': '{name} setzen',
+    'outcome.pending': 'läuft…',
+    'outcome.ok': 'ok',
+    'outcome.rejected': 'abgelehnt',
+    'outcome.expired': 'abgelaufen',
+    'outcome.timeout': 'Zeitüberschreitung',
+    'outcome.offline': 'offline',
+    'outcome.device_error': 'Gerätefehler',
+    'outcome.line': '{what}: {outcome}',
+    'conn.loggedOut': 'abgemeldet, bevor das Ergebnis kam',
+    'conn.lost': 'die Verbindung zur Cloud brach ab, bevor das Ergebnis kam; der Gerätezustand zeigt, was geschah',
+    'conn.notConnected': 'nicht mit der Cloud verbunden',
+    'conn.noAnswer': 'keine Antwort von der Cloud',
+    'time.justNow': 'gerade eben',
+    'chart.none': 'noch kein Verlauf',
+    'chart.collecting': 'Verlauf wird gesammelt…',
+    'chart.last': 'letzte {span}: {lo}–{hi}{unit}',
+    'chart.aria': '{label}, {text}, jetzt {now}{unit}',
+    'bounds': '{min} bis {max}{unit}',
+    'audio.listen': 'Zuhören',
+    'audio.stop': 'Stopp',
+    'audio.talk': 'Halten zum Sprechen',
+    'audio.idle': 'bereit',
+    'audio.opening': 'öffne…',
+    'audio.ended': 'beendet: {why}',
+    'audio.live': 'live ({codec})',
+    'audio.buffered': 'live ({codec}) · {ms} ms gepuffert',
+    'audio.talking': 'live: du sprichst',
+    'audio.noMic': 'kein Mikrofon ({name})',
+    'audio.decodeFailed': 'Opus-Dekodierung fehlgeschlagen: {message}',
+    'audio.encodeFailed': 'Opus-Kodierung fehlgeschlagen: {message}',
+    'audio.lost': 'die Verbindung zur Cloud brach ab',
+    'audio.notConnected': 'nicht mit der Cloud verbunden',
+    'audio.closed': 'geschlossen',
+  },
+};
+
+export const LANGUAGES = Object.keys(CATALOGUE);
+const STORAGE_KEY = 'flatlink.lang';
+
+// The language from a list of the browser's preferences (navigator.languages): the first
+// one the catalogue has, by its primary subtag; English otherwise.
+export function pickLanguage(preferred = []) {
+  for (const tag of preferred) {
+    const primary = String(tag).toLowerCase().split('-')[0];
+    if (CATALOGUE[primary]) return primary;
+  }
+  return 'en';
+}
+
+function initialLanguage() {
+  try {
+    const chosen = globalThis.localStorage?.getItem(STORAGE_KEY);
+    if (chosen && CATALOGUE[chosen]) return chosen;
+  } catch {
+    // storage refused (privacy mode): the browser's language it is
+  }
+  const nav = globalThis.navigator;
+  return pickLanguage(nav ? (nav.languages?.length ? nav.languages : [nav.language]) : []);
+}
+
+let lang = initialLanguage();
+// The locale for numbers and dates: the browser's own when it speaks the chosen language
+// (de-AT, en-GB), else the language itself.
+let locale = lang;
+const listeners = new Set();
+
+function localeFor(language) {
+  const nav = globalThis.navigator;
+  const tags = nav ? (nav.languages?.length ? nav.languages : [nav.language]) : [];
+  return tags.find((tag) => String(tag).toLowerCase().split('-')[0] === language) || language;
+}
+locale = localeFor(lang);
+
+export function language() {
+  return lang;
+}
+
+export function currentLocale() {
+  return locale;
+}
+
+// Chosen with the page's switch: remembered in this browser (the one thing stored).
+export function setLanguage(next) {
+  if (!CATALOGUE[next] || next === lang) return;
+  lang = next;
+  locale = localeFor(next);
+  try {
+    globalThis.localStorage?.setItem(STORAGE_KEY, next);
+  } catch {
+    // not remembered; still switched
+  }
+  for (const listener of listeners) listener(lang);
+}
+
+export function onLanguageChange(listener) {
+  listeners.add(listener);
+}
+
+// t('confirm.set', { device: 'Lamp', ... }): the chosen language's text, English when the
+// key is missing there, the key itself when it is missing everywhere (seen, never hidden).
+export function t(key, params = {}) {
+  const text = CATALOGUE[lang][key] ?? CATALOGUE.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+}
+
+export function has(key) {
+  return key in CATALOGUE.en;
+}
+
+// Every key of every language, for the test that the catalogue is complete.
+export function catalogue() {
+  return CATALOGUE;
+}
+
+const numberFormats = new Map();
+// At most two decimals (one from 100 up), in the user's locale: 21, 21.5, 9.75 (21,5 in German).
+export function formatNumber(value) {
+  const digits = Math.abs(value) < 100 ? 2 : 1;
+  const key = `${locale}/${digits}`;
+  if (!numberFormats.has(key)) {
+    numberFormats.set(key, new Intl.NumberFormat(locale, { maximumFractionDigits: digits, useGrouping: false }));
+  }
+  return numberFormats.get(key).format(value);
+}
+
+export function formatDateTime(ts) {
+  return new Date(ts).toLocaleString(locale);
+}
+
+// "just now", "12 s ago", "3 min ago", "5 h ago" (in the user's language), then a date.
+export function relativeTime(ts, now = Date.now()) {
+  const s = Math.max(0, Math.round((now - ts) / 1000));
+  if (s < 5) return t('time.justNow');
+  const rtf = new Intl.RelativeTimeFormat(locale, { numeric: 'always', style: 'narrow' });
+  if (s < 60) return rtf.format(-s, 'second');
+  const m = Math.floor(s / 60);
+  if (m < 60) return rtf.format(-m, 'minute');
+  const hrs = Math.floor(m / 60);
+  if (hrs < 48) return rtf.format(-hrs, 'hour');
+  return new Date(ts).toLocaleDateString(locale);
+}
+
+// A duration for chart captions: "45 s", "12 min", "3 h" (same in both languages).
+export function formatSpan(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 90) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 90) return `${m} min`;
+  return `${Math.round(m / 60)} h`;
+}

@@ -1,0 +1,239 @@
+// The flats' live state.
+#include "cloud-server/flats.h"
+
+#include "cloud-server/history.h"
+#include "cloud-server/peer.h"
+#include "common/log.h"
+
+namespace flatlink::cloud {
+
+std::map<std::string, proto::DeviceReport> devices_by_id(const std::vector<proto::DeviceReport>& list) {
+  std::map<std::string, proto::DeviceReport> devices;
+  for (const auto& d : list) devices[d.info.id] = d;
+  return devices;
+}
+
+void send_to_gateway(Metrics& metrics, Peer& peer, const std::string& frame) {
+  ++metrics.gateway_messages_out;
+  peer.send(frame);
+}
+
+void send_to_browser(Metrics& metrics, Peer& peer, const std::string& frame) {
+  ++metrics.browser_messages_out;
+  peer.send(frame);
+}
+
+Flats::Flats(const std::vector<config::FlatConfig>& flats, Metrics& metrics, History& history)
+    : configs_(flats), metrics_(metrics), history_(history) {
+  for (const auto& fc : configs_) {
+    auto flat = std::make_unique<LiveFlat>();
+    flat->config = &fc;
+    flats_[fc.id] = std::move(flat);
+  }
+}
+
+LiveFlat* Flats::find(const std::string& id) {
+  auto it = flats_.find(id);
+  return it == flats_.end() ? nullptr : it->second.get();
+}
+
+const LiveFlat* Flats::find(const std::string& id) const {
+  auto it = flats_.find(id);
+  return it == flats_.end() ? nullptr : it->second.get();
+}
+
+void Flats::link_gateway(Peer& peer, LiveFlat& flat) {
+  ++metrics_.gateway_links;
+  if (flat.gateway) {
+    LOG_WARN("router") << "flat=" << flat.id() << " a new gateway link replaces the old one (" << flat.gateway->describe()
+                       << ")";
+    ++metrics_.replaced_gateways;
+    Peer* old = flat.gateway;
+    gateways_[old] = nullptr;  // its messages are ignored from now on
+    old->close(proto::close_code::kReplaced, "replaced by a newer connection for this flat");
+  }
+  flat.gateway = &peer;
+  flat.hello = false;
+  gateways_[&peer] = &flat;
+}
+
+Peer* Flats::unlink_gateway(LiveFlat& flat) {
+  Peer* old = flat.gateway;
+  if (!old) return nullptr;
+  gateways_[old] = nullptr;
+  flat.gateway = nullptr;
+  flat.hello = false;
+  return old;
+}
+
+bool Flats::gateway_closed(Peer& peer, LiveFlat*& flat) {
+  flat = nullptr;
+  auto it = gateways_.find(&peer);
+  if (it == gateways_.end()) return false;
+  LiveFlat* bound = it->second;
+  gateways_.erase(it);
+  --metrics_.gateway_links;
+  if (!bound || bound->gateway != &peer) return true;  // a replaced link
+  bound->gateway = nullptr;
+  bound->hello = false;
+  flat = bound;
+  return true;
+}
+
+LiveFlat* Flats::current_flat_of(Peer& gateway) {
+  auto it = gateways_.find(&gateway);
+  if (it == gateways_.end() || !it->second || it->second->gateway != &gateway) return nullptr;
+  return it->second;
+}
+
+const LiveFlat* Flats::current_flat_of(Peer& gateway) const {
+  auto it = gateways_.find(&gateway);
+  if (it == gateways_.end() || !it->second || it->second->gateway != &gateway) return nullptr;
+  return it->second;
+}
+
+LiveFlat* Flats::flat_of_browser(Peer& browser) {
+  auto it = browsers_.find(&browser);
+  return it == browsers_.end() ? nullptr : it->second;
+}
+
+const LiveFlat* Flats::flat_of_browser(Peer& browser) const {
+  auto it = browsers_.find(&browser);
+  return it == browsers_.end() ? nullptr : it->second;
+}
+
+bool Flats::bind_browser(Peer& browser, LiveFlat& flat, bool read_only) {
+  auto it = browsers_.find(&browser);
+  if (it == browsers_.end()) return false;
+  it->second = &flat;
+  if (read_only) read_only_.insert(&browser);
+  flat.browsers.insert(&browser);
+  return true;
+}
+
+bool Flats::browser_closed(Peer& browser, LiveFlat*& flat) {
+  flat = nullptr;
+  auto it = browsers_.find(&browser);
+  if (it == browsers_.end()) return false;
+  flat = it->second;
+  if (flat) flat->browsers.erase(&browser);
+  browsers_.erase(it);
+  read_only_.erase(&browser);
+  return true;
+}
+
+std::vector<Peer*> Flats::peers() const {
+  std::vector<Peer*> peers;
+  for (const auto& [peer, flat] : gateways_) peers.push_back(peer);
+  for (const auto& [peer, flat] : browsers_) peers.push_back(peer);
+  return peers;
+}
+
+Flats::StatusFate Flats::apply_status(LiveFlat& flat, const proto::StatusItem& item, int64_t& last, int64_t covered) {
+  if (item.seq <= last) {
+    ++metrics_.duplicate_statuses;
+    return StatusFate::duplicate;
+  }
+  last = item.seq;
+  auto dev = flat.devices.find(item.device);
+  if (dev == flat.devices.end()) return StatusFate::unknown_device;
+  ++metrics_.statuses;
+  if (item.seq > covered) {  // else the devices' state from the holder is newer already
+    for (const auto& [key, value] : item.state.items()) dev->second.state[key] = value;
+    dev->second.last_ts = item.ts;
+  }
+  history_.record(flat.id(), item.device, item.state, item.ts);
+  to_browsers(flat, proto::encode(proto::Update{item.device, item.state, item.ts, item.seq}));
+  return StatusFate::applied;
+}
+
+bool Flats::apply_presence(LiveFlat& flat, const proto::Presence& presence) {
+  auto dev = flat.devices.find(presence.device);
+  if (dev == flat.devices.end()) return false;
+  dev->second.online = presence.online;
+  to_browsers(flat, proto::encode(presence));
+  return true;
+}
+
+void Flats::apply_device_list(LiveFlat& flat, const proto::DeviceList& list) {
+  flat.devices = devices_by_id(list.devices);
+  to_browsers(flat, proto::encode(list));
+}
+
+void Flats::to_browsers(LiveFlat& flat, const std::string& frame) {
+  for (Peer* browser : flat.browsers) {
+    ++metrics_.browser_messages_out;
+    browser->send_state(frame);
+  }
+}
+
+proto::Snapshot Flats::snapshot(const LiveFlat& flat, bool gateway_online) const {
+  proto::Snapshot snap;
+  snap.flat = flat.id();
+  snap.name = flat.config->name;
+  snap.gateway_online = gateway_online;
+  for (const auto& [id, device] : flat.devices) snap.devices.push_back(device);
+  return snap;
+}
+
+void Flats::send_snapshot(Peer& browser, const LiveFlat& flat, bool gateway_online) {
+  ++metrics_.browser_messages_out;
+  browser.send_state(proto::encode(snapshot(flat, gateway_online)));
+}
+
+std::string Flats::reload(const std::vector<config::FlatConfig>& before) {
+  std::map<std::string, const config::FlatConfig*> old;
+  for (const auto& fc : before) old[fc.id] = &fc;
+  const auto same_users = [](const config::FlatConfig& a, const config::FlatConfig& b) {
+    if (a.users.size() != b.users.size()) return false;
+    for (size_t i = 0; i < a.users.size(); ++i) {
+      if (a.users[i].name != b.users[i].name || a.users[i].password_hash != b.users[i].password_hash) return false;
+    }
+    return true;
+  };
+  const auto close_browsers = [](LiveFlat& flat, const char* reason) {
+    const std::set<Peer*> browsers = flat.browsers;
+    for (Peer* browser : browsers) browser->close(proto::close_code::kUnauthorized, reason);
+  };
+  size_t added = 0, removed = 0, tokens = 0, users = 0;
+  for (const auto& fc : configs_) {
+    auto& flat = flats_[fc.id];
+    auto was = old.find(fc.id);
+    if (!flat) flat = std::make_unique<LiveFlat>();
+    flat->config = &fc;
+    if (was == old.end()) {
+      ++added;
+      continue;
+    }
+    if (was->second->gateway_token_sha256 != fc.gateway_token_sha256) {
+      ++tokens;
+      if (flat->gateway) {
+        LOG_WARN("router") << "flat=" << fc.id << " gateway token changed: closing the link that used the old one";
+        flat->gateway->close(proto::close_code::kUnauthorized, "gateway token revoked");
+      }
+    }
+    if (!same_users(*was->second, fc)) {
+      ++users;
+      close_browsers(*flat, "users changed; log in again");
+    }
+    old.erase(was);
+  }
+  for (const auto& [id, fc] : old) {
+    ++removed;
+    // The LiveFlat stays (peers may still point at it) bound to a copy that admits nobody.
+    config::FlatConfig gone{*fc};
+    gone.gateway_token_sha256.clear();
+    gone.users.clear();
+    retired_.push_back(std::move(gone));
+    LiveFlat& flat = *flats_.at(id);
+    flat.config = &retired_.back();
+    LOG_WARN("router") << "flat=" << id << " removed: closing its links";
+    if (flat.gateway) flat.gateway->close(proto::close_code::kUnauthorized, "flat removed");
+    close_browsers(flat, "flat removed");
+  }
+  return std::to_string(configs_.size()) + " flats (" + std::to_string(added) + " added, " +
+         std::to_string(removed) + " removed, " + std::to_string(tokens) + " with a new gateway token, " +
+         std::to_string(users) + " with changed users)";
+}
+
+}  // namespace flatlink::cloud

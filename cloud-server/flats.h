@@ -1,0 +1,124 @@
+// The flats' live state: per flat its current gateway link, the devices as last reported
+// (with presence), the highest seq received per gateway and the logged-in browsers; and
+// which link belongs to which flat. Applies statuses (dedupe by seq) and fans frames out to
+// a flat's browsers. Loop thread only.
+//
+// Isolation: a browser is bound to one flat at login and a gateway link to the flat its
+// token names; everything else is looked up in that flat only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cloud-link/protocol.h"
+#include "cloud-server/metrics.h"
+#include "config/cloud_config.h"
+
+namespace flatlink::cloud {
+
+class History;
+class Peer;
+
+std::map<std::string, proto::DeviceReport> devices_by_id(const std::vector<proto::DeviceReport>& list);
+
+// Sends and counts (metrics' *_messages_out).
+void send_to_gateway(Metrics& metrics, Peer& peer, const std::string& frame);
+void send_to_browser(Metrics& metrics, Peer& peer, const std::string& frame);
+
+struct LiveFlat {
+  const config::FlatConfig* config = nullptr;  // the config's, or a retired copy (Flats::reload)
+  Peer* gateway = nullptr;                     // the current gateway link
+  bool hello = false;                          // the current link said hello
+  std::string gateway_id;
+  std::map<std::string, proto::DeviceReport> devices;
+  std::map<std::string, int64_t> last_seq;  // per gateway id: highest seq of a status received here
+  // With a backplane, per gateway id: the seq the devices' state from a holder's retained
+  // state covers. Not a status received: statuses up to it may still be on their way (a broker
+  // cluster need not keep the state topic behind the status topic), and they count as new.
+  std::map<std::string, int64_t> state_seq;
+  std::set<Peer*> browsers;
+  int64_t dropped = 0;  // what the gateway's outbox reports dropped
+
+  const std::string& id() const { return config->id; }
+  bool online_here() const { return gateway && hello; }
+};
+
+class Flats {
+ public:
+  // `flats`: the flats' settings (the config's, or the store's), kept by the caller.
+  Flats(const std::vector<config::FlatConfig>& flats, Metrics& metrics, History& history);
+
+  LiveFlat* find(const std::string& id);
+  const LiveFlat* find(const std::string& id) const;
+  LiveFlat& at(const std::string& id) { return *flats_.at(id); }
+  const std::map<std::string, std::unique_ptr<LiveFlat>>& all() const { return flats_; }
+  size_t size() const { return flats_.size(); }
+
+  // ---- gateway links
+  // A new link for the flat; the current one, if any, is replaced: its messages no longer
+  // count and it is closed with 4001.
+  void link_gateway(Peer& peer, LiveFlat& flat);
+  // The flat's current link stops being current (taken over elsewhere) and is returned to be
+  // closed; null when there was none.
+  Peer* unlink_gateway(LiveFlat& flat);
+  // The link closed. Returns false for a link never seen; `flat` is its flat when it was the
+  // flat's current link (now offline), else null.
+  bool gateway_closed(Peer& peer, LiveFlat*& flat);
+  // The flat of a link that is its flat's current one; null for a replaced or unknown link.
+  LiveFlat* current_flat_of(Peer& gateway);
+  const LiveFlat* current_flat_of(Peer& gateway) const;
+
+  // ---- browsers
+  void browser_connected(Peer& browser) { browsers_[&browser] = nullptr; }
+  bool browser_known(Peer& browser) const { return browsers_.count(&browser) != 0; }
+  // The flat a browser logged in to; null before login.
+  LiveFlat* flat_of_browser(Peer& browser);
+  const LiveFlat* flat_of_browser(Peer& browser) const;
+  // Login succeeded: binds the browser to the flat (`read_only`: a guest, who may not command).
+  // False if the browser is gone.
+  bool bind_browser(Peer& browser, LiveFlat& flat, bool read_only = false);
+  bool browser_read_only(Peer& browser) const { return read_only_.count(&browser) != 0; }
+  // The browser left. Returns false for a browser never seen; `flat` is the flat it was bound to.
+  bool browser_closed(Peer& browser, LiveFlat*& flat);
+
+  // Every link (shutdown).
+  std::vector<Peer*> peers() const;
+
+  // ---- state
+  // A status from the flat's gateway, here or (over the backplane) at its holder: dropped
+  // when its seq was seen, else received (raises `last`) and, for a known device, applied
+  // (unless a newer device state `covered` it), kept in the history and sent to the browsers.
+  enum class StatusFate { duplicate, unknown_device, applied };
+  StatusFate apply_status(LiveFlat& flat, const proto::StatusItem& item, int64_t& last, int64_t covered = 0);
+  // A device's presence; false for an unknown device (nothing sent).
+  bool apply_presence(LiveFlat& flat, const proto::Presence& presence);
+  void apply_device_list(LiveFlat& flat, const proto::DeviceList& list);
+
+  void to_browsers(LiveFlat& flat, const std::string& frame);
+  proto::Snapshot snapshot(const LiveFlat& flat, bool gateway_online) const;
+  void send_snapshot(Peer& browser, const LiveFlat& flat, bool gateway_online);
+
+  // The flats' settings were replaced (`before` is the old list): new flats are added; a
+  // removed flat keeps its state bound to a retired copy without token or users, and its links
+  // are closed; a flat whose token changed has its gateway link closed; a flat whose users
+  // changed has its browsers closed. Returns a summary for the log.
+  std::string reload(const std::vector<config::FlatConfig>& before);
+
+ private:
+  const std::vector<config::FlatConfig>& configs_;
+  Metrics& metrics_;
+  History& history_;
+  std::map<std::string, std::unique_ptr<LiveFlat>> flats_;
+  std::unordered_map<Peer*, LiveFlat*> gateways_;  // connected gateway links (also replaced ones until closed)
+  std::unordered_map<Peer*, LiveFlat*> browsers_;  // nullptr until logged in
+  std::set<Peer*> read_only_;                      // logged-in guests
+  std::deque<config::FlatConfig> retired_;         // removed flats: no token, no users; kept for their LiveFlat
+};
+
+}  // namespace flatlink::cloud

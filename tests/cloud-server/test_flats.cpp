@@ -1,0 +1,132 @@
+// The flats' live state alone: links and their replacement, statuses (dedupe, unknown
+// devices, a newer state from a holder), browsers, and a reload of the config's flats.
+#include <doctest/doctest.h>
+
+#include "cloud-server/auth.h"
+#include "cloud-server/flats.h"
+#include "cloud-server/history.h"
+#include "tests/cloud-server/fake_peer.h"
+
+using namespace flatlink;
+using namespace flatlink::cloud;
+using flatlink::cloud::test_support::FakePeer;
+
+namespace {
+
+config::FlatConfig flat_config(const std::string& id) {
+  config::FlatConfig f;
+  f.id = id;
+  f.name = id;
+  f.gateway_token_sha256 = hash_token("token-" + id);
+  f.users.push_back({"user", "pbkdf2-sha256$1000$00$00"});
+  return f;
+}
+
+proto::DeviceReport meter(const std::string& id) {
+  proto::DeviceReport r;
+  r.info.id = id;
+  r.info.name = id;
+  r.info.kind = "meter";
+  r.info.capabilities = {Capability::number("w", 0, 10000, false)};
+  r.state = Json{{"w", 0}};
+  return r;
+}
+
+struct Fixture {
+  config::CloudConfig config = [] {
+    config::CloudConfig c;
+    c.flats = {flat_config("flat-a"), flat_config("flat-b")};
+    return c;
+  }();
+  Metrics metrics;
+  History history{config};
+  Flats flats{config.flats, metrics, history};
+  FakePeer gw{"gw"}, browser{"browser"}, other{"browser-b"};
+
+  Fixture() {
+    LiveFlat& a = flats.at("flat-a");
+    flats.link_gateway(gw, a);
+    a.hello = true;
+    a.devices = devices_by_id({meter("m1")});
+    flats.browser_connected(browser);
+    flats.bind_browser(browser, a);
+    flats.browser_connected(other);
+    flats.bind_browser(other, flats.at("flat-b"));
+  }
+  proto::StatusItem item(int64_t seq, const std::string& device, double w) { return {seq, device, Json{{"w", w}}, seq}; }
+};
+
+}  // namespace
+
+TEST_CASE("a status is applied once: a seen seq is a duplicate, an unknown device raises the seq but changes nothing") {
+  Fixture f;
+  LiveFlat& a = f.flats.at("flat-a");
+  int64_t& last = a.last_seq["gw"];
+  CHECK(f.flats.apply_status(a, f.item(1, "m1", 5), last) == Flats::StatusFate::applied);
+  CHECK(f.flats.apply_status(a, f.item(1, "m1", 6), last) == Flats::StatusFate::duplicate);
+  CHECK(f.flats.apply_status(a, f.item(2, "ghost", 7), last) == Flats::StatusFate::unknown_device);
+  CHECK(last == 2);
+  CHECK(a.devices.at("m1").state["w"] == Json(5));
+  CHECK(f.browser.browser_got<proto::Update>().size() == 1);
+  CHECK(f.other.browser_got<proto::Update>().empty());
+  CHECK(f.history.points("flat-a", "m1", "w").size() == 1);
+  CHECK(f.metrics.duplicate_statuses == 1);
+  CHECK(f.metrics.statuses == 1);
+}
+
+TEST_CASE("a status older than the holder's state it is covered by is shown and kept, but does not turn the state back") {
+  Fixture f;
+  LiveFlat& a = f.flats.at("flat-a");
+  a.devices.at("m1").state["w"] = 50;
+  int64_t last = 0;
+  CHECK(f.flats.apply_status(a, f.item(3, "m1", 1), last, 10) == Flats::StatusFate::applied);
+  CHECK(a.devices.at("m1").state["w"] == Json(50));
+  CHECK(f.browser.browser_got<proto::Update>().size() == 1);
+  CHECK(f.history.points("flat-a", "m1", "w").size() == 1);
+}
+
+TEST_CASE("a second link replaces the first: closed with 4001, and the old link's close leaves the flat online") {
+  Fixture f;
+  LiveFlat& a = f.flats.at("flat-a");
+  FakePeer newer("gw-2");
+  f.flats.link_gateway(newer, a);
+  CHECK(f.gw.closed_with == proto::close_code::kReplaced);
+  CHECK(f.flats.current_flat_of(f.gw) == nullptr);
+  CHECK(f.flats.current_flat_of(newer) == &a);
+  LiveFlat* offline = &a;
+  CHECK(f.flats.gateway_closed(f.gw, offline));
+  CHECK(offline == nullptr);  // a replaced link: the flat is not offline
+  CHECK(a.gateway == &newer);
+  CHECK(f.flats.gateway_closed(newer, offline));
+  CHECK(offline == &a);
+  CHECK(a.gateway == nullptr);
+  FakePeer stranger("stranger");
+  CHECK_FALSE(f.flats.gateway_closed(stranger, offline));
+  CHECK(f.metrics.gateway_links == 0);
+}
+
+TEST_CASE("a reload: a removed flat admits nobody and its links close; a new token closes the gateway; changed users close the browsers") {
+  Fixture f;
+  const std::vector<config::FlatConfig> before = f.config.flats;
+  SUBCASE("removed") {
+    f.config.flats = {flat_config("flat-b"), flat_config("flat-c")};
+    const std::string summary = f.flats.reload(before);
+    CHECK(summary.find("1 added, 1 removed") != std::string::npos);
+    CHECK(f.gw.closed_with == proto::close_code::kUnauthorized);
+    CHECK(f.browser.closed_with == proto::close_code::kUnauthorized);
+    CHECK(f.other.closed_with == 0);
+    REQUIRE(f.flats.find("flat-a"));  // kept for its peers, retired
+    CHECK(f.flats.at("flat-a").config->gateway_token_sha256.empty());
+    CHECK(f.flats.at("flat-a").config->users.empty());
+    CHECK(f.flats.find("flat-c"));
+  }
+  SUBCASE("token and users changed") {
+    f.config.flats[0].gateway_token_sha256 = hash_token("new");
+    f.config.flats[1].users.push_back({"guest", "pbkdf2-sha256$1000$00$00"});
+    f.flats.reload(before);
+    CHECK(f.gw.closed_with == proto::close_code::kUnauthorized);
+    CHECK(f.browser.closed_with == 0);
+    CHECK(f.other.closed_with == proto::close_code::kUnauthorized);
+    CHECK(f.flats.at("flat-a").config == &f.config.flats[0]);  // re-pointed at the new config
+  }
+}
