@@ -22,7 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { binaries, freePort, portAccepts, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
-import { gatewayConfig, metrics, startGateway } from '../tests/integration/flatlink.mjs';
+import { gatewayConfig, metrics, rememberMetricsPort, startGateway } from '../tests/integration/flatlink.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PER_PROC = 9000;
@@ -177,8 +177,10 @@ export async function writeCloudConfig(flats, { port, extraFlats = [] } = {}) {
     // warn: a line per link at info would be 2–3 lines per connection through a pipe
     log_level: 'warn',
     limits: {},
+    metrics: { listen_address: '127.0.0.1', port: await freePort() },
     flats: [...flats.map((f) => ({ id: f.flat, gateway_token_sha256: f.sha })), ...extraFlats],
   };
+  rememberMetricsPort(config.port, config.metrics.port);
   const file = path.join(dir, 'cloud.json');
   writeFileSync(file, JSON.stringify(config));
   return { file, port: config.port, dir };

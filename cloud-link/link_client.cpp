@@ -351,9 +351,19 @@ int LinkClient::handle(lws* wsi, lws_callback_reasons reason, void* in, size_t l
       std::string why = in ? std::string(static_cast<const char*>(in), strnlen(static_cast<const char*>(in), 256))
                            : std::string("connection error");
       if (!tls_error_.empty()) why = std::exchange(tls_error_, std::string()) + "; " + why;
+      // The cloud answered the upgrade 401: the token is wrong, and retrying soon will not fix it.
+      const bool unauthorized = wsi && lws_http_client_http_response(wsi) == HTTP_STATUS_UNAUTHORIZED;
       went_down();
       if (stopping_) {
         if (on_closed_) std::exchange(on_closed_, nullptr)();
+        return 0;
+      }
+      if (unauthorized) {
+        const uint32_t delay = std::max<uint32_t>(config_.backoff_max_ms, 60'000);
+        LOG_ERROR("link") << "unauthorized: check the token for flat " << config_.flat << " ("
+                          << (config_.token_file.empty() ? "cloud.token in the config" : config_.token_file)
+                          << "); the cloud refused it with HTTP 401; retrying in " << delay / 1000 << " s";
+        retry_timer_.start(delay);
         return 0;
       }
       schedule_retry(why.c_str());

@@ -1,16 +1,22 @@
-// Token hashes and password hashes (OpenSSL).
+// Token hashes (OpenSSL SHA-256) and password hashes (libargon2's Argon2id; OpenSSL's
+// PBKDF2 for hashes made before it).
 #include "cloud-server/auth.h"
 
+#include <argon2.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-#include <charconv>
 #include <vector>
+
+#include "config/password_hash.h"
 
 namespace flatlink::cloud {
 namespace {
+
+constexpr std::string_view kPbkdf2Prefix = "pbkdf2-sha256$";
+constexpr size_t kHashBytes = 32;
 
 std::string to_hex(const unsigned char* data, size_t len) {
   static const char* digits = "0123456789abcdef";
@@ -23,20 +29,8 @@ std::string to_hex(const unsigned char* data, size_t len) {
   return out;
 }
 
-bool from_hex(std::string_view hex, std::vector<unsigned char>& out) {
-  if (hex.size() % 2) return false;
-  out.clear();
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(hex.data() + i, hex.data() + i + 2, v, 16);
-    if (ec != std::errc() || p != hex.data() + i + 2) return false;
-    out.push_back(static_cast<unsigned char>(v));
-  }
-  return true;
-}
-
 std::string pbkdf2(std::string_view password, const std::vector<unsigned char>& salt, unsigned iterations) {
-  unsigned char out[32];
+  unsigned char out[kHashBytes];
   PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), salt.data(), static_cast<int>(salt.size()),
                     static_cast<int>(iterations), EVP_sha256(), sizeof out, out);
   return to_hex(out, sizeof out);
@@ -50,27 +44,43 @@ std::string hash_token(std::string_view token) {
   return to_hex(digest, sizeof digest);
 }
 
-std::string hash_password(std::string_view password, unsigned iterations) {
+std::string hash_password(std::string_view password, const Argon2Params& params) {
+  unsigned char salt[16];
+  RAND_bytes(salt, sizeof salt);
+  std::string encoded(argon2_encodedlen(params.t_cost, params.m_cost_kib, params.parallelism, sizeof salt, kHashBytes,
+                                        Argon2_id),
+                      '\0');
+  const int rc = argon2id_hash_encoded(params.t_cost, params.m_cost_kib, params.parallelism, password.data(),
+                                       password.size(), salt, sizeof salt, kHashBytes, encoded.data(), encoded.size());
+  if (rc != ARGON2_OK) return {};
+  encoded.resize(encoded.find('\0'));
+  return encoded;
+}
+
+std::string hash_password_pbkdf2(std::string_view password, unsigned iterations) {
   std::vector<unsigned char> salt(16);
   RAND_bytes(salt.data(), static_cast<int>(salt.size()));
-  return "pbkdf2-sha256$" + std::to_string(iterations) + "$" + to_hex(salt.data(), salt.size()) + "$" +
+  return std::string(kPbkdf2Prefix) + std::to_string(iterations) + "$" + to_hex(salt.data(), salt.size()) + "$" +
          pbkdf2(password, salt, iterations);
 }
 
 bool verify_password(std::string_view password, std::string_view encoded) {
-  constexpr std::string_view prefix = "pbkdf2-sha256$";
-  if (encoded.substr(0, prefix.size()) != prefix) return false;
-  encoded.remove_prefix(prefix.size());
-  const size_t a = encoded.find('$');
-  if (a == std::string_view::npos) return false;
-  const size_t b = encoded.find('$', a + 1);
-  if (b == std::string_view::npos) return false;
-  unsigned iterations = 0;
-  auto [p, ec] = std::from_chars(encoded.data(), encoded.data() + a, iterations);
-  if (ec != std::errc() || p != encoded.data() + a || iterations == 0 || iterations > 10'000'000) return false;
-  std::vector<unsigned char> salt;
-  if (!from_hex(encoded.substr(a + 1, b - a - 1), salt)) return false;
-  return constant_time_equal(pbkdf2(password, salt, iterations), encoded.substr(b + 1));
+  if (config::parse_argon2id_hash(encoded)) {
+    const std::string copy(encoded);  // argon2id_verify wants a C string
+    return argon2id_verify(copy.c_str(), password.data(), password.size()) == ARGON2_OK;
+  }
+  const auto parsed = config::parse_pbkdf2_hash(encoded);
+  if (!parsed) return false;
+  std::vector<unsigned char> salt = parsed->salt;
+  return constant_time_equal(pbkdf2(password, salt, parsed->iterations), parsed->hash_hex);
+}
+
+bool needs_rehash(std::string_view encoded) {
+  const Argon2Params wanted;
+  if (const auto a = config::parse_argon2id_hash(encoded)) {
+    return a->m_cost_kib < wanted.m_cost_kib || a->t_cost < wanted.t_cost;
+  }
+  return config::parse_pbkdf2_hash(encoded).has_value();
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {

@@ -1,12 +1,15 @@
 // Login and admission.
 #include "cloud-server/login.h"
 
-#include <chrono>
-#include <thread>
-
 #include "cloud-server/auth.h"
+#include "cloud-server/peer.h"
+#include "common/log.h"
 
 namespace flatlink::cloud {
+namespace {
+// RFC 6455 7.4.1 (IANA registry): try again later. The login checks are full ("busy").
+constexpr uint16_t kTryAgainLater = 1013;
+}  // namespace
 
 ConfigAccounts::ConfigAccounts(const std::vector<config::FlatConfig>& flats) : flats_(flats) { reload(); }
 
@@ -35,32 +38,110 @@ std::optional<std::string> ConfigAccounts::password_hash(const std::string& flat
   return hash;
 }
 
-LoginGate::LoginGate(const Accounts& accounts, EventLoop& loop) : accounts_(accounts), loop_(loop) {}
+LoginGate::LoginGate(const Accounts& accounts, EventLoop& loop, const config::CloudConfig& config,
+                     const Clock& clock, Metrics& metrics)
+    : accounts_(accounts),
+      loop_(loop),
+      config_(config),
+      metrics_(metrics),
+      throttle_(config.login, clock),
+      dummy_hash_(hash_password("not a password of anyone")),  // once, before the loop runs
+      pool_(loop, config.login.workers, config.login.queue_per_source, config.login.queue_total) {}
 
-LoginGate::~LoginGate() {
-  while (in_flight_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+LoginGate::~LoginGate() = default;  // pool_ first: its workers are joined, its answers dropped
+
+void LoginGate::refuse(Peer& browser, const char* code, const std::string& message, uint16_t close_code) {
+  ++metrics_.browser_messages_out;
+  browser.send(proto::encode(proto::Error{code, message}));
+  browser.close(close_code, code);
 }
 
 bool LoginGate::check(Peer& browser, const proto::Login& login, Verdict verdict) {
-  if (in_flight_.load() >= kMaxInFlight) return false;
+  const std::string source = browser.source();
+  const std::string account = login.flat + "/" + login.user;
+  if (++admissions_ % 256 == 0) throttle_.prune();
+  const LoginThrottle::Admission admission = throttle_.admit(source, account);
+  if (admission.banned) {
+    ++metrics_.logins_banned;
+    LOG_WARN("login") << "flat=" << login.flat << " user=" << log::q(login.user) << " refused: address " << source
+                      << " is banned (" << browser.describe() << ")";
+    refuse(browser,
+           "banned", "too many failed logins from this address; try again in " +
+                         std::to_string((admission.banned_ms + 999) / 1000) + " s",
+           proto::close_code::kPolicyViolation);
+    return false;
+  }
   const uint64_t attempt = ++attempts_;
   attempt_[&browser] = attempt;
   const std::optional<std::string> stored = accounts_.password_hash(login.flat, login.user);
-  const std::string hash = stored ? *stored : "pbkdf2-sha256$100000$00$00";
-  const bool known = stored.has_value();
-  ++in_flight_;
   Peer* peer = &browser;
-  std::thread([this, hash, password = login.password, known, attempt, peer, verdict = std::move(verdict)] {
-    const bool ok = verify_password(password, hash) && known;
-    loop_.post([this, ok, attempt, peer, verdict] {
-      auto it = attempt_.find(peer);
-      if (it == attempt_.end() || it->second != attempt) return;  // the browser left
-      attempt_.erase(it);
-      verdict(*peer, ok);
-    });
-    --in_flight_;  // the last touch of `this`: the destructor waits for it
-  }).detach();
+  auto submit = [this, peer, attempt, source, account, hash = stored ? *stored : dummy_hash_,
+                 password = login.password, known = stored.has_value(), verdict = std::move(verdict)] {
+    auto it = attempt_.find(peer);
+    if (it == attempt_.end() || it->second != attempt) return;  // left, or asked again
+    const bool started = pool_.submit(
+        source, [hash, password, known] { return verify_password(password, hash) && known; },
+        [this, peer, attempt, source, account, verdict](bool ok) { answer(peer, attempt, source, account, ok, verdict); });
+    if (!started) {
+      attempt_.erase(peer);
+      ++metrics_.logins_busy;
+      LOG_WARN("login") << "busy: the password checks of address " << source << " (or all) are full ("
+                        << peer->describe() << ")";
+      refuse(*peer, "busy", "too many logins at once; try again later", kTryAgainLater);
+    }
+  };
+  if (admission.delay_ms > 0) {
+    ++metrics_.logins_delayed;
+    auto& timer = delayed_[&browser];
+    timer = std::make_unique<Timer>(loop_, std::move(submit));
+    timer->start(static_cast<uint32_t>(admission.delay_ms));
+  } else {
+    submit();
+  }
   return true;
+}
+
+void LoginGate::answer(Peer* browser, uint64_t attempt, const std::string& source, const std::string& account, bool ok,
+                       const Verdict& verdict) {
+  auto it = attempt_.find(browser);
+  if (it == attempt_.end() || it->second != attempt) return;  // the browser left or asked again
+  attempt_.erase(it);
+  if (!ok) {
+    if (throttle_.failed(source, account)) {
+      ++metrics_.bans;
+      LOG_WARN("login") << "login: address " << source << " banned for " << config_.login.ban_s << " s after "
+                        << config_.login.ban_after << " failed logins (lift: POST /bans/lift?address=" << source
+                        << " on the metrics listener)";
+    }
+    metrics_.active_bans = static_cast<int64_t>(throttle_.bans().size());
+    verdict(*browser, false);
+    return;
+  }
+  throttle_.succeeded(source, account);
+  uint32_t& count = per_account_[account];
+  if (count >= config_.limits.max_connections_per_user) {
+    if (count == 0) per_account_.erase(account);
+    LOG_WARN("login") << account << " has " << config_.limits.max_connections_per_user
+                      << " browsers already; refused (" << browser->describe() << ")";
+    refuse(*browser, "too_many_connections",
+           "this user has " + std::to_string(config_.limits.max_connections_per_user) + " browsers open already",
+           proto::close_code::kPolicyViolation);
+    return;
+  }
+  ++count;
+  account_of_[browser] = account;
+  browser->authenticated();
+  verdict(*browser, true);
+}
+
+void LoginGate::forget(Peer& browser) {
+  attempt_.erase(&browser);
+  delayed_.erase(&browser);
+  auto it = account_of_.find(&browser);
+  if (it == account_of_.end()) return;
+  auto count = per_account_.find(it->second);
+  if (count != per_account_.end() && --count->second == 0) per_account_.erase(count);
+  account_of_.erase(it);
 }
 
 }  // namespace flatlink::cloud

@@ -1,13 +1,13 @@
 // Login and admission: who may open a link. A gateway is admitted by its token, a browser
 // by flat, user and password; both are looked up through `Accounts` (today the config's
 // flats, later the store). Password checks take tens of milliseconds by design: `LoginGate`
-// runs them off the loop, a bounded number at a time, and posts the verdict back.
+// throttles failures and runs the checks off the loop on a fair pool, and posts the verdict back.
 // Loop thread only, except the checks' own threads.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +15,10 @@
 #include <vector>
 
 #include "cloud-link/protocol.h"
+#include "cloud-server/login_throttle.h"
+#include "cloud-server/metrics.h"
+#include "cloud-server/password_pool.h"
+#include "common/clock.h"
 #include "common/event_loop.h"
 #include "config/cloud_config.h"
 
@@ -51,32 +55,51 @@ class ConfigAccounts final : public Accounts {
   std::unordered_map<std::string, std::string> flat_by_token_hash_;
 };
 
-// A browser's login: the password check off the loop, its verdict back on it.
+// A browser's login: admission (bans and delays per source address and account:
+// login_throttle.h), the password check on the fair worker pool (password_pool.h), its
+// verdict back on the loop. Refusals it answers itself, each an `error` and a close:
+// `banned` 1008, `busy` 1013, `too_many_connections` 1008 (docs/protocol.md). The pool's
+// threads are owned here and joined on destruction; an answer never reaches a gate or a
+// browser that is gone.
 class LoginGate {
  public:
-  static constexpr int kMaxInFlight = 8;
-
-  LoginGate(const Accounts& accounts, EventLoop& loop);
-  // Waits for checks still running (they post back to the loop): shutdown only.
+  LoginGate(const Accounts& accounts, EventLoop& loop, const config::CloudConfig& config, const Clock& clock,
+            Metrics& metrics);
   ~LoginGate();
   LoginGate(const LoginGate&) = delete;
   LoginGate& operator=(const LoginGate&) = delete;
 
-  // Called on the loop with the verdict, unless the browser left (forget) first.
+  // Called on the loop with the verdict, unless the browser left (forget) or was refused first.
+  // On ok the browser has been told it is authenticated (Peer::authenticated) and counted
+  // against limits.max_connections_per_user.
   using Verdict = std::function<void(Peer& browser, bool ok)>;
-  // Starts checking the login; false (nothing started) when kMaxInFlight checks run already.
-  // An unknown flat or user costs a hash all the same, so that timing tells nothing.
+  // Admits the login and starts (or delays) its check; answers a refusal itself. Returns true
+  // when a verdict may follow. An unknown flat or user costs a hash all the same, so that
+  // timing tells nothing. A browser asking again gets only its last verdict.
   bool check(Peer& browser, const proto::Login& login, Verdict verdict);
-  // The browser left: a check under way for it is ignored when it ends.
-  void forget(Peer& browser) { attempt_.erase(&browser); }
-  int in_flight() const { return in_flight_.load(); }
+  // The browser left: a check under way or delayed for it is dropped.
+  void forget(Peer& browser);
+  LoginThrottle& throttle() { return throttle_; }
+  size_t waiting() const { return attempt_.size(); }
 
  private:
+  void answer(Peer* browser, uint64_t attempt, const std::string& source, const std::string& account, bool ok,
+              const Verdict& verdict);
+  void refuse(Peer& browser, const char* code, const std::string& message, uint16_t close_code);
+
   const Accounts& accounts_;
   EventLoop& loop_;
-  std::atomic<int> in_flight_{0};
+  const config::CloudConfig& config_;
+  Metrics& metrics_;
+  LoginThrottle throttle_;
+  std::string dummy_hash_;  // checked for an unknown flat or user
   std::unordered_map<Peer*, uint64_t> attempt_;  // the check a browser waits for
+  std::unordered_map<Peer*, std::unique_ptr<Timer>> delayed_;  // checks held back after failures
+  std::unordered_map<Peer*, std::string> account_of_;          // logged-in browsers
+  std::unordered_map<std::string, uint32_t> per_account_;
   uint64_t attempts_ = 0;
+  uint64_t admissions_ = 0;
+  PasswordCheckPool pool_;  // last: destroyed first, its workers joined before the rest goes
 };
 
 }  // namespace flatlink::cloud

@@ -48,6 +48,27 @@ std::string Metrics::render() const {
   for (size_t i = 0; i < commands.size(); ++i) {
     os << "flatlink_commands_total{result=\"" << to_string(static_cast<Outcome>(i)) << "\"} " << commands[i] << '\n';
   }
+  metric("flatlink_refused_upgrades_total", "counter", "WebSocket upgrades refused, by reason.");
+  os << "flatlink_refused_upgrades_total{reason=\"origin\"} " << refused_upgrades_origin << '\n';
+  os << "flatlink_refused_upgrades_total{reason=\"invalid\"} " << refused_upgrades_invalid << '\n';
+  os << "flatlink_refused_upgrades_total{reason=\"caps\"} " << refused_upgrades_caps << '\n';
+  metric("flatlink_refused_http_total", "counter", "HTTP requests answered 405, 414 or 431.");
+  os << "flatlink_refused_http_total " << refused_http << '\n';
+  metric("flatlink_slow_closed_total", "counter", "Links closed for not reading (output over its hard limit or the budget).");
+  os << "flatlink_slow_closed_total " << slow_closed << '\n';
+  metric("flatlink_gateway_paced_total", "counter", "Times a gateway's reads paused to hold it to its message rate.");
+  os << "flatlink_gateway_paced_total " << gateway_paced << '\n';
+  metric("flatlink_output_queued_bytes", "gauge", "Output queued for all links, against limits.output_budget_bytes.");
+  os << "flatlink_output_queued_bytes " << output_queued_bytes << '\n';
+  metric("flatlink_logins_refused_total", "counter", "Browser logins not checked, by reason.");
+  os << "flatlink_logins_refused_total{reason=\"banned\"} " << logins_banned << '\n';
+  os << "flatlink_logins_refused_total{reason=\"busy\"} " << logins_busy << '\n';
+  metric("flatlink_logins_delayed_total", "counter", "Login checks held back after earlier failures.");
+  os << "flatlink_logins_delayed_total " << logins_delayed << '\n';
+  metric("flatlink_login_bans_total", "counter", "Bans imposed on a source address or an account.");
+  os << "flatlink_login_bans_total " << bans << '\n';
+  metric("flatlink_login_bans_active", "gauge", "Bans in force now.");
+  os << "flatlink_login_bans_active " << active_bans << '\n';
   if (backplane_enabled) {
     metric("flatlink_backplane_connected", "gauge", "1 while connected to a backplane broker.");
     os << "flatlink_backplane_connected " << (backplane_connected ? 1 : 0) << '\n';

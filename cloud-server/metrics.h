@@ -28,6 +28,19 @@ struct Metrics {
   int64_t gateway_coalesced = 0;      // ... as folded into newer states of their device
   int64_t gateway_lost = 0;           // ... as maybe lost with a store found gone (docs/reliability.md, 4a)
   std::array<uint64_t, 6> commands{};  // by Outcome
+  // The front door (docs/operations.md, "Security").
+  uint64_t refused_upgrades_origin = 0;    // 403: a page of a foreign origin
+  uint64_t refused_upgrades_invalid = 0;   // 400/426: not a valid RFC 6455 upgrade
+  uint64_t refused_upgrades_caps = 0;      // 429: over a connection cap
+  uint64_t refused_http = 0;               // 405/414/431
+  uint64_t slow_closed = 0;                // peers closed for not reading (output over its hard limit or the budget)
+  uint64_t gateway_paced = 0;              // times a gateway's reads paused for its rate
+  int64_t output_queued_bytes = 0;         // all queued output now
+  uint64_t logins_delayed = 0;             // checks held back after earlier failures
+  uint64_t logins_banned = 0;              // logins refused: the source or the account is banned
+  uint64_t logins_busy = 0;                // logins refused: the check queue (of the source, or all) is full
+  uint64_t bans = 0;                       // bans imposed
+  int64_t active_bans = 0;
   // The backplane (docs/scale-out.md); absent from /metrics when it is off.
   bool backplane_enabled = false;
   bool backplane_connected = false;

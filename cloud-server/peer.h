@@ -27,6 +27,10 @@ class Peer {
   }
   // A stream ended: its queued frames are of no use any more.
   virtual void forget_stream(uint16_t stream) { (void)stream; }
+  // Where it connects from (the address logins are throttled by); "" when unknown.
+  virtual std::string source() const { return {}; }
+  // A browser's login succeeded: the handshake deadline stops, per-address counts move on.
+  virtual void authenticated() {}
 };
 
 }  // namespace flatlink::cloud

@@ -15,7 +15,7 @@ Router::Router(const config::CloudConfig& config, EventLoop& loop, const Clock& 
       commands_(config, loop, clock, metrics),
       sync_(config, loop, clock, metrics, flats_,
             [this](LiveFlat& flat, Peer& gateway, const proto::Hello& hello) { accept_hello(flat, gateway, hello); }),
-      login_(accounts_, loop) {}
+      login_(accounts_, loop, config, clock, metrics) {}
 
 Router::~Router() = default;
 
@@ -226,10 +226,8 @@ void Router::browser_message(Peer& peer, const proto::BrowserToCloud& message) {
 void Router::on_login(Peer& peer, const proto::Login& login) {
   const std::string flat_id = login.flat;
   const std::string user = login.user;
-  const bool started = login_.check(peer, login, [this, flat_id, user](Peer& browser, bool ok) {
-    logged_in(browser, flat_id, user, ok);
-  });
-  if (!started) send_to_browser(metrics_, peer, proto::encode(proto::Error{"busy", "too many logins at once; try again"}));
+  // Refusals before a check (banned, busy) are answered by the gate itself.
+  login_.check(peer, login, [this, flat_id, user](Peer& browser, bool ok) { logged_in(browser, flat_id, user, ok); });
 }
 
 void Router::logged_in(Peer& peer, const std::string& flat_id, const std::string& user, bool ok) {

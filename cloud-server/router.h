@@ -60,6 +60,8 @@ class Router final : public BackplaneListener {
   // summary for the log.
   std::string flats_changed(const std::vector<config::FlatConfig>& before);
   size_t flats() const { return flats_.size(); }
+  // Browser logins: bans and delays (the operator's /bans endpoints reach them here).
+  LoginGate& login_gate() { return login_; }
 
   // Joins other instances (docs/scale-out.md); null: alone. Before any link.
   void attach_backplane(Backplane* backplane);
@@ -103,7 +105,7 @@ class Router final : public BackplaneListener {
   Flats flats_;
   Commands commands_;
   BackplaneSync sync_;
-  LoginGate login_;  // last: destroyed first, waiting for password checks that post back here
+  LoginGate login_;  // last: destroyed first, joining its password-check workers
 };
 
 }  // namespace flatlink::cloud

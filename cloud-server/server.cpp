@@ -1,9 +1,11 @@
 // flatlink-cloud's libwebsockets server.
 #include "cloud-server/server.h"
 
+#include <openssl/ssl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <utility>
@@ -18,8 +20,18 @@ namespace flatlink::cloud {
 namespace {
 
 constexpr const char* kHttpProtocol = "http";
-constexpr size_t kGatewayQueueMax = 10'000;  // frames waiting for a gateway's socket
-constexpr size_t kBrowserQueueMax = 2'000;   // a browser this far behind gets a snapshot instead (Session::queue)
+constexpr const char* kMetricsProtocol = "metrics";
+// Request line and headers: RFC 9110 leaves the limits to the server; these are nginx's
+// large_client_header_buffers (one line 8 KiB) made stricter for a URL (we serve short paths).
+constexpr int kMaxUriBytes = 4096;       // longer: 414
+constexpr int kMaxHeaderBytes = 8192;    // more in all: 431
+constexpr unsigned kHeaderSpace = 16384; // what lws keeps per request, so that the above are answered, not dropped
+
+// Every HTTP answer carries these (lws adds a vhost's `headers` to each response it starts,
+// its own file serving included). The dashboard uses no inline script or style attribute.
+constexpr const char* kCsp =
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; manifest-src 'self'; worker-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 enum class Kind { gateway, browser };
 
@@ -33,19 +45,20 @@ struct HttpSession {
 // One WebSocket link; the Router's Peer.
 class Server::Session final : public Peer {
  public:
-  Session(Server& server, lws* wsi, Kind kind, uint64_t id)
-      : server_(server), wsi_(wsi), kind_(kind), handshake_timer_(*server.loop_, [this] {
+  Session(Server& server, lws* wsi, Kind kind, uint64_t id, std::string ip)
+      : server_(server), wsi_(wsi), kind_(kind), ip_(std::move(ip)), handshake_timer_(*server.loop_, [this] {
           LOG_WARN("server") << describe() << " did not " << (kind_ == Kind::gateway ? "say hello" : "log in")
                              << " within " << server_.config_.limits.handshake_timeout_s << " s; closing";
           close(proto::close_code::kHandshakeTimeout, "handshake timeout");
-        }) {
-    char ip[64] = "?";
-    lws_get_peer_simple(wsi, ip, sizeof ip);
-    desc_ = std::string(kind == Kind::gateway ? "gateway" : "browser") + " link=" + std::to_string(id) + " from " + ip;
+        }),
+        resume_timer_(*server.loop_, [this] { resume_reads(); }) {
+    desc_ = std::string(kind == Kind::gateway ? "gateway" : "browser") + " link=" + std::to_string(id) + " from " + ip_;
     tokens_ = server.config_.limits.burst;
     refill_ms_ = server.clock_.mono_ms();
     handshake_timer_.start(server.config_.limits.handshake_timeout_s * 1000);
   }
+
+  ~Session() override { drop_queue(); }
 
   void send(std::string frame) override { queue(std::move(frame), false); }
   void send_state(std::string frame) override { queue(std::move(frame), true); }
@@ -61,6 +74,8 @@ class Server::Session final : public Peer {
   }
 
   const std::string& describe() const override { return desc_; }
+  std::string source() const override { return ip_; }
+  void authenticated() override { handshake_done(); }
 
   void send_binary(std::string frame, uint16_t stream, uint32_t duration_us) override {
     if (closing_) return;
@@ -73,19 +88,34 @@ class Server::Session final : public Peer {
 
   // Token bucket: false when the peer sends faster than allowed.
   bool take_token() {
-    const int64_t now = server_.clock_.mono_ms();
-    const auto& limits = server_.config_.limits;
-    tokens_ = std::min<double>(limits.burst, tokens_ + (now - refill_ms_) * limits.messages_per_s / 1000.0);
-    refill_ms_ = now;
+    refill();
     if (tokens_ < 1.0) return false;
     tokens_ -= 1.0;
     return true;
   }
 
+  // A gateway over its rate is paced, not closed: its socket is not read until the bucket
+  // holds a token again (TCP backpressure holds the gateway; its outbox keeps the backlog).
+  void pace() {
+    refill();
+    if (tokens_ >= 1.0 || closing_) return;
+    const double rate = std::max<double>(1.0, server_.config_.limits.messages_per_s);
+    const auto wait_ms = static_cast<uint32_t>(std::ceil((1.0 - tokens_) * 1000.0 / rate));
+    ++server_.metrics_.gateway_paced;
+    pause_reads(kPausedForRate);
+    resume_timer_.start(std::max<uint32_t>(1, wait_ms));
+  }
+
   int writeable() {
     if (!out_.empty()) {
       if (!write_frame(out_.front().text, LWS_WRITE_TEXT)) return -1;
+      account(-static_cast<int64_t>(out_.front().text.size()));
       out_.pop_front();
+      // Reads resume once the backlog is down to half the soft limit (hysteresis).
+      if ((paused_ & kPausedForOutput) && queued_bytes_ <= server_.config_.limits.browser_queue_soft_bytes / 2) {
+        over_soft_ = false;
+        resume_reads(kPausedForOutput);
+      }
       if (!out_.empty() || !bin_.empty() || closing_) lws_callback_on_writable(wsi_);
       return 0;
     }
@@ -106,33 +136,40 @@ class Server::Session final : public Peer {
     return 0;
   }
 
-  // A browser that falls kBrowserQueueMax frames behind (a gateway's burst of statuses, a
-  // slow network) loses its queued state frames for one fresh snapshot, which it can take in
-  // at once; results, errors and history replies stay. One still that far behind, or a
-  // gateway that far behind, does not read: closed.
+  // Output is bounded in bytes (Redis' client-output-buffer-limit): a browser over its soft
+  // limit (a gateway's burst of statuses, history it asks for and does not read) loses its
+  // queued state frames for one fresh snapshot, and its reads pause until it catches up, so
+  // it cannot ask for more; results, errors and history replies stay. Over the hard limit,
+  // or over the soft one while the instance's budget is spent, it does not read: closed.
   void queue(std::string frame, bool state) {
     if (closing_) return;
-    const size_t cap = kind_ == Kind::gateway ? kGatewayQueueMax : kBrowserQueueMax;
-    if (out_.size() >= cap && kind_ == Kind::browser) {
-      const size_t queued = out_.size();
+    const auto& limits = server_.config_.limits;
+    const size_t size = frame.size();
+    if (kind_ == Kind::browser && queued_bytes_ + size > limits.browser_queue_soft_bytes && !over_soft_) {
+      over_soft_ = true;
+      pause_reads(kPausedForOutput);
+      const size_t before = queued_bytes_;
       std::erase_if(out_, [](const Frame& f) { return f.state; });
-      if (out_.size() < queued) {
-        LOG_WARN("server") << describe() << " is " << queued << " frames behind; " << queued - out_.size()
-                           << " queued state messages replaced by a snapshot";
-        if (!state) out_.push_back(Frame{std::move(frame), false});  // a state frame is in the snapshot
+      recount();
+      if (queued_bytes_ < before) {
+        LOG_WARN("server") << describe() << " is " << before << " bytes behind; " << before - queued_bytes_
+                           << " bytes of queued state replaced by a snapshot";
+        if (!state) push(std::move(frame), false);  // a state frame is in the snapshot
         server_.router_->resync_browser(*this);
-        lws_callback_on_writable(wsi_);
         return;
       }
     }
-    if (out_.size() >= cap) {
-      LOG_WARN("server") << describe() << " is not reading (" << out_.size() << " frames queued); closing";
-      out_.clear();
+    const size_t hard = kind_ == Kind::gateway ? limits.gateway_queue_hard_bytes : limits.browser_queue_hard_bytes;
+    const bool budget_spent = server_.queued_bytes_ + size > limits.output_budget_bytes;
+    if (queued_bytes_ + size > hard || (budget_spent && kind_ == Kind::browser && over_soft_)) {
+      ++server_.metrics_.slow_closed;
+      LOG_WARN("server") << describe() << " is not reading (" << queued_bytes_ << " bytes queued"
+                         << (budget_spent ? ", the output budget is spent" : "") << "); closing";
+      drop_queue();
       close(proto::close_code::kPolicyViolation, "too slow");
       return;
     }
-    out_.push_back(Frame{std::move(frame), state});
-    lws_callback_on_writable(wsi_);
+    push(std::move(frame), state);
   }
 
   // One WebSocket message; false when the link is broken (the caller drops it).
@@ -149,17 +186,26 @@ class Server::Session final : public Peer {
   // (A peer that floods is not owed the replies still queued for it.)
   int close_now(uint16_t code, const char* reason) {
     closing_ = true;
-    out_.clear();
+    drop_queue();
     lws_close_reason(wsi_, static_cast<lws_close_status>(code),
                      reinterpret_cast<unsigned char*>(const_cast<char*>(reason)), std::strlen(reason));
     return -1;
   }
 
-  void handshake_done() { handshake_timer_.cancel(); }
+  // A gateway said hello, or a browser logged in: the handshake deadline stops holding.
+  void handshake_done() {
+    handshake_timer_.cancel();
+    if (!authenticated_) {
+      authenticated_ = true;
+      server_.count_unauthenticated(ip_, kind_ == Kind::browser ? -1 : 0);
+    }
+  }
 
   Server& server_;
   lws* wsi_;
   Kind kind_;
+  std::string ip_;
+  bool authenticated_ = false;
   std::string flat_;     // gateways: the flat their token names
   std::string rx_;       // a message being reassembled
   std::string bin_rx_;   // a binary frame being reassembled
@@ -168,12 +214,53 @@ class Server::Session final : public Peer {
   bool closing_ = false;
 
  private:
+  static constexpr int kPausedForRate = 1;
+  static constexpr int kPausedForOutput = 2;
+
+  void refill() {
+    const int64_t now = server_.clock_.mono_ms();
+    const auto& limits = server_.config_.limits;
+    tokens_ = std::min<double>(limits.burst, tokens_ + (now - refill_ms_) * limits.messages_per_s / 1000.0);
+    refill_ms_ = now;
+  }
+  void pause_reads(int why) {
+    if (paused_ == 0) lws_rx_flow_control(wsi_, 0);
+    paused_ |= why;
+  }
+  void resume_reads(int why = kPausedForRate) {
+    const int before = paused_;
+    paused_ &= ~why;
+    if (before != 0 && paused_ == 0 && !closing_) lws_rx_flow_control(wsi_, 1);
+  }
+  void push(std::string frame, bool state) {
+    account(static_cast<int64_t>(frame.size()));
+    out_.push_back(Frame{std::move(frame), state});
+    lws_callback_on_writable(wsi_);
+  }
+  void account(int64_t delta) {
+    queued_bytes_ = static_cast<size_t>(static_cast<int64_t>(queued_bytes_) + delta);
+    server_.queued_bytes_ = static_cast<size_t>(static_cast<int64_t>(server_.queued_bytes_) + delta);
+    server_.metrics_.output_queued_bytes = static_cast<int64_t>(server_.queued_bytes_);
+  }
+  void recount() {
+    size_t bytes = 0;
+    for (const auto& f : out_) bytes += f.text.size();
+    account(static_cast<int64_t>(bytes) - static_cast<int64_t>(queued_bytes_));
+  }
+  void drop_queue() {
+    out_.clear();
+    recount();
+  }
+
   std::string desc_;
   struct Frame {
     std::string text;
     bool state;  // superseded by a snapshot (Peer::send_state)
   };
   std::deque<Frame> out_;
+  size_t queued_bytes_ = 0;
+  bool over_soft_ = false;
+  int paused_ = 0;  // kPausedFor… bits: reads are off while any is set
   stream::FrameQueue bin_;  // stream frames, bounded in time per stream
   std::vector<unsigned char> buf_;
   uint16_t close_code_ = 0;
@@ -181,6 +268,7 @@ class Server::Session final : public Peer {
   double tokens_ = 0;
   int64_t refill_ms_ = 0;
   Timer handshake_timer_;
+  Timer resume_timer_;
 };
 
 namespace {
@@ -216,7 +304,22 @@ EventLoop::Options Server::loop_options() {
   lws_protocols browser = gateway;
   browser.name = proto::kBrowserSubprotocol.data();
   options.protocols = {http, gateway, browser};
+  // Security headers on every HTTP answer (and on the 101 of an upgrade).
+  header_text_ = {"content-security-policy:", kCsp, "x-content-type-options:", "nosniff",
+                  "x-frame-options:", "DENY", "referrer-policy:", "no-referrer"};
+  if (!config_.tls.cert_file.empty()) {
+    header_text_.push_back("strict-transport-security:");
+    header_text_.push_back("max-age=31536000");
+  }
+  header_list_.assign(header_text_.size() / 2, lws_protocol_vhost_options{});
+  for (size_t i = 0; i < header_list_.size(); ++i) {
+    header_list_[i].name = header_text_[2 * i].c_str();
+    header_list_[i].value = header_text_[2 * i + 1].c_str();
+    header_list_[i].next = i + 1 < header_list_.size() ? &header_list_[i + 1] : nullptr;
+  }
   options.tune = [this](lws_context_creation_info& info) {
+    info.headers = header_list_.data();
+    info.max_http_header_data = kHeaderSpace;
     info.port = config_.port;
     info.iface = config_.listen_address.c_str();
     info.timeout_secs = config_.limits.handshake_timeout_s;
@@ -228,9 +331,42 @@ EventLoop::Options Server::loop_options() {
     if (!config_.tls.cert_file.empty()) {
       info.ssl_cert_filepath = config_.tls.cert_file.c_str();
       info.ssl_private_key_filepath = config_.tls.key_file.c_str();
+      // TLS 1.2 with forward secrecy and AEAD only (Mozilla's "intermediate" list), and 1.3.
+      info.ssl_cipher_list =
+          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+          "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+      info.tls1_3_plus_cipher_list = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+      info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+                             SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION;
     }
   };
   return options;
+}
+
+// /metrics on a listener of its own (loopback by default): a second vhost on the loop.
+void Server::start_metrics_listener() {
+  if (config_.metrics.port == 0) return;
+  lws_protocols metrics{};
+  metrics.name = kMetricsProtocol;
+  metrics.callback = &Server::metrics_callback;
+  metrics.per_session_data_size = sizeof(HttpSession);
+  metrics.user = this;
+  metrics_protocols_ = {metrics, lws_protocols{}};
+  lws_context_creation_info info{};
+  info.port = config_.metrics.port;
+  info.iface = config_.metrics.listen_address.c_str();
+  info.protocols = metrics_protocols_.data();
+  info.vhost_name = "metrics";
+  info.headers = header_list_.data();
+  info.timeout_secs = 10;
+  metrics_vhost_ = lws_create_vhost(loop_->context(), &info);
+  if (!metrics_vhost_) {
+    LOG_ERROR("server") << "metrics listener not started on " << config_.metrics.listen_address << ":"
+                        << config_.metrics.port << " (in use?); /metrics is unavailable";
+    return;
+  }
+  LOG_INFO("server") << "metrics on http://" << config_.metrics.listen_address << ":" << config_.metrics.port
+                     << "/metrics";
 }
 
 void Server::start(EventLoop& loop) {
@@ -251,6 +387,7 @@ void Server::start(EventLoop& loop) {
     }
   }
   streams_ = std::make_unique<StreamHub>(config_, *router_, loop, clock_);
+  start_metrics_listener();
   LOG_INFO("server") << "listening on " << (config_.tls.cert_file.empty() ? "ws" : "wss") << "://"
                      << config_.listen_address << ":" << config_.port << "/ for " << config_.flats.size() << " flats";
 }
@@ -261,8 +398,15 @@ std::string Server::reload(config::CloudConfig next) {
   if (next.tls.cert_file != config_.tls.cert_file || next.tls.key_file != config_.tls.key_file) restart.push_back("tls");
   if (!next.dashboard_dir.empty() && next.dashboard_dir != config_.dashboard_dir) restart.push_back("dashboard_dir");
   if (next.backplane != config_.backplane) restart.push_back("backplane");
+  if (next.metrics != config_.metrics) restart.push_back("metrics listener");
+  if (next.login.workers != config_.login.workers || next.login.queue_per_source != config_.login.queue_per_source ||
+      next.login.queue_total != config_.login.queue_total) {
+    restart.push_back("login workers and queues");
+  }
   config_.log_level = next.log_level;
   config_.limits = next.limits;  // read per use: new connections and messages see them
+  config_.login = next.login;    // bans and delays: from the next failure on (bans in force stay)
+  config_.allowed_origins = next.allowed_origins;
   std::vector<config::FlatConfig> before = std::exchange(config_.flats, std::move(next.flats));
   std::string summary = router_->flats_changed(before);
   if (backplane_) backplane_->set_accounts(config_.flats);
@@ -300,6 +444,10 @@ int Server::http_callback(lws* wsi, lws_callback_reasons reason, void* user, voi
   return self->handle_http(wsi, reason, user, in, len);
 }
 
+int Server::metrics_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  return http_callback(wsi, reason, user, in, len);
+}
+
 int Server::ws_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
   const lws_protocols* protocol = lws_get_protocol(wsi);
   auto* self = protocol ? static_cast<Server*>(protocol->user) : nullptr;
@@ -307,25 +455,88 @@ int Server::ws_callback(lws* wsi, lws_callback_reasons reason, void* user, void*
   return self->handle_ws(wsi, reason, user, in, len);
 }
 
+namespace {
+
+// Bytes of all headers lws parsed (a close bound: each counted with its separators).
+int header_bytes(lws* wsi) {
+  int total = 0;
+  for (int t = 0; t < WSI_TOKEN_COUNT; ++t) {
+    const int n = lws_hdr_total_length(wsi, static_cast<lws_token_indexes>(t));
+    if (n > 0) total += n + 4;  // ": " and CRLF, roughly; a name is at least that long too
+  }
+  return total;
+}
+
+// A complete short answer of our own, written at once (lws adds the vhost's security
+// headers); the connection closes after it. False if it could not be written.
+bool write_answer(lws* wsi, unsigned status, std::string_view body, const char* extra_name = nullptr,
+                  const char* extra_value = nullptr) {
+  std::vector<unsigned char> buf(LWS_PRE + 2048 + body.size());
+  unsigned char* start = buf.data() + LWS_PRE;
+  unsigned char* p = start;
+  unsigned char* end = buf.data() + buf.size() - body.size() - 1;
+  const auto value = [](const char* v) { return reinterpret_cast<const unsigned char*>(v); };
+  if (lws_add_http_header_status(wsi, status, &p, end) ||
+      lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, value("text/plain; charset=utf-8"), 25, &p, end) ||
+      lws_add_http_header_content_length(wsi, body.size(), &p, end) ||
+      lws_add_http_header_by_name(wsi, value("connection:"), value("close"), 5, &p, end) ||
+      (extra_name && lws_add_http_header_by_name(wsi, value(extra_name), value(extra_value),
+                                                 static_cast<int>(std::strlen(extra_value)), &p, end)) ||
+      lws_finalize_http_header(wsi, &p, end)) {
+    return false;
+  }
+  std::memcpy(p, body.data(), body.size());
+  p += body.size();
+  const auto n = static_cast<int>(p - start);
+  return lws_write(wsi, start, static_cast<size_t>(n), LWS_WRITE_HTTP_HEADERS) == n;
+}
+
+}  // namespace
+
 int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
   auto* http = static_cast<HttpSession*>(user);
+  const bool metrics_listener = lws_get_vhost(wsi) == metrics_vhost_ && metrics_vhost_;
   switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
       // A WebSocket upgrade that named none of our subprotocols.
       LOG_WARN("server") << "WebSocket upgrade without a flatlink subprotocol refused";
+      ++metrics_.refused_upgrades_invalid;
+      write_answer(wsi, HTTP_STATUS_BAD_REQUEST, "a WebSocket needs the subprotocol flatlink-gateway.v1 or flatlink-browser.v1\n");
       return 1;
 
     case LWS_CALLBACK_HTTP: {
       const std::string path(static_cast<const char*>(in), len);
+      char* uri = nullptr;
+      int uri_len = 0;
+      const int method = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
+      if (uri_len > kMaxUriBytes || header_bytes(wsi) > kMaxHeaderBytes) {
+        ++metrics_.refused_http;
+        const bool long_uri = uri_len > kMaxUriBytes;
+        write_answer(wsi, long_uri ? HTTP_STATUS_REQ_URI_TOO_LONG : 431,
+                     long_uri ? "URI too long\n" : "request header fields too large\n");
+        return -1;
+      }
+      if (metrics_listener && (path == "/bans" || path == "/bans/lift")) {
+        auto [code, text] = bans_request(wsi, path, method == LWSHUMETH_POST);
+        write_answer(wsi, code, text, code == HTTP_STATUS_METHOD_NOT_ALLOWED ? "allow:" : nullptr,
+                     path == "/bans" ? "GET" : "POST");
+        return -1;
+      }
+      if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
+        ++metrics_.refused_http;
+        write_answer(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed\n", "allow:", "GET, HEAD");
+        return -1;
+      }
       int status = HTTP_STATUS_OK;
       std::string body;
       const char* type = "text/plain; charset=utf-8";
       if (path == "/healthz") {
         body = "ok\n";
-      } else if (path == "/metrics") {
+      } else if (path == "/metrics" && metrics_listener) {
+        metrics_.active_bans = static_cast<int64_t>(router_->login_gate().throttle().bans().size());
         body = metrics_.render() + streams_->metrics().render();
         type = "text/plain; version=0.0.4; charset=utf-8";
-      } else if (!config_.dashboard_dir.empty() && path.find("..") == std::string::npos) {
+      } else if (!metrics_listener && !config_.dashboard_dir.empty() && path.find("..") == std::string::npos) {
         std::string file = config_.dashboard_dir + (path == "/" ? "/index.html" : path);
         struct stat st {};
         if (::stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
@@ -341,13 +552,17 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
         status = HTTP_STATUS_NOT_FOUND;
         body = "not found\n";
       }
-      unsigned char buf[LWS_PRE + 512];
-      unsigned char* start = buf + LWS_PRE;
+      std::vector<unsigned char> buf(LWS_PRE + 2048);
+      unsigned char* start = buf.data() + LWS_PRE;
       unsigned char* p = start;
-      unsigned char* end = buf + sizeof buf - 1;
+      unsigned char* end = buf.data() + buf.size() - 1;
       if (lws_add_http_common_headers(wsi, static_cast<unsigned>(status), type, body.size(), &p, end) ||
           lws_finalize_write_http_header(wsi, start, &p, end)) {
         return 1;
+      }
+      if (method == LWSHUMETH_HEAD) {
+        if (lws_http_transaction_completed(wsi)) return -1;
+        return 0;
       }
       http->body = new std::string(std::move(body));
       lws_callback_on_writable(wsi);
@@ -389,28 +604,153 @@ std::optional<std::string> Server::bearer_flat(lws* wsi) {
   return router_->flat_for_token(std::string_view(header).substr(prefix.size()));
 }
 
+std::pair<unsigned, std::string> Server::bans_request(lws* wsi, const std::string& path, bool post) {
+  if (path == "/bans") {
+    if (post) return {HTTP_STATUS_METHOD_NOT_ALLOWED, "GET /bans\n"};
+    std::string text;
+    for (const auto& ban : router_->login_gate().throttle().bans()) {
+      text += ban.source + " " + std::to_string((ban.remaining_ms + 999) / 1000) + " s left, " +
+              std::to_string(ban.failures) + " failed logins\n";
+    }
+    return {HTTP_STATUS_OK, text.empty() ? "no bans\n" : text};
+  }
+  if (!post) return {HTTP_STATUS_METHOD_NOT_ALLOWED, "POST /bans/lift[?address=A]\n"};
+  char address[128] = "";
+  if (lws_get_urlarg_by_name(wsi, "address=", address, sizeof address) == nullptr) address[0] = '\0';
+  const size_t lifted = router_->login_gate().throttle().lift(address);
+  metrics_.active_bans = static_cast<int64_t>(router_->login_gate().throttle().bans().size());
+  LOG_WARN("server") << "login: " << lifted << " ban(s) lifted by the operator"
+                     << (address[0] ? std::string(" for address ") + address : std::string(" (all)"));
+  return {HTTP_STATUS_OK, std::to_string(lifted) + " lifted\n"};
+}
+
+namespace {
+
+std::string header(lws* wsi, lws_token_indexes token) {
+  const int len = lws_hdr_total_length(wsi, token);
+  if (len <= 0) return {};
+  std::string out(static_cast<size_t>(len) + 1, '\0');
+  if (lws_hdr_copy(wsi, out.data(), len + 1, token) < 0) return {};
+  out.resize(static_cast<size_t>(len));
+  return out;
+}
+
+// RFC 6455 4.1: the key is 16 random bytes in base64 (24 characters, "==" at the end).
+bool valid_websocket_key(const std::string& key) {
+  if (key.size() != 24 || key.compare(22, 2, "==") != 0) return false;
+  for (size_t i = 0; i < 22; ++i) {
+    const char c = key[i];
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+    if (!ok) return false;
+  }
+  // The last character before the padding carries 4 bits of zero-padding: one of 16 letters.
+  return std::string_view("AQgw").find(key[21]) != std::string_view::npos;
+}
+
+std::string lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+}  // namespace
+
+// A browser's page must come from an allowed origin: the one it was served from (the
+// Host it connects to, over the scheme of this listener) or one in allowed_origins.
+// Cross-site WebSocket hijacking: without this a page elsewhere drives a visitor's login.
+bool Server::origin_allowed(lws* wsi) {
+  const std::string origin = lower(header(wsi, WSI_TOKEN_ORIGIN));
+  if (origin.empty()) return true;  // not a browser: browsers always send Origin on a WebSocket
+  for (const auto& allowed : config_.allowed_origins) {
+    if (origin == allowed) return true;
+  }
+  const std::string host = lower(header(wsi, WSI_TOKEN_HOST));
+  const std::string own = (config_.tls.cert_file.empty() ? "http://" : "https://") + host;
+  return !host.empty() && origin == own;
+}
+
+Server::Refusal Server::check_upgrade(lws* wsi, bool is_gateway, const std::string& ip) {
+  if (header(wsi, WSI_TOKEN_VERSION) != "13") {
+    ++metrics_.refused_upgrades_invalid;
+    return {426, "only WebSocket version 13 (RFC 6455) is served", "sec-websocket-version:", "13"};
+  }
+  if (!valid_websocket_key(header(wsi, WSI_TOKEN_KEY))) {
+    ++metrics_.refused_upgrades_invalid;
+    return {HTTP_STATUS_BAD_REQUEST, "Sec-WebSocket-Key must be 16 bytes in base64"};
+  }
+  if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > kMaxUriBytes) {
+    ++metrics_.refused_upgrades_invalid;
+    return {HTTP_STATUS_REQ_URI_TOO_LONG, "URI too long"};
+  }
+  if (header_bytes(wsi) > kMaxHeaderBytes) {
+    ++metrics_.refused_upgrades_invalid;
+    return {431, "request header fields too large"};
+  }
+  if (is_gateway) {
+    if (!bearer_flat(wsi)) {
+      ++metrics_.auth_failures;
+      return {HTTP_STATUS_UNAUTHORIZED, "unauthorized: missing or unknown token", "www-authenticate:",
+              "Bearer realm=\"flatlink\""};
+    }
+    return {};
+  }
+  if (!origin_allowed(wsi)) {
+    ++metrics_.refused_upgrades_origin;
+    return {HTTP_STATUS_FORBIDDEN, "origin not allowed: " + header(wsi, WSI_TOKEN_ORIGIN).substr(0, 100)};
+  }
+  const auto it = per_ip_.find(ip);
+  if (it != per_ip_.end()) {
+    const auto& limits = config_.limits;
+    if (it->second.browsers >= limits.max_browsers_per_ip) {
+      ++metrics_.refused_upgrades_caps;
+      return {429, "too many browser links from this address (limits.max_browsers_per_ip " +
+                       std::to_string(limits.max_browsers_per_ip) + ")"};
+    }
+    if (it->second.unauthenticated >= limits.max_unauthenticated_per_ip) {
+      ++metrics_.refused_upgrades_caps;
+      return {429, "too many browser links not logged in from this address (limits.max_unauthenticated_per_ip " +
+                       std::to_string(limits.max_unauthenticated_per_ip) + ")"};
+    }
+  }
+  return {};
+}
+
+void Server::count_unauthenticated(const std::string& ip, int delta) {
+  auto it = per_ip_.find(ip);
+  if (it == per_ip_.end()) return;
+  it->second.unauthenticated = static_cast<uint32_t>(static_cast<int>(it->second.unauthenticated) + delta);
+}
+
 int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
   auto* slot = static_cast<WsSlot*>(user);
   const bool is_gateway = std::strcmp(lws_get_protocol(wsi)->name, proto::kGatewaySubprotocol.data()) == 0;
   switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-      if (loop_->stopping()) return 1;
-      if (!is_gateway) return 0;  // browsers log in with a message
-      if (!bearer_flat(wsi)) {
-        ++metrics_.auth_failures;
-        char ip[64] = "?";
-        lws_get_peer_simple(wsi, ip, sizeof ip);
-        // The token itself is never logged.
-        LOG_WARN("server") << "gateway from " << ip << " refused: missing or unknown token";
+      if (loop_->stopping()) {
+        write_answer(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down\n");
         return 1;
       }
-      return 0;
+      char ip[64] = "?";
+      lws_get_peer_simple(wsi, ip, sizeof ip);
+      const Refusal refusal = check_upgrade(wsi, is_gateway, ip);
+      if (refusal.status == 0) return 0;
+      // The token itself is never logged.
+      LOG_WARN("server") << (is_gateway ? "gateway" : "browser") << " from " << ip << " refused with "
+                         << refusal.status << ": " << log::q(refusal.reason);
+      write_answer(wsi, refusal.status, refusal.reason + "\n", refusal.extra_name, refusal.extra_value);
+      return 1;
     }
 
     case LWS_CALLBACK_ESTABLISHED: {
-      auto* session = new Session(*this, wsi, is_gateway ? Kind::gateway : Kind::browser, next_session_id_++);
+      char ip[64] = "?";
+      lws_get_peer_simple(wsi, ip, sizeof ip);
+      auto* session = new Session(*this, wsi, is_gateway ? Kind::gateway : Kind::browser, next_session_id_++, ip);
       slot->session = session;
       ++sessions_;
+      if (!is_gateway) {
+        PerIp& counts = per_ip_[session->ip_];
+        ++counts.browsers;
+        ++counts.unauthenticated;
+      }
       stream::limit_unsent(lws_get_socket_fd(wsi));  // audio waits in our bounded queue, not the kernel's
       if (is_gateway) {
         auto flat = bearer_flat(wsi);
@@ -460,25 +800,28 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
         session->discarding_ = false;
         session->send(proto::encode(proto::Error{std::string(proto::error_code::kMessageTooBig),
                                                  "message over " + std::to_string(cap) + " bytes refused"}));
-        // A gateway's refused frame may hold statuses: the link closes, so that nothing after
-        // it is ever acknowledged (docs/protocol.md, delivery rule 4a).
-        if (session->kind_ == Kind::gateway) session->close(proto::close_code::kMessageTooBig, "message too big");
+        // docs/protocol.md, "Validation and limits": a refused frame is answered, then the link
+        // closes; for a gateway's frame, which may hold statuses, so that nothing after it is ever
+        // acknowledged (delivery rule 4a).
+        session->close(proto::close_code::kMessageTooBig, "message too big");
         return 0;
       }
       std::string text;
       text.swap(session->rx_);
-      if (!session->take_token()) {
+      if (session->kind_ == Kind::browser && !session->take_token()) {
         ++metrics_.rate_limited;
         LOG_WARN("server") << session->describe() << " exceeded " << config_.limits.messages_per_s
                            << " messages/s; closing";
         return session->close_now(proto::close_code::kPolicyViolation, "rate limit exceeded");
       }
+      if (session->kind_ == Kind::gateway && !session->take_token()) session->pace();
       proto::Limits limits;
       limits.max_message_bytes = cap;
       auto refuse = [&](const proto::DecodeError& error) {
         ++metrics_.refused_messages;
         LOG_WARN("server") << session->describe() << " message refused: " << error.message;
         session->send(proto::encode(proto::Error{error.code, error.message}));
+        session->close(proto::close_code_for(error), error.code);  // as above, for both kinds of link
       };
       if (auto stream = proto::decode_stream(text, session->kind_ == Kind::gateway
                                                        ? proto::StreamRoute::gateway_to_cloud
@@ -496,7 +839,6 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
         auto decoded = proto::decode_from_gateway(text, limits);
         if (auto* error = std::get_if<proto::DecodeError>(&decoded)) {
           refuse(*error);
-          session->close(proto::close_code_for(*error), "message refused");  // rule 4a, as above
           return 0;
         }
         router_->gateway_message(*session, std::get<proto::GatewayToCloud>(decoded));
@@ -507,7 +849,6 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
           refuse(*error);
           return 0;
         }
-        if (std::holds_alternative<proto::Login>(std::get<proto::BrowserToCloud>(decoded))) session->handshake_done();
         router_->browser_message(*session, std::get<proto::BrowserToCloud>(decoded));
       }
       return 0;
@@ -526,6 +867,14 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
         router_->gateway_disconnected(*session);
       } else {
         router_->browser_disconnected(*session);
+      }
+      if (session->kind_ == Kind::browser) {
+        auto it = per_ip_.find(session->ip_);
+        if (it != per_ip_.end()) {
+          --it->second.browsers;
+          if (!session->authenticated_) --it->second.unauthenticated;
+          if (it->second.browsers == 0) per_ip_.erase(it);
+        }
       }
       delete session;
       session_closed();

@@ -1,7 +1,10 @@
-// flatlink-cloud's network side (libwebsockets server): HTTP (/healthz,
-// /metrics, the dashboard's static files), gateway links (token in the upgrade
-// request) and browser links (login message). Enforces the handshake timeout,
-// the message size cap and a per-connection rate limit, then hands decoded
+// flatlink-cloud's network side (libwebsockets server): HTTP (/healthz, the
+// dashboard's static files; /metrics on its own loopback listener), gateway links
+// (token in the upgrade request) and browser links (login message). The front
+// door: strict RFC 6455 upgrades (400/426), an Origin allowlist (403), 401 for a
+// bad gateway token, security headers, 405/414/431, connection caps per address,
+// output bounded in bytes per link and in all, the handshake timeout, the message
+// size cap, a per-link rate limit (gateways paced, browsers closed). Hands decoded
 // messages to the Router. Loop thread only.
 #pragma once
 
@@ -9,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cloud-server/backplane.h"
@@ -49,17 +53,42 @@ class Server {
  private:
   friend class Session;
   static int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
+  static int metrics_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   static int ws_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   int handle_http(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   int handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   std::optional<std::string> bearer_flat(lws* wsi);
   void session_closed();
+  // Why a WebSocket upgrade is refused (status and a reason for the body and the log), or 0.
+  struct Refusal {
+    unsigned status = 0;
+    std::string reason;
+    const char* extra_name = nullptr;  // one more header, e.g. "sec-websocket-version:"
+    const char* extra_value = nullptr;
+  };
+  Refusal check_upgrade(lws* wsi, bool is_gateway, const std::string& ip);
+  bool origin_allowed(lws* wsi);
+  void count_unauthenticated(const std::string& ip, int delta);
+  void start_metrics_listener();
+  // GET /bans, POST /bans/lift[?address=A] on the metrics listener: status and body.
+  std::pair<unsigned, std::string> bans_request(lws* wsi, const std::string& path, bool post);
+
+  struct PerIp {
+    uint32_t browsers = 0;
+    uint32_t unauthenticated = 0;
+  };
+  std::unordered_map<std::string, PerIp> per_ip_;  // entries leave with their last browser
+  size_t queued_bytes_ = 0;                        // all sessions' queued output
+  std::vector<std::string> header_text_;           // what header_list_ points into
+  std::vector<lws_protocol_vhost_options> header_list_;
+  std::vector<lws_protocols> metrics_protocols_;
+  lws_vhost* metrics_vhost_ = nullptr;
 
   config::CloudConfig config_;
   const Clock& clock_;
   Metrics metrics_;
   EventLoop* loop_ = nullptr;
-  std::unique_ptr<Router> router_;
+  std::unique_ptr<Router> router_;  // with its LoginGate, which owns the password-check workers
   std::unique_ptr<Backplane> backplane_;  // after router_: destroyed first
   std::unique_ptr<StreamHub> streams_;  // device streams (cloud-server/streams.h)
   lws_retry_bo_t idle_policy_{};

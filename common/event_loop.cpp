@@ -55,11 +55,16 @@ EventLoop::EventLoop(Options options) {
 
 EventLoop::~EventLoop() {
   if (g_signal_loop.load() == this) g_signal_loop.store(nullptr);
+  shutdown();
+}
+
+void EventLoop::shutdown() {
   if (g_signal_context.load() == context_) g_signal_context.store(nullptr);
-  if (context_) {
-    lws_sul_cancel(&stop_deadline_.sul);
-    lws_context_destroy(context_);
-  }
+  if (!context_) return;
+  lws_sul_cancel(&stop_deadline_.sul);
+  // Still set while lws closes the links: their owners' timers cancel normally in there.
+  lws_context_destroy(context_);
+  context_ = nullptr;
 }
 
 lws_vhost* EventLoop::vhost() const {
@@ -148,6 +153,12 @@ void EventLoop::post(std::function<void()> fn) {
   if (context_) lws_cancel_service(context_);
 }
 
+void EventLoop::post(std::weak_ptr<const void> alive, std::function<void()> fn) {
+  post([alive = std::move(alive), fn = std::move(fn)] {
+    if (alive.lock()) fn();
+  });
+}
+
 void EventLoop::drain_posted() {
   std::vector<std::function<void()>> work;
   {
@@ -217,22 +228,34 @@ void FdWatch::want_write() {
 
 Timer::Timer(EventLoop& loop, std::function<void()> fn) : loop_(loop), fn_(std::move(fn)) { sul_.owner = this; }
 
-Timer::~Timer() { cancel(); }
+Timer::~Timer() {
+  cancel();
+  if (destroyed_) *destroyed_ = true;
+}
 
 void Timer::start(uint32_t delay_ms) {
+  if (!loop_.context()) return;
   active_ = true;
   lws_sul_schedule(loop_.context(), 0, &sul_.sul, &Timer::fire, static_cast<lws_usec_t>(delay_ms) * LWS_US_PER_MS);
 }
 
 void Timer::cancel() {
-  if (active_) lws_sul_cancel(&sul_.sul);
+  if (active_ && loop_.context()) lws_sul_cancel(&sul_.sul);
   active_ = false;
 }
 
 void Timer::fire(lws_sorted_usec_list_t* sul) {
   Timer* self = reinterpret_cast<Sul*>(sul)->owner;
   self->active_ = false;
-  self->fn_();
+  // The callback runs from a local: if it destroys its timer, what it captured lives on
+  // until it returns. A move, not a copy: no allocation per firing.
+  std::function<void()> fn = std::move(self->fn_);
+  bool destroyed = false;
+  self->destroyed_ = &destroyed;
+  fn();
+  if (destroyed) return;
+  self->destroyed_ = nullptr;
+  self->fn_ = std::move(fn);
 }
 
 }  // namespace flatlink

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -57,6 +58,16 @@ class EventLoop {
 
   // Runs fn on the loop thread soon. Safe from any thread.
   void post(std::function<void()> fn);
+  // The same, but only if `alive` (a token its target owns: a shared_ptr held by the object
+  // fn would reach) still exists when fn is about to run: a worker thread's answer never
+  // reaches an object destroyed meanwhile. The token is checked on the loop thread, where
+  // the target is destroyed, so nothing can destroy it between the check and the call.
+  void post(std::weak_ptr<const void> alive, std::function<void()> fn);
+
+  // Destroys the lws context now: every link is closed (their CLOSED callbacks still reach
+  // their owners) and timers that outlive it do nothing. For a main that must destroy its
+  // server after the loop stops but before the loop object goes (cloud-server/main.cpp).
+  void shutdown();
 
  private:
   friend class Timer;
@@ -105,7 +116,9 @@ class FdWatch {
   lws* wsi_ = nullptr;
 };
 
-// A one-shot timer on the loop. Restartable; cancelled when destroyed.
+// A one-shot timer on the loop. Restartable; cancelled when destroyed. The loop holds
+// the callback while it runs (Redis' ae.c): the callback may destroy or restart its own
+// timer. After EventLoop::shutdown() start and cancel do nothing.
 class Timer {
  public:
   Timer(EventLoop& loop, std::function<void()> fn);
@@ -128,6 +141,7 @@ class Timer {
   std::function<void()> fn_;
   Sul sul_{};
   bool active_ = false;
+  bool* destroyed_ = nullptr;  // while the callback runs: set when the timer is destroyed in it
 };
 
 }  // namespace flatlink

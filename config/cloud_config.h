@@ -11,7 +11,7 @@ namespace flatlink::config {
 
 struct UserConfig {
   std::string name;
-  std::string password_hash;  // "pbkdf2-sha256$<iterations>$<salt-hex>$<hash-hex>"
+  std::string password_hash;  // Argon2id PHC string, or a legacy "pbkdf2-sha256$<iterations>$<salt-hex>$<hash-hex>"
 };
 
 struct FlatConfig {
@@ -36,6 +36,42 @@ struct LimitsConfig {
   uint32_t max_streams_per_flat = 2;     // device streams open at once per flat (docs/protocol.md, "Streams")
   uint32_t max_stream_kbps_per_flat = 600;  // their summed payload bitrate; one pcm16 16 kHz stream is 256
   uint32_t stream_buffer_ms = 200;       // audio queued per stream and connection; the oldest beyond is dropped
+  // Connections (docs/operations.md, "Security"): defaults sized for a building.
+  // Gateways prove their token in the upgrade and are not counted per address (a building
+  // may share one); browsers are.
+  uint32_t max_browsers_per_ip = 64;           // browser links from one address
+  uint32_t max_unauthenticated_per_ip = 16;    // browser links from one address not logged in yet
+  uint32_t max_connections_per_user = 16;      // browsers logged in as one user of one flat
+  // Output waiting for a peer's socket, in bytes (Redis' client-output-buffer-limit): over
+  // the soft limit a browser's queued state is replaced by one snapshot and its reads pause;
+  // over the hard limit (or the soft one again at once) it is closed 1008 "too slow".
+  uint32_t browser_queue_soft_bytes = 256 * 1024;
+  uint32_t browser_queue_hard_bytes = 1024 * 1024;
+  uint32_t gateway_queue_hard_bytes = 8 * 1024 * 1024;  // commands to one gateway
+  uint32_t output_budget_bytes = 48 * 1024 * 1024;      // all queued output of the instance together
+};
+
+// Failed browser logins (docs/operations.md, "Security"), per source address and per
+// account (flat + user): after each failure the next check waits delay_base_ms, doubled per
+// failure up to delay_max_ms; after ban_after failures the source (or the account, for
+// requests from anywhere) is banned for ban_s. A good login clears its source's and its
+// account's count. Password checks run on `workers` threads, taken in turn per source.
+struct LoginConfig {
+  uint32_t ban_after = 10;
+  uint32_t ban_s = 600;
+  uint32_t delay_base_ms = 250;
+  uint32_t delay_max_ms = 8'000;
+  uint32_t workers = 2;
+  uint32_t queue_per_source = 4;  // checks waiting per source; more are answered "busy" and closed
+  uint32_t queue_total = 256;     // checks waiting in all
+};
+
+// /metrics: its own listener, loopback by default (Prometheus scrapes it there or
+// through a proxy); port 0 turns it off.
+struct MetricsListenerConfig {
+  std::string listen_address = "127.0.0.1";
+  uint16_t port = 9464;
+  bool operator==(const MetricsListenerConfig&) const = default;
 };
 
 // Joining other flatlink-cloud instances over an MQTT broker (docs/scale-out.md).
@@ -75,6 +111,12 @@ struct CloudConfig {
   std::string dashboard_dir;  // static files of the dashboard; empty = the built-in path
   log::Level log_level = log::Level::info;
   LimitsConfig limits;
+  LoginConfig login;
+  MetricsListenerConfig metrics;
+  // Pages allowed to open a browser WebSocket, as "scheme://host[:port]". A request with an
+  // Origin header must match one, or the Host it was sent to (the dashboard's own origin,
+  // always allowed); others get 403. Programs that send no Origin are not browsers.
+  std::vector<std::string> allowed_origins;
   BackplaneConfig backplane;
   std::vector<FlatConfig> flats;
 };

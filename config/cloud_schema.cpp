@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config/config_files.h"
+#include "config/password_hash.h"
 #include "config/schemas.h"
 
 namespace flatlink::config::detail {
@@ -20,36 +21,6 @@ bool valid_sha256_hex(const std::string& text) {
     if (!is_lower_hex(c)) return false;
   }
   return true;
-}
-
-bool is_hex_string(const std::string& text, bool lower_only) {
-  if (text.empty() || text.size() % 2 != 0) return false;
-  for (char c : text) {
-    if (!is_lower_hex(c) && (lower_only || !(c >= 'A' && c <= 'F'))) return false;
-  }
-  return true;
-}
-
-// "pbkdf2-sha256$<iterations>$<salt-hex>$<hash-hex>", as cloud-server/auth makes
-// them: iterations 1..10000000, the hash 32 bytes in lowercase hex. Checked here so
-// that a mangled hash fails at start rather than as "wrong password" at every login.
-bool valid_password_hash(const std::string& text) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  for (;;) {
-    const size_t dollar = text.find('$', start);
-    parts.push_back(text.substr(start, dollar == std::string::npos ? std::string::npos : dollar - start));
-    if (dollar == std::string::npos) break;
-    start = dollar + 1;
-  }
-  if (parts.size() != 4 || parts[0] != "pbkdf2-sha256") return false;
-  const std::string& iterations = parts[1];
-  if (iterations.empty() || iterations.size() > 8 || iterations[0] == '0') return false;
-  for (char c : iterations) {
-    if (c < '0' || c > '9') return false;
-  }
-  if (std::stoul(iterations) > 10'000'000) return false;
-  return is_hex_string(parts[2], false) && parts[3].size() == 64 && is_hex_string(parts[3], true);
 }
 
 // A referenced file: resolved against the config's folder and opened once to be sure.
@@ -74,7 +45,10 @@ void read_tls(ObjectReader& r, const std::string& base_dir, TlsServerConfig& tls
 
 void read_limits(ObjectReader& r, LimitsConfig& limits) {
   r.only_keys({"handshake_timeout_s", "max_message_bytes", "messages_per_s", "burst", "history_points",
-               "command_timeout_ms", "max_streams_per_flat", "max_stream_kbps_per_flat", "stream_buffer_ms"});
+               "command_timeout_ms", "max_streams_per_flat", "max_stream_kbps_per_flat", "stream_buffer_ms",
+               "max_browsers_per_ip", "max_unauthenticated_per_ip", "max_connections_per_user",
+               "browser_queue_soft_bytes", "browser_queue_hard_bytes", "gateway_queue_hard_bytes",
+               "output_budget_bytes"});
   r.integer("handshake_timeout_s", limits.handshake_timeout_s, 1, 300);
   r.integer("max_message_bytes", limits.max_message_bytes, 1024, 16'777'216);
   r.integer("messages_per_s", limits.messages_per_s, 1, 100'000);
@@ -87,6 +61,53 @@ void read_limits(ObjectReader& r, LimitsConfig& limits) {
   r.integer("max_streams_per_flat", limits.max_streams_per_flat, 0, 64);
   r.integer("max_stream_kbps_per_flat", limits.max_stream_kbps_per_flat, 0, 100'000);
   r.integer("stream_buffer_ms", limits.stream_buffer_ms, 20, 5'000);
+  r.integer("max_browsers_per_ip", limits.max_browsers_per_ip, 1, 1'000'000);
+  r.integer("max_unauthenticated_per_ip", limits.max_unauthenticated_per_ip, 1, 1'000'000);
+  r.integer("max_connections_per_user", limits.max_connections_per_user, 1, 100'000);
+  r.integer("browser_queue_soft_bytes", limits.browser_queue_soft_bytes, 16 * 1024, 1u << 30);
+  // The hard limit holds at least one largest message beyond the soft one.
+  r.integer("browser_queue_hard_bytes", limits.browser_queue_hard_bytes,
+            limits.browser_queue_soft_bytes + limits.max_message_bytes, 1u << 31);
+  if (limits.browser_queue_hard_bytes < limits.browser_queue_soft_bytes + limits.max_message_bytes) {
+    limits.browser_queue_hard_bytes = limits.browser_queue_soft_bytes + limits.max_message_bytes;
+  }
+  r.integer("gateway_queue_hard_bytes", limits.gateway_queue_hard_bytes, 64 * 1024, 1u << 31);
+  r.integer("output_budget_bytes", limits.output_budget_bytes, 1024 * 1024, 1u << 31);
+}
+
+void read_login(ObjectReader& r, LoginConfig& login) {
+  r.only_keys({"ban_after", "ban_s", "delay_base_ms", "delay_max_ms", "workers", "queue_per_source", "queue_total"});
+  r.integer("ban_after", login.ban_after, 1, 1'000'000);
+  r.integer("ban_s", login.ban_s, 1, 7 * 24 * 3600);
+  r.integer("delay_base_ms", login.delay_base_ms, 0, 60'000);
+  if (!r.integer("delay_max_ms", login.delay_max_ms, login.delay_base_ms, 600'000)) {
+    login.delay_max_ms = std::max(login.delay_max_ms, login.delay_base_ms);
+  }
+  r.integer("workers", login.workers, 1, 64);
+  r.integer("queue_per_source", login.queue_per_source, 1, 1'000);
+  r.integer("queue_total", login.queue_total, 1, 100'000);
+}
+
+void read_metrics(ObjectReader& r, MetricsListenerConfig& metrics) {
+  r.only_keys({"listen_address", "port"});
+  r.non_empty_string("listen_address", metrics.listen_address);
+  r.integer("port", metrics.port, 0, 65535);
+}
+
+// "scheme://host[:port]" as browsers send it in Origin: lower-case, no path.
+bool valid_origin(const std::string& origin) {
+  const size_t sep = origin.find("://");
+  if (sep == std::string::npos) return false;
+  const std::string scheme = origin.substr(0, sep);
+  if (scheme != "http" && scheme != "https") return false;
+  const std::string rest = origin.substr(sep + 3);
+  if (rest.empty() || rest.size() > 261) return false;
+  for (char c : rest) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == ':' ||
+                    c == '[' || c == ']';
+    if (!ok) return false;
+  }
+  return true;
 }
 
 // "mqtt://host[:port]" or "mqtts://host[:port]"; false when malformed.
@@ -191,11 +212,14 @@ void read_user(ObjectReader& r, FirstSeen& names, UserConfig& user) {
   }
   // Never shown: a hash (or a password pasted by mistake) does not belong in a log.
   if (const Json* hash = r.find("password_hash"); r.require("password_hash")) {
-    if (hash->is_string() && valid_password_hash(hash->get_ref<const std::string&>())) {
+    // Checked here so that a mangled or weak hash fails at start rather than as "wrong
+    // password" at every login, or not at all (PBKDF2 with 1 iteration).
+    const std::string why = hash->is_string() ? weak_password_hash(hash->get_ref<const std::string&>())
+                                              : "expected a string, got " + describe_kind(*hash);
+    if (why.empty()) {
       user.password_hash = hash->get<std::string>();
     } else {
-      errors.fail(r.path("password_hash"),
-                  "expected \"pbkdf2-sha256$<iterations>$<salt-hex>$<sha256-hex>\", got " + describe_kind(*hash));
+      errors.fail(r.path("password_hash"), why);
     }
   }
 }
@@ -243,7 +267,8 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
     return ConfigError{errors.message()};
   }
   ObjectReader r(doc, "", errors);
-  r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "limits", "backplane", "flats"});
+  r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "limits", "login", "metrics",
+               "allowed_origins", "backplane", "flats"});
   r.non_empty_string("listen_address", config.listen_address);
   r.integer("port", config.port, 1, 65535);
   if (const Json* tls = r.object("tls")) {
@@ -257,6 +282,25 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
   if (const Json* limits = r.object("limits")) {
     ObjectReader limits_reader(*limits, r.path("limits"), errors);
     read_limits(limits_reader, config.limits);
+  }
+  if (const Json* login = r.object("login")) {
+    ObjectReader login_reader(*login, r.path("login"), errors);
+    read_login(login_reader, config.login);
+  }
+  if (const Json* metrics = r.object("metrics")) {
+    ObjectReader metrics_reader(*metrics, r.path("metrics"), errors);
+    read_metrics(metrics_reader, config.metrics);
+  }
+  if (const Json* origins = r.array("allowed_origins", 0, Need::optional)) {
+    for (size_t i = 0; i < origins->size() && errors.ok(); ++i) {
+      const Json& item = (*origins)[i];
+      if (!item.is_string() || !valid_origin(item.get<std::string>())) {
+        errors.expected(index_path(r.path("allowed_origins"), i),
+                        "an origin such as \"https://flats.example.org\" (scheme://host[:port], lower-case)", item);
+        break;
+      }
+      config.allowed_origins.push_back(item.get<std::string>());
+    }
   }
   if (const Json* backplane = r.object("backplane")) {
     ObjectReader backplane_reader(*backplane, r.path("backplane"), errors);

@@ -75,6 +75,7 @@ struct CloudLinkConfig {
   std::vector<std::string> urls;      // every cloud URL, tried in turn when one is down ("url" as a list)
   std::string token;                  // the flat's gateway token (from "token" or "token_file")
   std::string token_file;             // where the token came from, if a file
+  std::string flat;                   // GatewayConfig::flat, set by the loader: named when the cloud refuses the token
   std::string ca_file;                // CA bundle for wss://; empty = the system's
   bool insecure = false;              // development only: no certificate verification
   uint32_t backoff_base_ms = 500;

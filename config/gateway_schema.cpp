@@ -335,6 +335,7 @@ Loaded<GatewayConfig> read_gateway_config(const Json& doc, const std::string& na
     read_adapters(*adapters, r.path("adapters"), base_dir, errors, config);
   }
   if (!errors.ok()) return ConfigError{errors.message()};
+  config.cloud.flat = config.flat;
   return config;
 }
 

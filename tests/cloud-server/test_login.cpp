@@ -6,6 +6,7 @@
 
 #include "cloud-server/auth.h"
 #include "cloud-server/login.h"
+#include "common/clock.h"
 #include "tests/cloud-server/fake_peer.h"
 #include "tests/run_until.h"
 
@@ -21,7 +22,7 @@ config::CloudConfig one_flat() {
   f.id = "flat-a";
   f.name = "A";
   f.gateway_token_sha256 = hash_token("token-a");
-  f.users.push_back({"anna", hash_password("pw-anna", 1000)});
+  f.users.push_back({"anna", hash_password("pw-anna", Argon2Params{1, 64, 1})});
   c.flats.push_back(f);
   return c;
 }
@@ -59,7 +60,9 @@ TEST_CASE("a login's verdict comes back on the loop: right password ok, wrong pa
   EventLoop loop{{}};
   Verdicts v;
   {
-    LoginGate gate(accounts, loop);
+    ManualClock clock;
+    Metrics metrics;
+    LoginGate gate(accounts, loop, config, clock, metrics);
     FakePeer good("good"), wrong("wrong"), nobody("nobody"), elsewhere("elsewhere");
     CHECK(gate.check(good, proto::Login{"flat-a", "anna", "pw-anna"}, v.verdict()));
     CHECK(gate.check(wrong, proto::Login{"flat-a", "anna", "pw-bob"}, v.verdict()));
@@ -77,13 +80,15 @@ TEST_CASE("a browser that left before its check ended gets no verdict; one askin
   ConfigAccounts accounts(config.flats);
   EventLoop loop{{}};
   Verdicts v;
-  LoginGate gate(accounts, loop);
+  ManualClock clock;
+    Metrics metrics;
+    LoginGate gate(accounts, loop, config, clock, metrics);
   FakePeer gone("gone"), again("again");
   REQUIRE(gate.check(gone, proto::Login{"flat-a", "anna", "pw-anna"}, v.verdict()));
   gate.forget(gone);
   REQUIRE(gate.check(again, proto::Login{"flat-a", "anna", "wrong"}, v.verdict()));
   REQUIRE(gate.check(again, proto::Login{"flat-a", "anna", "pw-anna"}, v.verdict()));
-  testing::run_until(loop, [&] { return gate.in_flight() == 0 && !v.got.empty(); });
+  testing::run_until(loop, [&] { return gate.waiting() == 0 && !v.got.empty(); });
   bool drained = false;
   Timer drain(loop, [&] { drained = true; });
   drain.start(10);

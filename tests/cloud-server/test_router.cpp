@@ -24,7 +24,7 @@ config::CloudConfig two_flats() {
     f.id = id;
     f.name = id;
     f.gateway_token_sha256 = hash_token(std::string("token-") + id);
-    f.users.push_back({"user", hash_password(std::string("pw-") + id, 1000)});
+    f.users.push_back({"user", hash_password(std::string("pw-") + id, Argon2Params{1, 64, 1})});
     c.flats.push_back(f);
   }
   c.limits.command_timeout_ms = 200;

@@ -111,3 +111,71 @@ TEST_CASE("a watched descriptor calls back when readable and on hang-up, and its
   ::close(fds[1]);
   CHECK(hangups == 0);
 }
+
+// Redis' ae.c rule: the loop owns a timer's lifetime while its callback runs, so the
+// callback may destroy the timer (a pending command erased by its own timeout) and still
+// use what it captured. Under ASan the old Timer::fire read freed captures here.
+TEST_CASE("a timer may be destroyed inside its own callback, and the callback's captures stay valid to its end") {
+  EventLoop loop({});
+  REQUIRE(loop.ok());
+  std::unique_ptr<Timer> timer;
+  std::string seen;
+  const std::string name(64, 'x');  // long: lives on the heap inside the closure
+  timer = std::make_unique<Timer>(loop, [&timer, &seen, &loop, name] {
+    timer.reset();  // the owner erases the timer from inside its callback
+    seen = name;    // a capture used after that
+    loop.quit();
+  });
+  timer->start(1);
+  CHECK(loop.run() == 0);
+  CHECK(timer == nullptr);
+  CHECK(seen == name);
+}
+
+TEST_CASE("a timer restarted inside its own callback fires again") {
+  EventLoop loop({});
+  REQUIRE(loop.ok());
+  int fired = 0;
+  std::unique_ptr<Timer> timer;
+  timer = std::make_unique<Timer>(loop, [&] {
+    if (++fired < 3) timer->start(1);
+    else loop.quit();
+  });
+  timer->start(1);
+  loop.run();
+  CHECK(fired == 3);
+}
+
+TEST_CASE("posted work carrying a liveness token never reaches an object destroyed before it runs") {
+  EventLoop loop({});
+  REQUIRE(loop.ok());
+  struct Target {
+    std::shared_ptr<int> alive = std::make_shared<int>(0);
+    int calls = 0;
+  };
+  auto gone = std::make_unique<Target>();
+  auto kept = std::make_unique<Target>();
+  std::thread other([&, g = gone.get(), k = kept.get(), gt = std::weak_ptr<int>(gone->alive),
+                     kt = std::weak_ptr<int>(kept->alive)] {
+    loop.post(gt, [g] { ++g->calls; });  // would write into freed memory
+    loop.post(kt, [k] { ++k->calls; });
+  });
+  other.join();
+  gone.reset();  // destroyed on the loop thread before the posted work runs
+  loop.post([&] { loop.quit(); });
+  loop.run();
+  CHECK(kept->calls == 1);
+}
+
+TEST_CASE("timers outlived by their loop's context cancel nothing and do not touch it") {
+  auto loop = std::make_unique<EventLoop>(EventLoop::Options{});
+  REQUIRE(loop->ok());
+  int fired = 0;
+  Timer timer(*loop, [&] { ++fired; });
+  timer.start(60'000);
+  loop->shutdown();  // the lws context is gone; the timer is still armed
+  CHECK_FALSE(loop->ok());
+  timer.cancel();    // used to run lws_sul_cancel on the freed context's list
+  timer.start(10);   // no context: does nothing
+  CHECK(fired == 0);
+}

@@ -857,18 +857,21 @@ TEST_CASE("a gateway token hash must be 64 lowercase hex digits, and is never sh
   CHECK(cloud_error(doc) == "cloud.json: flats[0].gateway_token_sha256: required key is missing");
 }
 
-TEST_CASE("a password hash must be in the pbkdf2-sha256 format, and is never shown") {
+TEST_CASE("a password hash must be Argon2id or legacy pbkdf2-sha256, and is never shown") {
   Json doc = minimal_cloud();
   doc["flats"][0]["users"] = Json::array({Json{{"name", "demo"}, {"password_hash", "plain"}}});
   CHECK(cloud_error(doc) ==
-        "cloud.json: flats[0].users[0].password_hash: expected \"pbkdf2-sha256$<iterations>$<salt-hex>$<sha256-hex>\", "
-        "got a string of 5 characters");
+        "cloud.json: flats[0].users[0].password_hash: expected \"$argon2id$v=19$m=<kib>,t=<passes>,p=<lanes>$<salt>$<hash>\" "
+        "(from `flatlink-cloud hash-password`) or a legacy \"pbkdf2-sha256$<iterations>$<salt-hex>$<sha256-hex>\"");
   const std::string hash64 = std::string(64, 'a');
+  const std::string salt16 = std::string(32, 'b');
   for (const std::string& bad :
        {std::string("pbkdf2-sha256$100000$abcd"), "pbkdf2-sha256$0$abcd$" + hash64,
         "pbkdf2-sha256$20000000$abcd$" + hash64, "pbkdf2-sha1$1000$abcd$" + hash64, "pbkdf2-sha256$1000$xyz1$" + hash64,
         "pbkdf2-sha256$1000$abcd$" + hash64 + "$x",
-        "pbkdf2-sha256$1000$abcd$" + std::string(64, 'A'), "pbkdf2-sha256$1000$$" + hash64}) {
+        "pbkdf2-sha256$1000$abcd$" + std::string(64, 'A'), "pbkdf2-sha256$1000$$" + hash64,
+        std::string("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$"), "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + hash64,
+        std::string("$argon2id$v=19$m=19456,t=0,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA")}) {
     doc["flats"][0]["users"][0]["password_hash"] = bad;
     const std::string message = cloud_error(doc);
     CHECK_MESSAGE(contains(message, "cloud.json: flats[0].users[0].password_hash: expected"), bad);
@@ -876,6 +879,47 @@ TEST_CASE("a password hash must be in the pbkdf2-sha256 format, and is never sho
   }
   doc["flats"][0]["users"][0]["password_hash"] = kPasswordHash;
   CHECK(cloud_ok(doc).flats[0].users[0].password_hash == kPasswordHash);
+  const std::string argon = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA";
+  doc["flats"][0]["users"][0]["password_hash"] = argon;
+  CHECK(cloud_ok(doc).flats[0].users[0].password_hash == argon);
+}
+
+TEST_CASE("the front door's settings load with their defaults, and an origin must be scheme://host[:port]") {
+  Json doc = minimal_cloud();
+  CloudConfig plain = cloud_ok(doc);
+  CHECK(plain.login.ban_after == 10);
+  CHECK(plain.metrics.listen_address == "127.0.0.1");
+  CHECK(plain.metrics.port == 9464);
+  CHECK(plain.limits.browser_queue_hard_bytes == 1024 * 1024);
+  CHECK(plain.allowed_origins.empty());
+  doc["login"] = Json{{"ban_after", 3}, {"ban_s", 30}, {"workers", 4}};
+  doc["metrics"] = Json{{"port", 0}};
+  doc["allowed_origins"] = Json::array({"https://flats.example.org", "http://10.0.0.5:8080"});
+  CloudConfig set = cloud_ok(doc);
+  CHECK(set.login.ban_after == 3);
+  CHECK(set.login.workers == 4);
+  CHECK(set.metrics.port == 0);
+  CHECK(set.allowed_origins.size() == 2);
+  doc["allowed_origins"] = Json::array({"https://flats.example.org/path"});
+  CHECK(contains(cloud_error(doc), "cloud.json: allowed_origins[0]: expected an origin such as"));
+  doc["allowed_origins"] = Json::array({"*"});
+  CHECK(contains(cloud_error(doc), "allowed_origins[0]"));
+}
+
+TEST_CASE("a weak password hash is refused by the loader, naming why (1 iteration, a 1-byte salt, cheap Argon2id)") {
+  Json doc = minimal_cloud();
+  const std::string hash64 = std::string(64, 'a');
+  const auto refusal = [&](const std::string& hash) {
+    doc["flats"][0]["users"] = Json::array({Json{{"name", "demo"}, {"password_hash", hash}}});
+    return cloud_error(doc);
+  };
+  CHECK(contains(refusal("pbkdf2-sha256$1$" + std::string(32, 'b') + "$" + hash64),
+                 "PBKDF2 with 1 iterations is too weak (at least 100000"));
+  CHECK(contains(refusal("pbkdf2-sha256$100000$ab$" + hash64), "the salt is shorter than 16 bytes"));
+  CHECK(contains(refusal("$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"),
+                 "Argon2id with m=1024 KiB, t=1 is too weak"));
+  CHECK(contains(refusal("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA"),
+                 "the salt is shorter than 16 bytes"));
 }
 
 TEST_CASE("flat ids, user names and gateway tokens are unique") {
@@ -921,7 +965,8 @@ TEST_CASE("cloud numbers, lists and keys are checked like the gateway's") {
   CHECK(cloud_error(doc) ==
         "cloud.json: limits.max_messages: unknown key (expected one of: handshake_timeout_s, max_message_bytes, "
         "messages_per_s, burst, history_points, command_timeout_ms, max_streams_per_flat, max_stream_kbps_per_flat, "
-                              "stream_buffer_ms)");
+        "stream_buffer_ms, max_browsers_per_ip, max_unauthenticated_per_ip, max_connections_per_user, "
+        "browser_queue_soft_bytes, browser_queue_hard_bytes, gateway_queue_hard_bytes, output_budget_bytes)");
 
   doc = minimal_cloud();
   doc["limits"] = Json{{"max_message_bytes", 512}};

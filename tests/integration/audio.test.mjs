@@ -255,19 +255,20 @@ describe('audio streams between browsers and the flat', () => {
     assert.match(wrongWay.reason, /device alsa-mic has no audio_playback capability/);
     const lamp = await a.openStream('lamp', 'lamp-1', 'from_device');
     assert.match(lamp.reason, /device lamp-1 has no audio_capture capability/);
-    a.send({ type: 'stream_open', ref: 'mp3', device: 'door-mic', direction: 'from_device', codec: 'mp3', rate: 16000, channels: 1 });
-    const error = await a.next('error', (m) => m.message.includes('codec'));
-    assert.equal(error.code, 'invalid_message');
-    const counted = await metrics(cloudCfg.port);
-    const delta = (result) => counted[`flatlink_streams_total{result="${result}"}`] - streamsBefore[`flatlink_streams_total{result="${result}"}`];
-    assert.equal(delta('opened'), 2, 'one and two opened');
-    assert.equal(delta('refused'), 4, 'three, wide, wrong-way and lamp refused (mp3 is not a stream_open)');
     // A binary frame in the wrong direction (into a microphone's stream) is dropped, not relayed.
     const before = await metrics(cloudCfg.port);
     a.ws.send(encodeFrame({ stream: one.stream, seq: 0, captureMs: Date.now() }, tone(500, 20)));
     await waitFor(async () => (await metrics(cloudCfg.port))['flatlink_stream_frames_total{result="refused"}'] > before['flatlink_stream_frames_total{result="refused"}'], 3000);
     assert.equal(a.closed, null);
-    a.close();
+    // A malformed stream_open is a refused frame: answered, then the link closes 1002 (protocol.md).
+    a.send({ type: 'stream_open', ref: 'mp3', device: 'door-mic', direction: 'from_device', codec: 'mp3', rate: 16000, channels: 1 });
+    const error = await a.next('error', (m) => m.message.includes('codec'));
+    assert.equal(error.code, 'invalid_message');
+    assert.equal((await a.waitClosed()).code, 1002);
+    const counted = await metrics(cloudCfg.port);
+    const delta = (result) => counted[`flatlink_streams_total{result="${result}"}`] - streamsBefore[`flatlink_streams_total{result="${result}"}`];
+    assert.equal(delta('opened'), 2, 'one and two opened');
+    assert.equal(delta('refused'), 4, 'three, wide, wrong-way and lamp refused (mp3 is not a stream_open)');
     // Closing the browser ends its streams at the gateway too.
     await waitFor(async () => (await metrics(cloudCfg.port)).flatlink_streams_open === 0, 3000, { message: 'no stream open' });
 

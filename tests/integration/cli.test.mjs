@@ -139,10 +139,10 @@ describe('flatlink-cloud helper commands', () => {
     assert.equal(r.stdout.trim(), sha256hex('test-token-1'), output(r));
   });
 
-  test('hash-password prints a pbkdf2-sha256 hash', async () => {
+  test('hash-password prints an Argon2id hash (m=19 MiB, t=2, p=1)', async () => {
     const r = await run(binaries.cloud, ['hash-password'], { input: 'demo\n' });
     assert.equal(r.code, 0, output(r));
-    assert.match(r.stdout.trim(), /^pbkdf2-sha256\$\d+\$[0-9a-f]+\$[0-9a-f]+$/, output(r));
+    assert.match(r.stdout.trim(), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/, output(r));
     assert.ok(!r.stdout.includes('demo'), output(r));
   });
 

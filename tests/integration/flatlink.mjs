@@ -31,6 +31,14 @@ export const loginA = loginOf(flatA);
 export const loginB = loginOf(flatB);
 export const loginC = loginOf(flatC);
 
+// The metrics listener of each cloud a config was made for, by its public port: /metrics
+// is not served on the public port (docs/operations.md, "Security").
+const metricsPortOf = new Map();
+// For configs written elsewhere (bench/links.mjs): where the metrics of the cloud on `port` are.
+export function rememberMetricsPort(port, metricsPort) {
+  metricsPortOf.set(port, metricsPort);
+}
+
 // flats: [{ id, token, user, password }]
 export async function cloudConfig(flats, { port, limits = {}, tls, extra = {} } = {}) {
   const dir = tempDir('flatlink-cloud-');
@@ -39,9 +47,11 @@ export async function cloudConfig(flats, { port, limits = {}, tls, extra = {} } 
     port: port ?? (await freePort()),
     log_level: 'info',
     limits,
+    metrics: { listen_address: '127.0.0.1', port: await freePort() },
     flats: [],
     ...extra,
   };
+  metricsPortOf.set(config.port, config.metrics.port);
   if (tls) config.tls = tls;
   for (const f of flats) {
     config.flats.push({
@@ -174,8 +184,10 @@ export async function rawGateway(port, token) {
   return peer;
 }
 
+// The cloud's counters; `port` is its public port (cloudConfig knows its metrics port) or
+// the metrics port itself.
 export async function metrics(port) {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  const res = await fetch(`http://127.0.0.1:${metricsPortOf.get(port) ?? port}/metrics`);
   const text = await res.text();
   const values = {};
   for (const line of text.split('\n')) {
