@@ -15,6 +15,7 @@ packages=(
   build-essential cmake pkg-config ccache
   libwebsockets-dev libmosquitto-dev nlohmann-json3-dev libserialport-dev
   libsqlite3-dev libssl-dev doctest-dev
+  libpq-dev postgresql-15 libargon2-dev  # the cloud's store (PostgreSQL: tests start their own server)
   clang libclang-rt-14-dev  # clang with libFuzzer and sanitizer runtimes: tests/fuzz/run.sh
   libasound2-dev libopus-dev  # device-adapters/audio (ALSA capture and playback, Opus)
   mosquitto mosquitto-clients socat openssl
