@@ -192,3 +192,55 @@ TEST_CASE("a database newer than this build is refused, and an unreachable serve
                                      " user=flatlink dbname=x connect_timeout=2"),
                        doctest::Contains("cannot connect"), StoreError);
 }
+
+// ---- the worker: calls off the loop, results on it ----------------------------------------
+
+#include "cloud-server/store/worker.h"
+#include "tests/run_until.h"
+
+TEST_CASE("the worker runs calls on its thread and posts results to the loop; an unreachable database gives a null one") {
+  EventLoop loop{{}};
+  config::StoreConfig good;
+  good.enabled = true;
+  good.path = temp_path("worker");
+  store::Worker worker(good, loop);
+  std::optional<int> version;
+  REQUIRE(worker.call<int>([](Database* db) { return db ? db->schema_version() : -1; },
+                           [&](int v) { version = v; }));
+  testing::run_until(loop, [&] { return version.has_value(); });
+  CHECK(version == Database::latest_version());  // migrated when opened
+  CHECK(worker.connected());
+
+  config::StoreConfig away;
+  away.enabled = true;
+  away.engine = "postgresql";
+  away.url = "host=127.0.0.1 port=" + std::to_string(test_support::free_loopback_port()) +
+             " user=flatlink dbname=x connect_timeout=2";
+  away.queue_max = 100;
+  store::Worker down(away, loop);
+  std::optional<bool> got_null;
+  REQUIRE(down.call<bool>([](Database* db) { return db == nullptr; }, [&](bool n) { got_null = n; }));
+  testing::run_until(loop, [&] { return got_null.has_value(); }, 5000);
+  CHECK(got_null == true);
+  CHECK_FALSE(down.connected());
+  CHECK(down.last_error().find("cannot connect") != std::string::npos);
+}
+
+TEST_CASE("the worker's queue is bounded: beyond queue_max a call is refused and counted") {
+  EventLoop loop{{}};
+  config::StoreConfig cfg;
+  cfg.enabled = true;
+  cfg.path = temp_path("bounded");
+  cfg.queue_max = 100;
+  std::mutex gate;
+  std::unique_lock<std::mutex> hold(gate);
+  store::Worker worker(cfg, loop);
+  // The first job holds the worker until the test lets it go; the queue fills behind it.
+  worker.submit([&](Database*) { std::lock_guard<std::mutex> wait(gate); });
+  int accepted = 0;
+  for (int i = 0; i < 150; ++i) accepted += worker.submit([](Database*) {}) ? 1 : 0;
+  CHECK(accepted >= 99);
+  CHECK(accepted <= 100);
+  CHECK(worker.dropped() == static_cast<uint64_t>(150 - accepted));
+  hold.unlock();
+}
