@@ -44,6 +44,7 @@ void Router::load_accounts() {
     }
     apply_accounts(db->accounts());
   } catch (const store::StoreError& e) {
+    store_reachable_ = false;
     LOG_ERROR("store") << "cannot read the accounts: " << e.what() << "; no flat is admitted until the database answers";
   }
 }
@@ -57,6 +58,7 @@ void Router::poll_accounts() {
   store_poll_->start(config_.store.poll_ms);
   if (polling_) return;
   struct Polled {
+    bool reachable = false;
     std::optional<store::AccountsSnapshot> snapshot;  // only when changed
   };
   const int64_t known = store_accounts_->version();
@@ -64,12 +66,19 @@ void Router::poll_accounts() {
   polling_ = store_->call<Polled>(
       [known](store::Database* db) {
         Polled polled;
-        if (db && db->accounts_version() != known) polled.snapshot = db->accounts();
+        if (!db) return polled;
+        if (db->accounts_version() != known) polled.snapshot = db->accounts();
+        polled.reachable = true;
         return polled;
       },
       [this, alive](Polled polled) {
         if (alive.expired()) return;
         polling_ = false;
+        if (polled.reachable != store_reachable_) {
+          LOG_WARN("store") << (polled.reachable ? "reachable again: new logins are checked again"
+                                                 : "unreachable: new logins get \"unavailable\"; live links go on");
+        }
+        store_reachable_ = polled.reachable;
         if (polled.snapshot) apply_accounts(*polled.snapshot);
       });
 }
@@ -251,6 +260,11 @@ void Router::browser_message(Peer& peer, const proto::BrowserToCloud& message) {
     if (flat) {
       send_to_browser(metrics_, peer,
                       proto::encode(proto::Error{"already_logged_in", "this connection is bound to flat " + flat->id()}));
+      return;
+    }
+    if (store_accounts_ && !store_reachable_) {
+      // The accounts may have changed meanwhile (a user removed): nobody new is admitted on old ones.
+      send_to_browser(metrics_, peer, proto::encode(proto::Error{"unavailable", "the store is unreachable; try again"}));
       return;
     }
     on_login(peer, *login);

@@ -116,6 +116,7 @@ class Router final : public BackplaneListener {
   std::unique_ptr<store::Worker> store_;  // with a store
   std::unique_ptr<Timer> store_poll_;     // reads the accounts' change counter every store.poll_ms
   bool polling_ = false;
+  bool store_reachable_ = true;           // the last read of the store worked: new logins are checked
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // store results posted after destruction are dropped
   LoginGate login_;  // last: destroyed first, waiting for password checks that post back here
 };
