@@ -11,6 +11,7 @@
 #include <string>
 #include <variant>
 
+#include "cloud-server/admin.h"
 #include "cloud-server/auth.h"
 #include "cloud-server/server.h"
 #include "common/cli.h"
@@ -27,6 +28,8 @@ constexpr const char* kUsage =
     "Usage: flatlink-cloud [options]\n"
     "       flatlink-cloud hash-token      < token      (prints the hash for gateway_token_sha256)\n"
     "       flatlink-cloud hash-password   < password   (prints an Argon2id hash for users[].password_hash)\n"
+    "       flatlink-cloud admin COMMAND …  (flats, gateways, users, members in the store; admin help)\n"
+    "       flatlink-cloud migrate          (applies the store's schema migrations)\n"
     "\n"
     "The flatlink cloud server: accepts gateways and browsers, routes status up and\n"
     "commands down, one flat never reaching another.\n"
@@ -92,6 +95,21 @@ int main(int argc, char** argv) {
   const cli::Parsed parsed = cli::parse(argc, argv, "/etc/flatlink/cloud.json");
   if (auto done = cli::answer_basics(parsed, "flatlink-cloud", kUsage)) return *done;
   const cli::Options& options = parsed.options;
+  if (!options.positional.empty() && (options.positional.front() == "admin" || options.positional.front() == "migrate")) {
+    // Provisioning against the store the config names (cloud-server/admin.h).
+    auto loaded = config::load_cloud_config(options.config_path);
+    if (const auto* error = std::get_if<config::ConfigError>(&loaded)) {
+      std::fprintf(stderr, "flatlink-cloud: %s\n", error->message.c_str());
+      return cli::kExitFailure;
+    }
+    const auto& cfg = std::get<config::CloudConfig>(loaded);
+    if (options.positional.front() == "migrate") {
+      if (options.positional.size() != 1) return std::fprintf(stderr, "%s", cloud::kAdminUsage), cli::kExitUsage;
+      return cloud::run_migrate(cfg, std::cout, std::cerr);
+    }
+    const std::vector<std::string> args(options.positional.begin() + 1, options.positional.end());
+    return cloud::run_admin(cfg, args, std::cin, std::cout, std::cerr);
+  }
   if (!options.positional.empty()) {
     const std::string& command = options.positional.front();
     if (options.positional.size() > 1 || (command != "hash-token" && command != "hash-password")) {

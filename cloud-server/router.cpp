@@ -7,17 +7,81 @@ namespace flatlink::cloud {
 
 Router::Router(const config::CloudConfig& config, EventLoop& loop, const Clock& clock, Metrics& metrics)
     : config_(config),
+      clock_(clock),
       metrics_(metrics),
-      flat_configs_(config.flats),
+      flat_configs_(config.store.enabled ? std::vector<config::FlatConfig>{} : config.flats),
       accounts_(flat_configs_),
+      store_accounts_(config.store.enabled ? std::make_unique<store::StoreAccounts>(flat_configs_) : nullptr),
       history_(config),
       flats_(flat_configs_, metrics, history_),
       commands_(config, loop, clock, metrics),
       sync_(config, loop, clock, metrics, flats_,
             [this](LiveFlat& flat, Peer& gateway, const proto::Hello& hello) { accept_hello(flat, gateway, hello); }),
-      login_(accounts_, loop, config, clock, metrics) {}
+      login_(accounts(), loop, config, clock, metrics) {
+  if (config.store.enabled) {
+    load_accounts();
+    store_ = std::make_unique<store::Worker>(config.store, loop);
+    store_poll_ = std::make_unique<Timer>(loop, [this] { poll_accounts(); });
+    store_poll_->start(config.store.poll_ms);
+  }
+}
 
-Router::~Router() = default;
+Router::~Router() { alive_.reset(); }
+
+const Accounts& Router::accounts() const {
+  if (store_accounts_) return *store_accounts_;
+  return accounts_;
+}
+
+// At start, before the loop runs (the one time the loop thread waits for the database): an
+// empty store is seeded with the config's flats, then its accounts are read.
+void Router::load_accounts() {
+  try {
+    auto db = store::open_database(config_.store);
+    db->migrate();
+    if (db->flats().empty() && !config_.flats.empty()) {
+      LOG_INFO("store") << "the store has no flats: " << db->import_flats(config_.flats) << " from the config";
+    }
+    apply_accounts(db->accounts());
+  } catch (const store::StoreError& e) {
+    store_reachable_ = false;
+    LOG_ERROR("store") << "cannot read the accounts: " << e.what() << "; no flat is admitted until the database answers";
+  }
+}
+
+void Router::apply_accounts(const store::AccountsSnapshot& snapshot) {
+  const std::vector<config::FlatConfig> before = store_accounts_->replace(snapshot, clock_.wall_ms());
+  LOG_INFO("store") << "accounts version " << snapshot.version << ": " << flats_.reload(before);
+}
+
+void Router::poll_accounts() {
+  store_poll_->start(config_.store.poll_ms);
+  if (polling_) return;
+  struct Polled {
+    bool reachable = false;
+    std::optional<store::AccountsSnapshot> snapshot;  // only when changed
+  };
+  const int64_t known = store_accounts_->version();
+  std::weak_ptr<int> alive = alive_;
+  polling_ = store_->call<Polled>(
+      [known](store::Database* db) {
+        Polled polled;
+        if (!db) return polled;
+        if (db->accounts_version() != known) polled.snapshot = db->accounts();
+        polled.reachable = true;
+        return polled;
+      },
+      [this, alive](Polled polled) {
+        if (alive.expired()) return;
+        polling_ = false;
+        if (polled.reachable != store_reachable_) {
+          LOG_WARN("store") << (polled.reachable ? "reachable again: new logins are checked again"
+                                                 : "unreachable: new logins get \"unavailable\"; live links go on");
+        }
+        store_reachable_ = polled.reachable;
+        if (polled.snapshot) apply_accounts(*polled.snapshot);
+      });
+}
 
 void Router::attach_backplane(Backplane* backplane) {
   sync_.attach(backplane);
@@ -25,13 +89,14 @@ void Router::attach_backplane(Backplane* backplane) {
 }
 
 std::string Router::flats_changed(const std::vector<config::FlatConfig>& before) {
+  if (store_accounts_) return "flats, users and tokens come from the store (flatlink-cloud admin)";
   flat_configs_ = config_.flats;
   accounts_.reload();
   return flats_.reload(before);
 }
 
 std::optional<std::string> Router::flat_for_token(std::string_view token) const {
-  return accounts_.flat_for_token(token);
+  return accounts().flat_for_token(token);
 }
 
 void Router::resync_browser(Peer& peer) {
@@ -197,6 +262,11 @@ void Router::browser_message(Peer& peer, const proto::BrowserToCloud& message) {
                       proto::encode(proto::Error{"already_logged_in", "this connection is bound to flat " + flat->id()}));
       return;
     }
+    if (store_accounts_ && !store_reachable_) {
+      // The accounts may have changed meanwhile (a user removed): nobody new is admitted on old ones.
+      send_to_browser(metrics_, peer, proto::encode(proto::Error{"unavailable", "the store is unreachable; try again"}));
+      return;
+    }
     on_login(peer, *login);
     return;
   }
@@ -240,7 +310,7 @@ void Router::logged_in(Peer& peer, const std::string& flat_id, const std::string
     peer.close(proto::close_code::kUnauthorized, "login refused");
     return;
   }
-  flats_.bind_browser(peer, *flat, accounts_.read_only(flat_id, user));
+  flats_.bind_browser(peer, *flat, accounts().read_only(flat_id, user));
   sync_.watch_update(*flat);
   LOG_INFO("router") << "flat=" << flat_id << " user=" << user << " logged in (" << peer.describe() << ")";
   flats_.send_snapshot(peer, *flat, sync_.gateway_online(*flat));
@@ -276,6 +346,7 @@ const proto::DeviceReport* Router::flat_device(const std::string& flat_id, const
 }
 
 void Router::close_all() {
+  if (store_poll_) store_poll_->cancel();
   commands_.forget_remote();  // their timers must not outlive the loop
   for (Peer* peer : flats_.peers()) peer->close(proto::close_code::kGoingAway, "server shutting down");
 }

@@ -24,6 +24,8 @@
 #include "cloud-server/login.h"
 #include "cloud-server/metrics.h"
 #include "cloud-server/peer.h"
+#include "cloud-server/store/store_accounts.h"
+#include "cloud-server/store/worker.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "config/cloud_config.h"
@@ -96,15 +98,28 @@ class Router final : public BackplaneListener {
   void on_status(LiveFlat& flat, Peer& peer, const proto::StatusBatch& batch);
   void on_login(Peer& peer, const proto::Login& login);
   void logged_in(Peer& peer, const std::string& flat, const std::string& user, bool ok);
+  const Accounts& accounts() const;
+  // With a store: its accounts replace the flats' settings (links closed as a reload would).
+  void load_accounts();
+  void apply_accounts(const store::AccountsSnapshot& snapshot);
+  void poll_accounts();
 
   const config::CloudConfig& config_;
+  const Clock& clock_;
   Metrics& metrics_;
-  std::vector<config::FlatConfig> flat_configs_;  // the flats' settings the parts read (the config's)
+  // The flats' settings the parts read: the config's, or (with a store) the store's.
+  std::vector<config::FlatConfig> flat_configs_;
   ConfigAccounts accounts_;
+  std::unique_ptr<store::StoreAccounts> store_accounts_;  // with a store
   History history_;
   Flats flats_;
   Commands commands_;
   BackplaneSync sync_;
+  std::unique_ptr<store::Worker> store_;  // with a store
+  std::unique_ptr<Timer> store_poll_;     // reads the accounts' change counter every store.poll_ms
+  bool polling_ = false;
+  bool store_reachable_ = true;           // the last read of the store worked: new logins are checked
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // store results posted after destruction are dropped
   LoginGate login_;  // last: destroyed first, joining its password-check workers
 };
 

@@ -103,12 +103,26 @@ struct BackplaneConfig {
   bool operator==(const BackplaneConfig&) const = default;  // a reload tells a change apart
 };
 
+// The cloud's store (cloud-server/store/, docs/configuration.md#store). Without a `store`
+// section the cloud keeps nothing: accounts come from `flats`, history stays in memory.
+struct StoreConfig {
+  bool enabled = false;
+  std::string engine = "sqlite";  // "sqlite" (one file, the embedded default) or "postgresql"
+  std::string path;               // sqlite: the database file (relative to the config's folder)
+  std::string url;                // postgresql: a libpq connection string, without a password
+  std::string password_file;      // postgresql: the password, from this file; never logged
+  std::string password;
+  uint32_t poll_ms = 500;         // how often the accounts' change counter is read
+  uint32_t queue_max = 100'000;   // store calls waiting for the worker; beyond, writes are dropped and counted
+};
+
 struct CloudConfig {
   std::string source;
   std::string listen_address = "127.0.0.1";
   uint16_t port = 8080;
   TlsServerConfig tls;
   std::string dashboard_dir;  // static files of the dashboard; empty = the built-in path
+  StoreConfig store;
   log::Level log_level = log::Level::info;
   LimitsConfig limits;
   LoginConfig login;

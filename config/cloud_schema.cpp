@@ -256,6 +256,30 @@ void read_flat(ObjectReader& r, FirstSeen& flat_ids, FirstSeen& token_hashes, Fl
   });
 }
 
+void read_store(ObjectReader& r, const std::string& base_dir, StoreConfig& store) {
+  Errors& errors = r.errors();
+  r.only_keys({"enabled", "engine", "path", "url", "password_file", "poll_ms", "queue_max"});
+  store.enabled = true;
+  r.boolean("enabled", store.enabled);
+  size_t engine = 0;
+  if (r.string_choice("engine", engine, {"sqlite", "postgresql"})) store.engine = engine == 0 ? "sqlite" : "postgresql";
+  if (store.engine == "sqlite") {
+    store.path = "flatlink-cloud.db";
+    r.non_empty_string("path", store.path);
+    store.path = resolve_path(base_dir, store.path);
+    if (errors.ok() && r.has("url")) errors.fail(r.path("url"), "a PostgreSQL setting; the engine is sqlite");
+  } else {
+    r.non_empty_string("url", store.url, Need::required);
+    if (errors.ok() && store.url.find("password") != std::string::npos) {
+      errors.fail(r.path("url"), "holds a password; put it in password_file instead (the url may be logged)");
+    }
+    if (errors.ok() && r.has("path")) errors.fail(r.path("path"), "an SQLite setting; the engine is postgresql");
+    read_password_file(r, base_dir, store.password, store.password_file);
+  }
+  r.integer("poll_ms", store.poll_ms, 50, 10'000);
+  r.integer("queue_max", store.queue_max, 100, 10'000'000);
+}
+
 }  // namespace
 
 Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, const std::string& base_dir) {
@@ -268,7 +292,7 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
   }
   ObjectReader r(doc, "", errors);
   r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "limits", "login", "metrics",
-               "allowed_origins", "backplane", "flats"});
+               "allowed_origins", "backplane", "store", "flats"});
   r.non_empty_string("listen_address", config.listen_address);
   r.integer("port", config.port, 1, 65535);
   if (const Json* tls = r.object("tls")) {
@@ -306,8 +330,13 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
     ObjectReader backplane_reader(*backplane, r.path("backplane"), errors);
     read_backplane(backplane_reader, base_dir, config.backplane);
   }
+  if (const Json* store = r.object("store")) {
+    ObjectReader store_reader(*store, r.path("store"), errors);
+    read_store(store_reader, base_dir, config.store);
+  }
+  // With a store the flats live there (`flats`, if given, seeds an empty store).
   FirstSeen flat_ids, token_hashes;
-  r.objects("flats", 1, Need::required, [&](ObjectReader& flat_reader) {
+  r.objects("flats", config.store.enabled ? 0 : 1, config.store.enabled ? Need::optional : Need::required, [&](ObjectReader& flat_reader) {
     FlatConfig flat;
     read_flat(flat_reader, flat_ids, token_hashes, flat);
     config.flats.push_back(std::move(flat));

@@ -96,7 +96,9 @@ chmod 600 "$token_file" 2>/dev/null || true
 if [[ "$port" != "$default_port" || ("$mqtt" && "$mqtt_port" != "$default_mqtt_port") ]]; then
   # Same demo on other ports: copies of the examples with the ports rewritten,
   # and a state folder of its own, so that it can run beside the default demo.
-  sed -E "s/(\"port\"[[:space:]]*:[[:space:]]*)[0-9]+/\1$port/" "$cloud_config" >"$workdir/demo-cloud.json"
+  sed -E -e "s/(\"port\"[[:space:]]*:[[:space:]]*)[0-9]+/\1$port/" \
+    -e "s#(\"path\"[[:space:]]*:[[:space:]]*)\"[^\"]*\"#\1\"cloud.db\"#" \
+    "$cloud_config" >"$workdir/demo-cloud.json"
   sed -E -e "s#(\"wss?://[^/\":]+):[0-9]+#\1:$port#" \
     -e "s#(\"port\"[[:space:]]*:[[:space:]]*)$default_mqtt_port\b#\1$mqtt_port#" \
     -e "s#(\"state_dir\"[[:space:]]*:[[:space:]]*)\"[^\"]*\"#\1\"state\"#" \

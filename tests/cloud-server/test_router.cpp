@@ -445,3 +445,36 @@ TEST_CASE("a holder's retained state is not a status received: the statuses it c
     CHECK(update_seqs(f.browser).size() == 10);
   }
 }
+
+// ---- with a store whose database cannot be reached ----------------------------------------
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+TEST_CASE("with a store that cannot be reached, a login gets `unavailable` and the link stays open") {
+  config::CloudConfig config = two_flats();
+  config.store.enabled = true;
+  config.store.engine = "postgresql";
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);  // a port nothing listens on
+  config.store.url = "host=127.0.0.1 port=" + std::to_string(ntohs(addr.sin_port)) + " user=flatlink dbname=x connect_timeout=2";
+  EventLoop loop{{}};
+  ManualClock clock;
+  Metrics metrics;
+  Router router{config, loop, clock, metrics};
+  FakePeer browser("browser");
+  router.browser_connected(browser);
+  router.browser_message(browser, proto::Login{"flat-a", "user", "pw-flat-a"});
+  REQUIRE(browser.browser_got<proto::Error>().size() == 1);
+  CHECK(browser.browser_got<proto::Error>()[0].code == "unavailable");
+  CHECK(browser.closed_with == 0);
+  CHECK_FALSE(router.browser_logged_in(browser));
+  CHECK_FALSE(router.flat_for_token("token-flat-a"));  // nothing admitted without the store's accounts
+}
