@@ -76,6 +76,9 @@ struct CloudConfig {
   log::Level log_level = log::Level::info;
   LimitsConfig limits;
   BackplaneConfig backplane;
+  // The repository's demo (scripts/demo.sh): only then may the published demo credentials
+  // (docs/configuration.md) be used; flatlink-cloud refuses them otherwise.
+  bool demo = false;
   std::vector<FlatConfig> flats;
 };
 

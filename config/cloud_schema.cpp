@@ -243,7 +243,7 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
     return ConfigError{errors.message()};
   }
   ObjectReader r(doc, "", errors);
-  r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "limits", "backplane", "flats"});
+  r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "limits", "backplane", "demo", "flats"});
   r.non_empty_string("listen_address", config.listen_address);
   r.integer("port", config.port, 1, 65535);
   if (const Json* tls = r.object("tls")) {
@@ -262,8 +262,10 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
     ObjectReader backplane_reader(*backplane, r.path("backplane"), errors);
     read_backplane(backplane_reader, base_dir, config.backplane);
   }
+  r.boolean("demo", config.demo);
   FirstSeen flat_ids, token_hashes;
-  r.objects("flats", 1, Need::required, [&](ObjectReader& flat_reader) {
+  // Empty is allowed: the packaged config starts with no flat (no credential ships in it).
+  r.objects("flats", 0, Need::required, [&](ObjectReader& flat_reader) {
     FlatConfig flat;
     read_flat(flat_reader, flat_ids, token_hashes, flat);
     config.flats.push_back(std::move(flat));
