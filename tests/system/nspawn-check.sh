@@ -19,7 +19,7 @@ wait_until() {
   done
 }
 active() { [ "$(systemctl is-active "$1")" = active ]; }
-journal_has() { journalctl -q -b -u "$1" --no-pager -o cat | grep -q -- "$2"; }
+journal_has() { journalctl -q -b -u "$1" --no-pager -o cat | grep -qi -- "$2"; }
 
 finish() {
   journalctl -b --no-pager -o short-monotonic -u flatlinkd -u flatlink-cloud -u flatlink-fake-serial >/results/journal 2>&1
@@ -40,7 +40,13 @@ done
 
 # 2. The host checks through the cloud (serial device status from the pty, an ALSA capture
 # stream) while the daemons run undisturbed; it says so in /results/host-done.
-if wait_until 60 test -e /results/host-done; then pass host-checks "$(cat /results/host-done)"; else fail host-checks "the host did not finish within 60 s"; fi
+if ! wait_until 60 test -e /results/host-done; then
+  fail host-checks "the host did not finish within 60 s"
+elif grep -q '^FAILED' /results/host-done; then
+  fail host-checks "$(cat /results/host-done)"
+else
+  pass host-checks "$(cat /results/host-done)"
+fi
 
 # 3. The watchdog restarts a frozen daemon: SIGSTOP its main process (the loop stops
 # pinging), systemd kills it after WatchdogSec and starts it again.

@@ -145,8 +145,9 @@ test('under systemd in a booted container: Type=notify, watchdog, reload, serial
     write(root, 'etc/systemd/system/flatlink-fake-serial.service', [
       '[Unit]', 'Description=a serial device on a pty for the nspawn test',
       '[Service]',
-      'ExecStart=/usr/bin/socat -d pty,raw,echo=0,link=/dev/ttyFLATLINK,group=dialout,perm=0660 "SYSTEM:while :; do echo \'{\\"temp\\":21.5}\'; sleep 1; done"',
+      'ExecStart=/usr/bin/socat -d pty,raw,echo=0,link=/dev/ttyFLATLINK,group=dialout,perm=0660 EXEC:/usr/local/sbin/flatlink-fake-device',
       ''].join('\n'));
+    write(root, 'usr/local/sbin/flatlink-fake-device', '#!/bin/sh\nwhile true; do echo \'{"temp":21.5}\'; sleep 1; done\n', 0o755);
     copyFileSync(path.join(repoRoot, 'tests/system/nspawn-check.sh'), path.join(root, 'usr/local/sbin/flatlink-check'));
     execFileSync('chmod', ['755', path.join(root, 'usr/local/sbin/flatlink-check')]);
     write(root, 'etc/systemd/system/flatlink-check.service', [
