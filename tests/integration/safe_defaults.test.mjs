@@ -35,7 +35,7 @@ describe('published demo credentials', () => {
     assert.match(r.stderr, /flats\[0\] \(flat-a\)\.gateway_token_sha256 is the published demo gateway token "demo-flat-a-token-change-me" is refused outside the demo/);
   });
 
-  test('the demo login demo/demo is refused, also hashed again with a salt of its own', async () => {
+  test('the demo login demo/demo is refused, also hashed again with a salt of its own on a cloud reachable from other hosts', async () => {
     for (const hash of [demoPasswordHash, (await import('./flatlink.mjs')).hashPassword]) {
       const passwordHash = typeof hash === 'string' ? hash : await hash('demo');
       const file = writeCloud({ listen_address: '0.0.0.0', port: 8443, flats: [flat({ users: [{ name: 'demo', password_hash: passwordHash }] })] });
@@ -43,6 +43,9 @@ describe('published demo credentials', () => {
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.match(r.stderr, /flats\[0\] \(flat-a\)\.users\[0\] \(demo\)\.password_hash is the published demo/);
     }
+    // On loopback only a re-hashed demo/demo is a test's own login (tests/browser use it).
+    const local = writeCloud({ listen_address: '127.0.0.1', port: 8080, flats: [flat({ users: [{ name: 'demo', password_hash: await (await import('./flatlink.mjs')).hashPassword('demo') }] })] });
+    assert.equal((await run(binaries.cloud, ['--config', local, '--check-config'])).code, 0);
   });
 
   test('the published token is refused at start: the cloud exits 1 with the reason and never listens', async () => {
