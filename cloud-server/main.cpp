@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -53,26 +54,96 @@ bool read_secret(std::string& out) {
   return !out.empty();
 }
 
-// Where the dashboard is served from when the config names no dashboard_dir: the
-// source tree of a development build if it is still there, else the installed copy.
-// A package built with another prefix still finds it beside the binary: <bin>/../share/flatlink/dashboard.
+// Where the dashboard is served from when the config names no dashboard_dir, looked up
+// from where the executable is, never from a path compiled in from the build machine
+// (an installed binary must not serve a stale checkout that happens to sit there):
+// 1. the build tree: <exe dir>/flatlink-cloud.dashboard-path, a file CMake writes next
+//    to the built binary (never installed), naming the source tree's dashboard;
+// 2. the install prefix: <exe dir>/../share/flatlink/dashboard;
+// 3. the prefix the binary was configured for (FLATLINK_DASHBOARD_INSTALL_DIR).
 std::string default_dashboard_dir() {
   const auto has_index = [](const std::string& dir) {
     struct stat st {};
-    return ::stat((dir + "/index.html").c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    return !dir.empty() && ::stat((dir + "/index.html").c_str(), &st) == 0 && S_ISREG(st.st_mode);
   };
-  const std::string source = FLATLINK_DASHBOARD_SOURCE_DIR;
-  if (has_index(source)) return source;
-  if (has_index(FLATLINK_DASHBOARD_INSTALL_DIR)) return FLATLINK_DASHBOARD_INSTALL_DIR;
   char exe[4096];
   const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) {
     std::string dir(exe, static_cast<size_t>(n));
     dir = dir.substr(0, dir.rfind('/'));
+    std::ifstream marker(dir + "/flatlink-cloud.dashboard-path");
+    std::string source;
+    if (marker && std::getline(marker, source) && has_index(source)) return source;
     const std::string beside = dir + "/../share/flatlink/dashboard";
     if (has_index(beside)) return beside;
   }
   return FLATLINK_DASHBOARD_INSTALL_DIR;
+}
+
+// The credentials published with the repository (docs/configuration.md, config/examples/):
+// anybody can read them, so a cloud outside the demo refuses to start or reload with one.
+struct PublishedCredential {
+  const char* hash;
+  const char* what;
+};
+constexpr PublishedCredential kPublishedTokenHashes[] = {
+    {"af83df711009792271456e0bf45e479e36b906b85434aec54ddd07d50f04caa6",
+     "the published demo gateway token \"demo-flat-a-token-change-me\""},
+    {"5b81faab555d433c3be60f6f25b1b7ff8a4fb516f6c965812007a23aa2ff1de4",
+     "the published example gateway token \"flat-b-token-change-me\""},
+};
+constexpr PublishedCredential kPublishedPasswordHashes[] = {
+    {"pbkdf2-sha256$100000$6a1f3c9e2b7d4a50c8e1f2a3b4c5d6e7$"
+     "e65bcfaa0531992854bcfa3a983bc0f702608c340959b1c3a6d5dd2a66b1094a",
+     "the published demo password hash (user \"demo\", password \"demo\")"},
+    {"pbkdf2-sha256$100000$0b9e7d5c3a1f2e4d6c8b0a9f8e7d6c5b$"
+     "1295bfcc96f9496c450ebd95b98e99ab1f1a69245e7388579fa06dbc0f53571b",
+     "the published example password hash of user \"tenant-b\""},
+};
+
+bool is_loopback(const std::string& address) {
+  return address == "localhost" || address == "::1" || address.rfind("127.", 0) == 0;
+}
+
+// Empty when the config may run; otherwise why not, naming the credential and where it is.
+std::string published_credential_refusal(const config::CloudConfig& cfg) {
+  if (cfg.demo) {
+    if (is_loopback(cfg.listen_address)) return {};
+    return cfg.source + ": demo: true (the published demo credentials) is only allowed on a loopback listen_address, got \"" +
+           cfg.listen_address + "\"";
+  }
+  const std::string fix = " is refused outside the demo: issue a token of your own (docs/operations.md, \"Add a flat\")";
+  for (size_t f = 0; f < cfg.flats.size(); ++f) {
+    const config::FlatConfig& flat = cfg.flats[f];
+    const std::string at = cfg.source + ": flats[" + std::to_string(f) + "] (" + flat.id + ")";
+    for (const PublishedCredential& known : kPublishedTokenHashes) {
+      if (flat.gateway_token_sha256 == known.hash) return at + ".gateway_token_sha256 is " + known.what + fix;
+    }
+    for (size_t u = 0; u < flat.users.size(); ++u) {
+      const config::UserConfig& user = flat.users[u];
+      const std::string user_at = at + ".users[" + std::to_string(u) + "] (" + user.name + ").password_hash";
+      for (const PublishedCredential& known : kPublishedPasswordHashes) {
+        if (user.password_hash == known.hash) return user_at + " is " + known.what + fix;
+      }
+      // The demo password hashed again with another salt is the same published login:
+      // refused on a cloud reachable from other hosts (tests on loopback use it freely).
+      if (!is_loopback(cfg.listen_address) && user.name == "demo" && cloud::verify_password("demo", user.password_hash)) {
+        return user_at + " is the published demo login \"demo\"/\"demo\"" + fix;
+      }
+    }
+  }
+  return {};
+}
+
+// load_cloud_config plus the refusal above: used at start, by --check-config and on SIGHUP.
+config::Loaded<config::CloudConfig> load_checked(const std::string& path) {
+  auto loaded = config::load_cloud_config(path);
+  if (auto* cfg = std::get_if<config::CloudConfig>(&loaded)) {
+    if (std::string refusal = published_credential_refusal(*cfg); !refusal.empty()) {
+      return config::ConfigError{std::move(refusal)};
+    }
+  }
+  return loaded;
 }
 
 // Every link is a file descriptor: lift the soft limit to the hard one (LimitNOFILE=
@@ -133,7 +204,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
   auto loaded = config::load_for_main<config::CloudConfig>("flatlink-cloud", options.config_path, options.check_config,
-                                                       config::load_cloud_config);
+                                                       load_checked);
   if (const int* exit_code = std::get_if<int>(&loaded)) return *exit_code;
   auto& cfg = std::get<config::CloudConfig>(loaded);
   log::set_level(options.log_level.value_or(cfg.log_level));
@@ -167,7 +238,7 @@ int main(int argc, char** argv) {
   loop.on_signal(SIGHUP, [&] {
     notifier.reloading();
     LOG_INFO("server") << "SIGHUP: reloading " << options.config_path;
-    auto next = config::load_cloud_config(options.config_path);
+    auto next = load_checked(options.config_path);
     if (auto* error = std::get_if<config::ConfigError>(&next)) {
       LOG_ERROR("server") << "reload refused, still running the previous config: " << error->message;
       notifier.reloaded("reload refused (see the log); running the previous config");

@@ -34,3 +34,6 @@ if(FLATLINK_SYSROOT)
 endif()
 
 set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE arm64)
+# The -dbgsym packages: CPack splits the debug information with the target's binutils.
+set(CPACK_OBJCOPY_EXECUTABLE aarch64-linux-gnu-objcopy)
+set(CPACK_READELF_EXECUTABLE aarch64-linux-gnu-readelf)

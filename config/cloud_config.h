@@ -132,6 +132,9 @@ struct CloudConfig {
   // always allowed); others get 403. Programs that send no Origin are not browsers.
   std::vector<std::string> allowed_origins;
   BackplaneConfig backplane;
+  // The repository's demo (scripts/demo.sh): only then may the published demo credentials
+  // (docs/configuration.md) be used; flatlink-cloud refuses them otherwise.
+  bool demo = false;
   std::vector<FlatConfig> flats;
 };
 

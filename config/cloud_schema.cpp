@@ -292,7 +292,7 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
   }
   ObjectReader r(doc, "", errors);
   r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "limits", "login", "metrics",
-               "allowed_origins", "backplane", "store", "flats"});
+               "allowed_origins", "backplane", "store", "demo", "flats"});
   r.non_empty_string("listen_address", config.listen_address);
   r.integer("port", config.port, 1, 65535);
   if (const Json* tls = r.object("tls")) {
@@ -330,13 +330,15 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
     ObjectReader backplane_reader(*backplane, r.path("backplane"), errors);
     read_backplane(backplane_reader, base_dir, config.backplane);
   }
+  r.boolean("demo", config.demo);
   if (const Json* store = r.object("store")) {
     ObjectReader store_reader(*store, r.path("store"), errors);
     read_store(store_reader, base_dir, config.store);
   }
+  // Empty is allowed: the packaged config starts with no flat (no credential ships in it).
   // With a store the flats live there (`flats`, if given, seeds an empty store).
   FirstSeen flat_ids, token_hashes;
-  r.objects("flats", config.store.enabled ? 0 : 1, config.store.enabled ? Need::optional : Need::required, [&](ObjectReader& flat_reader) {
+  r.objects("flats", 0, config.store.enabled ? Need::optional : Need::required, [&](ObjectReader& flat_reader) {
     FlatConfig flat;
     read_flat(flat_reader, flat_ids, token_hashes, flat);
     config.flats.push_back(std::move(flat));

@@ -331,7 +331,8 @@ Loaded<GatewayConfig> read_gateway_config(const Json& doc, const std::string& na
     ObjectReader cloud_reader(*cloud, r.path("cloud"), errors);
     read_cloud_link(cloud_reader, name, base_dir, config.cloud);
   }
-  if (const Json* adapters = r.array("adapters", 1, Need::required)) {
+  // Empty is allowed: the packaged gateway.json starts with no adapter (no device that is not there).
+  if (const Json* adapters = r.array("adapters", 0, Need::required)) {
     read_adapters(*adapters, r.path("adapters"), base_dir, errors, config);
   }
   if (!errors.ok()) return ConfigError{errors.message()};

@@ -12,7 +12,9 @@
 #include "common/event_loop.h"
 #include "common/log.h"
 #include "common/service_notifier.h"
+#include "common/status_socket.h"
 #include "config/config_loader.h"
+#include "gateway/backup_command.h"
 #include "gateway/gateway.h"
 
 using namespace flatlink;
@@ -21,6 +23,9 @@ namespace {
 
 constexpr const char* kUsage =
     "Usage: flatlinkd [options]\n"
+    "       flatlinkd status [--config PATH]   (asks the running daemon: link, outbox, devices)\n"
+    "       flatlinkd backup DIR [--config PATH]   (config, token, outbox into a new folder in DIR)\n"
+    "       flatlinkd restore FOLDER [--config PATH]   (puts a backup back; flatlinkd stopped)\n"
     "\n"
     "The flatlink gateway daemon: bridges the flat's devices to the cloud over one\n"
     "persistent WebSocket.\n"
@@ -49,12 +54,84 @@ std::string restart_relevant(const std::string& path, const config::GatewayConfi
   return json.dump() + "\n" + cfg.cloud.token;  // a changed token file counts too
 }
 
+// The running daemon's answer to `flatlinkd status`: <state_dir>/flatlinkd.sock (the one
+// place the unit lets it write; the folder is 0750 flatlink, so ask as root or flatlink).
+std::string status_socket_path(const config::GatewayConfig& cfg) { return cfg.state_dir + "/flatlinkd.sock"; }
+
+nlohmann::json status_snapshot(const config::GatewayConfig& cfg, gateway::Gateway& gw) {
+  nlohmann::json adapters = nlohmann::json::array();
+  for (const config::AdapterConfig& adapter : cfg.adapters) {
+    std::visit([&](const auto& a) { adapters.push_back({{"name", a.name}, {"devices", nlohmann::json::array()}}); },
+               adapter);
+  }
+  for (const auto& [id, entry] : gw.registry().all()) {
+    const std::string owner = entry.adapter ? entry.adapter->name() : std::string();
+    nlohmann::json device = {{"id", id}, {"online", entry.online}};
+    if (entry.last_ts) device["last_status_ms"] = *entry.last_ts;
+    for (auto& a : adapters) {
+      if (a["name"] == owner) a["devices"].push_back(device);
+    }
+  }
+  return {{"gateway_id", cfg.gateway_id},
+          {"flat", cfg.flat},
+          {"link", gw.link_up() ? "up" : "down"},
+          {"outbox_waiting", gw.waiting()},
+          {"lost_counted", gw.dropped()},
+          {"health", gw.health()},
+          {"adapters", adapters}};
+}
+
+// `flatlinkd status`: what the running daemon says, for a person. 0 when it answered,
+// 1 when it is not running (or the config cannot be read).
+int status_command(const std::string& config_path) {
+  auto loaded = config::load_gateway_config(config_path);
+  if (auto* error = std::get_if<config::ConfigError>(&loaded)) {
+    std::fprintf(stderr, "flatlinkd: %s\n", error->message.c_str());
+    return cli::kExitFailure;
+  }
+  const auto& cfg = std::get<config::GatewayConfig>(loaded);
+  std::string error;
+  const std::string text = read_status_socket(status_socket_path(cfg), error);
+  const auto json = nlohmann::json::parse(text, nullptr, false);
+  if (!error.empty() || json.is_discarded() || !json.is_object()) {
+    std::fprintf(stderr, "flatlinkd: no answer from a running flatlinkd (%s); is it running? systemctl status flatlinkd\n",
+                 error.empty() ? "not a status answer" : error.c_str());
+    return cli::kExitFailure;
+  }
+  std::printf("gateway %s (flat %s): link %s\n", json.value("gateway_id", "").c_str(), json.value("flat", "").c_str(),
+              json.value("link", "").c_str());
+  const std::string health = json.value("health", "");
+  std::printf("outbox: %llu statuses waiting, %lld lost (counted)%s\n",
+              static_cast<unsigned long long>(json.value("outbox_waiting", 0ULL)),
+              static_cast<long long>(json.value("lost_counted", 0LL)), health.empty() ? "" : ("; " + health).c_str());
+  const auto& adapters = json["adapters"];
+  std::printf("adapters: %zu\n", adapters.size());
+  for (const auto& a : adapters) {
+    std::printf("  %s: %zu devices\n", a.value("name", "").c_str(), a["devices"].size());
+    for (const auto& d : a["devices"]) {
+      std::printf("    %s %s\n", d.value("id", "").c_str(), d.value("online", false) ? "online" : "offline");
+    }
+  }
+  return cli::kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const cli::Parsed parsed = cli::parse(argc, argv, "/etc/flatlink/gateway.json");
   if (auto done = cli::answer_basics(parsed, "flatlinkd", kUsage)) return *done;
   const cli::Options& options = parsed.options;
+  if (options.positional.size() == 1 && options.positional.front() == "status") return status_command(options.config_path);
+  if (options.positional.size() == 2 && (options.positional[0] == "backup" || options.positional[0] == "restore")) {
+    auto loaded = config::load_gateway_config(options.config_path);
+    if (auto* error = std::get_if<config::ConfigError>(&loaded)) {
+      std::fprintf(stderr, "flatlinkd: %s\n", error->message.c_str());
+      return cli::kExitFailure;
+    }
+    const auto& cfg = std::get<config::GatewayConfig>(loaded);
+    if (options.positional[0] == "backup") return gateway::backup_command(cfg, options.config_path, options.positional[1]);
+    return gateway::restore_command(cfg, options.config_path, options.positional[1], status_socket_path(cfg));
+  }
   if (!options.positional.empty()) {
     std::fprintf(stderr, "flatlinkd: unexpected argument %s (see --help)\n", options.positional.front().c_str());
     return cli::kExitUsage;
@@ -110,6 +187,8 @@ int main(int argc, char** argv) {
   install_test_faults(loop);
 
   gw.start();
+  // Answers `flatlinkd status`; made only when asked, off the gateway's paths.
+  StatusSocket status_socket(loop, status_socket_path(cfg), [&] { return status_snapshot(cfg, gw).dump() + "\n"; });
   notifier.start();
   const int rc = loop.run();
   LOG_INFO("gateway") << "stopped";

@@ -23,6 +23,10 @@ packages=(
   nats-server  # a 3-node broker cluster for the backplane test (tests/integration/backplane.test.mjs)
   python3  # test helpers: a unix datagram listener, a throttling TCP proxy
   chromium
+  # The packages' checks (tests/integration/packaging.test.mjs, tests/system/nspawn.test.mjs):
+  # lintian; a Debian root booted under systemd-nspawn; file tells a stripped binary.
+  lintian mmdebstrap systemd-container file
+  reprepro gnupg  # scripts/apt-repo.sh (a signed apt repository, installed from by nspawn.test.mjs)
 )
 # Node.js runs the integration tests. A node already on PATH (e.g. from
 # NodeSource, with its own npm) is used as it is: Debian's nodejs would replace it.

@@ -35,6 +35,10 @@ scripts/build.sh
 took
 
 step "Tests"
+# Includes the packages' tests (system_packaging: lintian, install/upgrade/purge) and, as
+# root with mmdebstrap and systemd-nspawn (install-deps.sh installs them), the units booted
+# under systemd in a container (system_nspawn, about two minutes; skipped with the reason
+# otherwise). Its Debian root is cached under /var/cache/flatlink-test/.
 ctest --test-dir "$build_dir" --output-on-failure --timeout 300
 took
 

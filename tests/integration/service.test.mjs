@@ -4,11 +4,12 @@
 // STOPPING=1 on SIGTERM, and no more WATCHDOG=1 once the loop hangs (the test-only
 // fault switch FLATLINK_TEST_FAULTS=1 + SIGUSR2).
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { cloudConfig, demoDevices, flatA, gatewayConfig, startCloud } from './flatlink.mjs';
-import { binaries, notifySocket, startProcess, stop, tempDir, waitFor } from './harness.mjs';
+import { binaries, notifySocket, run, startProcess, stop, tempDir, waitFor } from './harness.mjs';
 
 const WATCHDOG_USEC = 300_000; // pings expected every 150 ms
 
@@ -122,5 +123,78 @@ describe('systemd notify protocol', () => {
     const cloud = await startCloud(cloudCfg);
     assert.ok(!cloud.output().includes('notifying systemd'));
     assert.equal(await stop(cloud), 0);
+  });
+});
+
+// `flatlinkd status` (issue 24, finding 7): the running daemon answers on
+// <state_dir>/flatlinkd.sock with its link, outbox, counted losses and devices.
+describe('flatlinkd status', () => {
+  test('answers from the running daemon: link up, the outbox, each adapter with its devices; fails clearly when it is not running', async () => {
+    const cloudCfg = await cloudConfig([flatA]);
+    const cloud = await startCloud(cloudCfg);
+    const gw = gatewayConfig({ id: 'gw-status', flat: flatA.id, token: flatA.token, url: `ws://127.0.0.1:${cloudCfg.port}/`, devices: demoDevices() });
+    const notRunning = await run(binaries.gateway, ['status', '--config', gw.file]);
+    assert.equal(notRunning.code, 1, notRunning.stdout + notRunning.stderr);
+    assert.match(notRunning.stderr, /no answer from a running flatlinkd .*flatlinkd\.sock.*systemctl status flatlinkd/);
+    const gateway = await startProcess(binaries.gateway, ['--config', gw.file], { readyPattern: 'streaming from there' });
+    try {
+      const r = await waitFor(async () => {
+        const answer = await run(binaries.gateway, ['status', '--config', gw.file]);
+        return answer.code === 0 && /door-1 online/.test(answer.stdout) && answer;
+      }, 10_000, { intervalMs: 200, message: 'flatlinkd status showing the devices online' });
+      assert.match(r.stdout, /^gateway gw-status \(flat flat-a\): link up$/m);
+      assert.match(r.stdout, /^outbox: \d+ statuses waiting, 0 lost \(counted\)$/m);
+      assert.match(r.stdout, /^  sim: 3 devices$/m);
+      for (const id of ['lamp-1', 'thermo-1', 'door-1']) assert.match(r.stdout, new RegExp(`^    ${id} online$`, 'm'));
+      assert.equal(await stop(cloud), 0);
+      const down = await waitFor(async () => {
+        const answer = await run(binaries.gateway, ['status', '--config', gw.file]);
+        return /link down/.test(answer.stdout) && answer;
+      }, 10_000, { intervalMs: 200, message: 'flatlinkd status showing the link down' });
+      assert.equal(down.code, 0);
+    } finally {
+      assert.equal(await stop(gateway), 0);
+      if (cloud.exitCode === null) await stop(cloud);
+    }
+  });
+});
+
+// `flatlinkd backup DIR` / `flatlinkd restore FOLDER` (issue 24, finding 7).
+describe('flatlinkd backup and restore', () => {
+  test('backup while running copies config, token and a consistent outbox into DIR; restore refuses a running daemon, then puts them back', async () => {
+    const cloudCfg = await cloudConfig([flatA]);
+    const cloud = await startCloud(cloudCfg);
+    const gw = gatewayConfig({ id: 'gw-backup', flat: flatA.id, token: flatA.token, url: `ws://127.0.0.1:${cloudCfg.port}/`, devices: demoDevices() });
+    const gateway = await startProcess(binaries.gateway, ['--config', gw.file], { readyPattern: 'streaming from there' });
+    const dir = tempDir('flatlink-backup-');
+    try {
+      const b = await run(binaries.gateway, ['backup', dir, '--config', gw.file]);
+      assert.equal(b.code, 0, b.stdout + b.stderr);
+      // /tmp holds both the state and the backup here: the command says so.
+      assert.match(b.stderr, /same device as .*prefer a folder on another disk/);
+      const folder = b.stdout.trim();
+      assert.ok(folder.startsWith(path.join(dir, 'flatlinkd-gw-backup-')), folder);
+      assert.equal(readFileSync(path.join(folder, 'gateway.json'), 'utf8'), readFileSync(gw.file, 'utf8'));
+      assert.equal(readFileSync(path.join(folder, 'gateway-token.txt'), 'utf8').trim(), flatA.token);
+      assert.equal(statSync(path.join(folder, 'gateway-token.txt')).mode & 0o777, 0o600);
+      assert.equal(readFileSync(path.join(folder, 'outbox.db')).subarray(0, 15).toString(), 'SQLite format 3');
+
+      const refused = await run(binaries.gateway, ['restore', folder, '--config', gw.file]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /flatlinkd is running .*stop it first/);
+      assert.equal(await stop(gateway), 0);
+
+      rmSync(path.join(gw.dir, 'outbox.db'));
+      writeFileSync(path.join(gw.dir, 'token.txt'), 'garbage\n');
+      const restored = await run(binaries.gateway, ['restore', folder, '--config', gw.file]);
+      assert.equal(restored.code, 0, restored.stdout + restored.stderr);
+      assert.equal(readFileSync(path.join(gw.dir, 'token.txt'), 'utf8').trim(), flatA.token);
+      assert.ok(existsSync(path.join(gw.dir, 'outbox.db')));
+      const again = await startProcess(binaries.gateway, ['--config', gw.file], { readyPattern: 'streaming from there' });
+      assert.equal(await stop(again), 0);
+    } finally {
+      if (gateway.exitCode === null) await stop(gateway);
+      assert.equal(await stop(cloud), 0);
+    }
   });
 });
