@@ -14,6 +14,10 @@ namespace flatlink::cloud {
 // to its browsers and sends commands to the holder.
 
 namespace {
+// RFC 6455's "Try Again Later": the gateway's link is closed because the backplane could not
+// keep a batch (Backplane's on_dropped); the gateway reconnects with its backoff and resends.
+constexpr uint16_t kTryAgainLater = 1013;
+
 // The race rule, the same on every instance: the newest link wins, ties by instance id.
 bool newer(int64_t since_a, const std::string& instance_a, int64_t since_b, const std::string& instance_b) {
   return since_a != since_b ? since_a > since_b : instance_a > instance_b;
@@ -108,6 +112,14 @@ void BackplaneSync::ack_after(LiveFlat& flat, Peer& peer, int64_t seq, const std
     if (safe < 0) return;
     ++metrics_.acks;
     send_to_gateway(metrics_, *f->gateway, proto::encode(proto::Ack{safe}));
+  }, [this, flat_id, epoch, seq] {
+    // The backplane could not keep the batch (the broker gone for long): it will never be
+    // acknowledged, and later ones must not be either. The gateway resends from its last ack.
+    LiveFlat* f = flats_.find(flat_id);
+    if (!f || sync(*f).link_epoch != epoch || !f->gateway) return;
+    LOG_ERROR("backplane") << "flat=" << flat_id << " seq=" << seq
+                           << " the backplane cannot keep this batch; closing the gateway's link so that it resends";
+    f->gateway->close(kTryAgainLater, "the backplane is overloaded; reconnect and resend");
   });
 }
 
