@@ -12,9 +12,7 @@
 // Prints one line per figure; docs/benchmarks.md, "The front door (issue 19)", has a run.
 import { readFileSync } from 'node:fs';
 
-import WebSocket from 'ws';
-
-import { BROWSER_PROTOCOL, browser, cloudConfig, metrics, rawGateway, startCloud, stop } from '../tests/integration/flatlink.mjs';
+import { BROWSER_PROTOCOL, Peer, browser, cloudConfig, metrics, rawGateway, startCloud, stop } from '../tests/integration/flatlink.mjs';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
@@ -31,7 +29,7 @@ const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/
 // One login of flat B from 127.0.0.2: ms until the snapshot (or the error it got).
 async function timedLogin(port) {
   const t0 = performance.now();
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, BROWSER_PROTOCOL, { localAddress: '127.0.0.2' });
+  const ws = new Peer(`ws://127.0.0.1:${port}/`, BROWSER_PROTOCOL, { localAddress: '127.0.0.2' }).ws;
   return new Promise((resolve) => {
     ws.on('open', () => ws.send(JSON.stringify({ type: 'login', flat: flatB.id, user: flatB.user, password: flatB.password })));
     ws.on('message', (data) => {
@@ -64,7 +62,7 @@ function flood(port, inFlight) {
   let sent = 0;
   const one = () =>
     new Promise((resolve) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/`, BROWSER_PROTOCOL, { localAddress: '127.0.0.3' });
+      const ws = new Peer(`ws://127.0.0.1:${port}/`, BROWSER_PROTOCOL, { localAddress: '127.0.0.3' }).ws;
       ws.on('open', () => {
         sent++;
         ws.send(JSON.stringify({ type: 'login', flat: flatA.id, user: flatA.user, password: `guess-${sent}` }));
@@ -91,7 +89,7 @@ function flood(port, inFlight) {
 
 async function loginFlood(label, extra) {
   const cfg = await cloudConfig([flatA, flatB], { ...extra, limits: { ...(extra.limits ?? {}) } });
-  const cloud = await startCloud(cfg, { args: ['--log-level', 'warn'] });
+  const cloud = await startCloud(cfg);
   try {
     const quiet = await loginsOfB(cfg.port, seconds * 500);
     const attack = flood(cfg.port, 30);
@@ -124,8 +122,8 @@ async function historyRoundTrips(b, ms) {
 }
 
 async function nonReaders() {
-  const cfg = await cloudConfig([flatA, flatB], { limits: { max_browsers_per_ip: 100 } });
-  const cloud = await startCloud(cfg, { args: ['--log-level', 'warn'] });
+  const cfg = await cloudConfig([flatA, flatB], { limits: { max_browsers_per_ip: 100, max_connections_per_user: 100 } });
+  const cloud = await startCloud(cfg);
   try {
     const gw = await rawGateway(cfg.port, flatA.token);
     const meter = { id: 'a-meter', name: 'meter', kind: 'sensor', capabilities: [{ name: 'power', type: 'number', writable: false }], state: { power: 0 }, online: true };
@@ -171,7 +169,7 @@ async function nonReaders() {
 async function backlog() {
   const total = smoke ? 10_000 : 100_000;
   const cfg = await cloudConfig([flatA]);
-  const cloud = await startCloud(cfg, { args: ['--log-level', 'warn'] });
+  const cloud = await startCloud(cfg);
   try {
     const gw = await rawGateway(cfg.port, flatA.token);
     gw.send({ type: 'hello', gateway: 'gw-a', version: '0', devices: [{ id: 'a-lamp', name: 'l', kind: 'lamp', capabilities: [{ name: 'on', type: 'bool', writable: true }], state: { on: false }, online: true }], next_seq: 1 });

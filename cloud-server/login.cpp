@@ -109,7 +109,7 @@ void LoginGate::answer(Peer* browser, uint64_t attempt, const std::string& sourc
   if (!ok) {
     if (throttle_.failed(source, account)) {
       ++metrics_.bans;
-      LOG_WARN("login") << "login: address " << source << " banned for " << config_.login.ban_s << " s after "
+      LOG_WARN("login") << "address " << source << " banned for " << config_.login.ban_s << " s after "
                         << config_.login.ban_after << " failed logins (lift: POST /bans/lift?address=" << source
                         << " on the metrics listener)";
     }

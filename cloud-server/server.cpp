@@ -615,12 +615,14 @@ std::pair<unsigned, std::string> Server::bans_request(lws* wsi, const std::strin
     return {HTTP_STATUS_OK, text.empty() ? "no bans\n" : text};
   }
   if (!post) return {HTTP_STATUS_METHOD_NOT_ALLOWED, "POST /bans/lift[?address=A]\n"};
-  char address[128] = "";
-  if (lws_get_urlarg_by_name(wsi, "address=", address, sizeof address) == nullptr) address[0] = '\0';
+  char buf[160] = "";
+  // lws copies the whole "address=…" fragment into buf and returns where its value starts.
+  const char* value = lws_get_urlarg_by_name(wsi, "address=", buf, sizeof buf);
+  const std::string address = value ? value : "";
   const size_t lifted = router_->login_gate().throttle().lift(address);
   metrics_.active_bans = static_cast<int64_t>(router_->login_gate().throttle().bans().size());
   LOG_WARN("server") << "login: " << lifted << " ban(s) lifted by the operator"
-                     << (address[0] ? std::string(" for address ") + address : std::string(" (all)"));
+                     << (address.empty() ? std::string(" (all)") : " for address " + address);
   return {HTTP_STATUS_OK, std::to_string(lifted) + " lifted\n"};
 }
 
@@ -645,6 +647,16 @@ bool valid_websocket_key(const std::string& key) {
   }
   // The last character before the padding carries 4 bits of zero-padding: one of 16 letters.
   return std::string_view("AQgw").find(key[21]) != std::string_view::npos;
+}
+
+// The peer's address as people write it: an IPv4 peer of a dual-stack listener is
+// "192.0.2.7", not "::ffff:192.0.2.7" (bans, caps and the operator's /bans/lift use it).
+std::string peer_address(lws* wsi) {
+  char ip[64] = "?";
+  lws_get_peer_simple(wsi, ip, sizeof ip);
+  std::string out(ip);
+  if (out.rfind("::ffff:", 0) == 0 && out.find('.') != std::string::npos) out.erase(0, 7);
+  return out;
 }
 
 std::string lower(std::string text) {
@@ -729,8 +741,7 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
         write_answer(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down\n");
         return 1;
       }
-      char ip[64] = "?";
-      lws_get_peer_simple(wsi, ip, sizeof ip);
+      const std::string ip = peer_address(wsi);
       const Refusal refusal = check_upgrade(wsi, is_gateway, ip);
       if (refusal.status == 0) return 0;
       // The token itself is never logged.
@@ -741,9 +752,8 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
     }
 
     case LWS_CALLBACK_ESTABLISHED: {
-      char ip[64] = "?";
-      lws_get_peer_simple(wsi, ip, sizeof ip);
-      auto* session = new Session(*this, wsi, is_gateway ? Kind::gateway : Kind::browser, next_session_id_++, ip);
+      auto* session = new Session(*this, wsi, is_gateway ? Kind::gateway : Kind::browser, next_session_id_++,
+                                  peer_address(wsi));
       slot->session = session;
       ++sessions_;
       if (!is_gateway) {

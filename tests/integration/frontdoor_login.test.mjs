@@ -79,6 +79,14 @@ describe('a flood from one address', () => {
   after(async () => stop(cloud));
 
   test('30 wrong logins kept in flight for flat A from one address never make flat B\'s logins from another fail or wait long', async () => {
+    // The peer from the same run: flat B's logins with no flood (one password check each).
+    const quiet = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await login(cfg.port, '127.0.0.2', bob);
+      assert.equal(r.msg.type, 'snapshot');
+      quiet.push(r.ms);
+      r.peer.close();
+    }
     let flooding = true;
     let guesses = 0;
     let busy = 0;
@@ -103,8 +111,12 @@ describe('a flood from one address', () => {
     flooding = false;
     await Promise.all(attackers);
     assert.ok(busy > 0, 'the attacker was told busy (its share of the pool is full)');
-    // Bound for a loaded 2-core machine; bench/frontdoor.mjs measures the p99 on a quiet one.
-    assert.ok(Math.max(...times) < 2500, `flat B's logins took ${times.join(', ')} ms`);
+    // With the pool taken in turn per address, B waits for at most the checks already running
+    // (one per worker) before its own: a few checks' time, whatever the flood. The bound is
+    // relative to B's logins without it, for a loaded 2-core machine; bench/frontdoor.mjs
+    // measures the p99. Before: 11 of 16 of B's logins failed "busy".
+    const bound = 4 * Math.max(...quiet) + 500;
+    assert.ok(Math.max(...times) < bound, `flat B's logins took ${times.join(', ')} ms (without the flood ${quiet.join(', ')} ms)`);
   });
 });
 
