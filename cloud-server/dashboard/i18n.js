@@ -290,32 +290,35 @@ export function catalogue() {
   return CATALOGUE;
 }
 
-const numberFormats = new Map();
 // At most two decimals (one from 100 up), in the user's locale: 21, 21.5, 9.75 (21,5 in German).
 export function formatNumber(value) {
   const digits = Math.abs(value) < 100 ? 2 : 1;
-  const key = `${locale}/${digits}`;
-  if (!numberFormats.has(key)) {
-    numberFormats.set(key, new Intl.NumberFormat(locale, { maximumFractionDigits: digits, useGrouping: false }));
-  }
-  return numberFormats.get(key).format(value);
+  return formatter(`number${digits}`, (l) => new Intl.NumberFormat(l, { maximumFractionDigits: digits, useGrouping: false })).format(value);
+}
+
+// Intl's formatters are costly to make: one per locale and kind, kept (updates come often).
+const formatters = new Map();
+function formatter(kind, make) {
+  const key = `${kind}/${locale}`;
+  if (!formatters.has(key)) formatters.set(key, make(locale));
+  return formatters.get(key);
 }
 
 export function formatDateTime(ts) {
-  return new Date(ts).toLocaleString(locale);
+  return formatter('datetime', (l) => new Intl.DateTimeFormat(l, { dateStyle: 'medium', timeStyle: 'medium' })).format(ts);
 }
 
 // "just now", "12 s ago", "3 min ago", "5 h ago" (in the user's language), then a date.
 export function relativeTime(ts, now = Date.now()) {
   const s = Math.max(0, Math.round((now - ts) / 1000));
   if (s < 5) return t('time.justNow');
-  const rtf = new Intl.RelativeTimeFormat(locale, { numeric: 'always', style: 'narrow' });
+  const rtf = formatter('relative', (l) => new Intl.RelativeTimeFormat(l, { numeric: 'always', style: 'narrow' }));
   if (s < 60) return rtf.format(-s, 'second');
   const m = Math.floor(s / 60);
   if (m < 60) return rtf.format(-m, 'minute');
   const hrs = Math.floor(m / 60);
   if (hrs < 48) return rtf.format(-hrs, 'hour');
-  return new Date(ts).toLocaleDateString(locale);
+  return formatter('date', (l) => new Intl.DateTimeFormat(l, { dateStyle: 'medium' })).format(ts);
 }
 
 // A duration for chart captions: "45 s", "12 min", "3 h" (same in both languages).

@@ -97,6 +97,19 @@ describe('dashboard', () => {
       message: 'focus on the first tile',
     });
     assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Front door: unlock');
+    // The keyboard reaches every tile's main action and details, in the page's order.
+    const reached = [];
+    for (let i = 0; i < 5; i++) {
+      await page.keyboard.press('Tab');
+      reached.push(await page.evaluate(() => document.activeElement.getAttribute('aria-label') || document.activeElement.textContent.trim()));
+    }
+    assert.deepEqual(reached, [
+      'Details of Front door',
+      'Lamp power',
+      'Details of Lamp',
+      'Details of Thermometer',
+      'Details of Balcony',
+    ]);
     // A device without a room is under "Other" (last), not under its adapter's or kind's name.
     const rooms = await page.locator('section.room h2').allTextContents();
     assert.deepEqual(rooms, ['Hall', 'Living room', 'Other']);
