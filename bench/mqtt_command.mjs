@@ -4,8 +4,8 @@
 //   node bench/mqtt_command.mjs [--smoke] [--commands N]
 //
 // One flatlink-cloud, one flatlinkd with the mqtt adapter's tasmota preset, a Tasmota plug
-// played by two long-lived Mosquitto clients (mosquitto_sub reads cmnd/<plug>/POWER, and for
-// each command a `mosquitto_pub -l` already connected publishes stat/<plug>/RESULT), and a
+// played by two long-lived Mosquitto clients (mosquitto_sub reads cmnd/<plug>/+, and for each
+// command a `mosquitto_pub -l` already connected publishes stat/<plug>/RESULT), and a
 // browser that sends N commands one after another and times each until its result. The
 // same run against two brokers that differ only in set_tcp_nodelay: the peer is the same
 // set-up with the broker's Nagle algorithm off. Prints a table for docs/benchmarks.md.
@@ -37,9 +37,11 @@ function startPlug(port, topic) {
   const pub = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-t', `stat/${topic}/RESULT`, '-l'], {
     stdio: ['pipe', 'ignore', 'inherit'],
   });
-  const sub = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-t', `cmnd/${topic}/POWER`], {
+  const sub = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-t', `cmnd/${topic}/+`], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // Tasmota reports its state when asked (cmnd/<topic>/STATE); the gateway learns "on" from it.
+  pub.stdin.write('{"POWER":"OFF"}\n');
   let buffered = '';
   sub.stdout.on('data', (chunk) => {
     buffered += chunk.toString();
@@ -48,6 +50,7 @@ function startPlug(port, topic) {
       const payload = buffered.slice(0, nl).trim().toUpperCase();
       buffered = buffered.slice(nl + 1);
       if (payload === 'ON' || payload === 'OFF') pub.stdin.write(`{"POWER":"${payload}"}\n`);
+      else pub.stdin.write('{"POWER":"OFF"}\n');
     }
   });
   return { stop: () => [pub, sub].forEach((p) => p.kill('SIGTERM')) };
@@ -73,6 +76,15 @@ async function measure(nodelay) {
   const page = await browser(cloudCfg.port, loginA);
   try {
     await waitFor(() => page.messages.some((m) => JSON.stringify(m).includes(topic)), 10_000, { message: 'the plug to show up' });
+    // Until the plug has reported its state, "on" is not one of its capabilities (rejected).
+    for (let i = 0; ; i++) {
+      const id = `warm-${nodelay}-${i}`;
+      page.send({ type: 'command', id, device: topic, set: { on: false }, ttl_ms: 10_000 });
+      const r = await page.next('result', (m) => m.id === id, 10_000);
+      if (r.outcome === 'ok') break;
+      if (i > 100) throw new Error(`the plug never took a command: ${JSON.stringify(r)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
     const times = [];
     const outcomes = {};
     for (let i = 0; i < COMMANDS; i++) {

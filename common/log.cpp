@@ -83,9 +83,12 @@ void append_escaped(std::string& out, std::string_view text, bool quote_marks) {
 // Where to cut text so that at most max bytes remain and no UTF-8 sequence is split.
 size_t cut_point(std::string_view text, size_t max) {
   if (text.size() <= max) return text.size();
+  const auto continuation = [&](size_t i) { return (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80; };
+  // A character is at most 4 bytes: look back at most 3. Further back there is no
+  // character to keep whole, only stray bytes that are escaped anyway.
   size_t cut = max;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return cut;
+  for (int back = 0; back < 3 && cut > 0 && continuation(cut); ++back) --cut;
+  return continuation(cut) ? max : cut;
 }
 
 void lws_emit(int lws_level, const char* line) {

@@ -52,6 +52,9 @@ class Harness {
   virtual void send_raw(const std::string& text) = 0;
   // The largest text the input path takes as one message (the adapter's own cap).
   virtual size_t max_raw_bytes() const = 0;
+  // Whether bytes that are not UTF-8 in a message leave the connection open (false where the
+  // protocol closes it: RFC 6455 fails it with 1007, hixie's 0xFF ends a text frame).
+  virtual bool survives_invalid_utf8() const { return true; }
   // Called on every tick of the loop while a case waits (e.g. to drain a pty).
   virtual void tick() {}
 
@@ -210,7 +213,8 @@ inline void check_contract(const MakeHarness& make) {
     auto h = make();
     INFO(h->label(), ": a confirmation in two reports");
     h->execute("both", merged(h->first_set(), h->second_set()));
-    REQUIRE(h->run_until([&] { return h->received().size() == 1; }));
+    // One line, frame or payload; a Tasmota plug or a rule gets one publish per value.
+    REQUIRE(h->run_until([&] { return !h->received().empty(); }));
     h->report(h->first_set());
     h->run_for(20);
     CHECK_FALSE(h->ended("both"));
@@ -242,7 +246,7 @@ inline void check_contract(const MakeHarness& make) {
       h->send_raw(std::string(fits, '[') + std::string(fits, ']'));
       if (fits < kLevels) h->send_raw(std::string(kLevels, '[') + std::string(kLevels, ']'));  // over the cap
       for (int i = 0; i < 100; ++i) h->send_raw("{\"not json" + std::to_string(i));
-      h->send_raw(std::string("{\"x\":\"\xff\xfe\x80 bytes\"}"));
+      if (h->survives_invalid_utf8()) h->send_raw(std::string("{\"x\":\"\xff\xfe\x80 bytes\"}"));
       h->send_raw("\"" + std::string(std::min<size_t>(h->max_raw_bytes() - 4, 60'000), 'z') + "\"");
       h->report(h->first_set());
       REQUIRE(h->run_until([&] { return h->host_statuses() > statuses; }, 30000));

@@ -498,3 +498,31 @@ TEST_CASE("a million levels of JSON nesting on every preset's and rule's topic a
                       20000));
   CHECK(f.host.statuses["dev-d"] == 1);
 }
+
+// Finding 8 of issue #18 (the adapter's side): discovery added devices without a cap.
+TEST_CASE("devices from discovery are capped per adapter, and the ones within the cap keep working") {
+  Broker& broker = Broker::shared();
+  Fixture f("cap");
+  config::MqttPreset preset;
+  preset.kind = config::MqttPresetKind::zigbee2mqtt;
+  preset.base_topic = "z2m_t10";
+  f.config.presets = {preset};
+  std::string list = "[";
+  for (int i = 0; i < 600; ++i) {
+    if (i) list += ",";
+    list += R"({"ieee_address":"0x)" + std::to_string(1000000 + i) + R"(","type":"EndDevice","supported":true,)"
+            R"("friendly_name":"s)" + std::to_string(i) + R"(","interview_completed":true,"definition":{"exposes":[)"
+            R"({"type":"numeric","name":"temperature","property":"temperature","access":1}]}})";
+  }
+  list += "]";
+  FakeDevice z2m("zigbee2mqtt_t10", broker.port());
+  z2m.publish("z2m_t10/bridge/devices", list, true);
+  f.config.max_payload_bytes = 1024 * 1024;
+  f.start();
+  REQUIRE(f.run_until([&] { return f.host.devices.size() >= 512; }));
+  f.run_until([] { return false; }, 100);
+  CHECK(f.host.devices.size() == 512);
+  z2m.publish("z2m_t10/s1", R"({"temperature":20.5})");
+  REQUIRE(f.run_until([&] { return f.host.has("s1", "temperature", 20.5); }));
+  z2m.publish("z2m_t10/bridge/devices", "[]", true);  // and retained clean-up for the next run
+}

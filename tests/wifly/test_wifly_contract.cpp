@@ -122,6 +122,7 @@ class WiflyHarness final : public contract::Harness, public adapters::AdapterHos
     }
   }
   size_t max_raw_bytes() const override { return 4 * 1024 * 1024; }
+  bool survives_invalid_utf8() const override { return protocol_ == Protocol::lines; }
 
  private:
   void device_added(const DeviceInfo&) override {}
