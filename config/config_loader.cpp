@@ -158,6 +158,13 @@ std::string summarize(const CloudConfig& config) {
   } else {
     out << "backplane: off (a single instance)\n";
   }
+  if (config.store.enabled) {
+    out << "store: " << config.store.engine << " "
+        << (config.store.engine == "sqlite" ? config.store.path : config.store.url)
+        << (config.store.password.empty() ? "" : " (password from a file)") << ", accounts read every "
+        << config.store.poll_ms << " ms" << (config.flats.empty() ? "" : "; the flats below seed an empty store")
+        << "\n";
+  }
   out << plural(config.flats.size(), "flat", "flats") << ":\n";
   for (const FlatConfig& flat : config.flats) {
     out << "  " << flat.id << " '" << flat.name << "', " << plural(flat.users.size(), "user", "users");

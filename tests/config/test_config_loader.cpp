@@ -1103,6 +1103,7 @@ TEST_CASE("the demo cloud accepts the demo gateway's token and the demo user's p
         "limits: handshake 10 s, messages up to 65536 bytes, 200/s (burst 400), 720 history points, command timeout "
         "15000 ms\n"
         "backplane: off (a single instance)\n"
+        "store: sqlite /tmp/flatlink-demo/cloud.db, accounts read every 500 ms; the flats below seed an empty store\n"
         "1 flat:\n"
         "  flat-a 'Demo flat', 1 user: demo\n");
 }
