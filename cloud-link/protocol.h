@@ -66,7 +66,7 @@ struct Limits {
   size_t max_batch = 500;            // items in one status batch
   size_t max_devices = 1000;         // devices in one list
   size_t max_state_keys = 64;        // keys in one state/set object; also capabilities per device and enum options
-  size_t max_string = 256;           // bytes in a name, unit, user, password, version, state string value
+  size_t max_string = kMaxTextLength;  // bytes in a name, unit, user, password, version, state string value
   size_t max_text = 1024;            // bytes in a human-readable message (result, error)
   size_t max_points = 5000;          // points in a history reply
 

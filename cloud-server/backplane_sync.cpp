@@ -134,6 +134,9 @@ bool BackplaneSync::hold_hello(LiveFlat& flat, const proto::Hello& hello) {
   if (!backplane_ || config_.backplane.catch_up_ms == 0) return false;
   FlatSync& s = sync(flat);
   if (!s.fed) return false;
+  // Another stream epoch than the one seen here: its seqs are not comparable; nothing to wait for.
+  const auto epoch = flat.epoch_of.find(hello.gateway);
+  if (epoch != flat.epoch_of.end() && !epoch->second.empty() && epoch->second != hello.epoch) return false;
   const auto seen = flat.last_seq.find(hello.gateway);
   const int64_t last = seen == flat.last_seq.end() ? 0 : seen->second;
   if (hello.acked <= last) return false;  // seen here (also true of a restarted stream: acked < next_seq <= last)

@@ -43,7 +43,15 @@ struct LiveFlat {
   // cluster need not keep the state topic behind the status topic), and they count as new.
   std::map<std::string, int64_t> state_seq;
   std::set<Peer*> browsers;
-  int64_t dropped = 0;  // what the gateway's outbox reports dropped
+  int64_t dropped = 0;    // what the gateway's outbox reports dropped
+  int64_t coalesced = 0;  // ... coalesced
+  int64_t lost = 0;       // ... maybe lost with a store it found gone
+  // Stream epochs (docs/protocol.md, delivery rule 1): last_seq[gateway] belongs to the epoch
+  // epoch_of[gateway] names ("" until a hello says, e.g. when only the backplane fed it);
+  // earlier_epochs keeps the last seq of a few earlier epochs ("gateway/epoch"), so that a
+  // gateway that goes back to its store's stream (after running memory-only) resumes it.
+  std::map<std::string, std::string> epoch_of;
+  std::map<std::string, int64_t> earlier_epochs;
 
   const std::string& id() const { return config->id; }
   bool online_here() const { return gateway && hello; }

@@ -4,6 +4,10 @@
 #include "common/log.h"
 
 namespace flatlink::cloud {
+namespace {
+// Earlier stream epochs per flat whose last seq is kept (a gateway back from memory-only).
+constexpr size_t kEarlierEpochs = 8;
+}  // namespace
 
 Router::Router(const config::CloudConfig& config, EventLoop& loop, const Clock& clock, Metrics& metrics)
     : config_(config),
@@ -178,16 +182,49 @@ void Router::accept_hello(LiveFlat& flat, Peer& peer, const proto::Hello& hello)
   flat.state_seq.erase(hello.gateway);  // the hello's devices are the state now
   flat.devices = devices_by_id(hello.devices);
   int64_t& last = flat.last_seq[hello.gateway];
+  std::string& epoch = flat.epoch_of[hello.gateway];
   bool stream_reset = false;
-  if (hello.next_seq <= last) {
-    // The gateway's stream started again (its state was wiped): accept the new stream.
-    LOG_WARN("router") << "flat=" << flat.id() << " gateway=" << hello.gateway << " restarted its sequence (next "
-                       << hello.next_seq << ", last seen " << last << "); accepting the new stream";
+  if (hello.epoch != epoch && !(epoch.empty() && last > 0 && hello.next_seq > last)) {
+    // Another stream: a new epoch starts from its first seq, one seen before resumes; nothing
+    // of an epoch not received is ever acknowledged. (A last seq known only from the
+    // backplane, with no epoch yet, is taken as this stream's while the gateway's numbers
+    // are above it.)
+    const bool first = epoch.empty() && last == 0;
+    if (!first) flat.earlier_epochs[hello.gateway + "/" + epoch] = last;
+    auto earlier = flat.earlier_epochs.find(hello.gateway + "/" + hello.epoch);
+    const int64_t resumed = earlier == flat.earlier_epochs.end() ? 0 : earlier->second;
+    if (earlier != flat.earlier_epochs.end()) flat.earlier_epochs.erase(earlier);
+    while (flat.earlier_epochs.size() > kEarlierEpochs) flat.earlier_epochs.erase(flat.earlier_epochs.begin());
+    if (!first) {
+      LOG_WARN("router") << "flat=" << flat.id() << " gateway=" << hello.gateway << " stream epoch="
+                         << (hello.epoch.empty() ? "(none)" : hello.epoch) << " (was "
+                         << (epoch.empty() ? "(none)" : epoch) << ", last seq " << last << "): "
+                         << (resumed ? "resuming it after seq=" + std::to_string(resumed) : std::string("a new stream"));
+    }
+    last = resumed;
+    stream_reset = true;  // other instances must lower their last seen seq too
+  } else if (hello.next_seq <= last) {
+    // The seqs of one epoch went back: only a store restored by hand without its side file
+    // does that. The gateway's numbers are followed: better a status twice than one skipped.
+    LOG_ERROR("router") << "flat=" << flat.id() << " gateway=" << hello.gateway << " epoch="
+                        << (hello.epoch.empty() ? "(none)" : hello.epoch) << " went back to next_seq="
+                        << hello.next_seq << " below the last seen " << last << "; following the gateway's numbers";
     last = hello.next_seq - 1;
     stream_reset = true;
   }
+  epoch = hello.epoch;
   metrics_.gateway_dropped += hello.dropped - flat.dropped;
   flat.dropped = hello.dropped;
+  metrics_.gateway_coalesced += hello.coalesced - flat.coalesced;
+  flat.coalesced = hello.coalesced;
+  if (hello.lost != flat.lost) {
+    if (hello.lost > flat.lost) {
+      LOG_ERROR("router") << "flat=" << flat.id() << " gateway=" << hello.gateway << " found its store gone: "
+                          << hello.lost - flat.lost << " more statuses may be lost (" << hello.lost << " in all)";
+    }
+    metrics_.gateway_lost += hello.lost - flat.lost;
+    flat.lost = hello.lost;
+  }
   if (hello.dropped > 0) {
     LOG_WARN("router") << "flat=" << flat.id() << " gateway=" << hello.gateway << " reports " << hello.dropped
                        << " statuses dropped by its outbox";
@@ -195,7 +232,10 @@ void Router::accept_hello(LiveFlat& flat, Peer& peer, const proto::Hello& hello)
   LOG_INFO("router") << "flat=" << flat.id() << " gateway=" << hello.gateway << " version=" << hello.version
                      << " online with " << hello.devices.size() << " devices; resume after seq=" << last;
   ++metrics_.acks;
-  send_to_gateway(metrics_, peer, proto::encode(proto::Ack{last}));
+  // The answer to hello: the last seq of this epoch, and the limits the gateway's frames keep.
+  proto::Limits limits;
+  limits.max_message_bytes = config_.limits.max_message_bytes;
+  send_to_gateway(metrics_, peer, proto::encode(proto::Ack{last, limits}));
   for (Peer* browser : flat.browsers) flats_.send_snapshot(*browser, flat, sync_.gateway_online(flat));
   sync_.hello_accepted(flat, stream_reset);
 }
@@ -207,6 +247,10 @@ void Router::on_status(LiveFlat& flat, Peer& peer, const proto::StatusBatch& bat
                        << batch.dropped - flat.dropped << " more statuses (" << batch.dropped << " in all)";
     metrics_.gateway_dropped += batch.dropped - flat.dropped;
     flat.dropped = batch.dropped;
+  }
+  if (batch.coalesced > flat.coalesced) {
+    metrics_.gateway_coalesced += batch.coalesced - flat.coalesced;
+    flat.coalesced = batch.coalesced;
   }
   const bool backplane = sync_.attached();
   proto::StatusBatch accepted;  // what the other instances get
