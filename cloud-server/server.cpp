@@ -138,16 +138,21 @@ class Server::Session final : public Peer {
 
   // Output is bounded in bytes (Redis' client-output-buffer-limit): a browser over its soft
   // limit (a gateway's burst of statuses, history it asks for and does not read) loses its
-  // queued state frames for one fresh snapshot, and its reads pause until it catches up, so
-  // it cannot ask for more; results, errors and history replies stay. Over the hard limit,
+  // queued state frames for one fresh snapshot (again each time it passes the soft limit), and
+  // its reads pause until it catches up, so it cannot ask for more; results, errors and history
+  // replies stay. Over the hard limit,
   // or over the soft one while the instance's budget is spent, it does not read: closed.
   void queue(std::string frame, bool state) {
     if (closing_) return;
     const auto& limits = server_.config_.limits;
     const size_t size = frame.size();
-    if (kind_ == Kind::browser && queued_bytes_ + size > limits.browser_queue_soft_bytes && !over_soft_) {
-      over_soft_ = true;
-      pause_reads(kPausedForOutput);
+    // Each time the queue passes the soft limit again its state frames go again: a browser
+    // that stays behind is kept at one snapshot and what came after it, never closed for state.
+    if (kind_ == Kind::browser && queued_bytes_ + size > limits.browser_queue_soft_bytes) {
+      if (!over_soft_) {
+        over_soft_ = true;
+        pause_reads(kPausedForOutput);
+      }
       const size_t before = queued_bytes_;
       std::erase_if(out_, [](const Frame& f) { return f.state; });
       recount();

@@ -86,8 +86,8 @@ STORE_TEST(accounts_crud, "flats, gateways, users and memberships: added, listed
   CHECK(db.flats().at(0).gateway_token_sha256 == hash_token("tok-a2"));
   bumped();
 
-  db.add_user("anna", hash_password("pw", 1000));
-  db.add_user("op", hash_password("pw", 1000), true);
+  db.add_user("anna", hash_password("pw", Argon2Params{1, 64, 1}));
+  db.add_user("op", hash_password("pw", Argon2Params{1, 64, 1}), true);
   CHECK_THROWS_AS(db.add_user("anna", "x"), StoreError);
   CHECK(db.set_member("flat-a", "anna", Role::owner));
   CHECK(db.set_member("flat-b", "anna", Role::guest, 123));
@@ -109,7 +109,7 @@ STORE_TEST(accounts_crud, "flats, gateways, users and memberships: added, listed
   CHECK(snap.users.size() == 2);
   CHECK(snap.users.at(1).is_operator);
 
-  CHECK(db.set_password("anna", hash_password("new", 1000)));
+  CHECK(db.set_password("anna", hash_password("new", Argon2Params{1, 64, 1})));
   CHECK(verify_password("new", db.users().at(0).password_hash));
   CHECK_FALSE(db.set_password("nobody", "x"));
   CHECK(db.revoke_gateway("flat-a"));
