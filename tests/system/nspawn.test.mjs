@@ -33,7 +33,7 @@ const why =
 // What the base root holds besides minbase: systemd, and the packages' runtime libraries
 // (so that dpkg -i needs no network), socat for the pty. A change of this list makes a new cache.
 const basePackages = ['systemd', 'systemd-sysv', 'dbus', 'libwebsockets17', 'libmosquitto1', 'libserialport0',
-  'libsqlite3-0', 'libssl3', 'libasound2', 'libopus0', 'libuv1', 'socat'];
+  'libsqlite3-0', 'libssl3', 'libasound2', 'libopus0', 'libuv1', 'libpq5', 'libargon2-1', 'socat'];
 const cacheDir = '/var/cache/flatlink-test';
 
 // The Debian mirror this machine's apt uses (deb822 .sources or one-line sources.list).
