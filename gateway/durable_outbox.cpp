@@ -226,6 +226,7 @@ DurableOutbox::~DurableOutbox() {
   }
   wake_.notify_all();
   writer_.join();
+  alive_.reset();  // after the join (the writer reads it): answers posted and not run yet are dropped
 }
 
 uint32_t DurableOutbox::device_index(const std::string& device) {
@@ -333,7 +334,7 @@ void DurableOutbox::make_room(OutboxItem& incoming, uint32_t incoming_bytes, uin
         Op op(Op::merge, old->seq);
         op.into = incoming.seq;
         // Queued after the insert of `incoming`, which append() queues once room is made.
-        loop_.post([this, op]() mutable { store_op(std::move(op)); });
+        loop_.post(alive_, [this, op]() mutable { store_op(std::move(op)); });
       }
       old->removed = true;
       --count_;
@@ -665,7 +666,7 @@ void DurableOutbox::writer_main() {
     }
     const bool answered = !loads.empty();
     if (ok && !answered && committed == 0 && reserved == 0) continue;  // nothing the loop waits for
-    loop_.post([this, committed, reserved, error, loaded = std::move(loaded), load_head, load_short, answered]() mutable {
+    loop_.post(alive_, [this, committed, reserved, error, loaded = std::move(loaded), load_head, load_short, answered]() mutable {
       writer_done(committed, reserved, std::move(error), std::move(loaded), answered ? load_head : 0, load_short);
     });
   }

@@ -147,6 +147,9 @@ class DurableOutbox final : public Outbox {
   uint64_t side_reserved_ = 0;             // writer: the reservation the side file holds
   uint64_t side_waiting_ = 0;              // writer: the count of waiting statuses it holds
   std::thread writer_;
+  // The writer's answers are posted with this token: one the loop runs after the outbox is
+  // gone (a test's next outbox on the same loop) is dropped, never run on a destroyed object.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace flatlink::gateway

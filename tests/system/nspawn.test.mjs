@@ -57,8 +57,9 @@ function baseTarball() {
   const tar = path.join(cacheDir, `bookworm-minbase-${key}.tar`);
   if (existsSync(tar)) return { tar, cached: true };
   mkdirSync(cacheDir, { recursive: true });
-  const partial = `${tar}.partial-${process.pid}`;
-  execFileSync('mmdebstrap', ['--quiet', '--variant=minbase', `--include=${basePackages.join(',')}`, 'bookworm', partial, mirror()],
+  // --format=tar: mmdebstrap picks a directory for a target name that does not end in .tar.
+  const partial = `${tar}.partial-${process.pid}.tar`;
+  execFileSync('mmdebstrap', ['--quiet', '--variant=minbase', '--format=tar', `--include=${basePackages.join(',')}`, 'bookworm', partial, mirror()],
     { stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 });
   renameSync(partial, tar);
   return { tar, cached: false };
