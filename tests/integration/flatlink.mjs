@@ -97,8 +97,8 @@ export function gatewayConfig({ id, flat, token, url, devices, cloud = {}, extra
   return { file, dir, config };
 }
 
-export async function startGateway(cfg, { ready = 'streaming from there' } = {}) {
-  return startProcess(binaries.gateway, ['--config', cfg.file], { readyPattern: ready });
+export async function startGateway(cfg, { ready = 'streaming from there', timeoutMs = 10_000 } = {}) {
+  return startProcess(binaries.gateway, ['--config', cfg.file], { readyPattern: ready, timeoutMs });
 }
 
 export const demoDevices = (prefix = '') => [

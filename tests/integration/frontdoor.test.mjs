@@ -230,7 +230,9 @@ describe('connection caps and output bounded in bytes (finding 2)', () => {
     b.send({ type: 'history', device: 'b-lamp', capability: 'on' });
     await b.next('history');
     assert.ok(Date.now() - t0 < 500, `flat B's round trip took ${Date.now() - t0} ms`);
-    assert.ok(rssKiB() - before < 12 * 1024, `RSS grew ${rssKiB() - before} KiB`);
+    // Under AddressSanitizer freed memory waits in its quarantine: the bound is the issue's 64 MiB there.
+    const bound = process.env.ASAN_OPTIONS ? 64 * 1024 : 12 * 1024;
+    assert.ok(rssKiB() - before < bound, `RSS grew ${rssKiB() - before} KiB`);
     r.conn.socket.destroy();
     gw.close();
     b.close();
