@@ -7,6 +7,7 @@
 
 #include "common/json_depth.h"
 #include "common/log.h"
+#include "common/utf8.h"
 
 namespace flatlink::adapters {
 
@@ -28,36 +29,7 @@ bool parse_device_json(std::string_view text, Json& out, std::string& why, size_
   return true;
 }
 
-bool valid_utf8(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t extra = 0;
-    uint32_t code = 0, min = 0;
-    if ((c & 0xE0) == 0xC0) {
-      extra = 1, code = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2, code = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3, code = c & 0x07, min = 0x10000;
-    } else {
-      return false;
-    }
-    if (i + extra >= text.size()) return false;
-    for (size_t k = 1; k <= extra; ++k) {
-      const auto cc = static_cast<unsigned char>(text[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      code = (code << 6) | (cc & 0x3F);
-    }
-    if (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
-    i += extra + 1;
-  }
-  return true;
-}
+bool valid_utf8(std::string_view text) { return utf8::valid(text); }
 
 bool same_device_value(const Json& a, const Json& b) {
   if (a.is_number() && b.is_number()) return std::fabs(a.get<double>() - b.get<double>()) < 1e-9;

@@ -1,11 +1,12 @@
 // JSON lines and key=value lines: parsing and encoding.
 #include "device-adapters/serial/line_protocol.h"
 
-#include "device-adapters/adapter_base.h"
-
 #include <charconv>
 #include <cmath>
 #include <vector>
+
+#include "common/utf8.h"
+#include "device-adapters/adapter_base.h"
 
 namespace flatlink::adapters::serial {
 namespace {
@@ -320,39 +321,7 @@ bool keyvalue_word(const Json& value, std::string& out, std::string& why) {
 
 }  // namespace
 
-bool valid_utf8(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    size_t extra = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      extra = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      extra = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + extra >= text.size()) return false;
-    for (size_t k = 1; k <= extra; ++k) {
-      const auto cc = static_cast<unsigned char>(text[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += extra + 1;
-  }
-  return true;
-}
+bool valid_utf8(std::string_view text) { return utf8::valid(text); }
 
 std::optional<DeviceLine> parse_line(config::LineProtocol protocol, std::string_view line,
                                      const std::string& port_device, const CapabilityLookup& lookup,
