@@ -69,9 +69,11 @@ foreach(package gateway cloud)
   set(doc "${CMAKE_INSTALL_DATAROOTDIR}/doc/flatlink-${package}")
   install(FILES ${CMAKE_SOURCE_DIR}/packaging/copyright DESTINATION ${doc} COMPONENT ${package})
 endforeach()
+# The outputs' folder exists from configure time on: the three commands below may run in
+# any order (a clean clone's parallel build ran a manual page before the changelog).
+file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/packaging)
 set(flatlink_changelog_gz "${CMAKE_BINARY_DIR}/packaging/changelog.gz")
 add_custom_command(OUTPUT ${flatlink_changelog_gz}
-  COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/packaging
   COMMAND sh -c "gzip -9n < '${CMAKE_SOURCE_DIR}/packaging/changelog' > '${flatlink_changelog_gz}'"
   DEPENDS ${CMAKE_SOURCE_DIR}/packaging/changelog VERBATIM)
 set(flatlink_man_gateway "${CMAKE_BINARY_DIR}/packaging/flatlinkd.8.gz")
