@@ -233,8 +233,9 @@ int main(int argc, char** argv) {
   });
   // Before start() says "listening on": a SIGTERM right after that line must stop us gracefully.
   loop.install_signal_handlers();
-  server.start(loop);
   // SIGHUP: re-read the config; a bad file is refused and the running config stays.
+  // Registered before start() says "listening on" too: a SIGHUP right after that line reloads
+  // instead of ending the process (the signal's default action).
   loop.on_signal(SIGHUP, [&] {
     notifier.reloading();
     LOG_INFO("server") << "SIGHUP: reloading " << options.config_path;
@@ -252,6 +253,7 @@ int main(int argc, char** argv) {
     log::set_level(level);
     notifier.reloaded("config reloaded");
   });
+  server.start(loop);
   install_test_faults(loop);
   notifier.start();
   const int rc = loop.run();

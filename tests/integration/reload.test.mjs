@@ -21,7 +21,7 @@ import {
   startGateway,
   stop,
 } from './flatlink.mjs';
-import { sha256hex, waitFor } from './harness.mjs';
+import { binaries, sha256hex, startProcess, waitFor } from './harness.mjs';
 
 async function flatEntry(f) {
   return {
@@ -139,6 +139,21 @@ describe('SIGHUP reload of flatlinkd', () => {
       assert.equal(gw.exitCode, null);
     } finally {
       assert.equal(await stop(gw), 0);
+      assert.equal(await stop(cloud), 0);
+    }
+  });
+});
+
+describe('SIGHUP as soon as flatlink-cloud says it listens', () => {
+  test('reloads instead of ending the process (the handler is in place before "listening on")', async () => {
+    const cfg = await cloudConfig([flatA]);
+    const cloud = await startProcess(binaries.cloud, ['--config', cfg.file]);
+    try {
+      await cloud.waitForLine(/listening on/);
+      cloud.kill('SIGHUP');
+      await cloud.waitForLine(/reload applied/, 5000);
+      assert.equal(cloud.exitCode, null, 'still running after the SIGHUP');
+    } finally {
       assert.equal(await stop(cloud), 0);
     }
   });
