@@ -131,7 +131,7 @@ TEST_CASE("each mistake in a serial port's devices gets its own message") {
   CHECK(with_cap(Json{{"type", "number"}}) == c + ".name: required key is missing");
   CHECK(with_cap(Json{{"name", "temp"}}) == c + ".type: required key is missing");
   CHECK(with_cap(Json{{"name", "temp"}, {"type", "float"}}) ==
-        c + ".type: expected one of \"boolean\", \"integer\", \"number\", \"enum\", \"text\", got \"float\"");
+        c + ".type: expected one of \"bool\", \"int\", \"number\", \"enum\", \"text\", got \"float\"");
   CHECK(with_cap(Json{{"name", "error"}, {"type", "text"}}) ==
         c + ".name: \"error\" is reserved by the line protocol (dev, set, ok, error); choose another name");
   CHECK(with_cap(Json{{"name", "on"}, {"type", "bool"}, {"min", 0}}) ==
