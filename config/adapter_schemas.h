@@ -29,8 +29,9 @@ void claim_adapter_name(ObjectReader& r, FirstSeen& names, const std::string& na
 // Records a device id, refusing one that another device already has.
 void claim_device_id(Errors& errors, FirstSeen& device_ids, const std::string& id, const std::string& path);
 
-// A capability's type, one vocabulary for every adapter (capability_schema.cpp): boolean,
-// integer, number, enum, text; "enumeration" is read with a deprecation warning.
+// A capability's type, one vocabulary for every adapter and the wire (capability_schema.cpp):
+// bool, int, number, enum, text; the old spellings boolean, integer and enumeration are
+// read with a deprecation warning.
 bool read_value_type(ObjectReader& r, std::string_view key, ValueType& out, Need need);
 // A declared capability: name, type, range, options, unit, max_length (at most
 // kMaxTextLength). `line_device`: the names dev, set, ok and error are refused.

@@ -1,6 +1,7 @@
-// How a capability is read from any adapter's configuration: one vocabulary of types
-// (boolean, integer, number, enum, text; "enumeration" still read, with a warning) and
-// one set of rules for ranges, options and text lengths.
+// How a capability is read from any adapter's configuration: one vocabulary of types,
+// the wire's (bool, int, number, enum, text; the old spellings boolean, integer and
+// enumeration are still read, each with a deprecation warning) and one set of rules for
+// ranges, options and text lengths.
 #include "common/log.h"
 #include "config/adapter_schemas.h"
 
@@ -11,30 +12,28 @@ bool reserved_name(const std::string& name) {
   return name == "dev" || name == "set" || name == "ok" || name == "error";
 }
 
-// The configuration's words for the types (the wire writes bool and int for the first two).
-std::string type_word(ValueType type) {
-  switch (type) {
-    case ValueType::boolean: return "boolean";
-    case ValueType::integer: return "integer";
-    case ValueType::number: return "number";
-    case ValueType::enumeration: return "enum";
-    case ValueType::text: return "text";
-  }
-  return "?";
+// The old spellings, still read: each names the wire's word that replaces it.
+const char* old_spelling(const std::string& word) {
+  if (word == "boolean") return "bool";
+  if (word == "integer") return "int";
+  if (word == "enumeration") return "enum";
+  return nullptr;
 }
 
 }  // namespace
 
 bool read_value_type(ObjectReader& r, std::string_view key, ValueType& out, Need need) {
-  if (const Json* raw = r.find(key); raw && raw->is_string() && *raw == "enumeration") {
-    LOG_WARN("config") << r.errors().name() << ": " << r.path(key)
-                       << ": \"enumeration\" is the old spelling of \"enum\"; it is still read, write \"enum\"";
-    out = ValueType::enumeration;
-    return true;
+  if (const Json* raw = r.find(key); raw && raw->is_string()) {
+    if (const char* now = old_spelling(raw->get<std::string>())) {
+      LOG_WARN("config") << r.errors().name() << ": " << r.path(key) << ": \"" << raw->get<std::string>()
+                         << "\" is the old spelling of \"" << now << "\"; it is still read, write \"" << now << "\"";
+      out = *value_type_from(now);
+      return true;
+    }
   }
   return r.choice(key, out,
-                  {{"boolean", ValueType::boolean},
-                   {"integer", ValueType::integer},
+                  {{"bool", ValueType::boolean},
+                   {"int", ValueType::integer},
                    {"number", ValueType::number},
                    {"enum", ValueType::enumeration},
                    {"text", ValueType::text}},
@@ -54,11 +53,11 @@ void read_capability(ObjectReader& r, Capability& cap, bool line_device) {
   r.string("unit", cap.unit);
   if (!errors.ok()) return;
   const bool numeric = cap.type == ValueType::integer || cap.type == ValueType::number;
-  const std::string type_name = type_word(cap.type);
+  const std::string type_name(to_string(cap.type));
   for (const char* key : {"min", "max"}) {
     if (!r.has(key)) continue;
     if (!numeric) {
-      errors.fail(r.path(key), std::string("only integer and number capabilities have a ") + key + ", this one is " +
+      errors.fail(r.path(key), std::string("only int and number capabilities have a ") + key + ", this one is " +
                                    type_name);
       return;
     }

@@ -124,7 +124,7 @@ void read_value(ObjectReader& r, MqttPayload payload, MqttRuleValue& value) {
   for (const char* key : {"min", "max"}) {
     if (!r.has(key) || !errors.ok()) continue;
     if (!numeric) {
-      errors.fail(r.path(key), "only an integer or number capability has a range");
+      errors.fail(r.path(key), "only an int or number capability has a range");
       return;
     }
     double bound = 0;
@@ -142,7 +142,7 @@ void read_value(ObjectReader& r, MqttPayload payload, MqttRuleValue& value) {
   for (const char* key : {"true", "false"}) {
     if (!r.has(key) || !errors.ok()) continue;
     if (value.capability.type != ValueType::boolean) {
-      errors.fail(r.path(key), "only a boolean capability has texts for true and false");
+      errors.fail(r.path(key), "only a bool capability has texts for true and false");
       return;
     }
     r.non_empty_string(key, key[0] == 't' ? value.true_text : value.false_text);

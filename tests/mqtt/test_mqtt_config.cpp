@@ -78,7 +78,7 @@ TEST_CASE("all three presets and a generic rule are read") {
                {"field":"mode","capability":"mode","type":"enum","options":["off","heat"],
                 "command_topic":"home/{device}/mode/set","command_payload":"{\"mode\":{value_json}}"}]},
              {"topic":"home/{device}/relay","payload":"plain","values":[
-               {"capability":"on","type":"boolean","true":"1","false":"0","command_topic":"home/{device}/relay/set"}]},
+               {"capability":"on","type":"bool","true":"1","false":"0","command_topic":"home/{device}/relay/set"}]},
              {"topic":"home/{device}/lwt","presence":{"online":"up","offline":"down"}}]})");
   const MqttAdapterConfig& m = mqtt_of(loaded);
   CHECK(m.host == "broker.lan");
@@ -135,8 +135,8 @@ TEST_CASE("mistakes in an mqtt adapter are refused with the path and what was ex
             .find("adapters[0].rules[0].values[0].capability: expected an id") != std::string::npos);
   CHECK(error_of(R"({"type":"mqtt","name":"m","rules":[{"topic":"t/{device}","payload":"plain","values":[{"field":"a","capability":"a","type":"number"}]}]})")
             .find("a plain payload has no fields") != std::string::npos);
-  CHECK(error_of(R"({"type":"mqtt","name":"m","rules":[{"topic":"t/{device}","values":[{"field":"a","capability":"a","type":"boolean","min":1}]}]})")
-            .find("only an integer or number capability has a range") != std::string::npos);
+  CHECK(error_of(R"({"type":"mqtt","name":"m","rules":[{"topic":"t/{device}","values":[{"field":"a","capability":"a","type":"bool","min":1}]}]})")
+            .find("only an int or number capability has a range") != std::string::npos);
   CHECK(error_of(R"({"type":"mqtt","name":"m","rules":[{"topic":"t/{device}","values":[{"field":"a","capability":"a","type":"number","command_topic":"t/{room}/set"}]}]})")
             .find("no wildcard other than {device}") != std::string::npos);
   CHECK(error_of(R"({"type":"mqtt","name":"m","rules":[{"topic":"t/{device}","presence":{"online":"x","offline":"x"}}]})")

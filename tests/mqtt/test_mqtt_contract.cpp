@@ -1,6 +1,6 @@
 // The adapter contract's table (tests/adapter_contract/contract.h) against the mqtt
-// adapter on a real Mosquitto, once per preset (Tasmota, Zigbee2MQTT) and for a
-// generic rule. The test plays the device with a plain libmosquitto client.
+// adapter on a real Mosquitto, once per preset (Tasmota, Zigbee2MQTT, Home Assistant
+// discovery) and for a generic rule. The test plays the device with a plain libmosquitto client.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -18,7 +18,7 @@ using flatlink::test::FakeDevice;
 
 namespace {
 
-enum class Kind { tasmota, zigbee2mqtt, rule };
+enum class Kind { tasmota, zigbee2mqtt, homeassistant, rule };
 
 std::atomic<int> g_instance{0};
 
@@ -67,6 +67,32 @@ class MqttHarness final : public contract::Harness, public adapters::AdapterHost
           R"({"type":"light","features":[{"type":"binary","name":"state","property":"state","access":7,"value_on":"ON","value_off":"OFF"},)"
           R"({"type":"numeric","name":"brightness","property":"brightness","access":7,"value_min":0,"value_max":254}]}]}})";
       device_->publish(base_ + "/bridge/devices", "[" + lamp + "]", true);
+    } else if (kind == Kind::homeassistant) {
+      // A light discovered the way Zigbee2MQTT announces one to Home Assistant: one JSON
+      // state topic read by value templates (so input is parsed as JSON), plain command
+      // topics, an availability topic; the abbreviated keys and "~" of HA's documentation.
+      base_ = "ha_c" + n_;
+      id_ = "light.lamp_c" + n_;
+      config::MqttPreset preset;
+      preset.kind = config::MqttPresetKind::homeassistant;
+      preset.discovery_prefix = base_;
+      c.presets = {preset};
+      const std::string tilde = base_ + "/lamp";
+      device_->on(tilde + "/set", [this](FakeDevice&, const std::string&, const std::string& payload) {
+        std::lock_guard lock(mu_);
+        commands_.push_back(Json{{"on", payload == "ON"}});
+      });
+      device_->on(tilde + "/bri/set", [this](FakeDevice&, const std::string&, const std::string& payload) {
+        std::lock_guard lock(mu_);
+        commands_.push_back(Json{{"brightness", std::stoi(payload)}});
+      });
+      device_->publish(tilde + "/avail", "online", true);
+      device_->publish(base_ + "/light/lamp_c" + n_ + "/config",
+                       R"({"~":")" + tilde + R"(","name":"Lamp","uniq_id":"lamp_c)" + n_ +
+                           R"(","stat_t":"~/state","stat_val_tpl":"{{ value_json.state }}","cmd_t":"~/set",)"
+                           R"("bri_stat_t":"~/state","bri_val_tpl":"{{ value_json.brightness }}","bri_cmd_t":"~/bri/set",)"
+                           R"("bri_scl":100,"avty_t":"~/avail"})",
+                       true);
     } else {
       id_ = "dev_c" + n_;
       config::MqttRule rule;
@@ -110,7 +136,13 @@ class MqttHarness final : public contract::Harness, public adapters::AdapterHost
   ~MqttHarness() override { adapter_->stop(); }
 
   std::string label() const override {
-    return kind_ == Kind::tasmota ? "mqtt (tasmota)" : kind_ == Kind::zigbee2mqtt ? "mqtt (zigbee2mqtt)" : "mqtt (rule)";
+    switch (kind_) {
+      case Kind::tasmota: return "mqtt (tasmota)";
+      case Kind::zigbee2mqtt: return "mqtt (zigbee2mqtt)";
+      case Kind::homeassistant: return "mqtt (homeassistant)";
+      case Kind::rule: break;
+    }
+    return "mqtt (rule)";
   }
   EventLoop& loop() override { return loop_; }
   adapters::Adapter& adapter() override { return *adapter_; }
@@ -123,12 +155,14 @@ class MqttHarness final : public contract::Harness, public adapters::AdapterHost
   void go_offline() override {
     if (kind_ == Kind::tasmota) device_->publish("tele/" + topic_ + "/LWT", "Offline");
     if (kind_ == Kind::zigbee2mqtt) device_->publish(base_ + "/" + id_ + "/availability", R"({"state":"offline"})");
+    if (kind_ == Kind::homeassistant) device_->publish(base_ + "/lamp/avail", "offline");
     if (kind_ == Kind::rule) device_->publish("rule_c" + n_ + "/" + id_ + "/avail", "down");
     REQUIRE(run_until([&] { return !is_online(); }));
   }
   void go_online() override {
     if (kind_ == Kind::tasmota) device_->publish("tele/" + topic_ + "/LWT", "Online");
     if (kind_ == Kind::zigbee2mqtt) device_->publish(base_ + "/" + id_ + "/availability", R"({"state":"online"})");
+    if (kind_ == Kind::homeassistant) device_->publish(base_ + "/lamp/avail", "online");
     if (kind_ == Kind::rule) device_->publish("rule_c" + n_ + "/" + id_ + "/avail", "up");
     REQUIRE(run_until([&] { return is_online(); }));
   }
@@ -147,6 +181,11 @@ class MqttHarness final : public contract::Harness, public adapters::AdapterHost
       if (values.contains("on")) r["state"] = values["on"].get<bool>() ? "ON" : "OFF";
       if (values.contains("brightness")) r["brightness"] = values["brightness"];
       device_->publish(base_ + "/" + id_, r.dump());
+    } else if (kind_ == Kind::homeassistant) {
+      Json r = Json::object();
+      if (values.contains("on")) r["state"] = values["on"].get<bool>() ? "ON" : "OFF";
+      if (values.contains("brightness")) r["brightness"] = values["brightness"];
+      device_->publish(base_ + "/lamp/state", r.dump());
     } else {
       device_->publish(state_topic(), values.dump());
     }
@@ -154,6 +193,7 @@ class MqttHarness final : public contract::Harness, public adapters::AdapterHost
   void send_raw(const std::string& text) override {
     if (kind_ == Kind::tasmota) device_->publish("tele/" + topic_ + "/STATE", text);
     if (kind_ == Kind::zigbee2mqtt) device_->publish(base_ + "/" + id_, text);
+    if (kind_ == Kind::homeassistant) device_->publish(base_ + "/lamp/state", text);
     if (kind_ == Kind::rule) device_->publish(state_topic(), text);
   }
   size_t max_raw_bytes() const override { return 16 * 1024 * 1024; }
@@ -189,6 +229,10 @@ TEST_CASE("the adapter contract holds for the mqtt adapter's tasmota preset") {
 
 TEST_CASE("the adapter contract holds for the mqtt adapter's zigbee2mqtt preset") {
   contract::check_contract([] { return std::make_unique<MqttHarness>(Kind::zigbee2mqtt); });
+}
+
+TEST_CASE("the adapter contract holds for the mqtt adapter's homeassistant discovery preset") {
+  contract::check_contract([] { return std::make_unique<MqttHarness>(Kind::homeassistant); });
 }
 
 TEST_CASE("the adapter contract holds for the mqtt adapter with a generic rule") {

@@ -32,9 +32,9 @@ Json good_serial() {
     "devices": [
       { "id": "t1", "name": "Hall thermometer", "kind": "thermometer", "room": "Hall",
         "capabilities": [ { "name": "temp", "type": "number", "min": -40, "max": 85, "unit": "°C" },
-                          { "name": "hum", "type": "integer", "min": 0, "max": 100, "unit": "%" } ] },
+                          { "name": "hum", "type": "int", "min": 0, "max": 100, "unit": "%" } ] },
       { "id": "lamp", "kind": "lamp",
-        "capabilities": [ { "name": "on", "type": "boolean", "writable": true },
+        "capabilities": [ { "name": "on", "type": "bool", "writable": true },
                           { "name": "mode", "type": "enum", "options": ["eco", "comfort"], "writable": true },
                           { "name": "label", "type": "text", "max_length": 32, "writable": true, "confirm": true } ] }
     ]
@@ -131,11 +131,11 @@ TEST_CASE("each mistake in a serial port's devices gets its own message") {
   CHECK(with_cap(Json{{"type", "number"}}) == c + ".name: required key is missing");
   CHECK(with_cap(Json{{"name", "temp"}}) == c + ".type: required key is missing");
   CHECK(with_cap(Json{{"name", "temp"}, {"type", "float"}}) ==
-        c + ".type: expected one of \"boolean\", \"integer\", \"number\", \"enum\", \"text\", got \"float\"");
+        c + ".type: expected one of \"bool\", \"int\", \"number\", \"enum\", \"text\", got \"float\"");
   CHECK(with_cap(Json{{"name", "error"}, {"type", "text"}}) ==
         c + ".name: \"error\" is reserved by the line protocol (dev, set, ok, error); choose another name");
-  CHECK(with_cap(Json{{"name", "on"}, {"type", "boolean"}, {"min", 0}}) ==
-        c + ".min: only integer and number capabilities have a min, this one is boolean");
+  CHECK(with_cap(Json{{"name", "on"}, {"type", "bool"}, {"min", 0}}) ==
+        c + ".min: only int and number capabilities have a min, this one is bool");
   CHECK(with_cap(Json{{"name", "t"}, {"type", "number"}, {"min", 10}, {"max", 5}}) ==
         c + ".min: min 10 is larger than max 5");
   CHECK(with_cap(Json{{"name", "t"}, {"type", "number"}, {"min", "low"}}) ==
@@ -145,14 +145,14 @@ TEST_CASE("each mistake in a serial port's devices gets its own message") {
         c + ".options[1]: duplicate option \"a\"");
   CHECK(with_cap(Json{{"name", "mode"}, {"type", "enum"}, {"options", Json::array({"a", ""})}}) ==
         c + ".options[1]: expected a non-empty string, got \"\"");
-  CHECK(with_cap(Json{{"name", "on"}, {"type", "boolean"}, {"options", Json::array({"a"})}}) ==
-        c + ".options: only enum capabilities have options, this one is boolean");
+  CHECK(with_cap(Json{{"name", "on"}, {"type", "bool"}, {"options", Json::array({"a"})}}) ==
+        c + ".options: only enum capabilities have options, this one is bool");
   // The wire carries text values of at most kMaxTextLength (256) bytes: a longer max_length is refused.
   CHECK(with_cap(Json{{"name", "note"}, {"type", "text"}, {"max_length", 257}}) ==
         c + ".max_length: expected an integer from 1 to 256, got 257");
-  CHECK(with_cap(Json{{"name", "n"}, {"type", "integer"}, {"max_length", 5}}) ==
-        c + ".max_length: only text capabilities have a max_length, this one is integer");
-  CHECK(with_cap(Json{{"name", "on"}, {"type", "boolean"}, {"writable", "yes"}}) ==
+  CHECK(with_cap(Json{{"name", "n"}, {"type", "int"}, {"max_length", 5}}) ==
+        c + ".max_length: only text capabilities have a max_length, this one is int");
+  CHECK(with_cap(Json{{"name", "on"}, {"type", "bool"}, {"writable", "yes"}}) ==
         c + ".writable: expected true or false, got \"yes\"");
 
   Json dup = good_serial();
@@ -201,4 +201,61 @@ TEST_CASE("a capability type is enum in every config; the old spelling enumerati
   });
   CHECK(log.find("WARN config: gateway.json: adapters[1].devices[1].capabilities[1].type: \"enumeration\" is the old "
                  "spelling of \"enum\"") != std::string::npos);
+}
+
+// Finding 7 of issue #18, the rest of it: configs said boolean and integer where the wire
+// says bool and int. The wire's words are the one vocabulary; each old spelling still loads
+// as the same type, with a deprecation warning naming the word to write.
+TEST_CASE("capability types are the wire's words bool, int, number, enum and text; boolean and integer load with a deprecation warning") {
+  for (const auto& [word, type] : std::vector<std::pair<std::string, ValueType>>{
+           {"bool", ValueType::boolean}, {"int", ValueType::integer}, {"number", ValueType::number}, {"text", ValueType::text}}) {
+    Json s = good_serial();
+    s["devices"][1]["capabilities"][1] = Json{{"name", "x"}, {"type", word}};
+    const std::string log = contract::capture_stderr([&] {
+      const Loaded<GatewayConfig> loaded = parse_gateway_config(gateway_with(s).dump(), "gateway.json");
+      REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+      const auto& serial = std::get<SerialAdapterConfig>(std::get<GatewayConfig>(loaded).adapters[1]);
+      CHECK(serial.devices[1].capabilities[1].type == type);
+      CHECK(to_string(type) == word);  // what the config says is what the wire says
+    });
+    CHECK(log.find("old spelling") == std::string::npos);
+  }
+  for (const auto& [old_word, now, type] : std::vector<std::tuple<std::string, std::string, ValueType>>{
+           {"boolean", "bool", ValueType::boolean}, {"integer", "int", ValueType::integer}}) {
+    Json s = good_serial();
+    s["devices"][1]["capabilities"][1] = Json{{"name", "x"}, {"type", old_word}};
+    const std::string log = contract::capture_stderr([&] {
+      const Loaded<GatewayConfig> loaded = parse_gateway_config(gateway_with(s).dump(), "gateway.json");
+      REQUIRE(std::holds_alternative<GatewayConfig>(loaded));
+      const auto& serial = std::get<SerialAdapterConfig>(std::get<GatewayConfig>(loaded).adapters[1]);
+      CHECK(serial.devices[1].capabilities[1].type == type);
+    });
+    CHECK(log.find("WARN config: gateway.json: adapters[1].devices[1].capabilities[1].type: \"" + old_word +
+                   "\" is the old spelling of \"" + now + "\"; it is still read, write \"" + now + "\"") !=
+          std::string::npos);
+  }
+  // The errors name the types in the same words.
+  Json s = good_serial();
+  s["devices"][1]["capabilities"][1] = Json{{"name", "x"}, {"type", "bit"}};
+  const Loaded<GatewayConfig> loaded = parse_gateway_config(gateway_with(s).dump(), "gateway.json");
+  REQUIRE(std::holds_alternative<ConfigError>(loaded));
+  const std::string error = std::get<ConfigError>(loaded).message;
+  CHECK(error.find("\"bool\"") != std::string::npos);
+  CHECK(error.find("\"int\"") != std::string::npos);
+  CHECK(error.find("\"boolean\"") == std::string::npos);
+}
+
+// No example config, schema example or doc snippet uses an old spelling: every example loads
+// without a deprecation warning.
+TEST_CASE("the example configs load without a deprecation warning") {
+  for (const char* name : {"gateway.example.json", "gateway-serial.example.json", "gateway-wifly.example.json",
+                           "gateway-mqtt.example.json"}) {
+    INFO(name);
+    const std::string log = contract::capture_stderr([&] {
+      const Loaded<GatewayConfig> loaded =
+          load_gateway_config(std::string(FLATLINK_SOURCE_DIR) + "/config/examples/" + name);
+      CHECK(std::holds_alternative<GatewayConfig>(loaded));
+    });
+    CHECK(log.find("old spelling") == std::string::npos);
+  }
 }
