@@ -133,8 +133,10 @@ void Backplane::subscribe_flat(const std::string& flat, bool subscribe) {
 }
 
 void Backplane::publish_gateway_message(const std::string& flat, const std::string& gateway, const std::string& encoded,
-                                        std::function<void()> on_safe, std::function<void()> on_dropped) {
-  enqueue(flat_topic(flat, "status"), backplane::encode_gateway_message(flat, config_.instance_id, gateway, encoded),
+                                        std::function<void()> on_safe, std::function<void()> on_dropped,
+                                        const std::string& epoch) {
+  enqueue(flat_topic(flat, "status"),
+          backplane::encode_gateway_message(flat, config_.instance_id, gateway, encoded, epoch),
           false, std::move(on_safe), std::move(on_dropped));
 }
 
@@ -343,7 +345,7 @@ void Backplane::on_message(Message& message) {
         } else if constexpr (std::is_same_v<T, backplane::InstanceStatus>) {
           on_instance(m);
         } else if constexpr (std::is_same_v<T, backplane::GatewayMessage>) {
-          listener_.remote_gateway_message(m.flat, m.from, m.gateway, m.message);
+          listener_.remote_gateway_message(m.flat, m.from, m.gateway, m.message, m.epoch);
         } else if constexpr (std::is_same_v<T, backplane::StateMessage>) {
           listener_.remote_state(m.flat, m.state);
         } else if constexpr (std::is_same_v<T, backplane::HolderMessage>) {

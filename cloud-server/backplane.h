@@ -64,8 +64,9 @@ class BackplaneListener {
   // The retained state of a flat this instance holds; nullopt when it does not.
   virtual std::optional<RemoteState> backplane_state(const std::string& flat) = 0;
   // A status batch, presence or device list from the instance holding the flat's gateway.
+  // `epoch`: the stream epoch a status batch's seqs belong to ("" when the sender did not say).
   virtual void remote_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
-                                      const proto::GatewayToCloud& message) = 0;
+                                      const proto::GatewayToCloud& message, const std::string& epoch) = 0;
   virtual void remote_state(const std::string& flat, const RemoteState& state) = 0;
   virtual void remote_holder(const std::string& flat, const HolderClaim& claim) = 0;
   virtual void remote_command(const std::string& flat, const std::string& from, const proto::CommandMsg& command) = 0;
@@ -104,9 +105,11 @@ class Backplane {
 
   // A message of the flat's gateway (status batch, presence, device list, encoded
   // by proto::encode) for the other instances; on_safe once the broker has it.
-  // on_dropped, instead, when the backplane cannot keep it (see Delivery above).
+  // on_dropped, instead, when the backplane cannot keep it (see Delivery above). `epoch`:
+  // the gateway's stream epoch, which a status batch's seqs belong to.
   void publish_gateway_message(const std::string& flat, const std::string& gateway, const std::string& encoded,
-                               std::function<void()> on_safe = {}, std::function<void()> on_dropped = {});
+                               std::function<void()> on_safe = {}, std::function<void()> on_dropped = {},
+                               const std::string& epoch = {});
   // The flat's retained state changed: published soon (at most every 100 ms per
   // flat), or now when `now` (the gateway came or went: others must know at once).
   void state_changed(const std::string& flat, bool now = false);

@@ -84,8 +84,12 @@ Checked check_flat_message(const std::string& flat, const std::string& kind, con
   };
 
   if (kind == "status") {
-    if (!has_keys(payload, {"v", "flat", "from", "gateway", "msg"}, {}, why) || !is_id(payload["gateway"])) {
+    if (!has_keys(payload, {"v", "flat", "from", "gateway", "msg"}, {"epoch"}, why) || !is_id(payload["gateway"])) {
       return refused(why.empty() ? "bad gateway id" : why);
+    }
+    if (payload.contains("epoch") &&
+        (!payload["epoch"].is_string() || !proto::valid_epoch(payload["epoch"].get_ref<const std::string&>()))) {
+      return refused("bad epoch");
     }
     if (from == context.instance) return Ignored{Ignored::Reason::own_message};
     auto decoded = proto::decode_from_gateway(embedded("msg"), limits);
@@ -95,14 +99,20 @@ Checked check_flat_message(const std::string& flat, const std::string& kind, con
         !std::holds_alternative<proto::DeviceList>(message)) {
       return refused("msg: only status, presence and devices travel on a status topic");
     }
-    return GatewayMessage{flat, from, payload["gateway"].get<std::string>(), std::move(message)};
+    return GatewayMessage{flat, from, payload["gateway"].get<std::string>(), std::move(message),
+                          payload.contains("epoch") ? payload["epoch"].get<std::string>() : std::string()};
   }
   if (kind == "state") {
-    if (!has_keys(payload, {"v", "flat", "from", "gateway", "online", "since", "seq", "reset", "dropped", "msg"}, {},
-                  why) ||
+    if (!has_keys(payload, {"v", "flat", "from", "gateway", "online", "since", "seq", "reset", "dropped", "msg"},
+                  {"epoch", "lost"}, why) ||
         !is_id(payload["gateway"], true) || !payload["online"].is_boolean() || !is_int(payload["since"]) ||
         !is_int(payload["seq"]) || !payload["reset"].is_boolean() || !is_int(payload["dropped"])) {
       return refused(why.empty() ? "bad state fields" : why);
+    }
+    if ((payload.contains("epoch") &&
+         (!payload["epoch"].is_string() || !proto::valid_epoch(payload["epoch"].get_ref<const std::string&>()))) ||
+        (payload.contains("lost") && (!is_int(payload["lost"]) || payload["lost"].get<int64_t>() < 0))) {
+      return refused("bad state epoch or lost");
     }
     if (from == context.instance) return Ignored{Ignored::Reason::own_message};
     auto decoded = proto::decode_from_gateway(embedded("msg"), limits);
@@ -120,6 +130,8 @@ Checked check_flat_message(const std::string& flat, const std::string& kind, con
     state.seq = payload["seq"].get<int64_t>();
     state.reset = payload["reset"].get<bool>();
     state.dropped = payload["dropped"].get<int64_t>();
+    if (payload.contains("epoch")) state.epoch = payload["epoch"].get<std::string>();
+    if (payload.contains("lost")) state.lost = payload["lost"].get<int64_t>();
     state.devices = std::move(std::get<proto::DeviceList>(*list).devices);
     return out;
   }
@@ -251,9 +263,10 @@ std::string encode_instance(const std::string& instance, bool online, const Inst
 }
 
 std::string encode_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
-                                   const std::string& encoded) {
+                                   const std::string& encoded, const std::string& epoch) {
   Json j = envelope(flat, from);
   j["gateway"] = gateway;
+  if (!epoch.empty()) j["epoch"] = epoch;
   return with_msg(j, encoded);
 }
 
@@ -265,6 +278,8 @@ std::string encode_state(const std::string& flat, const std::string& from, const
   j["seq"] = state.seq;
   j["reset"] = state.reset;
   j["dropped"] = state.dropped;
+  if (!state.epoch.empty()) j["epoch"] = state.epoch;
+  if (state.lost > 0) j["lost"] = state.lost;
   return with_msg(j, proto::encode(proto::DeviceList{state.devices}));
 }
 

@@ -40,6 +40,8 @@ struct RemoteState {
   int64_t seq = 0;      // the highest seq the holder accepted
   bool reset = false;   // this link's hello restarted the gateway's stream (its store was wiped): seq may go down
   int64_t dropped = 0;
+  std::string epoch;    // the stream epoch `seq` belongs to ("" from an older instance, or a gateway without epochs)
+  int64_t lost = 0;     // what the gateway reports maybe lost with a store it found gone (its hello's `lost`)
   std::vector<proto::DeviceReport> devices;
 
   bool operator==(const RemoteState&) const = default;
@@ -116,6 +118,7 @@ struct GatewayMessage {
   std::string from;
   std::string gateway;
   proto::GatewayToCloud message;
+  std::string epoch;  // the gateway's stream epoch a status batch's seqs belong to ("" when not said)
 
   bool operator==(const GatewayMessage&) const = default;
 };
@@ -178,8 +181,9 @@ struct InstanceRun {
   std::string accounts;
 };
 std::string encode_instance(const std::string& instance, bool online, const InstanceRun& run = {});
+// `epoch`: the stream epoch of a status batch's seqs (left out when empty).
 std::string encode_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
-                                   const std::string& encoded);
+                                   const std::string& encoded, const std::string& epoch = {});
 // state.from is not used: `from` is.
 std::string encode_state(const std::string& flat, const std::string& from, const RemoteState& state);
 // claim.from is not used: `from` is. A release has an empty instance and gateway.

@@ -80,7 +80,7 @@ void BackplaneSync::link_closed(LiveFlat& flat) {
 
 void BackplaneSync::gateway_message(LiveFlat& flat, const proto::GatewayToCloud& message) {
   if (!backplane_) return;
-  backplane_->publish_gateway_message(flat.id(), flat.gateway_id, proto::encode(message));
+  backplane_->publish_gateway_message(flat.id(), flat.gateway_id, proto::encode(message), {}, {}, epoch_of(flat));
   backplane_->state_changed(flat.id());
 }
 
@@ -120,7 +120,7 @@ void BackplaneSync::ack_after(LiveFlat& flat, Peer& peer, int64_t seq, const std
     LOG_ERROR("backplane") << "flat=" << flat_id << " seq=" << seq
                            << " the backplane cannot keep this batch; closing the gateway's link so that it resends";
     f->gateway->close(kTryAgainLater, "the backplane is overloaded; reconnect and resend");
-  });
+  }, epoch_of(flat));
 }
 
 // A gateway that moved here may have had statuses acknowledged by its last holder (after
@@ -229,12 +229,41 @@ std::optional<RemoteState> BackplaneSync::state(const std::string& flat_id) {
   state.seq = seq == flat.last_seq.end() ? 0 : seq->second;
   state.reset = s.stream_reset;
   state.dropped = flat.dropped;
+  state.epoch = epoch_of(flat);
+  state.lost = flat.lost;
   for (const auto& [id, device] : flat.devices) state.devices.push_back(device);
   return state;
 }
 
+std::string BackplaneSync::epoch_of(const LiveFlat& flat) {
+  auto it = flat.epoch_of.find(flat.gateway_id);
+  return it == flat.epoch_of.end() ? std::string() : it->second;
+}
+
+// A relayed batch or state of another stream epoch than the one followed here: the same
+// switch as the holder's at its hello (Flats::switch_epoch), so that this instance never takes
+// a seq of one epoch for one of another (when the gateway moves here, its hello is answered
+// with the right epoch's last seq), whatever order the status and state topics arrive in.
+void BackplaneSync::follow_epoch(LiveFlat& flat, const std::string& gateway, const std::string& epoch,
+                                 const std::string& from) {
+  if (epoch.empty() || flat.gateway) return;  // not said (an older instance), or ours is the truth
+  const auto current = flat.epoch_of.find(gateway);
+  if (current != flat.epoch_of.end() && current->second == epoch) return;
+  const std::string was = current == flat.epoch_of.end() ? std::string() : current->second;
+  const int64_t was_last = flat.last_seq[gateway];
+  const int64_t resumed = flats_.switch_epoch(flat, gateway, epoch);
+  if (!was.empty() || was_last > 0) {
+    LOG_WARN("router") << "flat=" << flat.id() << " gateway=" << gateway << " stream epoch=" << epoch << " (was "
+                       << (was.empty() ? "(none)" : was) << ", last seq " << was_last << ") at instance=" << from << ": "
+                       << (resumed ? "resuming it after seq=" + std::to_string(resumed) : std::string("a new stream"));
+    // The browsers' seq rule starts over with a snapshot, as at the holder's hello.
+    for (Peer* browser : flat.browsers) flats_.send_snapshot(*browser, flat, remote_online(flat));
+  }
+}
+
 void BackplaneSync::remote_gateway_message(const std::string& flat_id, const std::string& from,
-                                           const std::string& gateway, const proto::GatewayToCloud& message) {
+                                           const std::string& gateway, const proto::GatewayToCloud& message,
+                                           const std::string& epoch) {
   LiveFlat& flat = flats_.at(flat_id);
   FlatSync& s = sync(flat);
   // Ours is the source of truth while we hold the link, except for the statuses a held
@@ -249,6 +278,7 @@ void BackplaneSync::remote_gateway_message(const std::string& flat_id, const std
   }
   if (!flat.gateway) flat.gateway_id = gateway;
   if (batch) {
+    follow_epoch(flat, gateway, epoch, from);
     int64_t& last = flat.last_seq[gateway];
     const int64_t covered = flat.state_seq[gateway];
     // A device not in the state we have yet: skipped (the holder has said so already).
@@ -284,13 +314,20 @@ void BackplaneSync::remote_state(const std::string& flat_id, const RemoteState& 
   s.remote_online = state.online;
   flat.gateway_id = state.gateway;
   flat.dropped = state.dropped;
+  // What the holder counts maybe lost is counted here the same (the gauge is per flat, as last
+  // reported): a gateway that moves here later adds only what is new in its hello.
+  if (state.lost != flat.lost && !state.gateway.empty()) {
+    metrics_.gateway_lost += state.lost - flat.lost;
+    flat.lost = state.lost;
+  }
+  follow_epoch(flat, state.gateway, state.epoch, state.from);
   // The state does not raise the seq of statuses received (last_seq): this instance has not
   // received them, and answering a gateway that moves here with that seq would have it drop
   // statuses no instance may have stored.
   int64_t& last = flat.last_seq[state.gateway];
   int64_t& covered = flat.state_seq[state.gateway];
   bool replaced = false;
-  if (state.reset && new_link && state.seq < std::max(last, covered)) {
+  if (state.epoch.empty() && state.reset && new_link && state.seq < std::max(last, covered)) {
     LOG_WARN("router") << "flat=" << flat_id << " gateway=" << state.gateway << " restarted its sequence at instance="
                        << state.from << " (seq " << state.seq << ", last seen here " << std::max(last, covered)
                        << "); following it";

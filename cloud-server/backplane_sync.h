@@ -66,12 +66,15 @@ class BackplaneSync {
   bool knows_flat(const std::string& flat) const;
   std::optional<RemoteState> state(const std::string& flat);
   void remote_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
-                              const proto::GatewayToCloud& message);
+                              const proto::GatewayToCloud& message, const std::string& epoch = {});
   void remote_state(const std::string& flat, const RemoteState& state);
   void remote_holder(const std::string& flat, const HolderClaim& claim);
   void instance_down(const std::string& instance);
 
  private:
+  static std::string epoch_of(const LiveFlat& flat);
+  void follow_epoch(LiveFlat& flat, const std::string& gateway, const std::string& epoch, const std::string& from);
+
   struct FlatSync {
     int64_t link_since = 0;   // wall ms the local link opened: its claim on the flat
     uint64_t link_epoch = 0;  // bumps with every local link; stale broker acks are ignored

@@ -147,6 +147,20 @@ Flats::StatusFate Flats::apply_status(LiveFlat& flat, const proto::StatusItem& i
   return StatusFate::applied;
 }
 
+int64_t Flats::switch_epoch(LiveFlat& flat, const std::string& gateway, const std::string& epoch) {
+  int64_t& last = flat.last_seq[gateway];
+  std::string& current = flat.epoch_of[gateway];
+  if (!current.empty() || last > 0) flat.earlier_epochs[gateway + "/" + current] = last;
+  auto earlier = flat.earlier_epochs.find(gateway + "/" + epoch);
+  const int64_t resumed = earlier == flat.earlier_epochs.end() ? 0 : earlier->second;
+  if (earlier != flat.earlier_epochs.end()) flat.earlier_epochs.erase(earlier);
+  while (flat.earlier_epochs.size() > kEarlierEpochs) flat.earlier_epochs.erase(flat.earlier_epochs.begin());
+  last = resumed;
+  current = epoch;
+  flat.state_seq.erase(gateway);
+  return resumed;
+}
+
 bool Flats::apply_presence(LiveFlat& flat, const proto::Presence& presence) {
   auto dev = flat.devices.find(presence.device);
   if (dev == flat.devices.end()) return false;

@@ -104,6 +104,13 @@ class Flats {
   // (unless a newer device state `covered` it), kept in the history and sent to the browsers.
   enum class StatusFate { duplicate, unknown_device, applied };
   StatusFate apply_status(LiveFlat& flat, const proto::StatusItem& item, int64_t& last, int64_t covered = 0);
+  // The gateway's stream goes on in `epoch` (docs/protocol.md, delivery rule 1): the last seq
+  // of the epoch it had is kept among the earlier ones (at most kEarlierEpochs), and last_seq
+  // becomes the new epoch's: its own if seen before, else 0. The state_seq goes (it belonged to
+  // the other epoch). Returns the new last seq. Used alike by the holder (hello) and by every
+  // other instance (a relayed batch or state carrying the epoch), so that all count the same.
+  static constexpr size_t kEarlierEpochs = 8;
+  int64_t switch_epoch(LiveFlat& flat, const std::string& gateway, const std::string& epoch);
   // A device's presence; false for an unknown device (nothing sent).
   bool apply_presence(LiveFlat& flat, const proto::Presence& presence);
   void apply_device_list(LiveFlat& flat, const proto::DeviceList& list);

@@ -4,11 +4,6 @@
 #include "common/log.h"
 
 namespace flatlink::cloud {
-namespace {
-// Earlier stream epochs per flat whose last seq is kept (a gateway back from memory-only).
-constexpr size_t kEarlierEpochs = 8;
-}  // namespace
-
 Router::Router(const config::CloudConfig& config, EventLoop& loop, const Clock& clock, Metrics& metrics)
     : config_(config),
       clock_(clock),
@@ -190,18 +185,15 @@ void Router::accept_hello(LiveFlat& flat, Peer& peer, const proto::Hello& hello)
     // backplane, with no epoch yet, is taken as this stream's while the gateway's numbers
     // are above it.)
     const bool first = epoch.empty() && last == 0;
-    if (!first) flat.earlier_epochs[hello.gateway + "/" + epoch] = last;
-    auto earlier = flat.earlier_epochs.find(hello.gateway + "/" + hello.epoch);
-    const int64_t resumed = earlier == flat.earlier_epochs.end() ? 0 : earlier->second;
-    if (earlier != flat.earlier_epochs.end()) flat.earlier_epochs.erase(earlier);
-    while (flat.earlier_epochs.size() > kEarlierEpochs) flat.earlier_epochs.erase(flat.earlier_epochs.begin());
+    const std::string was = epoch;
+    const int64_t was_last = last;
+    const int64_t resumed = flats_.switch_epoch(flat, hello.gateway, hello.epoch);
     if (!first) {
       LOG_WARN("router") << "flat=" << flat.id() << " gateway=" << hello.gateway << " stream epoch="
                          << (hello.epoch.empty() ? "(none)" : hello.epoch) << " (was "
-                         << (epoch.empty() ? "(none)" : epoch) << ", last seq " << last << "): "
+                         << (was.empty() ? "(none)" : was) << ", last seq " << was_last << "): "
                          << (resumed ? "resuming it after seq=" + std::to_string(resumed) : std::string("a new stream"));
     }
-    last = resumed;
     stream_reset = true;  // other instances must lower their last seen seq too
   } else if (hello.next_seq <= last) {
     // The seqs of one epoch went back: only a store restored by hand without its side file
@@ -402,8 +394,8 @@ bool Router::backplane_knows_flat(const std::string& flat) const { return sync_.
 std::optional<RemoteState> Router::backplane_state(const std::string& flat) { return sync_.state(flat); }
 
 void Router::remote_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
-                                    const proto::GatewayToCloud& message) {
-  sync_.remote_gateway_message(flat, from, gateway, message);
+                                    const proto::GatewayToCloud& message, const std::string& epoch) {
+  sync_.remote_gateway_message(flat, from, gateway, message, epoch);
 }
 
 void Router::remote_state(const std::string& flat, const RemoteState& state) { sync_.remote_state(flat, state); }

@@ -73,7 +73,7 @@ class Router final : public BackplaneListener {
   bool backplane_knows_flat(const std::string& flat) const override;
   std::optional<RemoteState> backplane_state(const std::string& flat) override;
   void remote_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
-                              const proto::GatewayToCloud& message) override;
+                              const proto::GatewayToCloud& message, const std::string& epoch = {}) override;
   void remote_state(const std::string& flat, const RemoteState& state) override;
   void remote_holder(const std::string& flat, const HolderClaim& claim) override;
   void remote_command(const std::string& flat, const std::string& from, const proto::CommandMsg& command) override;

@@ -97,7 +97,7 @@ bool Gateway::device_fits(adapters::Adapter* adapter, const DeviceInfo& device) 
   } else {
     // The hello carries every device with its state: it must stay one frame. The list with
     // today's states may take 7/8 of the frame; the rest is room for states that grow.
-    size_t bytes = proto::encode(proto::DeviceList{reports()}).size() + proto::to_json(report).dump().size();
+    size_t bytes = device_list_bytes() + proto::to_json(report).dump().size() + 1;
     const size_t room = limits.max_message_bytes - limits.max_message_bytes / 8;
     if (bytes > room) {
       why = "the device list would take " + std::to_string(bytes) + " bytes, over 7/8 of the cloud's frame limit of " +
@@ -107,6 +107,35 @@ bool Gateway::device_fits(adapters::Adapter* adapter, const DeviceInfo& device) 
   if (why.empty()) return true;
   LOG_ERROR("gateway") << "adapter=" << adapter->name() << " device=" << device.id << " refused: " << why;
   return false;
+}
+
+size_t Gateway::device_list_bytes() {
+  for (const auto& id : stale_reports_) {
+    auto old = report_bytes_.find(id);
+    if (old != report_bytes_.end()) {
+      reports_total_ -= old->second;
+      report_bytes_.erase(old);
+    }
+    const DeviceEntry* entry = registry_.find(id);
+    if (!entry) continue;
+    const size_t bytes = proto::to_json(proto::DeviceReport{entry->info, entry->state, entry->online, entry->last_ts}).dump().size();
+    report_bytes_.emplace(id, bytes);
+    reports_total_ += bytes;
+  }
+  stale_reports_.clear();
+  static const size_t kEnvelope = proto::encode(proto::DeviceList{}).size();
+  size_t total = kEnvelope + reports_total_ + report_bytes_.size();  // a comma per report (one too many: an upper bound)
+  for (const auto& id : outbox_->waiting_devices()) {  // the offline placeholders reports() adds
+    if (registry_.find(id)) continue;
+    auto [it, added] = placeholder_bytes_.try_emplace(id, 0);
+    if (added) {
+      it->second = proto::to_json(proto::DeviceReport{DeviceInfo{id, id, "device", "", {}}, Json::object(), false, std::nullopt})
+                       .dump()
+                       .size();
+    }
+    total += it->second + 1;
+  }
+  return total;
 }
 
 // A value the cloud would refuse (a text over max_string, too many keys, a bad key) is left
@@ -147,16 +176,18 @@ void Gateway::device_added(adapters::Adapter* adapter, const DeviceInfo& device)
                          << " already belongs to another adapter; ignored";
     return;
   }
+  device_changed(device.id);
   LOG_INFO("gateway") << "adapter=" << adapter->name() << " device=" << device.id << " kind=" << device.kind << " added";
-  link_->send_devices(proto::DeviceList{reports()});
+  if (link_->up()) link_->send_devices(proto::DeviceList{reports()});  // else the next hello carries it
 }
 
 void Gateway::device_removed(adapters::Adapter* adapter, const std::string& device_id) {
   if (!owns(adapter, device_id)) return;
   executor_->abandon_device(device_id, Outcome::device_error, "device " + device_id + " was removed");
   registry_.remove(device_id);
+  device_changed(device_id);
   LOG_INFO("gateway") << "adapter=" << adapter->name() << " device=" << device_id << " removed";
-  link_->send_devices(proto::DeviceList{reports()});
+  if (link_->up()) link_->send_devices(proto::DeviceList{reports()});
 }
 
 void Gateway::status(adapters::Adapter* adapter, const std::string& device_id, const Json& state, int64_t observed_ms) {
@@ -168,6 +199,7 @@ void Gateway::status(adapters::Adapter* adapter, const std::string& device_id, c
   Json fitting = state;
   if (!state_fits(adapter, device_id, fitting)) return;
   registry_.apply_status(device_id, fitting, observed_ms);
+  device_changed(device_id);
   const uint64_t seq = outbox_->append(device_id, fitting, observed_ms);
   LOG_DEBUG("gateway") << "device=" << device_id << " seq=" << seq << " status " << state.dump();
   link_->statuses_available();
@@ -178,6 +210,7 @@ void Gateway::presence(adapters::Adapter* adapter, const std::string& device_id,
   const DeviceEntry* entry = registry_.find(device_id);
   if (entry->online == online) return;
   registry_.set_online(device_id, online);
+  device_changed(device_id);
   LOG_INFO("gateway") << "device=" << device_id << (online ? " online" : " offline");
   if (!online) executor_->abandon_device(device_id, Outcome::device_error, "device " + device_id + " went offline");
   link_->send_presence(proto::Presence{device_id, online, clock_.wall_ms()});

@@ -2,7 +2,9 @@
 // executor, the outbox and the cloud link together. Loop thread only.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,16 @@ class Gateway final : public link::LinkListener {
   bool device_fits(adapters::Adapter* adapter, const DeviceInfo& device);
   bool state_fits(adapters::Adapter* adapter, const std::string& device_id, Json& state);
   std::vector<proto::DeviceReport> reports() const;
+  // The bytes the device list (hello, devices) takes, kept incrementally: each device's
+  // encoded report is measured once and again only after its state changed, so that checking
+  // n devices as they come costs O(n) encodings, not O(n^2) (a whole list per device).
+  size_t device_list_bytes();
+  void device_changed(const std::string& id) { stale_reports_.insert(id); }
+
+  std::map<std::string, size_t> report_bytes_;      // per registry device: its encoded report's size
+  std::set<std::string> stale_reports_;             // devices whose report_bytes_ must be measured again
+  size_t reports_total_ = 0;                        // the sum of report_bytes_
+  std::map<std::string, size_t> placeholder_bytes_;  // per id: its offline placeholder's size (reports())
 
   EventLoop& loop_;
   config::GatewayConfig config_;

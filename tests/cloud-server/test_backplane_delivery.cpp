@@ -26,7 +26,7 @@ class QuietListener final : public BackplaneListener {
   bool backplane_knows_flat(const std::string&) const override { return true; }
   std::optional<RemoteState> backplane_state(const std::string&) override { return std::nullopt; }
   void remote_gateway_message(const std::string&, const std::string&, const std::string&,
-                              const proto::GatewayToCloud&) override {}
+                              const proto::GatewayToCloud&, const std::string&) override {}
   void remote_state(const std::string&, const RemoteState&) override {}
   void remote_holder(const std::string&, const HolderClaim&) override {}
   void remote_command(const std::string&, const std::string&, const proto::CommandMsg&) override {}

@@ -53,7 +53,16 @@ TEST_CASE("backplane: every kind of message, as the encoders write it, is accept
       check(kStatus, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", proto::encode(presence)));
   REQUIRE(std::holds_alternative<backplane::GatewayMessage>(status));
   CHECK(std::get<backplane::GatewayMessage>(status) ==
-        backplane::GatewayMessage{"flat-a", "cloud-b", "gw-a", proto::GatewayToCloud{presence}});
+        backplane::GatewayMessage{"flat-a", "cloud-b", "gw-a", proto::GatewayToCloud{presence}, ""});
+  // A status batch carries its stream epoch (issue 17): relayed, it is counted per (gateway, epoch).
+  const std::string epoch(32, 'e');
+  const auto with_epoch = check(
+      kStatus, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", proto::encode(presence), epoch));
+  REQUIRE(std::holds_alternative<backplane::GatewayMessage>(with_epoch));
+  CHECK(std::get<backplane::GatewayMessage>(with_epoch).epoch == epoch);
+  Json bad_epoch = Json::parse(backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", proto::encode(presence)));
+  bad_epoch["epoch"] = "not-hex";
+  CHECK(std::holds_alternative<backplane::Refused>(check(kStatus, bad_epoch.dump())));
 
   RemoteState state;
   state.from = "cloud-b";
@@ -62,6 +71,8 @@ TEST_CASE("backplane: every kind of message, as the encoders write it, is accept
   state.since = 1700000000000;
   state.seq = 13;
   state.dropped = 2;
+  state.epoch = epoch;
+  state.lost = 7;
   const auto retained = check(kState, backplane::encode_state("flat-a", "cloud-b", state), true);
   REQUIRE(std::holds_alternative<backplane::StateMessage>(retained));
   CHECK(std::get<backplane::StateMessage>(retained) == backplane::StateMessage{"flat-a", state});

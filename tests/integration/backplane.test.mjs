@@ -374,6 +374,69 @@ async function holdingRelay(brokerPort) {
   };
 }
 
+// Issue 17: a status relayed between instances carries its stream epoch, so that an
+// instance that does not hold the link follows (gateway, epoch, seq) exactly as the holder
+// does: when the gateway moves to it, its hello is answered with the last seq of the hello's
+// own epoch (not of another epoch it saw over the backplane, which would acknowledge the
+// gateway's waiting statuses unsent), and it shows the same lost count.
+describe('stream epochs across instances', () => {
+  let broker, A, B;
+  const E1 = '1'.repeat(32);
+  const E2 = '2'.repeat(32);
+
+  before(async () => {
+    broker = await startBroker();
+    [A, B] = await Promise.all([startInstance('cloud-ea', [broker.port]), startInstance('cloud-eb', [broker.port])]);
+  });
+
+  after(async () => {
+    for (const p of [A?.proc, B?.proc, broker?.proc]) if (p) await stop(p).catch(() => {});
+  });
+
+  const hello = async (port, fields) => {
+    const gw = await rawGateway(port, flatA.token);
+    gw.send({ type: 'hello', gateway: 'gw-e', version: '0', devices: [lamp('lamp-1')], ...fields });
+    return { gw, answer: await gw.next('ack') };
+  };
+  const send = (gw, from, to) => {
+    const items = [];
+    for (let seq = from; seq <= to; ++seq) items.push({ seq, device: 'lamp-1', state: { on: seq % 2 === 0 }, ts: Date.now() });
+    gw.send({ type: 'status', items });
+  };
+
+  test('a gateway that moves to another instance resumes its own epoch there, and the lost count is the same on both', async () => {
+    const b = await browser(B.port, loginA);
+    // Epoch 1 on A: 1..30 acknowledged; 31..60 will wait in the gateway (its link drops).
+    let { gw, answer } = await hello(A.port, { epoch: E1, next_seq: 1 });
+    assert.equal(answer.seq, 0);
+    send(gw, 1, 30);
+    await gw.next('ack', (m) => m.seq === 30);
+    await b.next('update', (u) => u.seq === 30, 8000);
+    gw.close();
+    // Its store gone: epoch 2 on A, 1..50, 7 statuses counted maybe lost.
+    ({ gw, answer } = await hello(A.port, { epoch: E2, next_seq: 1, lost: 7 }));
+    assert.equal(answer.seq, 0, 'a new epoch is a new stream');
+    send(gw, 1, 50);
+    await gw.next('ack', (m) => m.seq === 50);
+    await waitFor(() => b.of('update').filter((u) => u.seq === 50).length === 1, 8000, { message: 'epoch 2 on B' });
+    gw.close();
+    await waitFor(async () => (await metrics(B.port)).flatlink_gateway_lost_statuses === 7, 8000,
+      { message: "B shows the lost count A shows (A's: 7)" });
+    assert.equal((await metrics(A.port)).flatlink_gateway_lost_statuses, 7);
+    // Back to epoch 1 (its store readable again), now on B: 31..60 wait. B must answer 30, the
+    // last of epoch 1, not 50, the last seq it saw of epoch 2.
+    ({ gw, answer } = await hello(B.port, { epoch: E1, next_seq: 61, acked: 30, lost: 7 }));
+    assert.equal(answer.seq, 30, 'resume after the last seq of the hello\'s own epoch');
+    send(gw, 31, 60);
+    await gw.next('ack', (m) => m.seq === 60, 8000);
+    await b.next('update', (u) => u.seq === 60, 8000);
+    const m = await metrics(B.port);
+    assert.equal(m.flatlink_gateway_lost_statuses, 7, 'the move counts nothing twice');
+    gw.close();
+    b.close();
+  });
+});
+
 describe('instances that must not share a broker this way: one instance_id twice, accounts that differ', () => {
   let broker, P;
 
