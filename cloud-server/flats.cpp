@@ -1,11 +1,32 @@
 // The flats' live state.
 #include "cloud-server/flats.h"
 
+#include <set>
+
 #include "cloud-server/history.h"
 #include "cloud-server/peer.h"
 #include "common/log.h"
 
 namespace flatlink::cloud {
+
+size_t LiveFlat::bound_gateway_ids(const std::string& gateway) {
+  std::set<std::string> ids;
+  for (const auto& [id, seq] : last_seq) ids.insert(id);
+  for (const auto& [id, epoch] : epoch_of) ids.insert(id);
+  for (const auto& [id, seq] : state_seq) ids.insert(id);
+  ids.erase(gateway);
+  if (ids.size() < kMaxGatewayIds) return 0;
+  for (const auto& id : ids) {
+    last_seq.erase(id);
+    epoch_of.erase(id);
+    state_seq.erase(id);
+  }
+  std::erase_if(earlier_epochs, [&](const auto& entry) {
+    const std::string& key = entry.first;  // "gateway/epoch"
+    return key.compare(0, gateway.size() + 1, gateway + "/") != 0;
+  });
+  return ids.size();
+}
 
 std::map<std::string, proto::DeviceReport> devices_by_id(const std::vector<proto::DeviceReport>& list) {
   std::map<std::string, proto::DeviceReport> devices;

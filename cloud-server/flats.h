@@ -55,6 +55,13 @@ struct LiveFlat {
 
   const std::string& id() const { return config->id; }
   bool online_here() const { return gateway && hello; }
+
+  // The gateway ids above are named by hellos (outside input): at most this many are kept.
+  static constexpr size_t kMaxGatewayIds = 4;
+  // Called before `gateway` is recorded: when the flat knows kMaxGatewayIds other gateway
+  // ids already, forgets them all (last seq, epoch, state seq, earlier epochs), so that a
+  // gateway naming a new id in every hello cannot grow the maps. Returns how many it forgot.
+  size_t bound_gateway_ids(const std::string& gateway);
 };
 
 class Flats {

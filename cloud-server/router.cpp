@@ -174,6 +174,10 @@ void Router::on_hello(LiveFlat& flat, Peer& peer, const proto::Hello& hello) {
 void Router::accept_hello(LiveFlat& flat, Peer& peer, const proto::Hello& hello) {
   flat.hello = true;
   flat.gateway_id = hello.gateway;
+  if (const size_t forgotten = flat.bound_gateway_ids(hello.gateway)) {
+    LOG_WARN("router") << "flat=" << flat.id() << " gateway=" << hello.gateway << ": " << forgotten
+                       << " other gateway ids forgotten (at most " << LiveFlat::kMaxGatewayIds << " kept)";
+  }
   flat.state_seq.erase(hello.gateway);  // the hello's devices are the state now
   flat.devices = devices_by_id(hello.devices);
   int64_t& last = flat.last_seq[hello.gateway];

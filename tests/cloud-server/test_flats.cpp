@@ -130,3 +130,26 @@ TEST_CASE("a reload: a removed flat admits nobody and its links close; a new tok
     CHECK(f.flats.at("flat-a").config == &f.config.flats[0]);  // re-pointed at the new config
   }
 }
+
+TEST_CASE("gateway ids named by hellos are bounded per flat: a gateway naming a new id each time cannot grow the maps") {
+  LiveFlat flat;
+  // What the Router does with each hello: bound, then record the hello's gateway id.
+  const auto hello = [&](const std::string& id) {
+    const size_t forgotten = flat.bound_gateway_ids(id);
+    flat.last_seq[id] = 5;
+    flat.epoch_of[id] = "e1";
+    flat.state_seq[id] = 3;
+    flat.earlier_epochs[id + "/e0"] = 2;
+    return forgotten;
+  };
+  // A legitimate history (a few renames) keeps every id and its resume point.
+  for (const char* id : {"gw-a", "gw-b", "gw-c", "gw-d"}) CHECK(hello(id) == 0);
+  CHECK(flat.last_seq.size() == 4);
+  CHECK(hello("gw-a") == 0);  // a known id again: nothing forgotten
+  for (int i = 0; i < 1000; ++i) hello("forged-" + std::to_string(i));
+  CHECK(flat.last_seq.size() <= LiveFlat::kMaxGatewayIds + 1);
+  CHECK(flat.epoch_of.size() <= LiveFlat::kMaxGatewayIds + 1);
+  CHECK(flat.state_seq.size() <= LiveFlat::kMaxGatewayIds + 1);
+  CHECK(flat.earlier_epochs.size() <= LiveFlat::kMaxGatewayIds + 1);
+  CHECK(flat.last_seq.count("forged-999") == 1);  // the current one is always kept
+}

@@ -81,3 +81,36 @@ TEST_CASE("destroying the pool joins its workers and drops answers not yet deliv
   loop.run();
   CHECK_FALSE(answered);
 }
+
+TEST_CASE("with two workers a flooding source holds one of them: another source's check starts at once") {
+  EventLoop loop({});
+  REQUIRE(loop.ok());
+  std::atomic<bool> release{false};
+  std::atomic<int> started{0};
+  bool b_answered = false;
+  {
+    PasswordCheckPool pool(loop, 2, 100, 1000);
+    const auto slow = [&] {
+      ++started;
+      while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return false;
+    };
+    for (int i = 0; i < 10; ++i) CHECK(pool.submit("attacker", slow, [](bool) {}));
+    // flat B's check ends while every attacker check is still held: it ran on the free worker.
+    CHECK(pool.submit("flat-b", [] { return true; }, [&](bool ok) {
+      CHECK(ok);
+      b_answered = true;
+      CHECK(started.load() == 1);  // the attacker never had both workers
+      release = true;
+      loop.quit();
+    }));
+    Timer guard(loop, [&] {
+      release = true;
+      loop.quit();
+    });
+    guard.start(10000);
+    loop.run();
+    release = true;
+  }
+  CHECK(b_answered);
+}

@@ -65,6 +65,22 @@ describe('RFC 6455 upgrades (finding 3)', () => {
     await waitFor(() => r.conn.ended, 3000, { message: 'the server to close the TCP connection' });
     assert.ok(Date.now() - t0 < 2000, `closed after ${Date.now() - t0} ms`);
   });
+
+  // Known and not fixed: libwebsockets 4.1.6 (Debian) processes unmasked client frames
+  // (docs/operations.md, "Security"). Kept as a todo: it runs and reports, and turns green
+  // once the library (or a frame check of our own) refuses them.
+  test('an unmasked client frame is never processed: the connection is closed 1002 (RFC 6455 5.1)', { todo: 'libwebsockets 4.1.6 hands unmasked client frames to the callback' }, async () => {
+    const r = await rawRequest(cfg.port, upgradeRequest(cfg.port));
+    assert.equal(r.status, 101);
+    // A login with the right password, unmasked: were it processed, a snapshot would follow.
+    r.conn.socket.write(frame(JSON.stringify({ type: 'login', flat: flatA.id, user: flatA.user, password: flatA.password }), { mask: false }));
+    const snapshot = () => parseFrames(r.conn).some((f) => f.opcode === 1 && /snapshot/.test(f.payload.toString()));
+    await waitFor(() => r.conn.ended || snapshot() || parseFrames(r.conn).some((f) => f.opcode === 8), 9000, { message: 'an answer to an unmasked frame' });
+    assert.ok(!snapshot(), 'an unmasked login was processed');
+    const close = parseFrames(r.conn).find((f) => f.opcode === 8);
+    assert.equal(close?.payload.readUInt16BE(0), 1002);
+    r.conn.socket.destroy();
+  });
 });
 
 describe('Origin and security headers (finding 4)', () => {
