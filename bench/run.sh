@@ -7,6 +7,8 @@
 # MQTT broker against one instance (bench/backplane.mjs).
 # bench/run.sh --mqtt-command [--smoke] [--commands N]: a command's round trip through a Tasmota
 # plug with Mosquitto's set_tcp_nodelay true against its default false (bench/mqtt_command.mjs).
+# bench/run.sh --gateway-memory: flatlinkd's idle RSS with the demo configuration beside an idle
+# Mosquitto broker, and each mapped library's share (bench/gateway_memory.mjs).
 # Installs the bench's peers from npm when missing (Node-RED 4, pinned in
 # bench/package-lock.json; not needed by --smoke), then runs bench/run.mjs.
 # Binaries from $FLATLINK_BUILD_DIR (default: <repo>/build).
@@ -41,6 +43,9 @@ case " $* " in
     for a in "$@"; do [ "$a" = "--mqtt-command" ] || shift_args="$shift_args $a"; done
     # shellcheck disable=SC2086
     exec node "$here/mqtt_command.mjs" $shift_args ;;
+esac
+case " $* " in
+  *" --gateway-memory "*) exec node "$here/gateway_memory.mjs" ;;
 esac
 case " $* " in
   *" --smoke "*|*" --no-nodered "*) ;;

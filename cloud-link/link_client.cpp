@@ -100,6 +100,15 @@ void LinkClient::tune_context(const config::CloudLinkConfig& config, lws_context
   // puts the system's CA folder in their place, read one CA file at a time when a handshake
   // needs it. A configured ca_file (a private CA: a few certificates) is loaded whole.
   info.options |= LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+  // A ws:// cloud needs no TLS: without lws's global OpenSSL set-up (and the client
+  // SSL_CTX it builds) libcrypto maps far fewer pages (~3 MiB of the gateway's idle RSS,
+  // docs/benchmarks.md). An MQTT broker over TLS still works: libmosquitto initialises
+  // OpenSSL itself.
+  bool any_wss = config.url.rfind("wss://", 0) == 0;
+  for (const auto& url : config.urls) any_wss = any_wss || url.rfind("wss://", 0) == 0;
+  if (!any_wss) {
+    info.options &= ~static_cast<uint64_t>(LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT);
+  }
   static std::string ca;
   ca = config.ca_file;
   g_system_ca_folder = ca.empty();
