@@ -156,3 +156,35 @@ test('wrong codes from one address are throttled: then even a right code waits (
   assert.match(right.stderr, /HTTP 429/);
   assert.ok(cloud.lines.some((l) => /pair.*refused: too many wrong codes/.test(l)));
 });
+
+test('flatlink-cloud status, backup while running, restore only when stopped', async () => {
+  const status = await run(binaries.cloud, ['--config', cfg.file, 'status']);
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, new RegExp(`127\\.0\\.0\\.1:${cfg.port} \\(TLS\\): accepting connections`));
+  assert.match(status.stdout, /links: \d+ gateways, \d+ browsers/);
+  assert.match(status.stdout, /store: sqlite .*store\.db, schema version (\d+) of \1, 1 flats, 1 with a gateway token/);
+
+  const backups = tempDir('flatlink-cloud-backups-');
+  const backup = await run(binaries.cloud, ['--config', cfg.file, 'backup', backups]);
+  assert.equal(backup.code, 0, backup.stderr);
+  const folder = backup.stdout.trim();
+  assert.ok(folder.startsWith(backups));
+  assert.equal(statSync(folder).mode & 0o777, 0o700);
+  assert.ok(existsSync(path.join(folder, 'cloud.json')) && existsSync(path.join(folder, 'cloud.db')));
+
+  assert.equal((await admin(['flat', 'add', 'flat-after', 'After the backup'])).code, 0);
+  const refused = await run(binaries.cloud, ['--config', cfg.file, 'restore', folder]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /the cloud is running .*: stop it first/);
+
+  await stop(cloud);
+  cloud = null;
+  const down = await run(binaries.cloud, ['--config', cfg.file, 'status']);
+  assert.equal(down.code, 1);
+  assert.match(down.stdout, /not running/);
+  const restored = await run(binaries.cloud, ['--config', cfg.file, 'restore', folder]);
+  assert.equal(restored.code, 0, restored.stderr);
+  const flats = await admin(['flat', 'list']);
+  assert.match(flats.stdout, new RegExp(`^${flat}\\t`, 'm'));
+  assert.doesNotMatch(flats.stdout, /flat-after/, 'the store is the backup\'s');
+});
