@@ -992,7 +992,8 @@ int Server::pair_body_done(lws* wsi, HttpSession* http) {
         a.reachable = true;
         return a;
       },
-      [this, id, token, ip, name = request->name](Answer a) {
+      [this, alive = std::weak_ptr<int>(pair_alive_), id, token, ip, name = request->name](Answer a) {
+        if (alive.expired()) return;
         unsigned status = HTTP_STATUS_OK;
         std::string body;
         if (!a.reachable) {

@@ -106,6 +106,7 @@ class Server {
   PairThrottle pair_throttle_;
   std::unordered_map<uint64_t, lws*> pairs_;  // POST /pair requests waiting for the store, by id
   uint64_t next_pair_id_ = 1;
+  std::shared_ptr<int> pair_alive_ = std::make_shared<int>(0);  // store answers after destruction are dropped
 };
 
 }  // namespace flatlink::cloud
