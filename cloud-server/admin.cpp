@@ -7,7 +7,9 @@
 #include <iostream>
 
 #include "cloud-server/auth.h"
+#include "cloud-server/pairing.h"
 #include "cloud-server/store/store.h"
+#include "cloud-server/store/store_pairing.h"
 #include "common/device_model.h"
 
 namespace flatlink::cloud {
@@ -19,6 +21,7 @@ const char* const kAdminUsage =
     "  user add NAME [operator] | user passwd NAME | user remove NAME | user list   (passwords from stdin)\n"
     "  member add FLAT USER ROLE [EXPIRES_MS] | member role FLAT USER ROLE | member remove FLAT USER\n"
     "  member list [FLAT]                                             (ROLE: owner, member or guest)\n"
+    "  pair-code FLAT [SECONDS]        (prints a one-time code for `flatlinkd pair`; default 900 s)\n"
     "  import                          (the config's `flats` section, once, into the store)\n"
     "flatlink-cloud [--config PATH] migrate  (applies the schema migrations and exits)\n";
 
@@ -195,6 +198,29 @@ int run_admin(const config::CloudConfig& config, const std::vector<std::string>&
         }
         return 0;
       }
+    } else if (what == "pair-code" && (need(2) || need(3))) {
+      int64_t seconds = kPairCodeDefaultSeconds;
+      if (need(3)) {
+        try {
+          size_t used = 0;
+          seconds = std::stoll(arg(2), &used);
+          if (used != arg(2).size()) seconds = 0;
+        } catch (const std::exception&) {
+          seconds = 0;
+        }
+        if (seconds < 1 || seconds > 7 * 24 * 3600) return usage("SECONDS is 1 to 604800");
+      }
+      const std::string code = new_pairing_code();
+      const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      if (!store::add_pairing_code(*db, arg(1), hash_token(normalize_pairing_code(code)), now + seconds * 1000)) {
+        return err << "flatlink-cloud: admin: no flat " << arg(1) << "\n", 1;
+      }
+      err << "a pairing code for flat " << arg(1) << ", valid once for " << seconds
+          << " s; on the gateway: flatlinkd pair https://THIS-CLOUD " << code << "\n";
+      out << code << "\n";
+      return 0;
     } else if (what == "import" && need(1)) {
       if (config.flats.empty()) return err << "flatlink-cloud: admin: the config has no flats to import\n", 1;
       out << db->import_flats(config.flats) << "\n";

@@ -31,6 +31,9 @@ constexpr const char* kUsage =
     "       flatlink-cloud hash-password   < password   (prints an Argon2id hash for users[].password_hash)\n"
     "       flatlink-cloud admin COMMAND …  (flats, gateways, users, members in the store; admin help)\n"
     "       flatlink-cloud migrate          (applies the store's schema migrations)\n"
+    "       flatlink-cloud status           (the running cloud: listener, links, store)\n"
+    "       flatlink-cloud backup DIR       (config and SQLite store into a new folder in DIR)\n"
+    "       flatlink-cloud restore FOLDER   (puts a backup back; the cloud stopped)\n"
     "\n"
     "The flatlink cloud server: accepts gateways and browsers, routes status up and\n"
     "commands down, one flat never reaching another.\n"
@@ -166,7 +169,10 @@ int main(int argc, char** argv) {
   const cli::Parsed parsed = cli::parse(argc, argv, "/etc/flatlink/cloud.json");
   if (auto done = cli::answer_basics(parsed, "flatlink-cloud", kUsage)) return *done;
   const cli::Options& options = parsed.options;
-  if (!options.positional.empty() && (options.positional.front() == "admin" || options.positional.front() == "migrate")) {
+  const auto& words = options.positional;
+  const bool maintenance = (words.size() == 1 && words[0] == "status") ||
+                           (words.size() == 2 && (words[0] == "backup" || words[0] == "restore"));
+  if (maintenance || (!words.empty() && (words.front() == "admin" || words.front() == "migrate"))) {
     // Provisioning against the store the config names (cloud-server/admin.h).
     auto loaded = config::load_cloud_config(options.config_path);
     if (const auto* error = std::get_if<config::ConfigError>(&loaded)) {
@@ -174,6 +180,9 @@ int main(int argc, char** argv) {
       return cli::kExitFailure;
     }
     const auto& cfg = std::get<config::CloudConfig>(loaded);
+    if (words[0] == "status") return cloud::run_status(cfg, std::cout, std::cerr);
+    if (maintenance && words[0] == "backup") return cloud::run_backup(cfg, options.config_path, words[1], std::cout, std::cerr);
+    if (maintenance) return cloud::run_restore(cfg, options.config_path, words[1], std::cout, std::cerr);
     if (options.positional.front() == "migrate") {
       if (options.positional.size() != 1) return std::fprintf(stderr, "%s", cloud::kAdminUsage), cli::kExitUsage;
       return cloud::run_migrate(cfg, std::cout, std::cerr);

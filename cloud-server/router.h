@@ -91,6 +91,12 @@ class Router final : public BackplaneListener {
   std::string flat_holder_elsewhere(const std::string& flat) const;
   // A device of that flat, if the flat has it.
   const proto::DeviceReport* flat_device(const std::string& flat, const std::string& device) const;
+  // The store's worker (null without a store): POST /pair redeems its codes through it.
+  store::Worker* store_worker() { return store_.get(); }
+  // Reads the store's accounts now instead of at the next poll (a gateway was just paired).
+  void accounts_changed() {
+    if (store_poll_) poll_accounts();
+  }
 
  private:
   void on_hello(LiveFlat& flat, Peer& peer, const proto::Hello& hello);

@@ -11,9 +11,13 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cloud-link/protocol.h"
 #include "cloud-link/stream_frames.h"
 #include "cloud-link/stream_protocol.h"
+#include "cloud-server/auth.h"
+#include "cloud-server/store/store_pairing.h"
 #include "common/log.h"
 
 namespace flatlink::cloud {
@@ -35,12 +39,16 @@ constexpr const char* kCsp =
 
 enum class Kind { gateway, browser };
 
-// Per-HTTP-request data: the body of a dynamic response.
+}  // namespace
+
+// Per-HTTP-request data (lws zeroes it): the body of a dynamic response; for POST /pair the
+// request's body as it comes, its id while the store works on it, and the answer to write.
 struct HttpSession {
   std::string* body;
+  std::string* post;
+  uint64_t pair_id;
+  unsigned answer_status;  // non-zero: write `body` as this answer (JSON) and close
 };
-
-}  // namespace
 
 // One WebSocket link; the Router's Peer.
 class Server::Session final : public Peer {
@@ -475,14 +483,15 @@ int header_bytes(lws* wsi) {
 // A complete short answer of our own, written at once (lws adds the vhost's security
 // headers); the connection closes after it. False if it could not be written.
 bool write_answer(lws* wsi, unsigned status, std::string_view body, const char* extra_name = nullptr,
-                  const char* extra_value = nullptr) {
+                  const char* extra_value = nullptr, const char* type = "text/plain; charset=utf-8") {
   std::vector<unsigned char> buf(LWS_PRE + 2048 + body.size());
   unsigned char* start = buf.data() + LWS_PRE;
   unsigned char* p = start;
   unsigned char* end = buf.data() + buf.size() - body.size() - 1;
   const auto value = [](const char* v) { return reinterpret_cast<const unsigned char*>(v); };
   if (lws_add_http_header_status(wsi, status, &p, end) ||
-      lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, value("text/plain; charset=utf-8"), 25, &p, end) ||
+      lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, value(type), static_cast<int>(std::strlen(type)),
+                                   &p, end) ||
       lws_add_http_header_content_length(wsi, body.size(), &p, end) ||
       lws_add_http_header_by_name(wsi, value("connection:"), value("close"), 5, &p, end) ||
       (extra_name && lws_add_http_header_by_name(wsi, value(extra_name), value(extra_value),
@@ -527,6 +536,7 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
                      path == "/bans" ? "GET" : "POST");
         return -1;
       }
+      if (!metrics_listener && path == "/pair") return pair_request(wsi, http, method == LWSHUMETH_POST);
       if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
         ++metrics_.refused_http;
         write_answer(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed\n", "allow:", "GET, HEAD");
@@ -574,7 +584,25 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
       return 0;
     }
 
+    case LWS_CALLBACK_HTTP_BODY:
+      if (!http || !http->post) return lws_callback_http_dummy(wsi, reason, user, in, len);
+      if (http->post->size() + len > kPairRequestMaxBytes) {
+        write_answer(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "{\"error\": \"the request is too large\"}\n", nullptr,
+                     nullptr, "application/json");
+        return -1;
+      }
+      http->post->append(static_cast<const char*>(in), len);
+      return 0;
+
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+      if (!http || !http->post) return lws_callback_http_dummy(wsi, reason, user, in, len);
+      return pair_body_done(wsi, http);
+
     case LWS_CALLBACK_HTTP_WRITEABLE: {
+      if (http && http->answer_status && http->body) {
+        write_answer(wsi, http->answer_status, *http->body, "cache-control:", "no-store", "application/json");
+        return -1;
+      }
       if (!http || !http->body) return lws_callback_http_dummy(wsi, reason, user, in, len);
       std::vector<unsigned char> buf(LWS_PRE + http->body->size());
       std::memcpy(buf.data() + LWS_PRE, http->body->data(), http->body->size());
@@ -591,6 +619,11 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
         delete http->body;
         http->body = nullptr;
       }
+      if (http && http->post) {
+        delete http->post;
+        http->post = nullptr;
+      }
+      if (http && http->pair_id) pairs_.erase(http->pair_id);  // its answer, when it comes, is dropped
       return 0;
 
     default:
@@ -899,6 +932,105 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
     default:
       return 0;
   }
+}
+
+namespace {
+
+std::string json_error(const std::string& why) { return nlohmann::json({{"error", why}}).dump() + "\n"; }
+
+}  // namespace
+
+int Server::pair_request(lws* wsi, HttpSession* http, bool post) {
+  const auto answer = [&](unsigned status, const std::string& why, const char* name = nullptr,
+                          const char* value = nullptr) {
+    write_answer(wsi, status, json_error(why), name, value, "application/json");
+    return -1;
+  };
+  if (!post) return answer(HTTP_STATUS_METHOD_NOT_ALLOWED, "POST /pair {\"code\": ...}", "allow:", "POST");
+  if (!router_->store_worker()) return answer(HTTP_STATUS_NOT_FOUND, "pairing needs the cloud's store");
+  const std::string ip = peer_address(wsi);
+  if (const int64_t wait = pair_throttle_.refused_for(ip, clock_.wall_ms())) {
+    const std::string seconds = std::to_string((wait + 999) / 1000);
+    LOG_WARN("pair") << "attempt from " << ip << " refused: too many wrong codes (" << seconds << " s left)";
+    return answer(429, "too many wrong codes: try again in " + seconds + " s", "retry-after:", seconds.c_str());
+  }
+  const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+  const bool digits = !length.empty() && length.size() <= 6 &&
+                      std::all_of(length.begin(), length.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || std::stoul(length) > kPairRequestMaxBytes) {
+    return answer(length.empty() ? 411 : HTTP_STATUS_REQ_ENTITY_TOO_LARGE,
+                  "a JSON body of at most " + std::to_string(kPairRequestMaxBytes) + " bytes, with Content-Length");
+  }
+  http->post = new std::string();
+  return 0;
+}
+
+int Server::pair_body_done(lws* wsi, HttpSession* http) {
+  std::string error;
+  const auto request = parse_pair_request(*http->post, error);
+  delete http->post;
+  http->post = nullptr;
+  const std::string ip = peer_address(wsi);
+  if (!request) {
+    pair_throttle_.failed(ip, clock_.wall_ms());
+    write_answer(wsi, HTTP_STATUS_BAD_REQUEST, json_error(error), nullptr, nullptr, "application/json");
+    return -1;
+  }
+  struct Answer {
+    bool reachable = false;
+    store::PairResult result;
+  };
+  const std::string token = new_gateway_token();
+  const uint64_t id = next_pair_id_++;
+  pairs_[id] = wsi;
+  http->pair_id = id;
+  const bool queued = router_->store_worker()->call<Answer>(
+      [code = hash_token(request->code), hash = hash_token(token), now = clock_.wall_ms()](store::Database* db) {
+        Answer a;
+        if (!db) return a;
+        a.result = store::redeem_pairing_code(*db, code, hash, now);
+        a.reachable = true;
+        return a;
+      },
+      [this, alive = std::weak_ptr<int>(pair_alive_), id, token, ip, name = request->name](Answer a) {
+        if (alive.expired()) return;
+        unsigned status = HTTP_STATUS_OK;
+        std::string body;
+        if (!a.reachable) {
+          status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+          body = json_error("the cloud's store is unavailable: try again later");
+          LOG_WARN("pair") << "attempt from " << ip << " not answered: the store is unavailable";
+        } else if (a.result.outcome != store::PairOutcome::paired) {
+          status = HTTP_STATUS_FORBIDDEN;
+          const std::string why(store::to_string(a.result.outcome));
+          body = json_error(why + ": ask the operator for a new one (flatlink-cloud admin pair-code FLAT)");
+          pair_throttle_.failed(ip, clock_.wall_ms());
+          LOG_WARN("pair") << "attempt from " << ip << " refused: " << why;
+        } else {
+          body = nlohmann::json({{"flat", a.result.flat}, {"token", token}}).dump() + "\n";
+          LOG_INFO("pair") << "flat " << a.result.flat << ": a gateway paired"
+                           << (name.empty() ? std::string() : " (" + name + ")") << " from " << ip
+                           << "; its token replaces any earlier one";
+          router_->accounts_changed();
+        }
+        const auto it = pairs_.find(id);
+        if (it == pairs_.end()) return;  // the client went away; a paired flat's token stays issued
+        lws* wsi = it->second;
+        pairs_.erase(it);
+        auto* http = static_cast<HttpSession*>(lws_wsi_user(wsi));
+        http->pair_id = 0;
+        http->answer_status = status;
+        http->body = new std::string(std::move(body));
+        lws_callback_on_writable(wsi);
+      });
+  if (!queued) {
+    pairs_.erase(id);
+    http->pair_id = 0;
+    write_answer(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, json_error("the cloud's store is busy: try again later"),
+                 nullptr, nullptr, "application/json");
+    return -1;
+  }
+  return 0;
 }
 
 }  // namespace flatlink::cloud

@@ -17,6 +17,7 @@
 
 #include "cloud-server/backplane.h"
 #include "cloud-server/metrics.h"
+#include "cloud-server/pairing.h"
 #include "cloud-server/router.h"
 #include "cloud-server/streams.h"
 #include "common/clock.h"
@@ -24,6 +25,8 @@
 #include "config/cloud_config.h"
 
 namespace flatlink::cloud {
+
+struct HttpSession;
 
 class Server {
  public:
@@ -72,6 +75,10 @@ class Server {
   void start_metrics_listener();
   // GET /bans, POST /bans/lift[?address=A] on the metrics listener: status and body.
   std::pair<unsigned, std::string> bans_request(lws* wsi, const std::string& path, bool post);
+  // POST /pair (cloud-server/pairing.h): the request's start, its body's end (the store
+  // answers later, through the worker) and the answer written when it came.
+  int pair_request(lws* wsi, HttpSession* http, bool post);
+  int pair_body_done(lws* wsi, HttpSession* http);
 
   struct PerIp {
     uint32_t browsers = 0;
@@ -96,6 +103,10 @@ class Server {
   std::function<void()> on_stopped_;
   uint64_t next_session_id_ = 1;
   std::string failure_;
+  PairThrottle pair_throttle_;
+  std::unordered_map<uint64_t, lws*> pairs_;  // POST /pair requests waiting for the store, by id
+  uint64_t next_pair_id_ = 1;
+  std::shared_ptr<int> pair_alive_ = std::make_shared<int>(0);  // store answers after destruction are dropped
 };
 
 }  // namespace flatlink::cloud

@@ -16,6 +16,7 @@
 #include "config/config_loader.h"
 #include "gateway/backup_command.h"
 #include "gateway/gateway.h"
+#include "gateway/pair_command.h"
 
 using namespace flatlink;
 
@@ -26,6 +27,7 @@ constexpr const char* kUsage =
     "       flatlinkd status [--config PATH]   (asks the running daemon: link, outbox, devices)\n"
     "       flatlinkd backup DIR [--config PATH]   (config, token, outbox into a new folder in DIR)\n"
     "       flatlinkd restore FOLDER [--config PATH]   (puts a backup back; flatlinkd stopped)\n"
+    "       flatlinkd pair [--config PATH] [--ca FILE] URL CODE   (pairs with a flat: flatlinkd pair --help)\n"
     "\n"
     "The flatlink gateway daemon: bridges the flat's devices to the cloud over one\n"
     "persistent WebSocket.\n"
@@ -118,6 +120,8 @@ int status_command(const std::string& config_path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `pair` has options of its own (--ca, --no-start): it parses its command line itself.
+  if (argc >= 2 && std::string(argv[1]) == "pair") return gateway::pair_command(argc - 2, argv + 2);
   const cli::Parsed parsed = cli::parse(argc, argv, "/etc/flatlink/gateway.json");
   if (auto done = cli::answer_basics(parsed, "flatlinkd", kUsage)) return *done;
   const cli::Options& options = parsed.options;

@@ -45,6 +45,14 @@ const std::vector<Migration>& migrations() {
            " created BIGINT NOT NULL, last_used BIGINT NOT NULL, expires BIGINT NOT NULL, client TEXT NOT NULL)",
            "CREATE INDEX sessions_user ON sessions (user_name)",
        }},
+      {3,
+       "pairing codes",
+       {
+           // One-time codes for `flatlinkd pair` (store_pairing.h): hashed, expiring, used once.
+           "CREATE TABLE pairing_codes (code_sha256 TEXT PRIMARY KEY,"
+           " flat TEXT NOT NULL REFERENCES flats(id) ON DELETE CASCADE,"
+           " expires BIGINT NOT NULL, used BIGINT NOT NULL DEFAULT 0)",
+       }},
   };
   return list;
 }

@@ -62,11 +62,14 @@ describe('systemd units', { skip: !have('systemd-analyze') && 'systemd-analyze i
   });
 });
 
-test('the docs give one token recipe (operations.md, "Add a flat"), the others point to it', () => {
+test('the docs give one token recipe (operations.md, "First run": pairing; by hand only without the store), the others point to it', () => {
   const docs = ['README.md', ...readdirSync(path.join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
   const recipes = docs.filter((f) => /openssl rand/.test(readFileSync(path.join(repoRoot, f), 'utf8').replace(/\(`openssl rand[^`]*`/g, '')));
   assert.deepEqual(recipes, ['docs/operations.md']);
-  assert.match(readFileSync(path.join(repoRoot, 'docs/operations.md'), 'utf8'), /^### Add a flat \(the one token recipe\)$/m);
+  const ops = readFileSync(path.join(repoRoot, 'docs/operations.md'), 'utf8');
+  assert.match(ops, /^### First run: pair the gateway \(the one token recipe\)$/m);
+  assert.match(ops, /flatlinkd pair https:\/\/\S+ \S+/);
+  assert.match(readFileSync(path.join(repoRoot, 'README.md'), 'utf8'), /flatlinkd pair https:/);
 });
 
 const canPackage = have('cpack') && have('dpkg-deb') && existsSync(path.join(buildDir, 'CPackConfig.cmake'));
