@@ -164,13 +164,6 @@ std::string summarize(const CloudConfig& config) {
         << (config.store.password.empty() ? "" : " (password from a file)") << ", accounts read every "
         << config.store.poll_ms << " ms" << (config.flats.empty() ? "" : "; the flats below seed an empty store")
         << "\n";
-    if (config.store.history) {
-      out << "history: in the store, raw " << config.store.history_raw_days << " days, 1-minute "
-          << config.store.history_minute_days << " days, 1-hour " << config.store.history_hour_days
-          << " days, buffer " << config.store.history_buffer_max << " values\n";
-    } else {
-      out << "history: in memory only (store.history.enabled is false)\n";
-    }
   }
   out << plural(config.flats.size(), "flat", "flats") << ":\n";
   for (const FlatConfig& flat : config.flats) {
