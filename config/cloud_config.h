@@ -114,6 +114,13 @@ struct StoreConfig {
   std::string password;
   uint32_t poll_ms = 500;         // how often the accounts' change counter is read
   uint32_t queue_max = 100'000;   // store calls waiting for the worker; beyond, writes are dropped and counted
+  // History (store.history, docs/configuration.md#store): every status value, raw and rolled
+  // up per minute and hour, each level kept this long.
+  bool history = true;
+  uint32_t history_raw_days = 7;
+  uint32_t history_minute_days = 90;
+  uint32_t history_hour_days = 1825;
+  uint32_t history_buffer_max = 200'000;  // values waiting to be written; beyond, dropped and counted
 };
 
 struct CloudConfig {

@@ -52,6 +52,22 @@ const std::vector<Migration>& migrations() {
            "CREATE TABLE pairing_codes (code_sha256 TEXT PRIMARY KEY,"
            " flat TEXT NOT NULL REFERENCES flats(id) ON DELETE CASCADE,"
            " expires BIGINT NOT NULL, used BIGINT NOT NULL DEFAULT 0)",
+        }},
+      // History (store_history.h): one row per series, raw values and two rollup levels, each
+      // keyed by (series, time) and clustered on it (SQLite: WITHOUT ROWID, no second index).
+      {4,
+       "history",
+       {
+           "CREATE TABLE history_series (id {id}, flat TEXT NOT NULL, device TEXT NOT NULL,"
+           " capability TEXT NOT NULL, UNIQUE (flat, device, capability))",
+           "CREATE TABLE history_raw (series BIGINT NOT NULL, ts BIGINT NOT NULL, num DOUBLE PRECISION, txt TEXT,"
+           " PRIMARY KEY (series, ts)){without_rowid}",
+           "CREATE TABLE history_1m (series BIGINT NOT NULL, bucket BIGINT NOT NULL, min_v DOUBLE PRECISION,"
+           " max_v DOUBLE PRECISION, sum_v DOUBLE PRECISION, nums BIGINT NOT NULL, n BIGINT NOT NULL,"
+           " last_ts BIGINT NOT NULL, last_num DOUBLE PRECISION, last_txt TEXT, PRIMARY KEY (series, bucket)){without_rowid}",
+           "CREATE TABLE history_1h (series BIGINT NOT NULL, bucket BIGINT NOT NULL, min_v DOUBLE PRECISION,"
+           " max_v DOUBLE PRECISION, sum_v DOUBLE PRECISION, nums BIGINT NOT NULL, n BIGINT NOT NULL,"
+           " last_ts BIGINT NOT NULL, last_num DOUBLE PRECISION, last_txt TEXT, PRIMARY KEY (series, bucket)){without_rowid}",
        }},
   };
   return list;
@@ -64,6 +80,11 @@ std::string id_column(std::string_view engine) {
 std::string expand(std::string_view engine, std::string sql) {
   const std::string key = "{id}";
   for (auto at = sql.find(key); at != std::string::npos; at = sql.find(key)) sql.replace(at, key.size(), id_column(engine));
+  // A table clustered on its primary key: SQLite's WITHOUT ROWID (PostgreSQL has no such clause).
+  const std::string clustered = "{without_rowid}";
+  if (auto at = sql.find(clustered); at != std::string::npos) {
+    sql.replace(at, clustered.size(), engine == "sqlite" ? " WITHOUT ROWID" : "");
+  }
   return sql;
 }
 

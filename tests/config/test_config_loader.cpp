@@ -1310,3 +1310,21 @@ TEST_CASE("the intercom example loads and summarizes") {
                  "(capture, simulated 440 Hz tone, pcm16 16000 Hz mono, 20 ms frames) demo-speaker (playback, "
                  "simulated into /tmp/flatlink-demo-speaker.wav, pcm16 16000 Hz mono, 20 ms frames)\n"));
 }
+
+TEST_CASE("store.history sets each level's retention and its buffer; levels out of order are refused") {
+  Json cloud = minimal_cloud();
+  cloud["store"] = Json{{"path", "/tmp/x.db"}, {"history", {{"raw_days", 3}, {"minute_days", 30}, {"buffer_max", 5000}}}};
+  const CloudConfig ok = cloud_ok(cloud);
+  CHECK(ok.store.history);
+  CHECK(ok.store.history_raw_days == 3);
+  CHECK(ok.store.history_minute_days == 30);
+  CHECK(ok.store.history_hour_days == 1825);
+  CHECK(ok.store.history_buffer_max == 5000);
+  cloud["store"]["history"]["minute_days"] = 2;
+  CHECK(cloud_error(cloud) ==
+        "cloud.json: store.history: expected raw_days <= minute_days <= hour_days (each level is rolled up from the finer one)");
+  cloud["store"]["history"] = Json{{"raw_days", 0}};
+  CHECK(contains(cloud_error(cloud), "store.history.raw_days"));
+  cloud["store"]["history"] = Json{{"rows", 1}};
+  CHECK(contains(cloud_error(cloud), "unknown key"));
+}
