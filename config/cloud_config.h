@@ -114,6 +114,13 @@ struct StoreConfig {
   std::string password;
   uint32_t poll_ms = 500;         // how often the accounts' change counter is read
   uint32_t queue_max = 100'000;   // store calls waiting for the worker; beyond, writes are dropped and counted
+  // Sessions (POST /session): idle timeout (each use moves it on) and absolute expiry.
+  uint32_t session_idle_s = 7 * 86'400;
+  uint32_t session_max_s = 30 * 86'400;
+  // The event log: rows older than this are deleted (hourly); events waiting while the
+  // database is away are bounded by events_buffer_max, beyond it the oldest are dropped and counted.
+  uint32_t events_retention_days = 365;
+  uint32_t events_buffer_max = 10'000;
 };
 
 struct CloudConfig {

@@ -258,7 +258,8 @@ void read_flat(ObjectReader& r, FirstSeen& flat_ids, FirstSeen& token_hashes, Fl
 
 void read_store(ObjectReader& r, const std::string& base_dir, StoreConfig& store) {
   Errors& errors = r.errors();
-  r.only_keys({"enabled", "engine", "path", "url", "password_file", "poll_ms", "queue_max"});
+  r.only_keys({"enabled", "engine", "path", "url", "password_file", "poll_ms", "queue_max",
+               "session_idle_s", "session_max_s", "events_retention_days", "events_buffer_max"});
   store.enabled = true;
   r.boolean("enabled", store.enabled);
   size_t engine = 0;
@@ -278,6 +279,14 @@ void read_store(ObjectReader& r, const std::string& base_dir, StoreConfig& store
   }
   r.integer("poll_ms", store.poll_ms, 50, 10'000);
   r.integer("queue_max", store.queue_max, 100, 10'000'000);
+  // Sessions and the event log (store_sessions.h, store_events.h).
+  r.integer("session_idle_s", store.session_idle_s, 60, 31'536'000);
+  r.integer("session_max_s", store.session_max_s, 60, 31'536'000);
+  if (errors.ok() && store.session_idle_s > store.session_max_s) {
+    errors.fail(r.path("session_idle_s"), "longer than session_max_s (the absolute expiry)");
+  }
+  r.integer("events_retention_days", store.events_retention_days, 1, 36'500);
+  r.integer("events_buffer_max", store.events_buffer_max, 10, 10'000'000);
 }
 
 }  // namespace
