@@ -231,6 +231,21 @@ std::string encode(const HistoryRequest& msg) {
   return dump({{"type", "history"}, {"device", msg.device}, {"capability", msg.capability}});
 }
 
+std::string encode(const Resume&) { return dump({{"type", "resume"}}); }
+
+std::string encode(const Logout& msg) { return dump({{"type", "logout"}, {"everywhere", msg.everywhere}}); }
+
+std::string encode(const EventsRequest& msg) {
+  Json j = {{"type", "events"}, {"limit", msg.limit}};
+  if (!msg.id.empty()) j["id"] = msg.id;
+  if (msg.from) j["from"] = msg.from;
+  if (msg.to) j["to"] = msg.to;
+  if (!msg.device.empty()) j["device"] = msg.device;
+  if (!msg.kinds.empty()) j["kinds"] = msg.kinds;
+  if (msg.before) j["before"] = msg.before;
+  return dump(j);
+}
+
 std::string encode(const Snapshot& msg) {
   return dump({{"type", "snapshot"},
                {"flat", msg.flat},

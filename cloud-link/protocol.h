@@ -220,6 +220,31 @@ struct HistoryRequest {
   bool operator==(const HistoryRequest&) const = default;
 };
 
+// With a session cookie (docs/protocol.md, "Sessions"): "I am the session of this link's cookie".
+struct Resume {
+  bool operator==(const Resume&) const = default;
+};
+
+// Ends this session, or every session of the user.
+struct Logout {
+  bool everywhere = false;
+
+  bool operator==(const Logout&) const = default;
+};
+
+// A page of the flat's event log, newest first.
+struct EventsRequest {
+  std::string id;  // echoed; "" none
+  int64_t from = 0;
+  int64_t to = 0;  // 0: now
+  std::string device;
+  std::vector<std::string> kinds;  // empty: every kind
+  int64_t before = 0;              // 0: from the newest
+  int64_t limit = 100;
+
+  bool operator==(const EventsRequest&) const = default;
+};
+
 // ---- cloud -> browser -------------------------------------------------------------------------
 
 struct Snapshot {
@@ -269,7 +294,7 @@ struct HistoryReply {
 
 using GatewayToCloud = std::variant<Hello, StatusBatch, Presence, DeviceList, Result>;
 using CloudToGateway = std::variant<Ack, CommandMsg, Error>;
-using BrowserToCloud = std::variant<Login, BrowserCommand, HistoryRequest>;
+using BrowserToCloud = std::variant<Login, BrowserCommand, HistoryRequest, Resume, Logout, EventsRequest>;
 using CloudToBrowser = std::variant<Snapshot, Update, Presence, GatewayState, DeviceList, Result, HistoryReply, Error>;
 
 // One JSON text frame. Never throws; strings that are not valid UTF-8 have their bad bytes
@@ -285,6 +310,9 @@ std::string encode(const Error& msg);
 std::string encode(const Login& msg);
 std::string encode(const BrowserCommand& msg);
 std::string encode(const HistoryRequest& msg);
+std::string encode(const Resume& msg);
+std::string encode(const Logout& msg);
+std::string encode(const EventsRequest& msg);
 std::string encode(const Snapshot& msg);
 std::string encode(const Update& msg);
 std::string encode(const GatewayState& msg);

@@ -455,6 +455,45 @@ bool read(Reader& r, const Json& j, HistoryRequest& m) {
   return f.only({"type", "device", "capability"}) && f.id("device", m.device) && f.id("capability", m.capability);
 }
 
+bool read(Reader& r, const Json& j, Resume&) {
+  Fields f(r, j, "resume");
+  return f.only({"type"});
+}
+
+bool read(Reader& r, const Json& j, Logout& m) {
+  Fields f(r, j, "logout");
+  return f.only({"type", "everywhere"}) && f.optional_boolean("everywhere", m.everywhere);
+}
+
+constexpr std::array<std::string_view, 8> kEventKinds = {"command", "presence", "gateway", "login",
+                                                         "login_failed", "logout", "member", "admin"};
+
+bool read(Reader& r, const Json& j, EventsRequest& m) {
+  Fields f(r, j, "events");
+  if (!f.only({"type", "id", "from", "to", "device", "kinds", "before", "limit"})) return false;
+  if (const Json* id = f.find("id"); id && !read_id(r, *id, f.at("id"), m.id)) return false;
+  if (const Json* device = f.find("device"); device && !read_id(r, *device, f.at("device"), m.device)) return false;
+  if (!f.optional_integer("from", 0, kMaxSeq, m.from) || !f.optional_integer("to", 0, kMaxSeq, m.to) ||
+      !f.optional_integer("before", 1, kMaxSeq, m.before) || !f.optional_integer("limit", 1, 500, m.limit)) {
+    return false;
+  }
+  if (m.to && m.from > m.to) return r.fail(f.at("from"), "after to");
+  if (const Json* kinds = f.find("kinds")) {
+    if (!expect_array(r, *kinds, f.at("kinds"), 1, kEventKinds.size())) return false;
+    for (size_t i = 0; i < kinds->size(); ++i) {
+      const Json& k = (*kinds)[i];
+      const std::string path = f.at("kinds") + "[" + std::to_string(i) + "]";
+      if (!k.is_string() || std::find(kEventKinds.begin(), kEventKinds.end(), k.get_ref<const std::string&>()) ==
+                                kEventKinds.end()) {
+        return r.fail(path, "expected one of command, presence, gateway, login, login_failed, logout, member, admin, got " +
+                                describe(k));
+      }
+      m.kinds.push_back(k.get<std::string>());
+    }
+  }
+  return true;
+}
+
 bool read(Reader& r, const Json& j, Snapshot& m) {
   Fields f(r, j, "snapshot");
   return f.only({"type", "flat", "name", "gateway_online", "devices"}) && f.id("flat", m.flat) &&
@@ -501,9 +540,10 @@ bool read(Reader& r, const Json& j, HistoryReply& m) {
 // ---- dispatch ---------------------------------------------------------------------------------
 
 // Every type name of every direction, to tell "wrong direction" from "unknown".
-constexpr std::array<std::string_view, 13> kAllTypes = {"hello",   "status", "presence", "devices", "result",
+constexpr std::array<std::string_view, 16> kAllTypes = {"hello",   "status", "presence", "devices", "result",
                                                         "ack",     "command", "error",   "login",   "history",
-                                                        "snapshot", "update", "gateway"};
+                                                        "snapshot", "update", "gateway", "resume",  "logout",
+                                                        "events"};
 
 template <class V>
 struct Entry {
@@ -614,9 +654,12 @@ Decoded<CloudToGateway> decode_from_cloud_for_gateway(std::string_view text, con
 
 Decoded<BrowserToCloud> decode_from_browser(std::string_view text, const Limits& limits) {
   using V = BrowserToCloud;
-  static constexpr std::array<Entry<V>, 3> kTable = {{{"login", read_as<Login, V>},
+  static constexpr std::array<Entry<V>, 6> kTable = {{{"login", read_as<Login, V>},
                                                       {"command", read_as<BrowserCommand, V>},
-                                                      {"history", read_as<HistoryRequest, V>}}};
+                                                      {"history", read_as<HistoryRequest, V>},
+                                                      {"resume", read_as<Resume, V>},
+                                                      {"logout", read_as<Logout, V>},
+                                                      {"events", read_as<EventsRequest, V>}}};
   return decode(text, limits, "browser -> cloud", kTable);
 }
 

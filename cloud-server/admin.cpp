@@ -4,12 +4,15 @@
 #include <openssl/rand.h>
 
 #include <chrono>
+#include <ctime>
 #include <iostream>
 
 #include "cloud-server/auth.h"
 #include "cloud-server/pairing.h"
 #include "cloud-server/store/store.h"
 #include "cloud-server/store/store_pairing.h"
+#include "cloud-server/store/store_events.h"
+#include "cloud-server/store/store_sessions.h"
 #include "common/device_model.h"
 
 namespace flatlink::cloud {
@@ -23,6 +26,7 @@ const char* const kAdminUsage =
     "  member list [FLAT]                                             (ROLE: owner, member or guest)\n"
     "  pair-code FLAT [SECONDS]        (prints a one-time code for `flatlinkd pair`; default 900 s)\n"
     "  import                          (the config's `flats` section, once, into the store)\n"
+    "  session list [USER] | session revoke ID (ID: 8+ hex digits of the list) | session revoke-user USER\n"
     "flatlink-cloud [--config PATH] migrate  (applies the schema migrations and exits)\n";
 
 namespace {
@@ -37,6 +41,27 @@ std::string new_token() {
     token += digits[b & 15];
   }
   return token;
+}
+
+// An operator's change, into the flat's event log (docs/protocol.md, kinds member and admin).
+void admin_event(store::Database& db, const std::string& flat, const char* kind, const std::string& user, Json detail) {
+  store::EventRow row;
+  row.flat = flat;
+  row.ts = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+               .count();
+  row.kind = kind;
+  row.user = user;
+  row.detail = std::move(detail);
+  store::append_events(db, {row});
+}
+
+std::string iso_time(int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 bool read_line(std::istream& in, std::string& out) {
@@ -120,12 +145,14 @@ int run_admin(const config::CloudConfig& config, const std::vector<std::string>&
         if (!db->set_gateway_token(arg(2), hash_token(token))) {
           return err << "flatlink-cloud: admin: no flat " << arg(2) << "\n", 1;
         }
+        admin_event(*db, arg(2), "admin", "", {{"by", "admin"}, {"what", "gateway token " + std::string(verb == "add" ? "issued" : "rotated")}});
         err << "the gateway token of flat " << arg(2) << " (shown once; the store keeps only its hash):\n";
         out << token << "\n";
         return 0;
       }
       if (verb == "revoke" && need(3)) {
         if (!db->revoke_gateway(arg(2))) return err << "flatlink-cloud: admin: flat " << arg(2) << " has no gateway\n", 1;
+        admin_event(*db, arg(2), "admin", "", {{"by", "admin"}, {"what", "gateway token revoked"}});
         out << "gateway of flat " << arg(2) << " revoked\n";
         return 0;
       }
@@ -180,6 +207,7 @@ int run_admin(const config::CloudConfig& config, const std::vector<std::string>&
         if (!db->set_member(arg(2), arg(3), *role, expires)) {
           return err << "flatlink-cloud: admin: no flat " << arg(2) << " or no user " << arg(3) << "\n", 1;
         }
+        admin_event(*db, arg(2), "member", arg(3), {{"by", "admin"}, {"role", std::string(store::to_string(*role))}});
         out << arg(3) << " is " << store::to_string(*role) << " of " << arg(2) << "\n";
         return 0;
       }
@@ -187,6 +215,7 @@ int run_admin(const config::CloudConfig& config, const std::vector<std::string>&
         if (!db->remove_member(arg(2), arg(3))) {
           return err << "flatlink-cloud: admin: " << arg(3) << " is no member of " << arg(2) << "\n", 1;
         }
+        admin_event(*db, arg(2), "member", arg(3), {{"by", "admin"}, {"role", nullptr}});
         out << arg(3) << " removed from " << arg(2) << "\n";
         return 0;
       }
@@ -221,6 +250,25 @@ int run_admin(const config::CloudConfig& config, const std::vector<std::string>&
           << " s; on the gateway: flatlinkd pair https://THIS-CLOUD " << code << "\n";
       out << code << "\n";
       return 0;
+    } else if (what == "session") {
+      if (verb == "list" && (need(2) || need(3))) {
+        for (const auto& row : store::list_sessions(*db, arg(2))) {
+          out << row.token_sha256.substr(0, 12) << "\t" << row.user << "\t" << row.flat << "\tlast used "
+              << iso_time(row.last_used) << "\texpires " << iso_time(row.expires) << "\t" << row.client << "\n";
+        }
+        return 0;
+      }
+      if (verb == "revoke" && need(3)) {
+        const int n = store::end_session_by_prefix(*db, arg(2));
+        if (n < 0) return err << "flatlink-cloud: admin: " << arg(2) << " matches several sessions; give more digits\n", 1;
+        if (n == 0) return err << "flatlink-cloud: admin: no session " << arg(2) << "\n", 1;
+        out << "session " << arg(2) << " revoked; its links close within a second\n";
+        return 0;
+      }
+      if (verb == "revoke-user" && need(3)) {
+        out << store::end_user_sessions(*db, arg(2)) << " sessions of " << arg(2) << " revoked\n";
+        return 0;
+      }
     } else if (what == "import" && need(1)) {
       if (config.flats.empty()) return err << "flatlink-cloud: admin: the config has no flats to import\n", 1;
       out << db->import_flats(config.flats) << "\n";

@@ -19,6 +19,9 @@ struct Commands::Pending {
   std::string flat;
   Peer* browser = nullptr;  // null once the browser left
   std::string browser_id;
+  std::string user;  // for the event log
+  std::string device;
+  Json set;
   std::unique_ptr<Timer> timeout;
   bool remote = false;  // sent over the backplane to the instance holding the gateway
   int64_t sent_ms = 0;
@@ -64,6 +67,7 @@ void Commands::from_browser(LiveFlat& flat, Peer& browser, const proto::BrowserC
     LOG_INFO("router") << "flat=" << flat.id() << " browser_command=" << command.id << " device=" << command.device
                        << " " << to_string(outcome) << ": " << message;
     send_to_browser(metrics_, browser, proto::encode(proto::Result{command.id, outcome, message}));
+    if (ended_) ended_({flat.id(), who_ ? who_(browser) : "", command.device, command.set, outcome, message});
   };
   if (!local && !remote) {
     reply(Outcome::offline, "the flat's gateway is not connected");
@@ -90,6 +94,9 @@ void Commands::from_browser(LiveFlat& flat, Peer& browser, const proto::BrowserC
   pending->flat = flat.id();
   pending->browser = &browser;
   pending->browser_id = command.id;
+  pending->user = who_ ? who_(browser) : "";
+  pending->device = command.device;
+  pending->set = command.set;
   const uint32_t wait_ms = std::max<uint32_t>(config_.limits.command_timeout_ms, static_cast<uint32_t>(command.ttl_ms));
   pending->remote = !local;
   pending->sent_ms = clock_.mono_ms();
@@ -150,6 +157,7 @@ void Commands::finish(const std::string& cloud_id, const proto::Result& result) 
     send_to_browser(metrics_, *pending->browser,
                     proto::encode(proto::Result{pending->browser_id, result.outcome, result.message}));
   }
+  if (ended_) ended_({pending->flat, pending->user, pending->device, pending->set, result.outcome, result.message});
 }
 
 void Commands::browser_left(Peer& browser) {

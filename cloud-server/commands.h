@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -29,6 +30,21 @@ class Commands {
   ~Commands();
 
   void attach_backplane(Backplane* backplane) { backplane_ = backplane; }
+
+  // A browser's command here ended (result, refusal, timeout, offline): for the event log.
+  struct Ended {
+    std::string flat;
+    std::string user;
+    std::string device;
+    Json set;
+    Outcome outcome = Outcome::ok;
+    std::string message;
+  };
+  // `who`: the user of a browser; `ended`: called once per command of a browser here.
+  void observe(std::function<std::string(Peer&)> who, std::function<void(const Ended&)> ended) {
+    who_ = std::move(who);
+    ended_ = std::move(ended);
+  }
 
   // A logged-in browser's command for its flat. `local`: the flat's gateway said hello on a
   // link here; `remote`: another instance holds an online gateway of the flat. Neither: offline.
@@ -65,6 +81,8 @@ class Commands {
   std::map<std::string, std::unique_ptr<Remote>> remote_;    // run here for another instance
   std::set<std::string> seen_;                                // at most once across redeliveries
   std::deque<std::string> seen_order_;
+  std::function<std::string(Peer&)> who_;
+  std::function<void(const Ended&)> ended_;
 };
 
 }  // namespace flatlink::cloud

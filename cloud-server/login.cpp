@@ -3,6 +3,7 @@
 
 #include "cloud-server/auth.h"
 #include "cloud-server/peer.h"
+#include "common/device_model.h"
 #include "common/log.h"
 
 namespace flatlink::cloud {
@@ -10,6 +11,40 @@ namespace {
 // RFC 6455 7.4.1 (IANA registry): try again later. The login checks are full ("busy").
 constexpr uint16_t kTryAgainLater = 1013;
 }  // namespace
+
+HttpLoginPeer::HttpLoginPeer(std::string source, uint64_t request)
+    : source_(std::move(source)), desc_("http login=" + std::to_string(request) + " from " + source_) {}
+
+void HttpLoginPeer::send(std::string frame) {
+  // The gate's refusals are `error` messages; the code is what the HTTP answer needs.
+  const Json j = Json::parse(frame, nullptr, false);
+  if (j.is_object() && j.value("type", "") == "error") refused_ = j.value("code", "refused");
+}
+
+std::string session_token_from_cookie_header(std::string_view cookies) {
+  const std::string_view name = kSessionCookie;
+  size_t at = 0;
+  while (at < cookies.size()) {
+    while (at < cookies.size() && (cookies[at] == ' ' || cookies[at] == ';')) ++at;
+    size_t end = cookies.find(';', at);
+    if (end == std::string_view::npos) end = cookies.size();
+    const std::string_view pair = cookies.substr(at, end - at);
+    if (pair.size() > name.size() && pair.substr(0, name.size()) == name && pair[name.size()] == '=') {
+      const std::string_view value = pair.substr(name.size() + 1);
+      if (value.size() == 64 && value.find_first_not_of("0123456789abcdef") == std::string_view::npos) {
+        return std::string(value);
+      }
+      return {};
+    }
+    at = end + 1;
+  }
+  return {};
+}
+
+std::string session_cookie(const std::string& token, int64_t max_age_s, bool secure) {
+  return std::string(kSessionCookie) + "=" + token + "; HttpOnly; SameSite=Strict; Path=/; Max-Age=" +
+         std::to_string(token.empty() ? 0 : max_age_s) + (secure ? "; Secure" : "");
+}
 
 ConfigAccounts::ConfigAccounts(const std::vector<config::FlatConfig>& flats) : flats_(flats) { reload(); }
 

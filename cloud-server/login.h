@@ -18,13 +18,49 @@
 #include "cloud-server/login_throttle.h"
 #include "cloud-server/metrics.h"
 #include "cloud-server/password_pool.h"
+#include "cloud-server/peer.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "config/cloud_config.h"
 
 namespace flatlink::cloud {
 
-class Peer;
+// A login over HTTP (POST /session, docs/protocol.md "Sessions") runs through the same
+// LoginGate as a WebSocket login: this stands for the HTTP request there and keeps the code
+// of a refusal (banned, busy, too_many_connections) the gate answers with.
+class HttpLoginPeer final : public Peer {
+ public:
+  HttpLoginPeer(std::string source, uint64_t request);
+  // `fn` runs when the gate refuses the login itself (it closes the "link").
+  void on_refused(std::function<void()> fn) { on_refused_ = std::move(fn); }
+  void send(std::string frame) override;
+  void close(uint16_t, const std::string&) override {
+    if (auto fn = std::exchange(on_refused_, nullptr)) fn();
+  }
+  const std::string& describe() const override { return desc_; }
+  std::string source() const override { return source_; }
+  const std::string& refused() const { return refused_; }
+
+ private:
+  std::string source_;
+  std::string desc_;
+  std::string refused_;
+  std::function<void()> on_refused_;
+};
+
+// The answer to POST /session: status, JSON body, and the cookie to set ("" none).
+struct HttpAnswer {
+  unsigned status = 0;
+  std::string body;
+  std::string set_cookie;
+};
+
+// The session cookie's name, and its value from a Cookie header ("" when absent or malformed:
+// 64 hex digits).
+inline constexpr const char* kSessionCookie = "flatlink_session";
+std::string session_token_from_cookie_header(std::string_view cookies);
+// The Set-Cookie value of a new session (or, with an empty token, one that clears it).
+std::string session_cookie(const std::string& token, int64_t max_age_s, bool secure);
 
 // Where the credentials live. Called on the loop thread.
 class Accounts {

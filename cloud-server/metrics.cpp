@@ -69,6 +69,8 @@ std::string Metrics::render() const {
   os << "flatlink_login_bans_total " << bans << '\n';
   metric("flatlink_login_bans_active", "gauge", "Bans in force now.");
   os << "flatlink_login_bans_active " << active_bans << '\n';
+  metric("flatlink_events_dropped_total", "counter", "Event log entries dropped: the database was away and the buffer full.");
+  os << "flatlink_events_dropped_total " << events_dropped << '\n';
   if (backplane_enabled) {
     metric("flatlink_backplane_connected", "gauge", "1 while connected to a backplane broker.");
     os << "flatlink_backplane_connected " << (backplane_connected ? 1 : 0) << '\n';

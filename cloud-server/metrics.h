@@ -41,6 +41,7 @@ struct Metrics {
   uint64_t logins_busy = 0;                // logins refused: the check queue (of the source, or all) is full
   uint64_t bans = 0;                       // bans imposed
   int64_t active_bans = 0;
+  int64_t events_dropped = 0;  // the event log's buffer overflowed while the database was away
   // The backplane (docs/scale-out.md); absent from /metrics when it is off.
   bool backplane_enabled = false;
   bool backplane_connected = false;

@@ -31,6 +31,8 @@ class Peer {
   virtual std::string source() const { return {}; }
   // A browser's login succeeded: the handshake deadline stops, per-address counts move on.
   virtual void authenticated() {}
+  // The SHA-256 (hex) of the session cookie the browser's upgrade carried; "" without one.
+  virtual std::string session_cookie_hash() const { return {}; }
 };
 
 }  // namespace flatlink::cloud

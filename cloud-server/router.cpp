@@ -1,6 +1,8 @@
 // The cloud's routing core: the facade over its parts (router.h).
 #include "cloud-server/router.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 
 namespace flatlink::cloud {
@@ -16,10 +18,12 @@ Router::Router(const config::CloudConfig& config, EventLoop& loop, const Clock& 
       commands_(config, loop, clock, metrics),
       sync_(config, loop, clock, metrics, flats_,
             [this](LiveFlat& flat, Peer& gateway, const proto::Hello& hello) { accept_hello(flat, gateway, hello); }),
+      loop_(loop),
       login_(accounts(), loop, config, clock, metrics) {
   if (config.store.enabled) {
     load_accounts();
     store_ = std::make_unique<store::Worker>(config.store, loop);
+    start_sessions(loop);
     store_poll_ = std::make_unique<Timer>(loop, [this] { poll_accounts(); });
     store_poll_->start(config.store.poll_ms);
   }
@@ -42,6 +46,7 @@ void Router::load_accounts() {
       LOG_INFO("store") << "the store has no flats: " << db->import_flats(config_.flats) << " from the config";
     }
     apply_accounts(db->accounts());
+    session_ends_seen_ = store::last_session_end(*db);  // ends before this start closed no link here
   } catch (const store::StoreError& e) {
     store_reachable_ = false;
     LOG_ERROR("store") << "cannot read the accounts: " << e.what() << "; no flat is admitted until the database answers";
@@ -59,13 +64,17 @@ void Router::poll_accounts() {
   struct Polled {
     bool reachable = false;
     std::optional<store::AccountsSnapshot> snapshot;  // only when changed
+    store::SessionEnds ends;                          // sessions ended since the last poll
   };
   const int64_t known = store_accounts_->version();
+  const int64_t ends_seen = session_ends_seen_;
   std::weak_ptr<int> alive = alive_;
+  check_session_expiry();
   polling_ = store_->call<Polled>(
-      [known](store::Database* db) {
+      [known, ends_seen](store::Database* db) {
         Polled polled;
         if (!db) return polled;
+        polled.ends = store::session_ends_after(*db, ends_seen);
         if (db->accounts_version() != known) polled.snapshot = db->accounts();
         polled.reachable = true;
         return polled;
@@ -79,6 +88,10 @@ void Router::poll_accounts() {
         }
         store_reachable_ = polled.reachable;
         if (polled.snapshot) apply_accounts(*polled.snapshot);
+        if (polled.reachable) {
+          session_ends_seen_ = std::max(session_ends_seen_, polled.ends.last);
+          sessions_ended(polled.ends.token_sha256, "session ended");
+        }
       });
 }
 
@@ -123,6 +136,7 @@ void Router::gateway_disconnected(Peer& peer) {
   LiveFlat* flat = nullptr;
   if (!flats_.gateway_closed(peer, flat) || !flat) return;  // unknown, or a replaced link
   LOG_INFO("router") << "flat=" << flat->id() << " gateway=" << flat->gateway_id << " offline";
+  record({0, flat->id(), 0, "gateway", "", "", {{"online", false}, {"gateway", flat->gateway_id}}, "", ""});
   flats_.to_browsers(*flat, proto::encode(proto::GatewayState{false}));
   sync_.link_closed(*flat);
 }
@@ -150,6 +164,7 @@ void Router::gateway_message(Peer& peer, const proto::GatewayToCloud& message) {
             LOG_WARN("router") << "flat=" << flat->id() << " device=" << m.device << " presence for an unknown device";
             return;
           }
+          record({0, flat->id(), m.ts, "presence", m.device, "", {{"online", m.online}}, "", ""});
           sync_.gateway_message(*flat, message);
         } else if constexpr (std::is_same_v<T, proto::DeviceList>) {
           flats_.apply_device_list(*flat, m);
@@ -225,6 +240,7 @@ void Router::accept_hello(LiveFlat& flat, Peer& peer, const proto::Hello& hello)
     LOG_WARN("router") << "flat=" << flat.id() << " gateway=" << hello.gateway << " reports " << hello.dropped
                        << " statuses dropped by its outbox";
   }
+  record({0, flat.id(), 0, "gateway", "", "", {{"online", true}, {"gateway", hello.gateway}}, "", ""});
   LOG_INFO("router") << "flat=" << flat.id() << " gateway=" << hello.gateway << " version=" << hello.version
                      << " online with " << hello.devices.size() << " devices; resume after seq=" << last;
   ++metrics_.acks;
@@ -287,6 +303,7 @@ void Router::browser_disconnected(Peer& peer) {
     sync_.watch_update(*flat);
   }
   login_.forget(peer);
+  browser_gone(peer);
   --metrics_.browser_links;
   commands_.browser_left(peer);
 }
@@ -310,6 +327,15 @@ void Router::browser_message(Peer& peer, const proto::BrowserToCloud& message) {
     on_login(peer, *login);
     return;
   }
+  if (std::holds_alternative<proto::Resume>(message)) {
+    if (flat) {
+      send_to_browser(metrics_, peer,
+                      proto::encode(proto::Error{"already_logged_in", "this connection is bound to flat " + flat->id()}));
+      return;
+    }
+    on_resume(peer);
+    return;
+  }
   if (!flat) {
     ++metrics_.refused_messages;
     send_to_browser(metrics_, peer, proto::encode(proto::Error{"login_first", "log in to a flat first"}));
@@ -326,6 +352,10 @@ void Router::browser_message(Peer& peer, const proto::BrowserToCloud& message) {
       return;
     }
     commands_.from_browser(*flat, peer, *command, flat->online_here(), sync_.remote_online(*flat));
+  } else if (const auto* logout = std::get_if<proto::Logout>(&message)) {
+    on_logout(peer, *flat, *logout);
+  } else if (const auto* events = std::get_if<proto::EventsRequest>(&message)) {
+    on_events(peer, *flat, *events);
   } else if (const auto* request = std::get_if<proto::HistoryRequest>(&message)) {
     proto::HistoryReply reply{request->device, request->capability,
                               history_.points(flat->id(), request->device, request->capability)};
@@ -345,15 +375,13 @@ void Router::logged_in(Peer& peer, const std::string& flat_id, const std::string
   LiveFlat* flat = ok ? flats_.find(flat_id) : nullptr;
   if (!flat) {
     ++metrics_.auth_failures;
+    if (flats_.find(flat_id)) record({0, flat_id, 0, "login_failed", "", user, {{"client", peer.source()}}, "", ""});
     LOG_WARN("router") << "flat=" << flat_id << " user=" << log::q(user) << " login refused (" << peer.describe() << ")";
     send_to_browser(metrics_, peer, proto::encode(proto::Error{"unauthorized", "wrong flat, user or password"}));
     peer.close(proto::close_code::kUnauthorized, "login refused");
     return;
   }
-  flats_.bind_browser(peer, *flat, accounts().read_only(flat_id, user));
-  sync_.watch_update(*flat);
-  LOG_INFO("router") << "flat=" << flat_id << " user=" << user << " logged in (" << peer.describe() << ")";
-  flats_.send_snapshot(peer, *flat, sync_.gateway_online(*flat));
+  bind_logged_in(peer, *flat, user, "password", "", 0);
 }
 
 // ---- for the stream hub -------------------------------------------------------
@@ -387,6 +415,7 @@ const proto::DeviceReport* Router::flat_device(const std::string& flat_id, const
 
 void Router::close_all() {
   if (store_poll_) store_poll_->cancel();
+  events_.reset();  // its timer must not outlive the loop
   commands_.forget_remote();  // their timers must not outlive the loop
   for (Peer* peer : flats_.peers()) peer->close(proto::close_code::kGoingAway, "server shutting down");
 }

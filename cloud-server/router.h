@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "cloud-link/protocol.h"
@@ -25,6 +26,8 @@
 #include "cloud-server/metrics.h"
 #include "cloud-server/peer.h"
 #include "cloud-server/store/store_accounts.h"
+#include "cloud-server/store/store_events.h"
+#include "cloud-server/store/store_sessions.h"
 #include "cloud-server/store/worker.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
@@ -64,6 +67,13 @@ class Router final : public BackplaneListener {
   size_t flats() const { return flats_.size(); }
   // Browser logins: bans and delays (the operator's /bans endpoints reach them here).
   LoginGate& login_gate() { return login_; }
+
+  // POST /session (docs/protocol.md "Sessions"): the login is checked as a WebSocket one; a
+  // good one makes a session in the store; `done` gets the HTTP answer (with the cookie). On
+  // the loop; `done` may run before this returns. `client` is kept for `admin session list`.
+  void http_login(const std::string& source, const std::string& client, const proto::Login& login, bool secure,
+                  std::function<void(HttpAnswer)> done);
+  store::EventLog* events() { return events_.get(); }
 
   // Joins other instances (docs/scale-out.md); null: alone. Before any link.
   void attach_backplane(Backplane* backplane);
@@ -109,6 +119,17 @@ class Router final : public BackplaneListener {
   void load_accounts();
   void apply_accounts(const store::AccountsSnapshot& snapshot);
   void poll_accounts();
+  // Sessions and the event log (router_sessions.cpp).
+  void start_sessions(EventLoop& loop);
+  void on_resume(Peer& peer);
+  void on_logout(Peer& peer, const LiveFlat& flat, const proto::Logout& logout);
+  void on_events(Peer& peer, const LiveFlat& flat, const proto::EventsRequest& request);
+  void bind_logged_in(Peer& peer, LiveFlat& flat, const std::string& user, const std::string& via,
+                      const std::string& session_hash, int64_t session_expires);
+  void sessions_ended(const std::vector<std::string>& token_hashes, const char* why);
+  void check_session_expiry();
+  void record(store::EventRow row);
+  void browser_gone(Peer& peer);
 
   const config::CloudConfig& config_;
   const Clock& clock_;
@@ -126,6 +147,21 @@ class Router final : public BackplaneListener {
   bool polling_ = false;
   bool store_reachable_ = true;           // the last read of the store worked: new logins are checked
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // store results posted after destruction are dropped
+  // Sessions: the links of each session here, and who each logged-in browser is.
+  struct BrowserWho {
+    std::string user;
+    std::string session;  // token hash; "" for a password login over the WebSocket
+    int64_t expires = 0;  // the session's absolute expiry
+  };
+  EventLoop& loop_;
+  std::unordered_map<Peer*, BrowserWho> who_;
+  std::unordered_multimap<std::string, Peer*> session_links_;
+  std::unordered_map<Peer*, uint64_t> resuming_;  // the resume a browser waits for
+  uint64_t resumes_ = 0;
+  std::unordered_map<HttpLoginPeer*, std::unique_ptr<HttpLoginPeer>> http_logins_;
+  uint64_t http_login_ids_ = 0;
+  int64_t session_ends_seen_ = 0;  // the last session_ends id read
+  std::unique_ptr<store::EventLog> events_;  // with a store
   LoginGate login_;  // last: destroyed first, joining its password-check workers
 };
 

@@ -18,6 +18,7 @@
 #include "cloud-link/stream_protocol.h"
 #include "cloud-server/auth.h"
 #include "cloud-server/store/store_pairing.h"
+#include "common/device_model.h"
 #include "common/log.h"
 
 namespace flatlink::cloud {
@@ -45,10 +46,16 @@ enum class Kind { gateway, browser };
 // request's body as it comes, its id while the store works on it, and the answer to write.
 struct HttpSession {
   std::string* body;
-  std::string* post;
-  uint64_t pair_id;
-  unsigned answer_status;  // non-zero: write `body` as this answer (JSON) and close
+  std::string* post;       // POST /pair or POST /session: the request body so far
+  bool session;            // the body is POST /session's (else POST /pair's)
+  uint64_t pair_id;        // POST /pair: its id while the store works on it
+  unsigned answer_status;  // POST /pair: non-zero: write `body` as this answer (JSON) and close
+  HttpAnswer* answer;      // POST /session: the answer, once the login was checked
+  uint64_t request;        // POST /session: its key in Server::pending_logins_ (0: none)
 };
+
+// POST /session's body: {"flat", "user", "password"} (docs/protocol.md, "Sessions").
+constexpr size_t kMaxSessionBody = 4096;
 
 // One WebSocket link; the Router's Peer.
 class Server::Session final : public Peer {
@@ -83,6 +90,7 @@ class Server::Session final : public Peer {
 
   const std::string& describe() const override { return desc_; }
   std::string source() const override { return ip_; }
+  std::string session_cookie_hash() const override { return cookie_hash_; }
   void authenticated() override { handshake_done(); }
 
   void send_binary(std::string frame, uint16_t stream, uint32_t duration_us) override {
@@ -220,6 +228,7 @@ class Server::Session final : public Peer {
   std::string ip_;
   bool authenticated_ = false;
   std::string flat_;     // gateways: the flat their token names
+  std::string cookie_hash_;  // browsers: the SHA-256 of the session cookie of the upgrade
   std::string rx_;       // a message being reassembled
   std::string bin_rx_;   // a binary frame being reassembled
   bool bin_discarding_ = false;
@@ -505,6 +514,34 @@ bool write_answer(lws* wsi, unsigned status, std::string_view body, const char* 
   return lws_write(wsi, start, static_cast<size_t>(n), LWS_WRITE_HTTP_HEADERS) == n;
 }
 
+std::string header(lws* wsi, lws_token_indexes token);
+std::string peer_address(lws* wsi);
+
+// The answer to POST /session: JSON, never cached, with the session cookie when one was made.
+bool write_session_answer(lws* wsi, const HttpAnswer& answer) {
+  std::vector<unsigned char> buf(LWS_PRE + 2048 + answer.body.size());
+  unsigned char* start = buf.data() + LWS_PRE;
+  unsigned char* p = start;
+  unsigned char* end = buf.data() + buf.size() - answer.body.size() - 1;
+  const auto value = [](const std::string& v) { return reinterpret_cast<const unsigned char*>(v.c_str()); };
+  const std::string type = "application/json", no_store = "no-store", close = "close";
+  if (lws_add_http_header_status(wsi, answer.status, &p, end) ||
+      lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, value(type), int(type.size()), &p, end) ||
+      lws_add_http_header_content_length(wsi, answer.body.size(), &p, end) ||
+      lws_add_http_header_by_name(wsi, value("cache-control:"), value(no_store), int(no_store.size()), &p, end) ||
+      lws_add_http_header_by_name(wsi, value("connection:"), value(close), int(close.size()), &p, end) ||
+      (!answer.set_cookie.empty() &&
+       lws_add_http_header_by_name(wsi, value("set-cookie:"), value(answer.set_cookie), int(answer.set_cookie.size()),
+                                   &p, end)) ||
+      lws_finalize_http_header(wsi, &p, end)) {
+    return false;
+  }
+  std::memcpy(p, answer.body.data(), answer.body.size());
+  p += answer.body.size();
+  const auto n = static_cast<int>(p - start);
+  return lws_write(wsi, start, static_cast<size_t>(n), LWS_WRITE_HTTP_HEADERS) == n;
+}
+
 }  // namespace
 
 int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
@@ -537,6 +574,29 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
         return -1;
       }
       if (!metrics_listener && path == "/pair") return pair_request(wsi, http, method == LWSHUMETH_POST);
+      if (!metrics_listener && path == "/session") {
+        if (method != LWSHUMETH_POST) {
+          ++metrics_.refused_http;
+          write_answer(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "POST /session\n", "allow:", "POST");
+          return -1;
+        }
+        if (!origin_allowed(wsi)) {
+          ++metrics_.refused_upgrades_origin;
+          write_answer(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed\n");
+          return -1;
+        }
+        const std::string length = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+        if (length.empty() || length.size() > 6 || length.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoul(length) > kMaxSessionBody) {
+          ++metrics_.refused_http;
+          write_answer(wsi, length.empty() ? 411 : HTTP_STATUS_REQ_ENTITY_TOO_LARGE,
+                       "a JSON body of at most 4096 bytes with its Content-Length\n");
+          return -1;
+        }
+        http->post = new std::string;
+        http->session = true;
+        return 0;  // the body follows (LWS_CALLBACK_HTTP_BODY)
+      }
       if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
         ++metrics_.refused_http;
         write_answer(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "method not allowed\n", "allow:", "GET, HEAD");
@@ -586,7 +646,9 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
 
     case LWS_CALLBACK_HTTP_BODY:
       if (!http || !http->post) return lws_callback_http_dummy(wsi, reason, user, in, len);
-      if (http->post->size() + len > kPairRequestMaxBytes) {
+      if (http->session) {
+        if (http->post->size() + len > kMaxSessionBody) return -1;
+      } else if (http->post->size() + len > kPairRequestMaxBytes) {
         write_answer(wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "{\"error\": \"the request is too large\"}\n", nullptr,
                      nullptr, "application/json");
         return -1;
@@ -594,11 +656,46 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
       http->post->append(static_cast<const char*>(in), len);
       return 0;
 
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
       if (!http || !http->post) return lws_callback_http_dummy(wsi, reason, user, in, len);
-      return pair_body_done(wsi, http);
+      if (!http->session) return pair_body_done(wsi, http);
+      const Json j = Json::parse(*http->post, nullptr, false);
+      delete http->post;
+      http->post = nullptr;
+      proto::Login login;
+      const auto field = [&](const char* key, std::string& out) {
+        auto it = j.is_object() ? j.find(key) : j.end();
+        if (!j.is_object() || it == j.end() || !it->is_string()) return false;
+        out = it->get<std::string>();
+        return out.size() <= 256;
+      };
+      if (!field("flat", login.flat) || !field("user", login.user) || !field("password", login.password) ||
+          !valid_id(login.flat) || login.user.empty()) {
+        ++metrics_.refused_http;
+        write_session_answer(wsi, {HTTP_STATUS_BAD_REQUEST, R"({"error":"invalid_login"})", ""});
+        return -1;
+      }
+      const uint64_t request = next_login_request_++;
+      http->request = request;
+      pending_logins_[request] = wsi;
+      const std::string ip = peer_address(wsi);
+      const std::string client = ip + " " + header(wsi, WSI_TOKEN_HTTP_USER_AGENT).substr(0, 120);
+      router_->http_login(ip, client, login, !config_.tls.cert_file.empty(), [this, request](HttpAnswer answer) {
+        auto it = pending_logins_.find(request);
+        if (it == pending_logins_.end()) return;  // the client left
+        auto* pending = static_cast<HttpSession*>(lws_wsi_user(it->second));
+        if (!pending || pending->answer) return;
+        pending->answer = new HttpAnswer(std::move(answer));
+        lws_callback_on_writable(it->second);
+      });
+      return 0;
+    }
 
     case LWS_CALLBACK_HTTP_WRITEABLE: {
+      if (http && http->answer) {
+        write_session_answer(wsi, *http->answer);
+        return -1;  // connection: close
+      }
       if (http && http->answer_status && http->body) {
         write_answer(wsi, http->answer_status, *http->body, "cache-control:", "no-store", "application/json");
         return -1;
@@ -619,11 +716,10 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
         delete http->body;
         http->body = nullptr;
       }
-      if (http && http->post) {
-        delete http->post;
-        http->post = nullptr;
-      }
+      if (http && http->post) delete std::exchange(http->post, nullptr);
       if (http && http->pair_id) pairs_.erase(http->pair_id);  // its answer, when it comes, is dropped
+      if (http && http->request) pending_logins_.erase(std::exchange(http->request, 0));
+      if (http && http->answer) delete std::exchange(http->answer, nullptr);
       return 0;
 
     default:
@@ -747,6 +843,12 @@ Server::Refusal Server::check_upgrade(lws* wsi, bool is_gateway, const std::stri
     ++metrics_.refused_upgrades_origin;
     return {HTTP_STATUS_FORBIDDEN, "origin not allowed: " + header(wsi, WSI_TOKEN_ORIGIN).substr(0, 100)};
   }
+  // A session cookie is a browser's: it counts only with the Origin of an allowed page.
+  if (!session_token_from_cookie_header(header(wsi, WSI_TOKEN_HTTP_COOKIE)).empty() &&
+      header(wsi, WSI_TOKEN_ORIGIN).empty()) {
+    ++metrics_.refused_upgrades_origin;
+    return {HTTP_STATUS_FORBIDDEN, "a session cookie needs the Origin of an allowed page"};
+  }
   const auto it = per_ip_.find(ip);
   if (it != per_ip_.end()) {
     const auto& limits = config_.limits;
@@ -809,6 +911,8 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
         session->flat_ = *flat;
         router_->gateway_connected(*session, *flat);
       } else {
+        const std::string token = session_token_from_cookie_header(header(wsi, WSI_TOKEN_HTTP_COOKIE));
+        if (!token.empty()) session->cookie_hash_ = hash_token(token);
         router_->browser_connected(*session);
       }
       return 0;

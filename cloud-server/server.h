@@ -102,6 +102,8 @@ class Server {
   size_t sessions_ = 0;
   std::function<void()> on_stopped_;
   uint64_t next_session_id_ = 1;
+  std::unordered_map<uint64_t, lws*> pending_logins_;  // POST /session requests waiting for their check
+  uint64_t next_login_request_ = 1;
   std::string failure_;
   PairThrottle pair_throttle_;
   std::unordered_map<uint64_t, lws*> pairs_;  // POST /pair requests waiting for the store, by id

@@ -121,6 +121,13 @@ struct StoreConfig {
   uint32_t history_minute_days = 90;
   uint32_t history_hour_days = 1825;
   uint32_t history_buffer_max = 200'000;  // values waiting to be written; beyond, dropped and counted
+  // Sessions (POST /session): idle timeout (each use moves it on) and absolute expiry.
+  uint32_t session_idle_s = 7 * 86'400;
+  uint32_t session_max_s = 30 * 86'400;
+  // The event log: rows older than this are deleted (hourly); events waiting while the
+  // database is away are bounded by events_buffer_max, beyond it the oldest are dropped and counted.
+  uint32_t events_retention_days = 365;
+  uint32_t events_buffer_max = 10'000;
 };
 
 struct CloudConfig {

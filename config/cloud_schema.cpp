@@ -258,7 +258,8 @@ void read_flat(ObjectReader& r, FirstSeen& flat_ids, FirstSeen& token_hashes, Fl
 
 void read_store(ObjectReader& r, const std::string& base_dir, StoreConfig& store) {
   Errors& errors = r.errors();
-  r.only_keys({"enabled", "engine", "path", "url", "password_file", "poll_ms", "queue_max", "history"});
+  r.only_keys({"enabled", "engine", "path", "url", "password_file", "poll_ms", "queue_max", "history",
+               "session_idle_s", "session_max_s", "events_retention_days", "events_buffer_max"});
   store.enabled = true;
   r.boolean("enabled", store.enabled);
   size_t engine = 0;
@@ -278,19 +279,8 @@ void read_store(ObjectReader& r, const std::string& base_dir, StoreConfig& store
   }
   r.integer("poll_ms", store.poll_ms, 50, 10'000);
   r.integer("queue_max", store.queue_max, 100, 10'000'000);
-  if (const Json* history = r.object("history")) {
-    ObjectReader h(*history, r.path("history"), errors);
-    h.only_keys({"enabled", "raw_days", "minute_days", "hour_days", "buffer_max"});
-    h.boolean("enabled", store.history);
-    h.integer("raw_days", store.history_raw_days, 1, 3650);
-    h.integer("minute_days", store.history_minute_days, 1, 36500);
-    h.integer("hour_days", store.history_hour_days, 1, 36500);
-    h.integer("buffer_max", store.history_buffer_max, 1000, 10'000'000);
-    if (errors.ok() && !(store.history_raw_days <= store.history_minute_days &&
-                         store.history_minute_days <= store.history_hour_days)) {
-      errors.fail(r.path("history"), "expected raw_days <= minute_days <= hour_days (each level is rolled up from the finer one)");
-    }
-  }
+  r.only_keys({"enabled", "engine", "path", "url", "password_file", "poll_ms", "queue_max", "history",
+               "session_idle_s", "session_max_s", "events_retention_days", "events_buffer_max"});
 }
 
 }  // namespace

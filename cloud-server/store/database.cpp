@@ -4,6 +4,7 @@
 #include <set>
 
 #include "cloud-server/store/store.h"
+#include "cloud-server/store/store_sessions.h"
 
 namespace flatlink::cloud::store {
 namespace {
@@ -52,7 +53,7 @@ const std::vector<Migration>& migrations() {
            "CREATE TABLE pairing_codes (code_sha256 TEXT PRIMARY KEY,"
            " flat TEXT NOT NULL REFERENCES flats(id) ON DELETE CASCADE,"
            " expires BIGINT NOT NULL, used BIGINT NOT NULL DEFAULT 0)",
-        }},
+       }},
       // History (store_history.h): one row per series, raw values and two rollup levels, each
       // keyed by (series, time) and clustered on it (SQLite: WITHOUT ROWID, no second index).
       {4,
@@ -68,6 +69,17 @@ const std::vector<Migration>& migrations() {
            "CREATE TABLE history_1h (series BIGINT NOT NULL, bucket BIGINT NOT NULL, min_v DOUBLE PRECISION,"
            " max_v DOUBLE PRECISION, sum_v DOUBLE PRECISION, nums BIGINT NOT NULL, n BIGINT NOT NULL,"
            " last_ts BIGINT NOT NULL, last_num DOUBLE PRECISION, last_txt TEXT, PRIMARY KEY (series, bucket)){without_rowid}",
+       }},
+      {5,
+       "session ends and the event log",
+       {
+           // Every ended session (logout, revocation, expiry), read by every instance to close its links.
+           "CREATE TABLE session_ends (id {id}, token_sha256 TEXT NOT NULL, at BIGINT NOT NULL)",
+           "CREATE TABLE events (id {id}, flat TEXT NOT NULL, ts BIGINT NOT NULL, kind TEXT NOT NULL,"
+           " device TEXT NOT NULL DEFAULT '', user_name TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '{}',"
+           " outcome TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '')",
+           "CREATE INDEX events_flat ON events (flat, id)",
+           "CREATE INDEX events_ts ON events (ts)",
        }},
   };
   return list;
@@ -174,7 +186,7 @@ bool Database::remove_flat(const std::string& id) {
   c_->query("DELETE FROM flats WHERE id = ?", {id});
   const bool removed = c_->changes() > 0;
   if (removed) {
-    c_->query("DELETE FROM sessions WHERE flat = ?", {id});
+    end_sessions_where(*c_, "flat = ?", {id});
     bump();
   }
   tx.commit();
@@ -223,7 +235,7 @@ bool Database::set_password(const std::string& name, const std::string& password
   c_->query("UPDATE users SET password_hash = ? WHERE name = ?", {password_hash, name});
   const bool changed = c_->changes() > 0;
   if (changed) {
-    c_->query("DELETE FROM sessions WHERE user_name = ?", {name});  // a new password ends the sessions
+    end_sessions_where(*c_, "user_name = ?", {name});  // a new password ends the sessions
     bump();
   }
   tx.commit();
@@ -232,6 +244,7 @@ bool Database::set_password(const std::string& name, const std::string& password
 
 bool Database::remove_user(const std::string& name) {
   Transaction tx(*c_);
+  end_sessions_where(*c_, "user_name = ?", {name});  // recorded, so that every instance closes their links
   c_->query("DELETE FROM users WHERE name = ?", {name});
   const bool removed = c_->changes() > 0;
   if (removed) bump();
@@ -264,7 +277,7 @@ bool Database::remove_member(const std::string& flat, const std::string& user) {
   c_->query("DELETE FROM members WHERE flat = ? AND user_name = ?", {flat, user});
   const bool removed = c_->changes() > 0;
   if (removed) {
-    c_->query("DELETE FROM sessions WHERE flat = ? AND user_name = ?", {flat, user});
+    end_sessions_where(*c_, "flat = ? AND user_name = ?", {flat, user});
     bump();
   }
   tx.commit();

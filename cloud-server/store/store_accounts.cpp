@@ -18,6 +18,7 @@ std::vector<config::FlatConfig> StoreAccounts::replace(const AccountsSnapshot& s
     flats.push_back(std::move(fc));
   }
   guests_.clear();
+  roles_.clear();
   for (const auto& m : snapshot.members) {
     auto f = at.find(m.flat);
     auto u = users.find(m.user);
@@ -25,6 +26,7 @@ std::vector<config::FlatConfig> StoreAccounts::replace(const AccountsSnapshot& s
     if (m.expires != 0 && m.expires <= now_ms) continue;
     flats[f->second].users.push_back({m.user, u->second->password_hash});
     if (m.role == Role::guest) guests_.insert({m.flat, m.user});
+    roles_[{m.flat, m.user}] = m.role;
   }
   std::vector<config::FlatConfig> before = std::move(flats_);
   flats_ = std::move(flats);

@@ -4,6 +4,7 @@
 // each new snapshot the store's change counter announces. Loop thread only.
 #pragma once
 
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -32,11 +33,17 @@ class StoreAccounts final : public Accounts {
   bool read_only(const std::string& flat, const std::string& user) const override {
     return guests_.count({flat, user}) != 0;
   }
+  // The user's role in that flat (for the `welcome` message); none if not a member.
+  std::optional<Role> role(const std::string& flat, const std::string& user) const {
+    auto it = roles_.find({flat, user});
+    return it == roles_.end() ? std::nullopt : std::optional<Role>(it->second);
+  }
 
  private:
   std::vector<config::FlatConfig>& flats_;
   ConfigAccounts by_config_;
   std::set<std::pair<std::string, std::string>> guests_;
+  std::map<std::pair<std::string, std::string>, Role> roles_;
   int64_t version_ = -1;
 };
 
