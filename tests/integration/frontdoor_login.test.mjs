@@ -126,8 +126,10 @@ describe('the handshake deadline', () => {
   let cfg, cloud;
   before(async () => {
     cfg = await cloudConfig([flatA], {
-      limits: { handshake_timeout_s: 1 },
-      extra: { login: { ban_after: 100, delay_base_ms: 1500, delay_max_ms: 5000 } },
+      // 3 s: the first (wrong) password's check must end within it even on a loaded machine or
+      // under the sanitizers (CI once saw it take longer than 1 s: closed 4002, no answer).
+      limits: { handshake_timeout_s: 3 },
+      extra: { login: { ban_after: 100, delay_base_ms: 6000, delay_max_ms: 10000 } },
     });
     cloud = await startCloud(cfg);
   });
@@ -136,11 +138,11 @@ describe('the handshake deadline', () => {
   test('holds until a login succeeds: a login held back past it is closed 4002', async () => {
     const first = await login(cfg.port, '127.0.0.4', { ...alice, password: 'wrong' });
     assert.equal(first.closed.code, 4003);
-    // The next check from that address waits 1.5 s, longer than the 1 s deadline.
+    // The next check from that address waits 6 s, longer than the 3 s deadline.
     const peer = new Peer(`ws://127.0.0.1:${cfg.port}/`, BROWSER_PROTOCOL, { localAddress: '127.0.0.4' });
     await peer.opened;
     peer.send({ type: 'login', ...alice });
-    assert.equal((await peer.waitClosed(5000)).code, 4002);
+    assert.equal((await peer.waitClosed(10_000)).code, 4002);
     assert.equal(peer.of('snapshot').length, 0);
   });
 });
