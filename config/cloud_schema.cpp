@@ -279,8 +279,27 @@ void read_store(ObjectReader& r, const std::string& base_dir, StoreConfig& store
   }
   r.integer("poll_ms", store.poll_ms, 50, 10'000);
   r.integer("queue_max", store.queue_max, 100, 10'000'000);
-  r.only_keys({"enabled", "engine", "path", "url", "password_file", "poll_ms", "queue_max", "history",
-               "session_idle_s", "session_max_s", "events_retention_days", "events_buffer_max"});
+  if (const Json* history = r.object("history")) {
+    ObjectReader h(*history, r.path("history"), errors);
+    h.only_keys({"enabled", "raw_days", "minute_days", "hour_days", "buffer_max"});
+    h.boolean("enabled", store.history);
+    h.integer("raw_days", store.history_raw_days, 1, 3650);
+    h.integer("minute_days", store.history_minute_days, 1, 36500);
+    h.integer("hour_days", store.history_hour_days, 1, 36500);
+    h.integer("buffer_max", store.history_buffer_max, 1000, 10'000'000);
+    if (errors.ok() && !(store.history_raw_days <= store.history_minute_days &&
+                         store.history_minute_days <= store.history_hour_days)) {
+      errors.fail(r.path("history"), "expected raw_days <= minute_days <= hour_days (each level is rolled up from the finer one)");
+    }
+  }
+  // Sessions and the event log (store_sessions.h, store_events.h).
+  r.integer("session_idle_s", store.session_idle_s, 60, 31'536'000);
+  r.integer("session_max_s", store.session_max_s, 60, 31'536'000);
+  if (errors.ok() && store.session_idle_s > store.session_max_s) {
+    errors.fail(r.path("session_idle_s"), "longer than session_max_s (the absolute expiry)");
+  }
+  r.integer("events_retention_days", store.events_retention_days, 1, 36'500);
+  r.integer("events_buffer_max", store.events_buffer_max, 10, 10'000'000);
 }
 
 }  // namespace

@@ -697,7 +697,7 @@ describe('a 3-node nats-server cluster: a broker node and a cloud instance die d
     throw err;
   }
 
-  test('the gateway moves to the surviving instance and the browser sees every status at most once, in order, with none missing but at the broker node's kill (#20 finding 4)', () => movesToSurvivor().catch(explain));
+  test('the gateway moves to the surviving instance and the browser sees every status at most once, in order, with none missing but at the broker node kill (#20 finding 4)', () => movesToSurvivor().catch(explain));
 
   async function movesToSurvivor() {
     const t0 = Date.now();
