@@ -187,7 +187,7 @@ function floodGatewayConfig(cloudCfg, flat, durability) {
           host: '127.0.0.1',
           port: cloudCfg.brokerPort,
           client_id: `bench-${flat.id}`,
-          rules: [{ topic: 'flood/{device}', kind: 'counter', payload: 'json', values: [{ field: 'n', capability: 'n', type: 'integer' }] }],
+          rules: [{ topic: 'flood/{device}', kind: 'counter', payload: 'json', values: [{ field: 'n', capability: 'n', type: 'int' }] }],
         },
       ],
     },
@@ -455,11 +455,11 @@ async function main() {
           port: broker.port,
           client_id: 'bench-gw-mem',
           rules: [
-            { topic: 'lat/{device}', kind: 'counter', payload: 'json', values: [{ field: 'n', capability: 'n', type: 'integer' }, { field: 't', capability: 't', type: 'number' }] },
-            { topic: 'dev/{device}', kind: 'counter', payload: 'json', values: [{ field: 'n', capability: 'n', type: 'integer' }] },
+            { topic: 'lat/{device}', kind: 'counter', payload: 'json', values: [{ field: 'n', capability: 'n', type: 'int' }, { field: 't', capability: 't', type: 'number' }] },
+            { topic: 'dev/{device}', kind: 'counter', payload: 'json', values: [{ field: 'n', capability: 'n', type: 'int' }] },
           ],
         },
-        { type: 'serial', name: 'uart', port: `${ptyDir}/dev`, devices: [{ id: 'uart-1', kind: 'counter', capabilities: [{ name: 'n', type: 'integer' }] }] },
+        { type: 'serial', name: 'uart', port: `${ptyDir}/dev`, devices: [{ id: 'uart-1', kind: 'counter', capabilities: [{ name: 'n', type: 'int' }] }] },
       ],
     },
   });

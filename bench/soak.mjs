@@ -185,7 +185,7 @@ async function main() {
           host: '127.0.0.1',
           port: broker.port,
           client_id: 'soak-gw',
-          rules: [{ topic: 'soak/{device}', kind: 'counter', payload: 'json', values: [{ field: 'n', capability: 'n', type: 'integer' }] }],
+          rules: [{ topic: 'soak/{device}', kind: 'counter', payload: 'json', values: [{ field: 'n', capability: 'n', type: 'int' }] }],
         },
       ],
     },

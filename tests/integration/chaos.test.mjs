@@ -454,7 +454,7 @@ test('chaos: statuses from MQTT and serial survive kills and restarts of every p
               topic: 'chaos/{device}',
               kind: 'counter',
               payload: 'json',
-              values: [{ field: 'n', capability: 'n', type: 'integer' }],
+              values: [{ field: 'n', capability: 'n', type: 'int' }],
             },
           ],
         },
@@ -464,7 +464,7 @@ test('chaos: statuses from MQTT and serial survive kills and restarts of every p
           port: pty.dev,
           reopen_min_ms: 50,
           reopen_max_ms: 200,
-          devices: [{ id: SERIAL_DEVICE, kind: 'counter', capabilities: [{ name: 'n', type: 'integer' }] }],
+          devices: [{ id: SERIAL_DEVICE, kind: 'counter', capabilities: [{ name: 'n', type: 'int' }] }],
         },
       ],
     },
@@ -771,7 +771,7 @@ async function storeCase(name, { stateDir, bigDevice = false }, run) {
     await proxy.start();
     cleanups.push(() => proxy.close());
     const rule = (prefix, values) => ({ topic: `${prefix}/{device}`, kind: 'counter', payload: 'json', values });
-    const bigValues = [{ field: 'n', capability: 'n', type: 'integer' }];
+    const bigValues = [{ field: 'n', capability: 'n', type: 'int' }];
     for (let k = 0; k < 11; k++) bigValues.push({ field: `v${k}`, capability: `v${k}`, type: 'text' });
     const gwCfg = gatewayConfig({
       id: 'gw-chaos',
@@ -792,7 +792,7 @@ async function storeCase(name, { stateDir, bigDevice = false }, run) {
             keepalive_s: 5,
             backoff_base_ms: 100,
             backoff_max_ms: 500,
-            rules: [rule('counter', [{ field: 'n', capability: 'n', type: 'integer' }]), rule('big', bigValues)],
+            rules: [rule('counter', [{ field: 'n', capability: 'n', type: 'int' }]), rule('big', bigValues)],
           },
         ],
       },

@@ -108,7 +108,7 @@ TEST_CASE("the schema refuses what cannot work, naming the path") {
   CHECK(error_of(a).find("adapters[0].listen.port") != std::string::npos);
 
   a = wifly_adapter();
-  a["devices"][0]["capabilities"][0] = Json{{"name", "mode"}, {"type", "enumeration"}};
+  a["devices"][0]["capabilities"][0] = Json{{"name", "mode"}, {"type", "enum"}};
   CHECK(error_of(a).find("adapters[0].devices[0].capabilities[0].options") != std::string::npos);
 
   a = wifly_adapter();
