@@ -211,14 +211,36 @@ void LinkClient::send_result(const proto::Result& result) {
 
 void LinkClient::send_presence(const proto::Presence& presence) {
   if (!up_) return;  // the next hello carries presence
-  if (control_.size() >= config_.send_queue_max) control_.pop_front();
-  control_.push_back(proto::encode(presence));
-  want_write();
+  queue_control(Control::presence, proto::encode(presence));
 }
 
-void LinkClient::send_devices(const proto::DeviceList& devices) {
+void LinkClient::devices_changed() {
   if (!up_) return;  // the next hello carries the device list
-  control_.push_back(proto::encode(devices));
+  queue_control(Control::devices, {});
+}
+
+void LinkClient::queue_control(Control kind, std::string text) {
+  if (kind == Control::devices && devices_waiting_) return;  // built when written: it carries this change
+  bool presence_lost = false;
+  while (control_.size() >= config_.send_queue_max) {
+    auto oldest = std::find_if(control_.begin(), control_.end(),
+                               [](const ControlMessage& m) { return m.kind != Control::devices; });
+    const bool self = oldest == control_.end();  // only the device list waits: the new message goes
+    const Control dropped = self ? kind : oldest->kind;
+    if (!self) control_.erase(oldest);
+    presence_lost = presence_lost || dropped == Control::presence;
+    ++stats_.control_dropped;
+    if ((stats_.control_dropped & (stats_.control_dropped - 1)) == 0) {  // 1, 2, 4, ...: counted always
+      LOG_WARN("link") << "control queue full (" << config_.send_queue_max << " messages): dropped a "
+                       << (dropped == Control::presence ? "presence" : "stream message") << ", "
+                       << stats_.control_dropped << " dropped so far";
+    }
+    if (self) return;  // the waiting device list carries every device's presence
+  }
+  control_.push_back(ControlMessage{kind, std::move(text)});
+  devices_waiting_ = devices_waiting_ || kind == Control::devices;
+  // A presence went: the device list, built when written, gives the cloud every device's online state.
+  if (presence_lost && !devices_waiting_) queue_control(Control::devices, {});
   want_write();
 }
 
@@ -226,8 +248,7 @@ void LinkClient::statuses_available() { want_write(); }
 
 void LinkClient::send_stream_message(const proto::StreamMessage& message) {
   if (!up_) return;  // the cloud ends a link's streams when it closes
-  control_.push_back(proto::encode(message, proto::StreamRoute::gateway_to_cloud));
-  want_write();
+  queue_control(Control::stream, proto::encode(message, proto::StreamRoute::gateway_to_cloud));
 }
 
 uint64_t LinkClient::forget_stream(uint16_t stream) {
@@ -280,6 +301,7 @@ void LinkClient::went_down() {
   acked_once_ = false;
   rx_.clear();
   control_.clear();
+  devices_waiting_ = false;
   frames_.clear();
   bin_rx_.clear();
   bin_discarding_ = false;
@@ -491,8 +513,13 @@ int LinkClient::on_writeable(lws* wsi) {
     results_.pop_front();
     more = true;
   } else if (!control_.empty()) {
-    if (!write_text(wsi, control_.front())) return -1;
+    ControlMessage message = std::move(control_.front());
     control_.pop_front();
+    if (message.kind == Control::devices) {
+      devices_waiting_ = false;
+      message.text = proto::encode(listener_.device_list());
+    }
+    if (!write_text(wsi, message.text)) return -1;
     more = true;
   } else if (sent_upto_ - acked_ < kWindow) {
     // Encoded item by item and cut where the next would pass the cloud's frame limit: a frame

@@ -32,6 +32,8 @@ class LinkListener {
   virtual ~LinkListener() = default;
   // The hello to send first on every new connection (built at connect time).
   virtual proto::Hello make_hello() = 0;
+  // The device list as it is now: built when a waiting device list is written (devices_changed()).
+  virtual proto::DeviceList device_list() = 0;
   // Statuses with seq > after, in order, at most max.
   virtual std::vector<proto::StatusItem> statuses_after(int64_t after, size_t max) = 0;
   // Statuses dropped so far for lack of room, reported with each batch.
@@ -63,6 +65,7 @@ struct LinkStats {
   uint64_t frames_received = 0;
   uint64_t refused_frames = 0;
   uint64_t refused_statuses = 0;  // statuses too big for any frame within the cloud's limits
+  uint64_t control_dropped = 0;   // presence and stream messages dropped from a full control queue
 };
 
 class LinkClient {
@@ -83,11 +86,18 @@ class LinkClient {
   // Closes the link with a close frame; `closed` runs once it is gone.
   void stop(std::function<void()> closed);
 
-  // A result, presence or device-list frame. Results are kept across reconnects;
-  // the others are dropped on disconnect (the next hello carries the full state).
+  // A result, kept across reconnects (send_queue_max of them wait; beyond, the oldest goes).
   void send_result(const proto::Result& result);
+  // Control messages: presence, the device list, stream messages. They wait in one queue of at
+  // most send_queue_max, in order, and are dropped on disconnect (the next hello carries the
+  // full state). When the queue is full the oldest presence or stream message goes, counted
+  // (stats().control_dropped) and logged with backoff; the device list never does, and a
+  // dropped presence queues it (it carries every device's online state).
   void send_presence(const proto::Presence& presence);
-  void send_devices(const proto::DeviceList& devices);
+  // The device list changed. One list waits at a time: a list already waiting stays where it
+  // is and carries the change, because it is built (listener.device_list()) when it is written.
+  // However many devices are added while the cloud is slow, one list is sent, the newest.
+  void devices_changed();
   // New statuses are waiting in the outbox.
   void statuses_available();
 
@@ -101,6 +111,8 @@ class LinkClient {
   uint64_t forget_stream(uint16_t stream);
 
   bool up() const { return up_; }
+  // Control messages waiting to be written.
+  size_t control_waiting() const { return control_.size(); }
   // The cloud's limits from its answer to the last hello (the protocol's defaults before one).
   const proto::Limits& limits() const { return limits_; }
   const LinkStats& stats() const { return stats_; }
@@ -117,6 +129,8 @@ class LinkClient {
   bool write_text(lws* wsi, const std::string& text);
   void went_down();
   void want_write();
+  enum class Control { presence, devices, stream };
+  void queue_control(Control kind, std::string text);
 
   EventLoop& loop_;
   config::CloudLinkConfig config_;
@@ -144,7 +158,12 @@ class LinkClient {
   std::string tls_error_;     // why the server's certificate was refused, for the next error line
   std::string rx_;            // a message being reassembled from fragments
   std::deque<std::string> results_;
-  std::deque<std::string> control_;
+  struct ControlMessage {
+    Control kind;
+    std::string text;  // empty for the device list: built when written
+  };
+  std::deque<ControlMessage> control_;
+  bool devices_waiting_ = false;  // a device list is in control_
   std::string hello_;
   int64_t sent_upto_ = 0;     // the highest seq written on this connection
   int64_t acked_ = 0;         // the cloud's cumulative ack

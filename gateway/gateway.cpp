@@ -125,16 +125,22 @@ size_t Gateway::device_list_bytes() {
   stale_reports_.clear();
   static const size_t kEnvelope = proto::encode(proto::DeviceList{}).size();
   size_t total = kEnvelope + reports_total_ + report_bytes_.size();  // a comma per report (one too many: an upper bound)
-  for (const auto& id : outbox_->waiting_devices()) {  // the offline placeholders reports() adds
+  // The offline placeholders reports() adds. Only the current ones are kept: an id leaves once
+  // its statuses have left the outbox or its adapter announced it.
+  std::map<std::string, size_t> placeholders;
+  for (const auto& id : outbox_->waiting_devices()) {
     if (registry_.find(id)) continue;
-    auto [it, added] = placeholder_bytes_.try_emplace(id, 0);
-    if (added) {
-      it->second = proto::to_json(proto::DeviceReport{DeviceInfo{id, id, "device", "", {}}, Json::object(), false, std::nullopt})
-                       .dump()
-                       .size();
-    }
-    total += it->second + 1;
+    auto known = placeholder_bytes_.find(id);
+    const size_t bytes =
+        known != placeholder_bytes_.end()
+            ? known->second
+            : proto::to_json(proto::DeviceReport{DeviceInfo{id, id, "device", "", {}}, Json::object(), false, std::nullopt})
+                  .dump()
+                  .size();
+    placeholders.emplace(id, bytes);
+    total += bytes + 1;
   }
+  placeholder_bytes_.swap(placeholders);
   return total;
 }
 
@@ -178,7 +184,7 @@ void Gateway::device_added(adapters::Adapter* adapter, const DeviceInfo& device)
   }
   device_changed(device.id);
   LOG_INFO("gateway") << "adapter=" << adapter->name() << " device=" << device.id << " kind=" << device.kind << " added";
-  if (link_->up()) link_->send_devices(proto::DeviceList{reports()});  // else the next hello carries it
+  link_->devices_changed();  // while the link is down, the next hello carries the list
 }
 
 void Gateway::device_removed(adapters::Adapter* adapter, const std::string& device_id) {
@@ -187,7 +193,7 @@ void Gateway::device_removed(adapters::Adapter* adapter, const std::string& devi
   registry_.remove(device_id);
   device_changed(device_id);
   LOG_INFO("gateway") << "adapter=" << adapter->name() << " device=" << device_id << " removed";
-  if (link_->up()) link_->send_devices(proto::DeviceList{reports()});
+  link_->devices_changed();
 }
 
 void Gateway::status(adapters::Adapter* adapter, const std::string& device_id, const Json& state, int64_t observed_ms) {
@@ -231,6 +237,8 @@ std::vector<proto::DeviceReport> Gateway::reports() const {
   }
   return out;
 }
+
+proto::DeviceList Gateway::device_list() { return proto::DeviceList{reports()}; }
 
 proto::Hello Gateway::make_hello() {
   proto::Hello hello;

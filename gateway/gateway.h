@@ -43,6 +43,7 @@ class Gateway final : public link::LinkListener {
 
   // LinkListener
   proto::Hello make_hello() override;
+  proto::DeviceList device_list() override;
   std::vector<proto::StatusItem> statuses_after(int64_t after, size_t max) override;
   void on_ack(int64_t seq) override;
   int64_t dropped() override;

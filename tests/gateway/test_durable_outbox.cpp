@@ -405,6 +405,29 @@ TEST_CASE("the per-device table shrinks when a device's statuses have all left")
   CHECK(outbox->waiting_devices().empty());
 }
 
+TEST_CASE("the per-device table holds only devices with something waiting, also when statuses are dropped, coalesced or refused") {
+  Fixture f;
+  f.config.max_items = 10;
+  auto outbox = f.open();
+  // 1,000 devices seen once each (ids from outside: discovery, a broker): the oldest are
+  // dropped for room, and their rows go with them.
+  for (int i = 0; i < 1000; ++i) outbox->append("dev-" + std::to_string(i), temp(i), i);
+  CHECK(outbox->dropped() == 990);
+  CHECK(outbox->known_devices() == 10);
+  // One device reporting often while full: folded into its newest state, one row.
+  for (int i = 0; i < 100; ++i) outbox->append("chatty", temp(i), 1000 + i);
+  CHECK(outbox->known_devices() <= 10);
+  // A status refused at the link (too big for any frame) leaves, and its device's row with it.
+  auto items = f.read_all(*outbox);
+  REQUIRE_FALSE(items.empty());
+  const OutboxItem last = items.back();
+  outbox->drop(last.seq);
+  outbox->ack(items[items.size() - 2].seq);
+  CHECK(outbox->size() == 0);
+  CHECK(outbox->known_devices() == 0);
+  CHECK(outbox->waiting_devices().empty());
+}
+
 TEST_CASE("a full disk is reported, statuses go on flowing from memory, and the outbox recovers when space returns") {
   Fixture f;
   auto outbox = f.open();
