@@ -11,8 +11,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "config/config_loader.h"
 
@@ -1327,4 +1330,134 @@ TEST_CASE("store.history sets each level's retention and its buffer; levels out 
   CHECK(contains(cloud_error(cloud), "store.history.raw_days"));
   cloud["store"]["history"] = Json{{"rows", 1}};
   CHECK(contains(cloud_error(cloud), "unknown key"));
+}
+
+// ---------------------------------------------------------------- the documentation
+
+namespace {
+
+std::string read_doc(const std::string& relative) {
+  std::ifstream in(std::string(FLATLINK_SOURCE_DIR) + "/" + relative, std::ios::binary);
+  REQUIRE_MESSAGE(in.good(), relative, " cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The keys a table's rows name in their first cell (`a`, `b`), from the heading that contains
+// `heading` to the next heading.
+std::set<std::string> keys_of_section(const std::string& doc, const std::string& heading) {
+  std::set<std::string> keys;
+  std::istringstream lines(doc);
+  std::string line;
+  bool in = false;
+  while (std::getline(lines, line)) {
+    if (line.rfind("#", 0) == 0) {
+      in = line.find(heading) != std::string::npos;
+      continue;
+    }
+    if (!in || line.rfind("| `", 0) != 0) continue;
+    const std::string cell = line.substr(1, line.find('|', 1) - 1);
+    for (size_t at = cell.find('`'); at != std::string::npos; at = cell.find('`', cell.find('`', at + 1) + 1)) {
+      const size_t end = cell.find('`', at + 1);
+      if (end == std::string::npos) break;
+      keys.insert(cell.substr(at + 1, end - at - 1));
+    }
+  }
+  return keys;
+}
+
+// The keys the loader allows in an adapter of this type, from its unknown-key message.
+std::vector<std::string> allowed_keys(const std::string& type) {
+  Json doc = minimal_gateway();
+  doc["adapters"] = Json::array({Json{{"type", type}, {"zz_not_a_key", 1}}});
+  const std::string error = gateway_error(doc);
+  const std::string marker = "unknown key (expected one of: ";
+  const size_t at = error.find(marker);
+  REQUIRE_MESSAGE(at != std::string::npos, error);
+  std::vector<std::string> keys;
+  std::istringstream list(error.substr(at + marker.size(), error.rfind(')') - at - marker.size()));
+  for (std::string key; std::getline(list, key, ',');) keys.push_back(key.substr(key.find_first_not_of(' ')));
+  return keys;
+}
+
+}  // namespace
+
+// Finding 9 of issue #18: configuration.md promised every field but had no WiFly or MQTT
+// section, and its unknown-key example was not the loader's message.
+TEST_CASE("configuration.md has a section for each adapter type naming every key the loader accepts") {
+  const std::string doc = read_doc("docs/configuration.md");
+  for (const std::string type : {"sim", "serial", "wifly", "mqtt", "audio"}) {
+    const auto documented = keys_of_section(doc, "`\"type\": \"" + type + "\"`");
+    INFO("adapter type ", type);
+    CHECK_FALSE(documented.empty());
+    for (const auto& key : allowed_keys(type)) {
+      INFO("key ", key);
+      CHECK(documented.count(key) == 1);
+    }
+  }
+}
+
+TEST_CASE("configuration.md's unknown-key example is the loader's message") {
+  const std::string doc = read_doc("docs/configuration.md");
+  const std::string row = "| unknown key | `<file>: ";
+  const size_t at = doc.find(row);
+  REQUIRE(at != std::string::npos);
+  const size_t from = at + row.size() - std::string("<file>: ").size();
+  const std::string example = doc.substr(from, doc.find('`', from) - from);
+  Json config = minimal_gateway();
+  config["adapters"] = Json::array({serial_adapter()});
+  config["adapters"][0]["baudrate"] = 9600;
+  std::string message = gateway_error(config);
+  message.replace(0, std::string("gateway.json").size(), "<file>");
+  CHECK(example == message);
+}
+
+// Finding 7 of issue #18, its second part: serial and WiFly read capabilities with copies of
+// one reader whose rules had drifted apart. One reader now: the same capability object gets
+// the same answer, accepted as the same capability or refused with the same message.
+TEST_CASE("serial and WiFly devices read a capability the same way, accepted or refused") {
+  const std::vector<Json> capabilities = {
+      Json::parse(R"({"name": "on", "type": "bool", "writable": true})"),
+      Json::parse(R"({"name": "level", "type": "int", "min": 0, "max": 100, "unit": "%"})"),
+      Json::parse(R"({"name": "t", "type": "number", "min": -40.5, "max": 85})"),
+      Json::parse(R"({"name": "mode", "type": "enum", "options": ["eco", "comfort"], "writable": true, "confirm": true})"),
+      Json::parse(R"({"name": "label", "type": "text", "max_length": 32})"),
+      Json::parse(R"({"name": "mode", "type": "enum"})"),
+      Json::parse(R"({"name": "mode", "type": "enum", "options": []})"),
+      Json::parse(R"({"name": "level", "type": "int", "min": 10, "max": 1})"),
+      Json::parse(R"({"name": "label", "type": "text", "max_length": 257})"),
+      Json::parse(R"({"name": "on", "type": "bool", "min": 1})"),
+      Json::parse(R"({"name": "set", "type": "bool"})"),
+      Json::parse(R"({"name": "x", "type": "bit"})"),
+      Json::parse(R"({"name": "x", "type": "int", "colour": "red"})"),
+      Json::parse(R"({"type": "int"})"),
+  };
+  for (const Json& capability : capabilities) {
+    INFO("capability ", capability.dump());
+    Json serial = minimal_gateway();
+    serial["adapters"] = Json::array({Json{{"type", "serial"}, {"name", "uart"}, {"port", "/dev/ttyUSB0"},
+                                           {"devices", Json::array({Json{{"id", "d1"}, {"capabilities", {capability}}}})}}});
+    Json wifly = minimal_gateway();
+    wifly["adapters"] = Json::array({Json{{"type", "wifly"}, {"name", "wifly"}, {"listen", Json::object()},
+                                          {"devices", Json::array({Json{{"id", "d1"}, {"capabilities", {capability}}}})}}});
+    const auto from_serial = parse_gateway_config(serial.dump(), "gateway.json");
+    const auto from_wifly = parse_gateway_config(wifly.dump(), "gateway.json");
+    REQUIRE(from_serial.index() == from_wifly.index());
+    if (const auto* error = std::get_if<ConfigError>(&from_serial)) {
+      CHECK(error->message == std::get<ConfigError>(from_wifly).message);
+      continue;
+    }
+    const flatlink::Capability& a = std::get<SerialAdapterConfig>(std::get<GatewayConfig>(from_serial).adapters.at(0)).devices.at(0).capabilities.at(0);
+    const flatlink::Capability& b = std::get<WiflyAdapterConfig>(std::get<GatewayConfig>(from_wifly).adapters.at(0)).devices.at(0).capabilities.at(0);
+    CHECK(a.name == b.name);
+    CHECK(a.type == b.type);
+    CHECK(a.writable == b.writable);
+    CHECK(a.min == b.min);
+    CHECK(a.max == b.max);
+    CHECK(a.options == b.options);
+    CHECK(a.unit == b.unit);
+    CHECK(a.confirm == b.confirm);
+    CHECK(a.max_length == b.max_length);
+  }
 }
