@@ -30,8 +30,7 @@ std::string hash_password_pbkdf2(std::string_view password, unsigned iterations 
 bool verify_password(std::string_view password, std::string_view encoded);
 // The config loader refuses malformed and weak hashes: config::weak_password_hash.
 // True for a well-formed hash that is not Argon2id with at least the default
-// parameters. Not called at login yet: the rehash at the next good login is still to
-// do (docs/operations.md, "Security").
+// parameters: LoginGate rehashes it at the next good login (login.h).
 bool needs_rehash(std::string_view encoded);
 bool constant_time_equal(std::string_view a, std::string_view b);
 

@@ -109,14 +109,28 @@ bool LoginGate::check(Peer& browser, const proto::Login& login, Verdict verdict)
   const uint64_t attempt = ++attempts_;
   attempt_[&browser] = attempt;
   const std::optional<std::string> stored = accounts_.password_hash(login.flat, login.user);
+  // An old hash: if the password is right, the check makes its Argon2id hash too (on the
+  // worker), when there is somewhere to keep it.
+  const bool old_hash = stored && needs_rehash(*stored);
+  auto fresh = old_hash && rehash_ ? std::make_shared<std::string>() : nullptr;
   Peer* peer = &browser;
   auto submit = [this, peer, attempt, source, account, hash = stored ? *stored : dummy_hash_,
-                 password = login.password, known = stored.has_value(), verdict = std::move(verdict)] {
+                 password = login.password, known = stored.has_value(), old_hash, fresh, flat = login.flat,
+                 user = login.user, verdict = std::move(verdict)] {
     auto it = attempt_.find(peer);
     if (it == attempt_.end() || it->second != attempt) return;  // left, or asked again
     const bool started = pool_.submit(
-        source, [hash, password, known] { return verify_password(password, hash) && known; },
-        [this, peer, attempt, source, account, verdict](bool ok) { answer(peer, attempt, source, account, ok, verdict); });
+        source,
+        [hash, password, known, fresh] {
+          const bool ok = verify_password(password, hash) && known;
+          if (ok && fresh) *fresh = hash_password(password);
+          return ok;
+        },
+        [this, peer, attempt, source, account, verdict, old_hash, fresh, flat, user, hash](bool ok) {
+          // Kept even if the browser left meanwhile: the password was right.
+          if (ok && old_hash) upgrade_hash(flat, user, hash, fresh ? *fresh : std::string());
+          answer(peer, attempt, source, account, ok, verdict);
+        });
     if (!started) {
       attempt_.erase(peer);
       ++metrics_.logins_busy;
@@ -167,6 +181,23 @@ void LoginGate::answer(Peer* browser, uint64_t attempt, const std::string& sourc
   account_of_[browser] = account;
   browser->authenticated();
   verdict(*browser, true);
+}
+
+void LoginGate::upgrade_hash(const std::string& flat, const std::string& user, const std::string& old_hash,
+                             const std::string& fresh) {
+  if (rehash_ && !fresh.empty()) {
+    rehash_(flat, user, old_hash, fresh);
+    return;
+  }
+  const char* kind = old_hash.rfind("pbkdf2", 0) == 0 ? "PBKDF2" : "Argon2id under the default cost";
+  if (rehash_) {
+    LOG_WARN("login") << "flat=" << flat << " user=" << log::q(user) << " the " << kind
+                      << " password hash could not be rehashed (argon2 failed); it still works";
+  } else if (warned_old_hash_.insert(flat + "/" + user).second) {
+    LOG_WARN("login") << "flat=" << flat << " user=" << log::q(user) << " has an old " << kind
+                      << " password hash in the config file, which the cloud does not rewrite: run `flatlink-cloud "
+                         "hash-password` and put its output in the user's password_hash (once per start)";
+  }
 }
 
 void LoginGate::forget(Peer& browser) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cloud-link/protocol.h"
@@ -97,6 +98,12 @@ class ConfigAccounts final : public Accounts {
 // `banned` 1008, `busy` 1013, `too_many_connections` 1008 (docs/protocol.md). The pool's
 // threads are owned here and joined on destruction; an answer never reaches a gate or a
 // browser that is gone.
+//
+// Old password hashes (PBKDF2, or Argon2id under the default cost: auth.h needs_rehash) are
+// upgraded at a good login: the same pool job that proved the password makes its Argon2id
+// hash, and the loop hands it to the `Rehash` the owner set (the store writes it). Without
+// one (the accounts of the config file, which the cloud never rewrites) each such account is
+// named once per start in a WARN that says to run `flatlink-cloud hash-password`.
 class LoginGate {
  public:
   LoginGate(const Accounts& accounts, EventLoop& loop, const config::CloudConfig& config, const Clock& clock,
@@ -115,6 +122,11 @@ class LoginGate {
   bool check(Peer& browser, const proto::Login& login, Verdict verdict);
   // The browser left: a check under way or delayed for it is dropped.
   void forget(Peer& browser);
+  // Keeps the Argon2id hash (`fresh`) made at a good login of a user whose stored hash was
+  // `old_hash`. Loop thread; it must not block it (the store does it on its worker).
+  using Rehash = std::function<void(const std::string& flat, const std::string& user, const std::string& old_hash,
+                                    const std::string& fresh)>;
+  void on_rehash(Rehash rehash) { rehash_ = std::move(rehash); }
   LoginThrottle& throttle() { return throttle_; }
   size_t waiting() const { return attempt_.size(); }
 
@@ -122,6 +134,9 @@ class LoginGate {
   void answer(Peer* browser, uint64_t attempt, const std::string& source, const std::string& account, bool ok,
               const Verdict& verdict);
   void refuse(Peer& browser, const char* code, const std::string& message, uint16_t close_code);
+  // After a good login of a user whose hash wants a rehash: `fresh` to rehash_, or the WARN.
+  void upgrade_hash(const std::string& flat, const std::string& user, const std::string& old_hash,
+                    const std::string& fresh);
 
   const Accounts& accounts_;
   EventLoop& loop_;
@@ -133,6 +148,8 @@ class LoginGate {
   std::unordered_map<Peer*, std::unique_ptr<Timer>> delayed_;  // checks held back after failures
   std::unordered_map<Peer*, std::string> account_of_;          // logged-in browsers
   std::unordered_map<std::string, uint32_t> per_account_;
+  Rehash rehash_;
+  std::unordered_set<std::string> warned_old_hash_;  // accounts named in the WARN (one per start)
   uint64_t attempts_ = 0;
   uint64_t admissions_ = 0;
   PasswordCheckPool pool_;  // last: destroyed first, its workers joined before the rest goes

@@ -26,6 +26,8 @@ Router::Router(const config::CloudConfig& config, EventLoop& loop, const Clock& 
     start_sessions(loop);
     store_poll_ = std::make_unique<Timer>(loop, [this] { poll_accounts(); });
     store_poll_->start(config.store.poll_ms);
+    login_.on_rehash([this](const std::string& flat, const std::string& user, const std::string& old_hash,
+                            const std::string& fresh) { store_rehash(flat, user, old_hash, fresh); });
   }
 }
 
@@ -93,6 +95,31 @@ void Router::poll_accounts() {
           sessions_ended(polled.ends.token_sha256, "session ended");
         }
       });
+}
+
+// An old password hash upgraded at a good login (LoginGate): written by the store's worker,
+// then taken by this instance's accounts at once (the others read it at their next poll).
+void Router::store_rehash(const std::string& flat, const std::string& user, const std::string& old_hash,
+                          const std::string& fresh) {
+  std::weak_ptr<int> alive = alive_;
+  const bool queued = store_->call<bool>(
+      [user, old_hash, fresh](store::Database* db) { return db && db->upgrade_password_hash(user, old_hash, fresh); },
+      [this, alive, flat, user, old_hash, fresh](bool done) {
+        if (alive.expired()) return;
+        if (!done) {
+          LOG_WARN("login") << "flat=" << flat << " user=" << log::q(user)
+                            << " old password hash not upgraded: the store is unreachable, or the hash changed "
+                               "meanwhile (tried again at the next login)";
+          return;
+        }
+        store_accounts_->password_rehashed(user, old_hash, fresh);
+        LOG_INFO("login") << "flat=" << flat << " user=" << log::q(user)
+                          << " password hash upgraded to Argon2id in the store";
+      });
+  if (!queued) {
+    LOG_WARN("login") << "flat=" << flat << " user=" << log::q(user)
+                      << " old password hash not upgraded: the store's queue is full (tried again at the next login)";
+  }
 }
 
 void Router::attach_backplane(Backplane* backplane) {

@@ -119,6 +119,8 @@ class Router final : public BackplaneListener {
   void load_accounts();
   void apply_accounts(const store::AccountsSnapshot& snapshot);
   void poll_accounts();
+  void store_rehash(const std::string& flat, const std::string& user, const std::string& old_hash,
+                    const std::string& fresh);
   // Sessions and the event log (router_sessions.cpp).
   void start_sessions(EventLoop& loop);
   void on_resume(Peer& peer);

@@ -17,6 +17,7 @@ packages=(
   libsqlite3-dev libssl-dev doctest-dev
   libargon2-dev  # Argon2id password hashes (cloud-server/auth.cpp)
   libpq-dev postgresql-15  # the cloud's store (PostgreSQL: tests start their own server)
+  sqlite3  # tests read the store's file (tests/integration/frontdoor_rehash.test.mjs)
   clang libclang-rt-14-dev  # clang with libFuzzer and sanitizer runtimes: tests/fuzz/run.sh
   libasound2-dev libopus-dev  # device-adapters/audio (ALSA capture and playback, Opus)
   mosquitto mosquitto-clients socat openssl

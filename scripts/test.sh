@@ -37,8 +37,9 @@ took
 step "Tests"
 # Includes the packages' tests (system_packaging: lintian, install/upgrade/purge) and, as
 # root with mmdebstrap and systemd-nspawn (install-deps.sh installs them), the units booted
-# under systemd in a container (system_nspawn, about two minutes; skipped with the reason
-# otherwise). Its Debian root is cached under /var/cache/flatlink-test/.
+# under systemd in a container (system_nspawn, and system_firstrun: install, pair, devices
+# seen; about two minutes each; skipped with the reason otherwise). Its Debian root is cached
+# under /var/cache/flatlink-test/.
 ctest --test-dir "$build_dir" --output-on-failure --timeout 300
 took
 

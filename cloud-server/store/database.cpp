@@ -242,6 +242,16 @@ bool Database::set_password(const std::string& name, const std::string& password
   return changed;
 }
 
+bool Database::upgrade_password_hash(const std::string& name, const std::string& old_hash,
+                                     const std::string& new_hash) {
+  Transaction tx(*c_);
+  c_->query("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?", {new_hash, name, old_hash});
+  const bool changed = c_->changes() > 0;
+  if (changed) bump();  // every instance reads the new hash (this one has it already: StoreAccounts)
+  tx.commit();
+  return changed;
+}
+
 bool Database::remove_user(const std::string& name) {
   Transaction tx(*c_);
   end_sessions_where(*c_, "user_name = ?", {name});  // recorded, so that every instance closes their links

@@ -79,6 +79,10 @@ class Database {
   bool revoke_gateway(const std::string& flat);
   void add_user(const std::string& name, const std::string& password_hash, bool is_operator = false);
   bool set_password(const std::string& name, const std::string& password_hash);
+  // The same password, hashed anew (an old hash upgraded at a good login): replaces the hash
+  // only if it is still `old_hash`; sessions go on. False if it is not (changed meanwhile,
+  // or no such user).
+  bool upgrade_password_hash(const std::string& name, const std::string& old_hash, const std::string& new_hash);
   bool remove_user(const std::string& name);  // with memberships and sessions
   std::vector<UserRow> users();
   // Adds or changes a membership; false for an unknown flat or user.

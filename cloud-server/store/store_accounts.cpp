@@ -35,4 +35,13 @@ std::vector<config::FlatConfig> StoreAccounts::replace(const AccountsSnapshot& s
   return before;
 }
 
+void StoreAccounts::password_rehashed(const std::string& user, const std::string& old_hash,
+                                      const std::string& new_hash) {
+  for (auto& flat : flats_) {
+    for (auto& u : flat.users) {
+      if (u.name == user && u.password_hash == old_hash) u.password_hash = new_hash;
+    }
+  }
+}
+
 }  // namespace flatlink::cloud::store

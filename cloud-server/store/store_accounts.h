@@ -23,6 +23,10 @@ class StoreAccounts final : public Accounts {
   // Takes a snapshot; memberships expired at `now_ms` admit nobody. Returns the list before.
   std::vector<config::FlatConfig> replace(const AccountsSnapshot& snapshot, int64_t now_ms);
   int64_t version() const { return version_; }
+  // The store now holds `new_hash` for the user, the same password hashed anew (an old hash
+  // upgraded at a good login): the list takes it at once, so that the snapshot that brings
+  // it finds that flat's users unchanged and closes none of its browsers.
+  void password_rehashed(const std::string& user, const std::string& old_hash, const std::string& new_hash);
 
   std::optional<std::string> flat_for_token(std::string_view token) const override {
     return by_config_.flat_for_token(token);

@@ -1,11 +1,13 @@
 // Login and admission alone: the config's accounts, and password checks off the loop whose
-// verdict comes back on it, and is dropped for a browser that left.
+// verdict comes back on it, and is dropped for a browser that left; old hashes rehashed at a
+// good login.
 #include <doctest/doctest.h>
 
 #include <vector>
 
 #include "cloud-server/auth.h"
 #include "cloud-server/login.h"
+#include "cloud-server/store/store_accounts.h"
 #include "common/clock.h"
 #include "tests/cloud-server/fake_peer.h"
 #include "tests/run_until.h"
@@ -96,4 +98,71 @@ TEST_CASE("a browser that left before its check ended gets no verdict; one askin
   REQUIRE(v.got.size() == 1);
   CHECK(v.got[0].first == &again);
   CHECK(v.got[0].second);
+}
+
+TEST_CASE("a good login with an old hash hands the Argon2id hash of its password to the rehash; a wrong password or a current hash does not") {
+  config::CloudConfig config = one_flat();
+  const std::string legacy = hash_password_pbkdf2("pw-anna", 1000);
+  const std::string current = hash_password("pw-ben");
+  config.flats[0].users = {{"anna", legacy}, {"ben", current}};
+  ConfigAccounts accounts(config.flats);
+  EventLoop loop{{}};
+  Verdicts v;
+  ManualClock clock;
+  Metrics metrics;
+  LoginGate gate(accounts, loop, config, clock, metrics);
+  struct Rehashed {
+    std::string flat, user, old_hash, fresh;
+  };
+  std::vector<Rehashed> rehashed;
+  gate.on_rehash([&](const std::string& flat, const std::string& user, const std::string& old_hash,
+                     const std::string& fresh) { rehashed.push_back({flat, user, old_hash, fresh}); });
+  FakePeer wrong("wrong"), good("good"), ben("ben");
+  REQUIRE(gate.check(wrong, proto::Login{"flat-a", "anna", "pw-bob"}, v.verdict()));
+  testing::run_until(loop, [&] { return v.got.size() == 1; });
+  CHECK(rehashed.empty());
+  REQUIRE(gate.check(ben, proto::Login{"flat-a", "ben", "pw-ben"}, v.verdict()));
+  REQUIRE(gate.check(good, proto::Login{"flat-a", "anna", "pw-anna"}, v.verdict()));
+  testing::run_until(loop, [&] { return v.got.size() == 3; });
+  REQUIRE(v.got.size() == 3);
+  CHECK(v.got[1].second);
+  CHECK(v.got[2].second);
+  REQUIRE(rehashed.size() == 1);  // before the verdict, on the loop
+  CHECK(rehashed[0].flat == "flat-a");
+  CHECK(rehashed[0].user == "anna");
+  CHECK(rehashed[0].old_hash == legacy);
+  CHECK(rehashed[0].fresh.rfind("$argon2id$v=19$m=19456,t=2,p=1$", 0) == 0);
+  CHECK(verify_password("pw-anna", rehashed[0].fresh));
+  CHECK_FALSE(needs_rehash(rehashed[0].fresh));
+}
+
+TEST_CASE("the store's accounts take a rehashed password at once: the snapshot that brings it changes no flat's users") {
+  std::vector<config::FlatConfig> flats;
+  store::StoreAccounts accounts(flats);
+  store::AccountsSnapshot snap;
+  snap.version = 1;
+  snap.flats = {{"flat-a", "A", hash_token("ta")}, {"flat-b", "B", hash_token("tb")}};
+  snap.users = {{"anna", "old-hash"}, {"ben", "hash-b"}};
+  snap.members = {{"flat-a", "anna", store::Role::owner}, {"flat-b", "anna", store::Role::member},
+                  {"flat-b", "ben", store::Role::owner}};
+  accounts.replace(snap, 0);
+
+  accounts.password_rehashed("anna", "another-hash", "x");  // changed meanwhile: nothing
+  CHECK(accounts.password_hash("flat-a", "anna") == std::optional<std::string>("old-hash"));
+  accounts.password_rehashed("anna", "old-hash", "new-hash");
+  CHECK(accounts.password_hash("flat-a", "anna") == std::optional<std::string>("new-hash"));
+  CHECK(accounts.password_hash("flat-b", "anna") == std::optional<std::string>("new-hash"));
+  CHECK(accounts.password_hash("flat-b", "ben") == std::optional<std::string>("hash-b"));
+
+  snap.version = 2;
+  snap.users[0].password_hash = "new-hash";
+  const std::vector<config::FlatConfig> before = accounts.replace(snap, 0);
+  REQUIRE(before.size() == flats.size());
+  for (size_t i = 0; i < flats.size(); ++i) {
+    REQUIRE(before[i].users.size() == flats[i].users.size());
+    for (size_t j = 0; j < flats[i].users.size(); ++j) {
+      CHECK(before[i].users[j].name == flats[i].users[j].name);
+      CHECK(before[i].users[j].password_hash == flats[i].users[j].password_hash);
+    }
+  }
 }

@@ -115,6 +115,27 @@ STORE_TEST(session_ends_feed, "every ended session is in session_ends, read incr
   CHECK(list_sessions(db).empty());
 }
 
+STORE_TEST(password_upgrade, "an old hash upgraded at a good login replaces only that hash, is counted as a change, and ends no session") {
+  seed(db);
+  const int64_t t0 = 1'700'000'000'000;
+  const int64_t start = last_session_end(db);
+  create_session(db, session("anna", "a1", t0));
+  int64_t v = db.accounts_version();
+
+  CHECK_FALSE(db.upgrade_password_hash("anna", "hash-other", "hash-a-argon"));  // changed meanwhile
+  CHECK_FALSE(db.upgrade_password_hash("nobody", "hash-a", "hash-a-argon"));
+  CHECK(db.accounts_version() == v);
+  CHECK(db.users().at(0).password_hash == "hash-a");
+
+  CHECK(db.upgrade_password_hash("anna", "hash-a", "hash-a-argon"));
+  CHECK(db.users().at(0).password_hash == "hash-a-argon");
+  CHECK(db.users().at(1).password_hash == "hash-b");
+  CHECK(db.accounts_version() > v);  // every instance reads the new hash
+  CHECK(session_ends_after(db, start).token_sha256.empty());
+  CHECK(list_sessions(db, "anna").size() == 1);
+  CHECK_FALSE(db.upgrade_password_hash("anna", "hash-a", "hash-a-again"));  // done once only
+}
+
 STORE_TEST(events_paging, "events are appended in a batch and read newest first in pages, by time range, device and kind") {
   const int64_t t0 = 1'700'000'000'000;
   std::vector<EventRow> rows;
