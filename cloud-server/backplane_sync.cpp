@@ -189,7 +189,7 @@ void BackplaneSync::drop_held_hello(LiveFlat& flat) {
 }
 
 bool BackplaneSync::remote_online(const LiveFlat& flat) const {
-  if (!backplane_ || flat.gateway) return false;
+  if (!backplane_ || flat.gateway || broker_lost_) return false;
   const FlatSync* s = find(flat);
   return s && !s->holder.empty() && s->remote_online && backplane_->alive(s->holder);
 }
@@ -200,12 +200,32 @@ std::string BackplaneSync::holder_elsewhere(const LiveFlat& flat) const {
 }
 
 void BackplaneSync::up() {
-  // The broker may have lost what we said (a node died): say it again.
+  const bool was_lost = broker_lost_;
+  broker_lost_ = false;
   for (const auto& [id, flat] : flats_.all()) {
-    if (!flat->gateway) continue;
-    backplane_->claim(id, flat->gateway_id, sync(*flat).link_since);
-    backplane_->state_changed(id);
+    if (flat->gateway) {
+      // The broker may have lost what we said (a node died): say it again.
+      backplane_->claim(id, flat->gateway_id, sync(*flat).link_since);
+      backplane_->state_changed(id);
+    } else if (was_lost && remote_online(*flat)) {
+      // What we knew before the loss, until the holder's state (retained, sent again with
+      // every subscription) and its queued messages say otherwise.
+      for (Peer* browser : flat->browsers) flats_.send_snapshot(*browser, *flat, true);
+    }
   }
+}
+
+void BackplaneSync::down() {
+  if (broker_lost_) return;
+  size_t shown = 0;
+  for (const auto& [id, flat] : flats_.all()) {
+    if (!remote_online(*flat)) continue;
+    flats_.to_browsers(*flat, proto::encode(proto::GatewayState{false}));
+    ++shown;
+  }
+  broker_lost_ = true;
+  LOG_WARN("router") << "the backplane's broker is lost: " << shown
+                     << " flats held by other instances show offline here, and logins are told so, until it is back";
 }
 
 bool BackplaneSync::knows_flat(const std::string& flat_id) const {

@@ -63,6 +63,8 @@ class BackplaneSync {
 
   // ---- what the other instances say (BackplaneListener, through the router)
   void up();
+  // The broker is lost: the flats held elsewhere show offline (their state is unknown) until up().
+  void down();
   bool knows_flat(const std::string& flat) const;
   std::optional<RemoteState> state(const std::string& flat);
   void remote_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
@@ -108,6 +110,7 @@ class BackplaneSync {
   AcceptHello accept_hello_;
   Backplane* backplane_ = nullptr;
   std::map<std::string, FlatSync> sync_;  // by flat id
+  bool broker_lost_ = false;               // between down() and up()
 };
 
 }  // namespace flatlink::cloud

@@ -68,6 +68,8 @@ class Commands {
   struct Remote;
 
   void finish(const std::string& cloud_id, const proto::Result& result);
+  // A command sent over the backplane that no holder took within command_offline_ms.
+  void not_taken(const std::string& cloud_id);
   std::unique_ptr<Timer> timeout_timer(const std::string& cloud_id, uint32_t wait_ms);
 
   const config::CloudConfig& config_;

@@ -444,5 +444,6 @@ void Router::remote_result(const std::string& flat, const std::string& from, con
 }
 
 void Router::instance_down(const std::string& instance) { sync_.instance_down(instance); }
+void Router::backplane_down() { sync_.down(); }
 
 }  // namespace flatlink::cloud

@@ -32,6 +32,7 @@ class QuietListener final : public BackplaneListener {
   void remote_command(const std::string&, const std::string&, const proto::CommandMsg&) override {}
   void remote_result(const std::string&, const std::string&, const proto::Result&, bool) override {}
   void instance_down(const std::string&) override {}
+  void backplane_down() override {}
   int ups = 0;
 };
 
