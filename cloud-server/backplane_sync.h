@@ -36,6 +36,8 @@ class BackplaneSync {
   ~BackplaneSync();
 
   void attach(Backplane* backplane) { backplane_ = backplane; }
+  // Called when a flat's join window ends (joining() turns false): commands held meanwhile go on.
+  void on_joined(std::function<void(LiveFlat& flat)> joined) { joined_ = std::move(joined); }
   bool attached() const { return backplane_ != nullptr; }
 
   // ---- what happens here
@@ -53,6 +55,11 @@ class BackplaneSync {
   bool holds_hello(const LiveFlat& flat) const;
   // The local link's hello was answered; `stream_reset`: the gateway's stream started over.
   void hello_accepted(LiveFlat& flat, bool stream_reset);
+
+  // The flat has just started to be watched here for a browser (no link here): its holder's
+  // retained state is on its way. Logins wait for it (their snapshot is sent when it arrives,
+  // at most kJoinWaitMs later) and their commands are held, not refused as offline.
+  bool joining(const LiveFlat& flat) const;
 
   // Another (live) instance holds an online gateway of the flat.
   bool remote_online(const LiveFlat& flat) const;
@@ -94,6 +101,8 @@ class BackplaneSync {
     // holder acknowledged (up to held_hello->acked), at most backplane.catch_up_ms.
     std::optional<proto::Hello> held_hello;
     std::unique_ptr<Timer> catch_up;  // made once, reused: never destroyed from its own callback
+    bool joining = false;             // see joining()
+    std::unique_ptr<Timer> join_wait; // made once, reused
   };
 
   FlatSync& sync(const LiveFlat& flat) { return sync_[flat.id()]; }
@@ -101,6 +110,9 @@ class BackplaneSync {
   void catch_up_timeout(const std::string& flat_id);
   void release_hello(LiveFlat& flat);
   void drop_held_hello(LiveFlat& flat);
+  // The join window ends: the holder's state arrived (`snapshots` false: remote_state sends
+  // them), the wait ran out, a link opened here, or the broker was lost.
+  void end_join(LiveFlat& flat, bool snapshots);
 
   const config::CloudConfig& config_;
   EventLoop& loop_;
@@ -108,6 +120,7 @@ class BackplaneSync {
   Metrics& metrics_;
   Flats& flats_;
   AcceptHello accept_hello_;
+  std::function<void(LiveFlat&)> joined_;
   Backplane* backplane_ = nullptr;
   std::map<std::string, FlatSync> sync_;  // by flat id
   bool broker_lost_ = false;               // between down() and up()

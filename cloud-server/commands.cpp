@@ -156,6 +156,22 @@ void Commands::not_taken(const std::string& cloud_id) {
   pending.timeout->start(static_cast<uint32_t>(std::min<int64_t>(wait_ms, 700'000)));
 }
 
+void Commands::hold(LiveFlat& flat, Peer& browser, const proto::BrowserCommand& command) {
+  LOG_INFO("router") << "flat=" << flat.id() << " browser_command=" << command.id
+                     << " held: the flat's state is on its way from the instance holding its gateway";
+  held_.push_back(Held{flat.id(), &browser, command});
+}
+
+void Commands::release_held(LiveFlat& flat, bool local, bool remote) {
+  std::vector<Held> now;
+  std::erase_if(held_, [&](Held& h) {
+    if (h.flat != flat.id()) return false;
+    now.push_back(std::move(h));
+    return true;
+  });
+  for (Held& h : now) from_browser(flat, *h.browser, h.command, local, remote);
+}
+
 void Commands::gateway_result(LiveFlat& flat, const proto::Result& result) {
   if (backplane_) {
     auto it = remote_.find(result.id);
@@ -195,6 +211,7 @@ void Commands::finish(const std::string& cloud_id, const proto::Result& result) 
 }
 
 void Commands::browser_left(Peer& browser) {
+  std::erase_if(held_, [&](const Held& h) { return h.browser == &browser; });
   for (auto& [id, pending] : pending_) {
     if (pending->browser == &browser) pending->browser = nullptr;
   }
