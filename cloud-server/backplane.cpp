@@ -110,6 +110,7 @@ void Backplane::stop() {
   session_->stop();
   session_.reset();
   metrics_.backplane_connected = false;
+  delivering_ = false;
 }
 
 bool Backplane::connected() const { return session_ && session_->connected(); }

@@ -121,9 +121,11 @@ class Backplane {
   void claim(const std::string& flat, const std::string& gateway, int64_t since);
   void release(const std::string& flat, int64_t since);
   // A command for the flat's holder. It carries its deadline (command.expires): a copy still
-  // waiting here past it, published again after a reconnect or never published yet, is dropped
-  // (logged), so no broker gets it late. Returns the command's handle for withdraw(), 0 when
-  // the backplane refused it (see Delivery): then it never left this instance.
+  // waiting here past it (never published yet, or to be published again after a reconnect) is
+  // dropped, logged. libmosquitto may still send its own copy of one that was in flight at a
+  // disconnect again (a persistent session): the holder answers that one `expired` and never
+  // forwards it. Returns the command's handle for withdraw(), 0 when the backplane refused it
+  // (see Delivery): then it never left this instance.
   uint64_t send_command(const std::string& flat, const proto::CommandMsg& command);
   // Takes back a command from send_command that has never been handed to the broker
   // connection (the broker unreachable since it was sent): true, and it will never be published.

@@ -76,7 +76,7 @@ void BackplaneSync::watch_update(LiveFlat& flat) {
 void BackplaneSync::link_opened(LiveFlat& flat) {
   if (!backplane_) return;
   FlatSync& s = sync(flat);
-  if (s.joining) end_join(flat, true);  // the gateway is here now: its hello sends the snapshots
+  if (s.joining) end_join(flat, true);  // the gateway is here now: a snapshot now, another at its hello
   s.link_since = clock_.wall_ms();
   ++s.link_epoch;
   s.unconfirmed.clear();
