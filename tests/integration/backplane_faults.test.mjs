@@ -3,7 +3,10 @@
 // Mosquitto between them that is killed with SIGKILL (and stopped with SIGSTOP first, so
 // that a command has left cloud-b without an answer) and started again on its port. Every
 // command's outcome told to the browser is compared with the executions at the device (the
-// sim adapter's "command=<id> ok" lines): nothing told `offline`, `expired` or `timeout` may run.
+// sim adapter's "command=<id> ok" lines): nothing told `offline`, `expired` or `timeout` may
+// run (finding 1). Without a will from the broker, cloud-b notices a killed or hung broker
+// itself and shows the flat offline (finding 2). The first browser of a flat on cloud-b gets
+// the holder's state in its login snapshot, not "offline" (finding 6).
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
@@ -79,7 +82,7 @@ async function startInstance(id, port, backplane = {}) {
   return { cfg, proc, port: cfg.port, id };
 }
 
-describe('a command across instances while the broker is killed (#20 finding 1)', () => {
+describe('a gateway on cloud-a, a browser on cloud-b, and the broker killed or hung (#20 findings 1 and 2)', () => {
   let broker, relay, A, B, gw, b;
   let conf;
 
