@@ -1,6 +1,7 @@
 // The backplane between flatlink-cloud instances: the broker session, subscriptions, delivery.
 #include "cloud-server/backplane.h"
 
+#include <algorithm>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -26,6 +27,12 @@ constexpr size_t kMaxUnsafe = 200'000;        // unacknowledged publishes kept a
 // message ids) and enough to keep a loopback or LAN broker busy.
 constexpr size_t kMaxInFlight = 1'000;
 constexpr size_t kMaxInFlightBytes = 4 << 20;
+// Broker liveness of our own: a killed broker closes the connection at once, but a hung one
+// (or a cluster node that lost its quorum) keeps it open and answers libmosquitto's keepalive
+// late or never. A ping to ourselves through the broker every half second, lost after 3 s:
+// the flats held elsewhere show offline here within 3.5 s (docs/scale-out.md says 4).
+constexpr uint32_t kPingIntervalMs = 500;
+constexpr int64_t kPingLostMs = 3'000;
 
 }  // namespace
 
@@ -40,7 +47,8 @@ Backplane::Backplane(const config::BackplaneConfig& config, const config::Limits
       clock_(clock),
       metrics_(metrics),
       listener_(listener),
-      state_timer_(loop, [this] { flush_states(); }) {
+      state_timer_(loop, [this] { flush_states(); }),
+      ping_timer_(loop, [this] { ping(); }) {
   metrics_.backplane_enabled = true;
   unsigned char rnd[8];
   RAND_bytes(rnd, sizeof rnd);
@@ -84,6 +92,7 @@ bool Backplane::start() {
       Session::Callbacks{[this] { on_connected(); }, [this](const std::string& why) { on_disconnected(why); },
                          [this](Message& m) { on_message(m); }, [this](int mid) { on_published(mid); }});
   session_->subscribe(instance_topic("+"));
+  session_->subscribe(backplane::ping_topic(config_.instance_id));
   for (const auto& flat : watched_) subscribe_flat(flat, true);
   LOG_INFO("backplane") << "instance=" << config_.instance_id << " joining over " << config_.brokers.size()
                         << " broker(s), first " << config_.brokers.front().host << ":" << config_.brokers.front().port;
@@ -92,6 +101,7 @@ bool Backplane::start() {
 
 void Backplane::stop() {
   state_timer_.cancel();
+  ping_timer_.cancel();
   if (!session_) return;
   // A clean leave: say so (the will only fires on an unclean one).
   if (session_->connected()) {
@@ -101,6 +111,7 @@ void Backplane::stop() {
   session_->stop();
   session_.reset();
   metrics_.backplane_connected = false;
+  delivering_ = false;
 }
 
 bool Backplane::connected() const { return session_ && session_->connected(); }
@@ -171,8 +182,23 @@ void Backplane::release(const std::string& flat, int64_t since) {
           backplane::encode_holder(flat, config_.instance_id, HolderClaim{"", "", since, ""}), true);
 }
 
-void Backplane::send_command(const std::string& flat, const proto::CommandMsg& command) {
-  enqueue(flat_topic(flat, "commands"), backplane::encode_command(flat, config_.instance_id, command), false);
+uint64_t Backplane::send_command(const std::string& flat, const proto::CommandMsg& command) {
+  return enqueue(flat_topic(flat, "commands"), backplane::encode_command(flat, config_.instance_id, command), false,
+                 {}, {}, command.expires);
+}
+
+bool Backplane::withdraw(uint64_t handle) {
+  if (handle == 0) return false;
+  // Only the part not handed to the session in this connection can hold it (commands are few
+  // and this runs once per command the holder did not take in time).
+  for (auto it = unsent_; it != unsafe_.end(); ++it) {
+    if (it->handle != handle) continue;
+    if (it->left) return false;
+    if (it == unsent_) unsent_ = std::next(it);
+    unsafe_.erase(it);
+    return true;
+  }
+  return false;
 }
 
 void Backplane::send_result(const std::string& flat, const std::string& to, const proto::Result& result) {
@@ -183,8 +209,8 @@ void Backplane::send_accepted(const std::string& flat, const std::string& to, co
   enqueue(flat_topic(flat, "results/" + to), backplane::encode_accepted(flat, config_.instance_id, command_id), false);
 }
 
-void Backplane::enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe,
-                        std::function<void()> on_dropped) {
+uint64_t Backplane::enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe,
+                            std::function<void()> on_dropped, int64_t deadline_ms) {
   if (unsafe_.size() >= kMaxUnsafe) {
     // Only reachable when the broker is gone for long: statuses stop being
     // acknowledged long before (the gateways' windows). Refused loudly: the
@@ -193,20 +219,32 @@ void Backplane::enqueue(std::string topic, std::string payload, bool retain, std
     LOG_ERROR("backplane") << "instance=" << config_.instance_id << " " << unsafe_.size()
                            << " messages wait for the broker; dropping topic=" << log::q(topic.substr(0, 200));
     if (on_dropped) on_dropped();
-    return;
+    return 0;
   }
   const bool pending_before = unsent_ != unsafe_.end();
-  unsafe_.push_back(Outgoing{std::move(topic), std::move(payload), retain, std::move(on_safe)});
+  const uint64_t handle = next_handle_++;
+  unsafe_.push_back(Outgoing{std::move(topic), std::move(payload), retain, std::move(on_safe), handle, deadline_ms});
   if (!pending_before) unsent_ = std::prev(unsafe_.end());
   pump();
+  return handle;
 }
 
 void Backplane::pump() {
   if (!connected()) return;  // on_connected starts again from the oldest
   while (unsent_ != unsafe_.end() && in_flight_.size() < kMaxInFlight && in_flight_bytes_ < kMaxInFlightBytes) {
+    if (unsent_->deadline_ms != 0 && unsent_->deadline_ms <= clock_.wall_ms()) {
+      // A command past its deadline: the holder would only answer `expired`, and its sender
+      // has ended it itself. Published late it could only do harm.
+      LOG_WARN("backplane") << "instance=" << config_.instance_id << " topic=" << log::q(unsent_->topic.substr(0, 200))
+                            << " command past its deadline by " << clock_.wall_ms() - unsent_->deadline_ms
+                            << " ms; dropped, not published " << (unsent_->left ? "again" : "at all");
+      unsent_ = unsafe_.erase(unsent_);
+      continue;
+    }
     int mid = 0;
     if (!session_->publish(unsent_->topic, unsent_->payload, unsent_->retain, &mid)) return;
     ++metrics_.backplane_messages_out;
+    unsent_->left = true;
     in_flight_bytes_ += unsent_->payload.size();
     in_flight_[mid] = unsent_;
     ++unsent_;
@@ -256,17 +294,54 @@ void Backplane::on_connected() {
   in_flight_bytes_ = 0;
   unsent_ = unsafe_.begin();
   pump();
+  delivering_ = true;  // the broker has answered the connect and every subscription
+  ping_sent_ms_ = 0;
+  ping();
   listener_.backplane_up();
   if (!dirty_states_.empty()) flush_states();
 }
 
 void Backplane::on_disconnected(const std::string& why) {
   metrics_.backplane_connected = false;
+  ping_timer_.cancel();
   in_flight_.clear();  // unacknowledged ones are published again on connect
   in_flight_bytes_ = 0;
   unsent_ = unsafe_.begin();
   LOG_WARN("backplane") << "instance=" << config_.instance_id << " broker connection lost (" << why << "); "
                         << unsafe_.size() << " messages wait for the next one";
+  if (delivering_) lost(why);
+}
+
+void Backplane::ping() {
+  if (!connected() || fatal_) return;
+  const int64_t now = clock_.mono_ms();
+  if (delivering_ && ping_sent_ms_ != 0 && now - ping_sent_ms_ >= kPingLostMs) {
+    lost("our ping did not come back through it within " + std::to_string(kPingLostMs) + " ms");
+  }
+  if (ping_sent_ms_ == 0) ping_sent_ms_ = now;
+  session_->publish(backplane::ping_topic(config_.instance_id), backplane::encode_ping(config_.instance_id, run_, ++ping_n_),
+                    false);
+  // The next ping, or the moment the oldest one not back is late if that comes first.
+  int64_t next = kPingIntervalMs;
+  if (delivering_) next = std::min(next, ping_sent_ms_ + kPingLostMs - now);
+  ping_timer_.start(static_cast<uint32_t>(std::max<int64_t>(1, next)));
+}
+
+void Backplane::on_ping(int64_t n) {
+  if (n > ping_n_) return;  // not one this process sent
+  ping_sent_ms_ = 0;
+  if (delivering_ || !connected()) return;
+  delivering_ = true;
+  LOG_INFO("backplane") << "instance=" << config_.instance_id << " the broker delivers again (ping " << n << " back)";
+  listener_.backplane_up();
+}
+
+// Nothing the other instances say reaches us now: the listener shows their flats offline.
+void Backplane::lost(const std::string& why) {
+  delivering_ = false;
+  LOG_WARN("backplane") << "instance=" << config_.instance_id << " broker lost (" << why
+                        << "): the flats held by other instances show offline here until it is back";
+  listener_.backplane_down();
 }
 
 void Backplane::refuse(const std::string& topic, const std::string& why) {
@@ -355,6 +430,8 @@ void Backplane::on_message(Message& message) {
           listener_.remote_command(m.flat, m.from, m.command);
         } else if constexpr (std::is_same_v<T, backplane::ResultMessage>) {
           listener_.remote_result(m.flat, m.from, m.result, m.accepted);
+        } else if constexpr (std::is_same_v<T, backplane::Ping>) {
+          on_ping(m.n);
         }
       },
       checked);

@@ -74,6 +74,9 @@ class BackplaneListener {
   virtual void remote_result(const std::string& flat, const std::string& from, const proto::Result& result,
                              bool accepted) = 0;
   virtual void instance_down(const std::string& instance) = 0;
+  // The broker is lost (the connection closed, or this instance's own ping did not come back
+  // in time): nothing the other instances say arrives; backplane_up() follows when it does again.
+  virtual void backplane_down() = 0;
 };
 
 class Backplane {
@@ -94,6 +97,8 @@ class Backplane {
   // instances whose accounts differ are logged). At start and after a reload.
   void set_accounts(const std::vector<config::FlatConfig>& flats);
   bool connected() const;
+  // Connected, and the broker delivers: this instance's own pings come back in time.
+  bool delivering() const { return delivering_; }
   const std::string& instance() const { return config_.instance_id; }
   // Not known to be dead (its will has not been seen since it last said online).
   bool alive(const std::string& instance) const;
@@ -115,7 +120,19 @@ class Backplane {
   void state_changed(const std::string& flat, bool now = false);
   void claim(const std::string& flat, const std::string& gateway, int64_t since);
   void release(const std::string& flat, int64_t since);
-  void send_command(const std::string& flat, const proto::CommandMsg& command);
+  // A command for the flat's holder. It carries its deadline (command.expires): a copy still
+  // waiting here past it (never published yet, or to be published again after a reconnect) is
+  // dropped, logged. libmosquitto may still send its own copy of one that was in flight at a
+  // disconnect again (a persistent session): the holder answers that one `expired` and never
+  // forwards it. Returns the command's handle for withdraw(), 0 when the backplane refused it
+  // (see Delivery): then it never left this instance.
+  uint64_t send_command(const std::string& flat, const proto::CommandMsg& command);
+  // Takes back a command from send_command that has never been handed to the broker
+  // connection (the broker unreachable since it was sent): true, and it will never be published.
+  // False once it may have left this instance (handed to the connection at least once, or gone:
+  // acknowledged by the broker or dropped past its deadline): only its result or its deadline
+  // can say what became of it then.
+  bool withdraw(uint64_t handle);
   void send_result(const std::string& flat, const std::string& to, const proto::Result& result);
   void send_accepted(const std::string& flat, const std::string& to, const std::string& command_id);
 
@@ -125,14 +142,18 @@ class Backplane {
     std::string payload;
     bool retain = false;
     std::function<void()> on_safe;
+    uint64_t handle = 0;      // for withdraw()
+    int64_t deadline_ms = 0;  // wall ms after which it must not be published (a command's expiry); 0 none
+    bool left = false;        // handed to the broker connection at least once: the broker may have it
   };
 
   void on_connected();
   void on_disconnected(const std::string& why);
   void on_message(mqtt::Message& message);
   void on_published(int mid);
-  void enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe = {},
-               std::function<void()> on_dropped = {});
+  // Returns the entry's handle (for withdraw), 0 when it was refused.
+  uint64_t enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe = {},
+                   std::function<void()> on_dropped = {}, int64_t deadline_ms = 0);
   // Hands waiting messages to the session while the in-flight bounds allow.
   void pump();
   void subscribe_flat(const std::string& flat, bool subscribe);
@@ -140,6 +161,11 @@ class Backplane {
   void refuse(const std::string& topic, const std::string& why);
   void publish_online();
   void on_instance(const backplane::InstanceStatus& status);
+  // Every kPingIntervalMs while connected: publishes a ping to ourselves; one not back within
+  // kPingLostMs means the broker does not deliver (hung, or a cluster node without quorum).
+  void ping();
+  void on_ping(int64_t n);
+  void lost(const std::string& why);
 
   const config::BackplaneConfig& config_;
   const config::LimitsConfig& limits_;
@@ -160,8 +186,13 @@ class Backplane {
   std::list<Outgoing>::iterator unsent_ = unsafe_.end();  // the first of unsafe_ not handed to the session
   std::unordered_map<int, std::list<Outgoing>::iterator> in_flight_;  // handed to the session, by mid
   size_t in_flight_bytes_ = 0;
+  uint64_t next_handle_ = 1;
   std::set<std::string> dirty_states_;
   Timer state_timer_;
+  Timer ping_timer_;
+  int64_t ping_n_ = 0;              // the last ping sent
+  int64_t ping_sent_ms_ = 0;        // mono ms the oldest ping not back yet was sent; 0 none
+  bool delivering_ = false;         // connected and the pings come back
   backplane::CheckContext check_context_;  // what incoming messages are checked against
   // Refusals are logged at most kRefusalLogBurst per window; the rest are counted.
   int64_t refusal_window_ms_ = 0;

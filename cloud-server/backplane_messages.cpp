@@ -184,6 +184,7 @@ std::string flat_topic(const std::string& flat, const std::string& kind) {
 }
 
 std::string instance_topic(const std::string& instance) { return std::string(kRoot) + "instances/" + instance; }
+std::string ping_topic(const std::string& instance) { return std::string(kRoot) + "ping/" + instance; }
 
 Checked check_message(const Incoming& in, const CheckContext& context) {
   const std::string_view topic = in.topic;
@@ -231,6 +232,16 @@ Checked check_message(const Incoming& in, const CheckContext& context) {
       return Ignored{Ignored::Reason::own_message};
     }
     return status;
+  }
+  if (levels.size() == 4 && levels[2] == "ping") {
+    if (!has_keys(payload, {"v", "instance", "run", "n"}, {}, why) || !is_id(payload["instance"]) ||
+        !is_id(payload["run"]) || !is_int(payload["n"])) {
+      return refused(why.empty() ? "bad ping" : why);
+    }
+    if (payload["instance"] != levels[3]) return refused("instance in the payload differs from the topic's");
+    // Only this process's own pings count: another's (a twin's, or an earlier run's) say nothing about ours.
+    if (levels[3] != context.instance || payload["run"] != context.run) return refused("not this process's ping");
+    return Ping{payload["n"].get<int64_t>()};
   }
   // flatlink/v1/flats/<flat>/<kind> or flatlink/v1/flats/<flat>/results/<us>
   if (levels.size() < 5 || levels[2] != "flats" || !valid_id(levels[3]) ||
@@ -289,6 +300,10 @@ std::string encode_holder(const std::string& flat, const std::string& from, cons
   j["since"] = claim.since;
   j["gateway"] = claim.gateway;
   return j.dump();
+}
+
+std::string encode_ping(const std::string& instance, const std::string& run, int64_t n) {
+  return Json{{"v", 1}, {"instance", instance}, {"run", run}, {"n", n}}.dump();
 }
 
 std::string encode_command(const std::string& flat, const std::string& from, const proto::CommandMsg& command) {

@@ -58,6 +58,8 @@ inline constexpr int kMaxDepth = 1 + proto::kMaxDepth;
 std::string flat_topic(const std::string& flat, const std::string& kind);
 // flatlink/v1/instances/<instance>
 std::string instance_topic(const std::string& instance);
+// flatlink/v1/ping/<instance>: only that instance subscribes to it.
+std::string ping_topic(const std::string& instance);
 
 // The largest payload taken for a given limits.max_message_bytes: an envelope around one
 // protocol message of at most that size (the broker session's cap is the same).
@@ -156,8 +158,15 @@ struct ResultMessage {
   bool operator==(const ResultMessage&) const = default;
 };
 
+// This instance's own ping, back from the broker (the broker still delivers; Backplane's liveness check).
+struct Ping {
+  int64_t n = 0;
+
+  bool operator==(const Ping&) const = default;
+};
+
 using Checked = std::variant<Refused, Ignored, InstanceStatus, GatewayMessage, StateMessage, HolderMessage,
-                             CommandMessage, ResultMessage>;
+                             CommandMessage, ResultMessage, Ping>;
 
 // The strict check of one incoming message, in this order: not oversize, a
 // flatlink/v1 topic of at most kMaxTopicBytes, a non-empty payload (an empty
@@ -190,6 +199,7 @@ std::string encode_state(const std::string& flat, const std::string& from, const
 std::string encode_holder(const std::string& flat, const std::string& from, const HolderClaim& claim);
 std::string encode_command(const std::string& flat, const std::string& from, const proto::CommandMsg& command);
 std::string encode_result(const std::string& flat, const std::string& from, const proto::Result& result);
+std::string encode_ping(const std::string& instance, const std::string& run, int64_t n);
 std::string encode_accepted(const std::string& flat, const std::string& from, const std::string& command_id);
 
 }  // namespace backplane

@@ -3,6 +3,7 @@
 #include "cloud-server/backplane_sync.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "cloud-server/peer.h"
 #include "common/log.h"
@@ -17,6 +18,9 @@ namespace {
 // RFC 6455's "Try Again Later": the gateway's link is closed because the backplane could not
 // keep a batch (Backplane's on_dropped); the gateway reconnects with its backoff and resends.
 constexpr uint16_t kTryAgainLater = 1013;
+// How long a flat's first login here waits for its holder's retained state (a broker delivers
+// it in milliseconds as a rule; a nats cluster took 478 ms at p50, up to 3.5 s, issue 20).
+constexpr uint32_t kJoinWaitMs = 1'000;
 
 // The race rule, the same on every instance: the newest link wins, ties by instance id.
 bool newer(int64_t since_a, const std::string& instance_a, int64_t since_b, const std::string& instance_b) {
@@ -40,13 +44,28 @@ void BackplaneSync::watch_update(LiveFlat& flat) {
   if (!backplane_) return;
   const std::string& id = flat.id();
   if (flat.gateway || !flat.browsers.empty()) {
+    if (backplane_->watching(id)) return;
     backplane_->watch(id);
+    if (flat.gateway || !backplane_->delivering()) return;
+    // The first browser: the holder's retained state comes with the subscription.
+    FlatSync& s = sync(flat);
+    s.joining = true;
+    if (!s.join_wait) s.join_wait = std::make_unique<Timer>(loop_, [this, id] {
+      LiveFlat* f = flats_.find(id);
+      if (!f || !sync(*f).joining) return;
+      LOG_INFO("router") << "flat=" << id << " no holder's state arrived within " << kJoinWaitMs
+                         << " ms; the browsers get what is known here";
+      end_join(*f, true);
+    });
+    s.join_wait->start(kJoinWaitMs);
     return;
   }
   if (!backplane_->watching(id)) return;
   backplane_->unwatch(id);
   // Without messages from now on, what we know goes stale: the retained state comes back with the next watch.
   FlatSync& s = sync(flat);
+  s.joining = false;
+  if (s.join_wait) s.join_wait->cancel();
   s.holder.clear();
   s.holder_since = 0;
   s.remote_online = false;
@@ -57,6 +76,7 @@ void BackplaneSync::watch_update(LiveFlat& flat) {
 void BackplaneSync::link_opened(LiveFlat& flat) {
   if (!backplane_) return;
   FlatSync& s = sync(flat);
+  if (s.joining) end_join(flat, true);  // the gateway is here now: a snapshot now, another at its hello
   s.link_since = clock_.wall_ms();
   ++s.link_epoch;
   s.unconfirmed.clear();
@@ -188,8 +208,25 @@ void BackplaneSync::drop_held_hello(LiveFlat& flat) {
   if (s.catch_up) s.catch_up->cancel();
 }
 
+bool BackplaneSync::joining(const LiveFlat& flat) const {
+  const FlatSync* s = find(flat);
+  return s && s->joining;
+}
+
+void BackplaneSync::end_join(LiveFlat& flat, bool snapshots) {
+  auto it = sync_.find(flat.id());
+  if (it == sync_.end() || !it->second.joining) return;
+  FlatSync& s = it->second;
+  s.joining = false;
+  if (s.join_wait) s.join_wait->cancel();
+  if (snapshots) {
+    for (Peer* browser : flat.browsers) flats_.send_snapshot(*browser, flat, gateway_online(flat));
+  }
+  if (joined_) joined_(flat);
+}
+
 bool BackplaneSync::remote_online(const LiveFlat& flat) const {
-  if (!backplane_ || flat.gateway) return false;
+  if (!backplane_ || flat.gateway || broker_lost_) return false;
   const FlatSync* s = find(flat);
   return s && !s->holder.empty() && s->remote_online && backplane_->alive(s->holder);
 }
@@ -200,12 +237,32 @@ std::string BackplaneSync::holder_elsewhere(const LiveFlat& flat) const {
 }
 
 void BackplaneSync::up() {
-  // The broker may have lost what we said (a node died): say it again.
+  const bool was_lost = broker_lost_;
+  broker_lost_ = false;
   for (const auto& [id, flat] : flats_.all()) {
-    if (!flat->gateway) continue;
-    backplane_->claim(id, flat->gateway_id, sync(*flat).link_since);
-    backplane_->state_changed(id);
+    if (flat->gateway) {
+      // The broker may have lost what we said (a node died): say it again.
+      backplane_->claim(id, flat->gateway_id, sync(*flat).link_since);
+      backplane_->state_changed(id);
+    } else if (was_lost && remote_online(*flat)) {
+      // What we knew before the loss, until the holder's state (retained, sent again with
+      // every subscription) and its queued messages say otherwise.
+      for (Peer* browser : flat->browsers) flats_.send_snapshot(*browser, *flat, true);
+    }
   }
+}
+
+void BackplaneSync::down() {
+  if (broker_lost_) return;
+  std::vector<LiveFlat*> shown;
+  for (const auto& [id, flat] : flats_.all()) {
+    if (remote_online(*flat)) shown.push_back(flat.get());
+  }
+  broker_lost_ = true;
+  for (LiveFlat* flat : shown) flats_.to_browsers(*flat, proto::encode(proto::GatewayState{false}));
+  for (const auto& [id, flat] : flats_.all()) end_join(*flat, true);  // waiting logins: offline
+  LOG_WARN("router") << "the backplane's broker is lost: " << shown.size()
+                     << " flats held by other instances show offline here, and logins are told so, until it is back";
 }
 
 bool BackplaneSync::knows_flat(const std::string& flat_id) const {
@@ -341,12 +398,18 @@ void BackplaneSync::remote_state(const std::string& flat_id, const RemoteState& 
     covered = std::max(covered, state.seq);
   }
   const bool online = remote_online(flat);
-  if (new_link || replaced || online != was_online) {
+  const bool joined = s.joining;
+  if (joined) {
+    LOG_INFO("router") << "flat=" << flat_id << " the holder's state arrived; " << flat.browsers.size()
+                       << " waiting logins get their snapshot";
+  }
+  if (joined || new_link || replaced || online != was_online) {
     LOG_INFO("router") << "flat=" << flat_id << " gateway=" << state.gateway << " held by instance=" << state.from
                        << (online ? " online" : " offline") << ", " << state.devices.size() << " devices, seq "
                        << state.seq;
     for (Peer* browser : flat.browsers) flats_.send_snapshot(*browser, flat, online);
   }
+  end_join(flat, false);
 }
 
 void BackplaneSync::remote_holder(const std::string& flat_id, const HolderClaim& claim) {

@@ -36,6 +36,8 @@ class BackplaneSync {
   ~BackplaneSync();
 
   void attach(Backplane* backplane) { backplane_ = backplane; }
+  // Called when a flat's join window ends (joining() turns false): commands held meanwhile go on.
+  void on_joined(std::function<void(LiveFlat& flat)> joined) { joined_ = std::move(joined); }
   bool attached() const { return backplane_ != nullptr; }
 
   // ---- what happens here
@@ -54,6 +56,11 @@ class BackplaneSync {
   // The local link's hello was answered; `stream_reset`: the gateway's stream started over.
   void hello_accepted(LiveFlat& flat, bool stream_reset);
 
+  // The flat has just started to be watched here for a browser (no link here): its holder's
+  // retained state is on its way. Logins wait for it (their snapshot is sent when it arrives,
+  // at most kJoinWaitMs later) and their commands are held, not refused as offline.
+  bool joining(const LiveFlat& flat) const;
+
   // Another (live) instance holds an online gateway of the flat.
   bool remote_online(const LiveFlat& flat) const;
   // The flat's gateway is online here or at its holder.
@@ -63,6 +70,8 @@ class BackplaneSync {
 
   // ---- what the other instances say (BackplaneListener, through the router)
   void up();
+  // The broker is lost: the flats held elsewhere show offline (their state is unknown) until up().
+  void down();
   bool knows_flat(const std::string& flat) const;
   std::optional<RemoteState> state(const std::string& flat);
   void remote_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
@@ -92,6 +101,8 @@ class BackplaneSync {
     // holder acknowledged (up to held_hello->acked), at most backplane.catch_up_ms.
     std::optional<proto::Hello> held_hello;
     std::unique_ptr<Timer> catch_up;  // made once, reused: never destroyed from its own callback
+    bool joining = false;             // see joining()
+    std::unique_ptr<Timer> join_wait; // made once, reused
   };
 
   FlatSync& sync(const LiveFlat& flat) { return sync_[flat.id()]; }
@@ -99,6 +110,9 @@ class BackplaneSync {
   void catch_up_timeout(const std::string& flat_id);
   void release_hello(LiveFlat& flat);
   void drop_held_hello(LiveFlat& flat);
+  // The join window ends: the holder's state arrived (`snapshots` false: remote_state sends
+  // them), the wait ran out, a link opened here, or the broker was lost.
+  void end_join(LiveFlat& flat, bool snapshots);
 
   const config::CloudConfig& config_;
   EventLoop& loop_;
@@ -106,8 +120,10 @@ class BackplaneSync {
   Metrics& metrics_;
   Flats& flats_;
   AcceptHello accept_hello_;
+  std::function<void(LiveFlat&)> joined_;
   Backplane* backplane_ = nullptr;
   std::map<std::string, FlatSync> sync_;  // by flat id
+  bool broker_lost_ = false;               // between down() and up()
 };
 
 }  // namespace flatlink::cloud

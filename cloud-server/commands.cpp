@@ -13,6 +13,10 @@ namespace flatlink::cloud {
 
 namespace {
 constexpr size_t kSeenCommandsMax = 10'000;
+// After its deadline, how long a command that left this instance still waits for the holder's
+// answer: the gateway starts none after its deadline, but one it started just before may still
+// be reporting back.
+constexpr int64_t kAfterDeadlineMs = 1'000;
 }
 
 struct Commands::Pending {
@@ -26,6 +30,8 @@ struct Commands::Pending {
   bool remote = false;  // sent over the backplane to the instance holding the gateway
   int64_t sent_ms = 0;
   uint32_t wait_ms = 0;  // how long the gateway gets for a result
+  int64_t deadline_ms = 0;  // wall ms: the gateway runs it before this or never
+  uint64_t outgoing = 0;    // the backplane's handle while it may still be taken back (Backplane::withdraw)
 };
 
 struct Commands::Remote {
@@ -110,16 +116,60 @@ void Commands::from_browser(LiveFlat& flat, Peer& browser, const proto::BrowserC
     send_to_gateway(metrics_, *flat.gateway, proto::encode(msg));
     return;
   }
-  // The holder answers "accepted" at once; without that, no instance holds the gateway.
+  // The holder answers "accepted" at once; without that, no instance holds the gateway, or
+  // the broker is unreachable (not_taken).
+  pending->deadline_ms = msg.expires;
+  pending->outgoing = backplane_->send_command(flat.id(), msg);
+  if (pending->outgoing == 0) {
+    pending_[cloud_id] = std::move(pending);
+    finish(cloud_id, proto::Result{cloud_id, Outcome::offline, "the backplane cannot take the command now"});
+    return;
+  }
+  pending->timeout = std::make_unique<Timer>(loop_, [this, cloud_id] { not_taken(cloud_id); });
+  pending->timeout->start(config_.backplane.command_offline_ms);
+  pending_[cloud_id] = std::move(pending);
+}
+
+// `offline` is told only of a command that never left this instance: taken back from the
+// backplane, it can never run. One that left (the broker may hold it, or deliver it after a
+// reconnect) may still run until its deadline, so only its result or the deadline ends it.
+void Commands::not_taken(const std::string& cloud_id) {
+  auto it = pending_.find(cloud_id);
+  if (it == pending_.end()) return;
+  Pending& pending = *it->second;
   const uint32_t offline_ms = config_.backplane.command_offline_ms;
-  pending->timeout = std::make_unique<Timer>(loop_, [this, cloud_id, offline_ms] {
+  if (backplane_->withdraw(pending.outgoing)) {
     finish(cloud_id, proto::Result{cloud_id, Outcome::offline,
                                    "no instance holding the flat's gateway took the command within " +
-                                       std::to_string(offline_ms) + " ms"});
+                                       std::to_string(offline_ms) + " ms; it never left this instance"});
+    return;
+  }
+  const int64_t wait_ms = std::max<int64_t>(0, pending.deadline_ms - clock_.wall_ms()) + kAfterDeadlineMs;
+  LOG_INFO("router") << "flat=" << pending.flat << " command=" << cloud_id << " not taken within " << offline_ms
+                     << " ms but it has left this instance; waiting for its result until its deadline (" << wait_ms
+                     << " ms)";
+  pending.timeout = std::make_unique<Timer>(loop_, [this, cloud_id] {
+    finish(cloud_id, proto::Result{cloud_id, Outcome::timeout,
+                                   "no answer from the instance holding the flat's gateway before the command's "
+                                   "deadline; the gateway runs no command after its deadline"});
   });
-  pending->timeout->start(offline_ms);
-  pending_[cloud_id] = std::move(pending);
-  backplane_->send_command(flat.id(), msg);
+  pending.timeout->start(static_cast<uint32_t>(std::min<int64_t>(wait_ms, 700'000)));
+}
+
+void Commands::hold(LiveFlat& flat, Peer& browser, const proto::BrowserCommand& command) {
+  LOG_INFO("router") << "flat=" << flat.id() << " browser_command=" << command.id
+                     << " held: the flat's state is on its way from the instance holding its gateway";
+  held_.push_back(Held{flat.id(), &browser, command});
+}
+
+void Commands::release_held(LiveFlat& flat, bool local, bool remote) {
+  std::vector<Held> now;
+  std::erase_if(held_, [&](Held& h) {
+    if (h.flat != flat.id()) return false;
+    now.push_back(std::move(h));
+    return true;
+  });
+  for (Held& h : now) from_browser(flat, *h.browser, h.command, local, remote);
 }
 
 void Commands::gateway_result(LiveFlat& flat, const proto::Result& result) {
@@ -161,6 +211,7 @@ void Commands::finish(const std::string& cloud_id, const proto::Result& result) 
 }
 
 void Commands::browser_left(Peer& browser) {
+  std::erase_if(held_, [&](const Held& h) { return h.browser == &browser; });
   for (auto& [id, pending] : pending_) {
     if (pending->browser == &browser) pending->browser = nullptr;
   }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "cloud-link/protocol.h"
 #include "cloud-server/flats.h"
@@ -49,6 +50,10 @@ class Commands {
   // A logged-in browser's command for its flat. `local`: the flat's gateway said hello on a
   // link here; `remote`: another instance holds an online gateway of the flat. Neither: offline.
   void from_browser(LiveFlat& flat, Peer& browser, const proto::BrowserCommand& command, bool local, bool remote);
+  // A browser's command sent while its flat is joining here (BackplaneSync::joining): kept
+  // until release_held, then handled as from_browser with what is known then.
+  void hold(LiveFlat& flat, Peer& browser, const proto::BrowserCommand& command);
+  void release_held(LiveFlat& flat, bool local, bool remote);
   // A result from the flat's gateway here: for another instance's command or one of ours.
   void gateway_result(LiveFlat& flat, const proto::Result& result);
   // The browser left: its commands' results go nowhere.
@@ -68,6 +73,8 @@ class Commands {
   struct Remote;
 
   void finish(const std::string& cloud_id, const proto::Result& result);
+  // A command sent over the backplane that no holder took within command_offline_ms.
+  void not_taken(const std::string& cloud_id);
   std::unique_ptr<Timer> timeout_timer(const std::string& cloud_id, uint32_t wait_ms);
 
   const config::CloudConfig& config_;
@@ -79,6 +86,12 @@ class Commands {
   uint64_t next_ = 1;
   std::map<std::string, std::unique_ptr<Pending>> pending_;  // by cloud id
   std::map<std::string, std::unique_ptr<Remote>> remote_;    // run here for another instance
+  struct Held {
+    std::string flat;
+    Peer* browser;
+    proto::BrowserCommand command;
+  };
+  std::vector<Held> held_;                                    // hold(), in arrival order
   std::set<std::string> seen_;                                // at most once across redeliveries
   std::deque<std::string> seen_order_;
   std::function<std::string(Peer&)> who_;

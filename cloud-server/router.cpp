@@ -20,6 +20,9 @@ Router::Router(const config::CloudConfig& config, EventLoop& loop, const Clock& 
             [this](LiveFlat& flat, Peer& gateway, const proto::Hello& hello) { accept_hello(flat, gateway, hello); }),
       loop_(loop),
       login_(accounts(), loop, config, clock, metrics) {
+  sync_.on_joined([this](LiveFlat& flat) {
+    commands_.release_held(flat, flat.online_here(), sync_.remote_online(flat));
+  });
   if (config.store.enabled) {
     load_accounts();
     store_ = std::make_unique<store::Worker>(config.store, loop);
@@ -378,7 +381,11 @@ void Router::browser_message(Peer& peer, const proto::BrowserToCloud& message) {
                                                   "forbidden: a guest may watch but not command"}));
       return;
     }
-    commands_.from_browser(*flat, peer, *command, flat->online_here(), sync_.remote_online(*flat));
+    if (sync_.joining(*flat)) {
+      commands_.hold(*flat, peer, *command);
+    } else {
+      commands_.from_browser(*flat, peer, *command, flat->online_here(), sync_.remote_online(*flat));
+    }
   } else if (const auto* logout = std::get_if<proto::Logout>(&message)) {
     on_logout(peer, *flat, *logout);
   } else if (const auto* events = std::get_if<proto::EventsRequest>(&message)) {
@@ -471,5 +478,6 @@ void Router::remote_result(const std::string& flat, const std::string& from, con
 }
 
 void Router::instance_down(const std::string& instance) { sync_.instance_down(instance); }
+void Router::backplane_down() { sync_.down(); }
 
 }  // namespace flatlink::cloud

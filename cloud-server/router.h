@@ -90,6 +90,7 @@ class Router final : public BackplaneListener {
   void remote_result(const std::string& flat, const std::string& from, const proto::Result& result,
                      bool accepted) override;
   void instance_down(const std::string& instance) override;
+  void backplane_down() override;
   // For the stream hub (cloud-server/streams.h), which keeps to what these name.
   // The flat of a logged-in browser; null otherwise.
   const std::string* browser_flat(Peer& peer) const;

@@ -48,7 +48,8 @@ void Router::bind_logged_in(Peer& peer, LiveFlat& flat, const std::string& user,
     if (session_expires) welcome["session_expires"] = session_expires;
     send_to_browser(metrics_, peer, welcome.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
-  flats_.send_snapshot(peer, flat, sync_.gateway_online(flat));
+  // The flat's first browser here: the snapshot follows once the holder's state is here (at most ~1 s).
+  if (!sync_.joining(flat)) flats_.send_snapshot(peer, flat, sync_.gateway_online(flat));
 }
 
 void Router::browser_gone(Peer& peer) {

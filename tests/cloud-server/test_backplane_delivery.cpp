@@ -1,7 +1,8 @@
 // The backplane's delivery against a real Mosquitto broker: every publish's on_safe runs
 // exactly once, in publish order, however many wait (libmosquitto's message ids are 16-bit:
 // more than 65,535 outstanding publishes must never share one), and a publish the backplane
-// cannot keep is reported, never dropped silently.
+// cannot keep is reported, never dropped silently; a command is taken back only while it has
+// not left, and one past its deadline is never published.
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -32,6 +33,7 @@ class QuietListener final : public BackplaneListener {
   void remote_command(const std::string&, const std::string&, const proto::CommandMsg&) override {}
   void remote_result(const std::string&, const std::string&, const proto::Result&, bool) override {}
   void instance_down(const std::string&) override {}
+  void backplane_down() override {}
   int ups = 0;
 };
 
@@ -100,6 +102,36 @@ TEST_CASE("backplane delivery: with the broker away, a publish beyond what can w
   CHECK(dropped == 3);
   CHECK(metrics.backplane_dropped == 3);
   CHECK(metrics.render().find("flatlink_backplane_dropped_total 3") != std::string::npos);
+  backplane.stop();
+}
+
+TEST_CASE("backplane delivery: a command is taken back only while it has not left; one past its deadline is never published") {
+  test::Broker& broker = test::Broker::shared();
+  EventLoop loop{{}};
+  ManualClock clock;
+  Metrics metrics;
+  QuietListener listener;
+  config::LimitsConfig limits;
+  const config::BackplaneConfig config = backplane_config("delivery-c", broker.port());
+  Backplane backplane(config, limits, loop, clock, metrics, listener);
+  REQUIRE(backplane.start());
+  // Not connected yet (the loop has not run): all three wait here.
+  const int64_t now = clock.wall_ms();
+  const auto command = [](const char* id, int64_t expires) {
+    return proto::CommandMsg{id, "lamp-1", Json{{"on", true}}, expires};
+  };
+  const uint64_t kept = backplane.send_command("flat-delivery", command("c-1", now + 60'000));
+  const uint64_t late = backplane.send_command("flat-delivery", command("c-2", now + 1'000));
+  const uint64_t taken = backplane.send_command("flat-delivery", command("c-3", now + 60'000));
+  REQUIRE((kept != 0 && late != 0 && taken != 0));
+  CHECK(backplane.withdraw(taken));
+  CHECK_FALSE(backplane.withdraw(taken));
+  clock.advance(2'000);  // c-2 is past its deadline when the broker answers
+  run_until(loop, [&] { return backplane.connected(); }, 10'000);
+  REQUIRE(backplane.connected());
+  CHECK(metrics.backplane_messages_out == 1);  // c-1 only
+  CHECK_FALSE(backplane.withdraw(kept));       // handed to the connection: it may have left
+  CHECK_FALSE(backplane.withdraw(late));       // dropped, never published
   backplane.stop();
 }
 

@@ -225,3 +225,20 @@ TEST_CASE("backplane: each refusal says why") {
         "msg: expected a valid result");
   CHECK(refusal(check(backplane::flat_topic("flat-a", "snapshot"), cmd)) == "not a kind of message the backplane has");
 }
+
+TEST_CASE("backplane: only this process's own ping is taken as one; another run's or instance's is refused") {
+  auto ours = context();
+  ours.run = "run-1";
+  const auto checked = [&](const std::string& topic, const std::string& payload) {
+    return backplane::check_message(backplane::Incoming{topic, payload, false, 0}, ours);
+  };
+  const std::string topic = backplane::ping_topic("cloud-a");
+  CHECK(topic == "flatlink/v1/ping/cloud-a");
+  CHECK(std::get<backplane::Ping>(checked(topic, backplane::encode_ping("cloud-a", "run-1", 7))).n == 7);
+  CHECK(refusal(checked(topic, backplane::encode_ping("cloud-a", "run-2", 7))) == "not this process's ping");
+  CHECK(refusal(checked(backplane::ping_topic("cloud-b"), backplane::encode_ping("cloud-b", "run-1", 7))) ==
+        "not this process's ping");
+  CHECK(refusal(checked(topic, backplane::encode_ping("cloud-b", "run-1", 7))) ==
+        "instance in the payload differs from the topic's");
+  CHECK(refusal(checked(topic, R"({"v":1,"instance":"cloud-a","run":"run-1"})")) != "(not refused)");
+}
