@@ -49,6 +49,7 @@ void Router::bind_logged_in(Peer& peer, LiveFlat& flat, const std::string& user,
     send_to_browser(metrics_, peer, welcome.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
   flats_.send_snapshot(peer, flat, sync_.gateway_online(flat));
+  tell_not_responding(peer, flat);
 }
 
 void Router::browser_gone(Peer& peer) {

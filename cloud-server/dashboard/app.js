@@ -148,6 +148,7 @@ function onMessage(msg) {
     }
     case 'gateway':
       state.gatewayOnline = Boolean(msg.online);
+      state.gatewayResponding = msg.responding !== false;
       showGatewayLink();
       for (const [id, card] of cards) card.update(state.devices.get(id), state.gatewayOnline);
       break;
@@ -383,11 +384,13 @@ function showCloudLink(linkState, detail) {
 function showGatewayLink() {
   const cloudOpen = ui.cloudLink.dataset.state === 'open';
   const known = cloudOpen && state.flat;
-  const linkState = !known ? 'unknown' : state.gatewayOnline ? 'online' : 'offline';
+  const linkState = !known ? 'unknown' : !state.gatewayOnline ? 'offline' : state.gatewayResponding ? 'online' : 'not-responding';
   ui.gatewayLink.dataset.state = linkState;
-  ui.gatewayLinkText.textContent = t(`link.${linkState}`);
+  ui.gatewayLinkText.textContent = linkState === 'not-responding' ? t('link.notResponding') : t(`link.${linkState}`);
   if (known && !state.gatewayOnline) {
     showNotice(t('notice.gatewayOffline'));
+  } else if (linkState === 'not-responding') {
+    showNotice(t('notice.gatewayNotResponding'));
   } else if (cloudOpen) {
     hideNotice();
   }
@@ -442,7 +445,8 @@ function showLogin(error = '') {
   ui.loginSubmit.textContent = t('login.submit');
   ui.loginError.textContent = error;
   hideNotice();
-  (ui.loginFlat.value ? ui.loginPassword : ui.loginFlat).focus();
+  // (Not while someone types in the form: the page's first resume may be refused meanwhile.)
+  if (!ui.loginForm.contains(document.activeElement) || error) (ui.loginFlat.value ? ui.loginPassword : ui.loginFlat).focus();
 }
 
 ui.loginForm.addEventListener('submit', async (event) => {
