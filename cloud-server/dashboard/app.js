@@ -74,7 +74,7 @@ ui.confirmDialog.addEventListener('close', () => {
 const controlContext = {
   audio: null, // set below: the page's audio streams (Listen, Hold to talk)
   readOnly: false, // a guest: tiles without controls
-  recentEvents: (card) => askRecentEvents(card),
+  recentEvents: null, // with a store (a welcome came): a tile's details list its recent events
   send: (device, set, done) => connection.command(device, set, done),
   confirm: (question) =>
     new Promise((resolve) => {
@@ -240,9 +240,11 @@ function setAccount(next) {
   ui.accountRole.textContent = next.role ? t(`role.${next.role}`) : '';
   ui.accountRole.parentElement.hidden = !next.role;
   const readOnly = next.role === 'guest';
+  const recentEvents = next.role ? askRecentEvents : null; // a role comes only with a store
   document.body.dataset.role = next.role || '';
-  if (readOnly !== controlContext.readOnly) {
+  if (readOnly !== controlContext.readOnly || recentEvents !== controlContext.recentEvents) {
     controlContext.readOnly = readOnly;
+    controlContext.recentEvents = recentEvents;
     dropCards(); // built again by the snapshot that follows
   }
 }
@@ -430,6 +432,7 @@ function showLogin(error = '') {
   failAsks(t('conn.notConnected'));
   account = null;
   controlContext.readOnly = false;
+  controlContext.recentEvents = null;
   ui.flatView.hidden = true;
   ui.eventsView.hidden = true;
   ui.views.hidden = true;
