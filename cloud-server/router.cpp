@@ -144,8 +144,6 @@ void Router::gateway_responding(Peer& peer, bool responding) {
   LiveFlat* flat = flats_.current_flat_of(peer);
   if (!flat || !flat->hello) return;
   if (responding ? not_responding_.erase(flat->id()) == 0 : !not_responding_.insert(flat->id()).second) return;
-  LOG_INFO("router") << "flat=" << flat->id() << " gateway=" << flat->gateway_id
-                     << (responding ? " responding again" : " not responding");
   flats_.to_browsers(*flat, gateway_responding_frame(responding));
 }
 

@@ -142,7 +142,7 @@ class Server::Session final : public Peer {
     last_rx_ms_ = server_.clock_.mono_ms();
     if (!responding_) {
       responding_ = true;
-      LOG_INFO("server") << describe() << " responding again";
+      LOG_INFO("server") << describe() << " flat=" << flat_ << " responding again";
       server_.router_->gateway_responding(*this, true);
     }
   }
@@ -283,7 +283,8 @@ class Server::Session final : public Peer {
     }
     if (silent >= kNotRespondingMs && responding_) {
       responding_ = false;
-      LOG_WARN("server") << describe() << " not responding: nothing received for " << silent << " ms";
+      LOG_WARN("server") << describe() << " flat=" << flat_ << " not responding: nothing received for " << silent
+                         << " ms";
       server_.router_->gateway_responding(*this, false);
     }
     liveness_timer_.start(kLivenessCheckMs);
@@ -572,7 +573,7 @@ bool write_answer(lws* wsi, unsigned status, std::string_view body, const char* 
 std::string header(lws* wsi, lws_token_indexes token);
 std::string peer_address(lws* wsi);
 
-// A static file's validator: its size and modification time (ns), as nginx makes its ETag.
+// A static file's validator: its size and modification time (ns), both in hex.
 std::string file_etag(const struct stat& st) {
   char text[64];
   const auto mtime_ns = static_cast<unsigned long long>(st.st_mtim.tv_sec) * 1000000000ULL +
