@@ -146,6 +146,7 @@ void Router::resync_browser(Peer& peer) {
   if (!flat) return;
   ++metrics_.browser_resyncs;
   flats_.send_snapshot(peer, *flat, sync_.gateway_online(*flat));
+  tell_not_responding(peer, *flat);
 }
 
 // ---- gateways ---------------------------------------------------------------
@@ -153,6 +154,7 @@ void Router::resync_browser(Peer& peer) {
 void Router::gateway_connected(Peer& peer, const std::string& flat_id) {
   LiveFlat& flat = flats_.at(flat_id);
   flats_.link_gateway(peer, flat);
+  not_responding_.erase(flat_id);
   LOG_INFO("router") << "flat=" << flat_id << " gateway link open (" << peer.describe() << "); waiting for hello";
   sync_.link_opened(flat);
 }
@@ -162,9 +164,28 @@ bool Router::gateway_said_hello(Peer& peer) const {
   return flat && flat->hello;
 }
 
+// docs/protocol.md, "gateway": the link is up, but the gateway has sent nothing (not even a
+// pong) for the server's bound, or speaks again.
+static std::string gateway_responding_frame(bool responding) {
+  return Json{{"type", "gateway"}, {"online", true}, {"responding", responding}}.dump();
+}
+
+void Router::gateway_responding(Peer& peer, bool responding) {
+  LiveFlat* flat = flats_.current_flat_of(peer);
+  if (!flat || !flat->hello) return;
+  if (responding ? not_responding_.erase(flat->id()) == 0 : !not_responding_.insert(flat->id()).second) return;
+  flats_.to_browsers(*flat, gateway_responding_frame(responding));
+}
+
+// After a snapshot (which says only online/offline): a silent gateway is said so.
+void Router::tell_not_responding(Peer& browser, const LiveFlat& flat) {
+  if (not_responding_.contains(flat.id())) send_to_browser(metrics_, browser, gateway_responding_frame(false));
+}
+
 void Router::gateway_disconnected(Peer& peer) {
   LiveFlat* flat = nullptr;
   if (!flats_.gateway_closed(peer, flat) || !flat) return;  // unknown, or a replaced link
+  not_responding_.erase(flat->id());
   LOG_INFO("router") << "flat=" << flat->id() << " gateway=" << flat->gateway_id << " offline";
   record({0, flat->id(), 0, "gateway", "", "", {{"online", false}, {"gateway", flat->gateway_id}}, "", ""});
   flats_.to_browsers(*flat, proto::encode(proto::GatewayState{false}));

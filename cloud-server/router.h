@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cloud-link/protocol.h"
@@ -47,6 +48,8 @@ class Router final : public BackplaneListener {
   void gateway_message(Peer& peer, const proto::GatewayToCloud& message);
   void gateway_disconnected(Peer& peer);
   bool gateway_said_hello(Peer& peer) const;
+  // The gateway link went silent past the server's bound (a frozen gateway), or spoke again.
+  void gateway_responding(Peer& peer, bool responding);
 
   void browser_connected(Peer& peer);
   void browser_message(Peer& peer, const proto::BrowserToCloud& message);
@@ -133,6 +136,7 @@ class Router final : public BackplaneListener {
   void check_session_expiry();
   void record(store::EventRow row);
   void browser_gone(Peer& peer);
+  void tell_not_responding(Peer& browser, const LiveFlat& flat);
 
   const config::CloudConfig& config_;
   const Clock& clock_;
@@ -148,6 +152,7 @@ class Router final : public BackplaneListener {
   std::unique_ptr<store::Worker> store_;  // with a store
   std::unique_ptr<Timer> store_poll_;     // reads the accounts' change counter every store.poll_ms
   bool polling_ = false;
+  std::unordered_set<std::string> not_responding_;  // flats whose gateway link went silent
   bool store_reachable_ = true;           // the last read of the store worked: new logins are checked
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // store results posted after destruction are dropped
   // Sessions: the links of each session here, and who each logged-in browser is.

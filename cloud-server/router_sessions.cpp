@@ -49,7 +49,10 @@ void Router::bind_logged_in(Peer& peer, LiveFlat& flat, const std::string& user,
     send_to_browser(metrics_, peer, welcome.dump(-1, ' ', false, Json::error_handler_t::replace));
   }
   // The flat's first browser here: the snapshot follows once the holder's state is here (at most ~1 s).
-  if (!sync_.joining(flat)) flats_.send_snapshot(peer, flat, sync_.gateway_online(flat));
+  if (!sync_.joining(flat)) {
+    flats_.send_snapshot(peer, flat, sync_.gateway_online(flat));
+    tell_not_responding(peer, flat);
+  }
 }
 
 void Router::browser_gone(Peer& peer) {

@@ -57,6 +57,14 @@ struct HttpSession {
 // POST /session's body: {"flat", "user", "password"} (docs/protocol.md, "Sessions").
 constexpr size_t kMaxSessionBody = 4096;
 
+// A gateway link silent this long (not a frame, not a pong) is pinged, and again each time
+// as long; silent kNotRespondingMs it is "not responding" to its flat's browsers, checked
+// every kLivenessCheckMs: a frozen gateway (SIGSTOP, a dead route whose socket stays open)
+// shows within 9 s, long before the link's hangup (docs/protocol.md, "gateway").
+constexpr int64_t kPingAfterMs = 3000;
+constexpr int64_t kNotRespondingMs = 8000;
+constexpr uint32_t kLivenessCheckMs = 1000;
+
 // One WebSocket link; the Router's Peer.
 class Server::Session final : public Peer {
  public:
@@ -66,7 +74,8 @@ class Server::Session final : public Peer {
                              << " within " << server_.config_.limits.handshake_timeout_s << " s; closing";
           close(proto::close_code::kHandshakeTimeout, "handshake timeout");
         }),
-        resume_timer_(*server.loop_, [this] { resume_reads(); }) {
+        resume_timer_(*server.loop_, [this] { resume_reads(); }),
+        liveness_timer_(*server.loop_, [this] { check_liveness(); }) {
     desc_ = std::string(kind == Kind::gateway ? "gateway" : "browser") + " link=" + std::to_string(id) + " from " + ip_;
     tokens_ = server.config_.limits.burst;
     refill_ms_ = server.clock_.mono_ms();
@@ -122,7 +131,30 @@ class Server::Session final : public Peer {
     resume_timer_.start(std::max<uint32_t>(1, wait_ms));
   }
 
+  // A gateway link: watched for silence from now on.
+  void watch_liveness() {
+    last_rx_ms_ = server_.clock_.mono_ms();
+    liveness_timer_.start(kLivenessCheckMs);
+  }
+
+  // A frame or a pong came from the peer.
+  void heard() {
+    last_rx_ms_ = server_.clock_.mono_ms();
+    if (!responding_) {
+      responding_ = true;
+      LOG_INFO("server") << describe() << " flat=" << flat_ << " responding again";
+      server_.router_->gateway_responding(*this, true);
+    }
+  }
+
   int writeable() {
+    if (ping_due_ && !closing_) {
+      ping_due_ = false;
+      // With a payload: an empty ping got no RECEIVE_PONG here (lws 4.1.6), so no liveness.
+      if (!write_frame("liveness", LWS_WRITE_PING)) return -1;
+      if (!out_.empty() || !bin_.empty()) lws_callback_on_writable(wsi_);
+      return 0;
+    }
     if (!out_.empty()) {
       if (!write_frame(out_.front().text, LWS_WRITE_TEXT)) return -1;
       account(-static_cast<int64_t>(out_.front().text.size()));
@@ -239,6 +271,25 @@ class Server::Session final : public Peer {
   static constexpr int kPausedForRate = 1;
   static constexpr int kPausedForOutput = 2;
 
+  void check_liveness() {
+    if (closing_) return;
+    const int64_t now = server_.clock_.mono_ms();
+    if (paused_ != 0) last_rx_ms_ = now;  // we are not reading: its silence is ours
+    const int64_t silent = now - last_rx_ms_;
+    if (silent >= kPingAfterMs && now - last_ping_ms_ >= kPingAfterMs) {
+      last_ping_ms_ = now;
+      ping_due_ = true;
+      lws_callback_on_writable(wsi_);
+    }
+    if (silent >= kNotRespondingMs && responding_) {
+      responding_ = false;
+      LOG_WARN("server") << describe() << " flat=" << flat_ << " not responding: nothing received for " << silent
+                         << " ms";
+      server_.router_->gateway_responding(*this, false);
+    }
+    liveness_timer_.start(kLivenessCheckMs);
+  }
+
   void refill() {
     const int64_t now = server_.clock_.mono_ms();
     const auto& limits = server_.config_.limits;
@@ -291,6 +342,11 @@ class Server::Session final : public Peer {
   int64_t refill_ms_ = 0;
   Timer handshake_timer_;
   Timer resume_timer_;
+  Timer liveness_timer_;  // gateways: pings a silent link, says when it stops responding
+  int64_t last_rx_ms_ = 0;
+  int64_t last_ping_ms_ = 0;
+  bool ping_due_ = false;
+  bool responding_ = true;
 };
 
 namespace {
@@ -517,6 +573,15 @@ bool write_answer(lws* wsi, unsigned status, std::string_view body, const char* 
 std::string header(lws* wsi, lws_token_indexes token);
 std::string peer_address(lws* wsi);
 
+// A static file's validator: its size and modification time (ns), both in hex.
+std::string file_etag(const struct stat& st) {
+  char text[64];
+  const auto mtime_ns = static_cast<unsigned long long>(st.st_mtim.tv_sec) * 1000000000ULL +
+                        static_cast<unsigned long long>(st.st_mtim.tv_nsec);
+  std::snprintf(text, sizeof text, "\"%llx-%llx\"", static_cast<unsigned long long>(st.st_size), mtime_ns);
+  return text;
+}
+
 // The answer to POST /session: JSON, never cached, with the session cookie when one was made.
 bool write_session_answer(lws* wsi, const HttpAnswer& answer) {
   std::vector<unsigned char> buf(LWS_PRE + 2048 + answer.body.size());
@@ -617,7 +682,25 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
         if (::stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
           const char* mime = lws_get_mimetype(file.c_str(), nullptr);
           if (!mime && file.size() > 4 && file.compare(file.size() - 4, 4, ".mjs") == 0) mime = "text/javascript";
-          const int n = lws_serve_http_file(wsi, file.c_str(), mime ? mime : "application/octet-stream", nullptr, 0);
+          // A validator instead of no caching: the browser keeps the file and asks each time
+          // (no-cache) whether it changed; an unchanged one is a 304 without a body.
+          const std::string etag = file_etag(st);
+          if (header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH) == etag) {
+            write_answer(wsi, HTTP_STATUS_NOT_MODIFIED, "", "etag:", etag.c_str());
+            return -1;
+          }
+          unsigned char extra[256];
+          unsigned char* p = extra;
+          const auto value = [](const std::string& v) { return reinterpret_cast<const unsigned char*>(v.c_str()); };
+          const std::string no_cache = "no-cache";
+          if (lws_add_http_header_by_name(wsi, value("etag:"), value(etag), static_cast<int>(etag.size()), &p,
+                                          extra + sizeof extra) ||
+              lws_add_http_header_by_name(wsi, value("cache-control:"), value(no_cache),
+                                          static_cast<int>(no_cache.size()), &p, extra + sizeof extra)) {
+            return 1;
+          }
+          const int n = lws_serve_http_file(wsi, file.c_str(), mime ? mime : "application/octet-stream",
+                                            reinterpret_cast<const char*>(extra), static_cast<int>(p - extra));
           if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi))) return -1;
           return 0;
         }
@@ -910,6 +993,7 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
         }
         session->flat_ = *flat;
         router_->gateway_connected(*session, *flat);
+        session->watch_liveness();
       } else {
         const std::string token = session_token_from_cookie_header(header(wsi, WSI_TOKEN_HTTP_COOKIE));
         if (!token.empty()) session->cookie_hash_ = hash_token(token);
@@ -918,9 +1002,16 @@ int Server::handle_ws(lws* wsi, lws_callback_reasons reason, void* user, void* i
       return 0;
     }
 
+    case LWS_CALLBACK_RECEIVE_PONG: {
+      Session* session = slot ? slot->session : nullptr;
+      if (session && session->kind_ == Kind::gateway) session->heard();
+      return 0;
+    }
+
     case LWS_CALLBACK_RECEIVE: {
       Session* session = slot ? slot->session : nullptr;
       if (!session || session->closing_) return 0;
+      if (session->kind_ == Kind::gateway) session->heard();
       if (lws_frame_is_binary(wsi)) {
         // Stream data (cloud-server/streams.h); from a peer without a stream, refused as before.
         const size_t cap = stream::kHeaderBytes + stream::kMaxPayloadBytes;

@@ -1,11 +1,14 @@
-// The dashboard page: the login form, the flat's devices as tiles grouped by room (those
-// without one under "Other"), the link states, the language switch, wired to the cloud
-// connection; registers the service worker (sw.js) that keeps the page's shell for offline
-// starts. Entry point of index.html.
+// The dashboard page: the login form (a session kept across reloads: POST /session, then
+// `resume`), the account menu (name, role, log out here or everywhere), the flat's devices
+// as tiles grouped by room (those without one under "Other"; a guest's without controls),
+// the event log, the link states, the language switch, wired to the cloud connection;
+// registers the service worker (sw.js) that keeps the page's shell for offline starts.
+// Entry point of index.html.
 
 import { AudioStreams } from './audio.js';
-import { Connection, cloudUrl } from './connection.js';
+import { Connection, cloudUrl, startSession } from './connection.js';
 import { DeviceCard, shapeOf } from './device_card.js';
+import { EventLog } from './events.js';
 import { FlatState, chartedCapabilities } from './flat_state.js';
 import { LANGUAGES, catalogue, language, onLanguageChange, setLanguage, t } from './i18n.js';
 
@@ -17,7 +20,16 @@ const ui = {
   cloudLinkText: $('cloud-link-text'),
   gatewayLink: $('gateway-link'),
   gatewayLinkText: $('gateway-link-text'),
+  account: $('account'),
+  accountSummary: $('account-summary'),
+  accountUser: $('account-user'),
+  accountRole: $('account-role'),
   logout: $('logout'),
+  logoutEverywhere: $('logout-everywhere'),
+  views: $('views'),
+  showDevices: $('show-devices'),
+  showEvents: $('show-events'),
+  eventsView: $('events-view'),
   lang: $('lang'),
   offlineNotice: $('offline-notice'),
   loginView: $('login-view'),
@@ -41,6 +53,8 @@ const sections = new Map(); // group key -> <section>
 let countdown = null;
 let lastLink = { state: 'connecting', detail: {} }; // for redrawing in another language
 let focusAfterLogin = false; // the next snapshot is a login's: focus its first control
+let account = null; // { user, role }: who is logged in (role from the cloud's welcome)
+let typedUser = ''; // the user name of a login without a session (no welcome comes)
 
 // The confirmation dialog answers one question at a time. The browser fires "close" as a
 // task after the dialog has closed, so a question asked right after the last one was answered
@@ -59,6 +73,8 @@ ui.confirmDialog.addEventListener('close', () => {
 
 const controlContext = {
   audio: null, // set below: the page's audio streams (Listen, Hold to talk)
+  readOnly: false, // a guest: tiles without controls
+  recentEvents: null, // with a store (a welcome came): a tile's details list its recent events
   send: (device, set, done) => connection.command(device, set, done),
   confirm: (question) =>
     new Promise((resolve) => {
@@ -76,6 +92,7 @@ const controlContext = {
 const connection = new Connection(cloudUrl(), {
   link(linkState, detail) {
     audio.link(linkState);
+    if (linkState !== 'open') failAsks(t('conn.notConnected'));
     lastLink = { state: linkState, detail };
     showCloudLink(linkState, detail);
   },
@@ -93,8 +110,19 @@ controlContext.audio = audio;
 
 function onMessage(msg) {
   switch (msg.type) {
+    case 'welcome':
+      setAccount({ user: msg.user, role: msg.role });
+      break;
+    case 'events': {
+      const pending = asks.get(msg.id);
+      asks.delete(msg.id);
+      pending?.resolve(msg);
+      break;
+    }
     case 'snapshot':
+      if (!account) setAccount({ user: typedUser, role: undefined }); // a cloud without sessions
       state.applySnapshot(msg);
+      eventLog.fillDevices();
       showFlat();
       showGatewayLink();
       renderDevices();
@@ -120,11 +148,13 @@ function onMessage(msg) {
     }
     case 'gateway':
       state.gatewayOnline = Boolean(msg.online);
+      state.gatewayResponding = msg.responding !== false;
       showGatewayLink();
       for (const [id, card] of cards) card.update(state.devices.get(id), state.gatewayOnline);
       break;
     case 'devices':
       state.applyDevices(msg);
+      eventLog.fillDevices();
       renderDevices();
       requestHistories();
       break;
@@ -138,11 +168,95 @@ function onMessage(msg) {
       audio.message(msg);
       break;
     case 'error':
+      if (msg.code === 'unavailable' && asks.size) {
+        failAsks(t('events.unavailable')); // event requests carry no id in their error
+        break;
+      }
       showNotice(t('notice.cloudError', { message: msg.message || msg.code }));
       break;
     default:
       break;
   }
+}
+
+// ---- the event log ---------------------------------------------------------------------
+
+let nextAsk = 1;
+const asks = new Map(); // events request id -> { resolve, reject }
+
+// Sends an `events` request; resolves with its reply.
+function ask(request) {
+  return new Promise((resolve, reject) => {
+    const id = `ev-${nextAsk++}`;
+    if (!connection.request({ ...request, id })) {
+      reject(new Error(t('conn.notConnected')));
+      return;
+    }
+    asks.set(id, { resolve, reject });
+  });
+}
+
+function failAsks(message) {
+  for (const { reject } of asks.values()) reject(new Error(message));
+  asks.clear();
+}
+
+const eventLog = new EventLog(
+  {
+    view: ui.eventsView,
+    device: $('events-device'),
+    kind: $('events-kind'),
+    list: $('event-list'),
+    status: $('events-status'),
+    newer: $('events-newer'),
+    older: $('events-older'),
+  },
+  { ask, devices: () => state.devices },
+);
+
+function askRecentEvents(card) {
+  ask({ type: 'events', device: card.id, limit: 5 }).then(
+    (reply) => card.showEvents(reply.events, state.devices),
+    (err) => card.showEvents(err.message),
+  );
+}
+
+function showView(events) {
+  ui.flatView.hidden = events;
+  ui.eventsView.hidden = !events;
+  ui.showDevices.setAttribute('aria-pressed', String(!events));
+  ui.showEvents.setAttribute('aria-pressed', String(events));
+  if (events) eventLog.reload();
+}
+ui.showDevices.addEventListener('click', () => showView(false));
+ui.showEvents.addEventListener('click', () => showView(true));
+
+// ---- the account -----------------------------------------------------------------------
+
+function setAccount(next) {
+  account = next;
+  ui.accountUser.textContent = next.user;
+  ui.accountSummary.setAttribute('aria-label', t('account.label', { user: next.user }));
+  ui.accountRole.textContent = next.role ? t(`role.${next.role}`) : '';
+  ui.accountRole.parentElement.hidden = !next.role;
+  const readOnly = next.role === 'guest';
+  const recentEvents = next.role ? askRecentEvents : null; // a role comes only with a store
+  document.body.dataset.role = next.role || '';
+  if (readOnly !== controlContext.readOnly || recentEvents !== controlContext.recentEvents) {
+    controlContext.readOnly = readOnly;
+    controlContext.recentEvents = recentEvents;
+    dropCards(); // built again by the snapshot that follows
+  }
+}
+
+function dropCards() {
+  for (const card of cards.values()) {
+    card.dispose();
+    card.root.remove();
+  }
+  cards.clear();
+  for (const section of sections.values()) section.remove();
+  sections.clear();
 }
 
 function requestHistories() {
@@ -167,7 +281,7 @@ function groupOf(device) {
 function focusFirstControl() {
   const first = ui.rooms.querySelector('article.device');
   const card = first && cards.get(first.dataset.device);
-  (card?.firstControl() || ui.logout).focus();
+  (card?.firstControl() || ui.accountSummary).focus();
 }
 
 // Brings the page in line with state.devices: reuses the card of a device whose
@@ -272,11 +386,13 @@ function showCloudLink(linkState, detail) {
 function showGatewayLink() {
   const cloudOpen = ui.cloudLink.dataset.state === 'open';
   const known = cloudOpen && state.flat;
-  const linkState = !known ? 'unknown' : state.gatewayOnline ? 'online' : 'offline';
+  const linkState = !known ? 'unknown' : !state.gatewayOnline ? 'offline' : state.gatewayResponding ? 'online' : 'not-responding';
   ui.gatewayLink.dataset.state = linkState;
-  ui.gatewayLinkText.textContent = t(`link.${linkState}`);
+  ui.gatewayLinkText.textContent = linkState === 'not-responding' ? t('link.notResponding') : t(`link.${linkState}`);
   if (known && !state.gatewayOnline) {
     showNotice(t('notice.gatewayOffline'));
+  } else if (linkState === 'not-responding') {
+    showNotice(t('notice.gatewayNotResponding'));
   } else if (cloudOpen) {
     hideNotice();
   }
@@ -295,10 +411,12 @@ function hideNotice() {
 // ---- views -----------------------------------------------------------------------------
 
 function showFlat() {
+  const first = ui.loginView.hidden === false;
   ui.loginView.hidden = true;
-  ui.flatView.hidden = false;
+  if (first) showView(false);
+  ui.views.hidden = false;
   ui.links.hidden = false;
-  ui.logout.hidden = false;
+  ui.account.hidden = false;
   ui.flatName.textContent = state.name;
   document.title = `${state.name} · flatlink`;
   ui.loginSubmit.disabled = false;
@@ -310,14 +428,19 @@ function showLogin(error = '') {
   clearInterval(countdown);
   countdown = null;
   state.clear();
-  for (const card of cards.values()) card.root.remove();
-  cards.clear();
-  for (const section of sections.values()) section.remove();
-  sections.clear();
+  dropCards();
+  failAsks(t('conn.notConnected'));
+  account = null;
+  controlContext.readOnly = false;
+  controlContext.recentEvents = null;
   ui.flatView.hidden = true;
+  ui.eventsView.hidden = true;
+  ui.views.hidden = true;
+  $('event-list').replaceChildren();
   ui.flatView.classList.remove('stale');
   ui.links.hidden = true;
-  ui.logout.hidden = true;
+  ui.account.hidden = true;
+  ui.account.open = false;
   ui.loginView.hidden = false;
   ui.flatName.textContent = '';
   document.title = 'flatlink';
@@ -325,11 +448,13 @@ function showLogin(error = '') {
   ui.loginSubmit.textContent = t('login.submit');
   ui.loginError.textContent = error;
   hideNotice();
-  (ui.loginFlat.value ? ui.loginPassword : ui.loginFlat).focus();
+  // (Not while someone types in the form: the page's first resume may be refused meanwhile.)
+  if (!ui.loginForm.contains(document.activeElement) || error) (ui.loginFlat.value ? ui.loginPassword : ui.loginFlat).focus();
 }
 
-ui.loginForm.addEventListener('submit', (event) => {
+ui.loginForm.addEventListener('submit', async (event) => {
   event.preventDefault();
+  if (ui.loginSubmit.disabled) return;
   const flat = ui.loginFlat.value.trim();
   const user = ui.loginUser.value.trim();
   const password = ui.loginPassword.value;
@@ -348,13 +473,36 @@ ui.loginForm.addEventListener('submit', (event) => {
   ui.loginSubmit.textContent = t('login.busy');
   state.clear();
   focusAfterLogin = true;
-  connection.login(flat, user, password);
+  // A session (its cookie kept by the browser, resumed on a reload); a cloud without
+  // sessions (404) gets the login over the WebSocket, as before.
+  const answer = await startSession(flat, user, password);
+  if (answer.status === 200) {
+    connection.resume();
+  } else if (answer.status === 404) {
+    typedUser = user;
+    connection.login(flat, user, password);
+  } else {
+    focusAfterLogin = false;
+    const why = {
+      0: navigator.onLine ? t('login.unreachable') : t('notice.noConnection'),
+      401: t('login.refused'),
+      429: t('login.busyCloud'),
+      503: t('login.storeAway'),
+    }[answer.status];
+    showLogin(why || t('login.closed', { reason: answer.body.error || answer.status }));
+  }
 });
 
-ui.logout.addEventListener('click', () => {
-  connection.logout();
+async function logOut(everywhere) {
+  ui.logout.disabled = true;
+  ui.logoutEverywhere.disabled = true;
+  await connection.endSession(everywhere);
+  ui.logout.disabled = false;
+  ui.logoutEverywhere.disabled = false;
   showLogin();
-});
+}
+ui.logout.addEventListener('click', () => logOut(false));
+ui.logoutEverywhere.addEventListener('click', () => logOut(true));
 
 setInterval(() => {
   const now = Date.now();
@@ -385,14 +533,12 @@ ui.lang.addEventListener('change', () => setLanguage(ui.lang.value));
 onLanguageChange(() => {
   applyStaticTexts();
   // The tiles are built in one language: build them again (their state is in `state`).
-  for (const card of cards.values()) {
-    card.dispose();
-    card.root.remove();
-  }
-  cards.clear();
-  for (const section of sections.values()) section.remove();
-  sections.clear();
+  dropCards();
+  eventLog.fillKinds();
+  if (account) setAccount(account);
   if (state.flat) {
+    eventLog.fillDevices();
+    if (!ui.eventsView.hidden) eventLog.load();
     renderDevices();
     document.title = `${state.name} · ${t('app.title')}`;
     showCloudLink(lastLink.state, lastLink.detail);
@@ -421,4 +567,9 @@ if ('serviceWorker' in navigator) {
   });
 }
 
+// A session kept from before (the cookie is HttpOnly: the page cannot see it, so it asks the
+// cloud); without one the cloud refuses the resume and the form stays.
+ui.loginSubmit.disabled = true;
+ui.loginSubmit.textContent = t('login.busy');
+connection.resume();
 ui.loginFlat.focus();

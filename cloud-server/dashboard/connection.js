@@ -1,6 +1,8 @@
 // The browser's link to flatlink-cloud (docs/protocol.md, subprotocol flatlink-browser.v1):
-// logs in, reconnects with backoff and jitter, re-logs in with the credentials it holds in
-// memory only, and ends every command it sent in exactly one outcome.
+// resumes the session of the page's cookie (set by POST /session, see startSession), or, on
+// a cloud without sessions, logs in with the credentials it holds in memory only; reconnects
+// with backoff and jitter (resuming again, or re-logging in), logs out (this session or
+// everywhere), and ends every command it sent in exactly one outcome.
 
 import { t } from './i18n.js';
 
@@ -22,10 +24,31 @@ export function cloudUrl(loc = window.location) {
   return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/`;
 }
 
+// POST /session (docs/protocol.md, "Sessions"): the cloud sets the HttpOnly session cookie.
+// Resolves with { status, body }: 200 { flat, user, role, expires }; 404 on a cloud without
+// sessions (log in over the WebSocket then); 401, 429, 503 refusals; status 0 when the cloud
+// cannot be reached.
+export async function startSession(flat, user, password) {
+  try {
+    const res = await fetch('session', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ flat, user, password }),
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+    const body = await res.json().catch(() => ({}));
+    return { status: res.status, body };
+  } catch {
+    return { status: 0, body: {} };
+  }
+}
+
 // Events (all through the `on` handlers object given to the constructor):
 //   link(state, detail)  state: 'connecting' | 'open' | 'reconnecting' | 'closed';
 //                        detail: { delayMs, attempt } while reconnecting
-//   loginFailed(message) the cloud refused the credentials (first login or a re-login)
+//   loginFailed(message) the cloud refused the credentials or the session (first login, a
+//                        re-login, a resume); message '' for a page opened without a session
 //   message(msg)         every message from the cloud after login (snapshot, update, ...)
 //   binary(data)         optional: every binary frame (an ArrayBuffer) after login
 export class Connection {
@@ -33,6 +56,7 @@ export class Connection {
     this.url = url;
     this.on = on;
     this.credentials = null; // { flat, user, password }: memory only, gone on logout or reload
+    this.session = false; // the link resumes the cookie's session instead of logging in
     this.ws = null;
     this.loggedIn = false; // on the current socket
     this.everLoggedIn = false; // these credentials worked once: reconnect after losses
@@ -49,8 +73,36 @@ export class Connection {
     this.open();
   }
 
+  // Opens the link with the session of the page's cookie (after POST /session, or a reload).
+  resume() {
+    this.logout();
+    this.session = true;
+    this.everLoggedIn = false;
+    this.open();
+  }
+
+  // Ends this session (or every session of the user) at the cloud, then closes: resolves once
+  // the cloud has closed the link (or after a few seconds without an answer).
+  async endSession(everywhere = false) {
+    const ws = this.ws;
+    if (ws && this.loggedIn) {
+      this.credentials = null; // no reconnect when the cloud closes
+      this.session = false;
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, 3000);
+        ws.addEventListener('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        ws.send(JSON.stringify({ type: 'logout', everywhere }));
+      });
+    }
+    this.logout();
+  }
+
   logout() {
     this.credentials = null;
+    this.session = false;
     this.everLoggedIn = false;
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
@@ -76,6 +128,10 @@ export class Connection {
     ws.binaryType = 'arraybuffer';
     let errorMessage = '';
     ws.onopen = () => {
+      if (this.session) {
+        ws.send(JSON.stringify({ type: 'resume' })); // the upgrade carried the cookie
+        return;
+      }
       const { flat, user, password } = this.credentials;
       ws.send(JSON.stringify({ type: 'login', flat, user, password }));
     };
@@ -94,9 +150,9 @@ export class Connection {
       if (!msg || typeof msg.type !== 'string') return;
       if (msg.type === 'error') {
         errorMessage = msg.message || msg.code;
-        if (msg.code === 'unauthorized') return; // the close (4003) follows
-        if (msg.code === 'busy' && !this.loggedIn) {
-          ws.close(); // too many logins at once on the cloud: try again later
+        if (msg.code === 'unauthorized' || msg.code === 'session_expired') return; // the close (4003) follows
+        if ((msg.code === 'busy' || msg.code === 'unavailable') && !this.loggedIn) {
+          ws.close(); // too many logins at once, or the store away: try again later
           return;
         }
       }
@@ -123,16 +179,20 @@ export class Connection {
     const wasLoggedIn = this.loggedIn;
     this.loggedIn = false;
     this.endPending('offline', t('conn.lost'));
-    if (!this.credentials) return;
+    if (!this.credentials && !this.session) return;
     if (code === CLOSE_UNAUTHORIZED) {
+      const session = this.session;
       this.credentials = null;
+      this.session = false;
       this.on.link('closed', {});
-      this.on.loginFailed(t('login.refused')); // the cloud's own words are English
+      // The cloud's own words are English. A page opened without a session just shows the form.
+      this.on.loginFailed(!session ? t('login.refused') : this.everLoggedIn ? t('login.sessionEnded') : '');
       return;
     }
     if (!this.everLoggedIn && !wasLoggedIn) {
       // The first login never got through: say so, rather than retrying in the background.
       this.credentials = null;
+      this.session = false;
       this.on.link('closed', {});
       this.on.loginFailed(reason ? t('login.closed', { reason }) : t('login.unreachable'), { unreachable: !reason });
       return;
@@ -143,7 +203,7 @@ export class Connection {
     this.on.link('reconnecting', { delayMs, attempt: this.attempt, reason });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
-      if (this.credentials) this.open();
+      if (this.credentials || this.session) this.open();
     }, delayMs);
   }
 

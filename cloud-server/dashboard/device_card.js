@@ -1,11 +1,13 @@
 // One device on the page, as a tile: an icon for its kind and state, its name, its state in
 // colour and words, presence, and its main action over the whole tile (a switch, a lock's
 // one-tap button that still asks first, Listen); the rest (other controls, readings, the
-// history chart, when it last reported) in the tile's detail view. Built once from the
-// device's description; update() brings in new state.
+// history chart, when it last reported, its recent events) in the tile's detail view. Built
+// once from the device's description; update() brings in new state. A guest's tiles
+// (ctx.readOnly) have no controls: the states they would set show as readings.
 
 import { Chart } from './chart.js';
 import { capabilityLabel, createControl, formatValue } from './controls.js';
+import { eventItem } from './events.js';
 import { chartedCapabilities } from './flat_state.js';
 import { formatDateTime, relativeTime, t } from './i18n.js';
 import { icon, iconFor } from './icons.js';
@@ -65,7 +67,7 @@ export function lookOf(device, online) {
 }
 
 export class DeviceCard {
-  // ctx: the controls' context (send, confirm, audio).
+  // ctx: the controls' context (send, confirm, audio, readOnly, recentEvents).
   constructor(device, ctx) {
     this.id = device.id;
     this.kind = device.kind;
@@ -93,7 +95,7 @@ export class DeviceCard {
     const main = h('div', { class: 'tile-main' });
     const more = h('div', { class: 'controls' });
     for (const cap of device.capabilities) {
-      if (!cap.writable) continue;
+      if (!cap.writable || ctx.readOnly) continue;
       const control = createControl(device, cap, ctx);
       this.controls.set(cap.name, control);
       if (cap === primary && control.action === control.root.querySelector('button[role="switch"]')) {
@@ -110,7 +112,7 @@ export class DeviceCard {
       }
     }
     // A microphone's "Listen" or a speaker's "Hold to talk" (audio.js): on the tile.
-    this.audio = ctx.audio ? ctx.audio.controlFor(device) : null;
+    this.audio = ctx.audio && !ctx.readOnly ? ctx.audio.controlFor(device) : null;
     if (this.audio) main.append(this.audio.root);
     if (main.childElementCount) this.root.append(main);
 
@@ -142,7 +144,25 @@ export class DeviceCard {
     body.append(h('p', { class: 'last' }, t('tile.lastReported'), this.lastTime));
     this.lastTime.append(this.lastText);
     this.lastTs = undefined;
+
+    // Its recent events, asked for each time the detail view opens.
+    if (ctx.recentEvents) {
+      this.events = h('ol', { class: 'event-list recent' });
+      body.append(h('div', { class: 'recent-events' }, h('h4', { text: t('events.recent') }), this.events));
+      this.details.addEventListener('toggle', () => {
+        if (this.details.open) ctx.recentEvents(this);
+      });
+    }
     this.root.append(this.details);
+  }
+
+  // The reply to ctx.recentEvents: events newest first (or a message saying why none).
+  showEvents(events, devices) {
+    if (typeof events === 'string') {
+      this.events.replaceChildren(h('li', { class: 'event', text: events }));
+      return;
+    }
+    this.events.replaceChildren(...(events.length ? events.map((e) => eventItem(e, devices)) : [h('li', { class: 'event', text: t('events.none') })]));
   }
 
   // reported: the state keys of an update message (the device reported again), if any.

@@ -26,6 +26,7 @@ export class FlatState {
     this.flat = '';
     this.name = '';
     this.gatewayOnline = false;
+    this.gatewayResponding = true; // false: the link is up but the gateway went silent (frozen)
     this.devices = new Map(); // id -> device object (protocol.md "Device objects")
     this.lastSeq = 0; // highest update seq seen since the latest snapshot
     this.history = new Map(); // "device/capability" -> [[ts, value], ...]

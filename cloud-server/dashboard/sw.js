@@ -4,7 +4,7 @@
 // a page online is always the server's current one; the cache only answers when the
 // network does not.
 
-const CACHE = 'flatlink-shell-v1';
+const CACHE = 'flatlink-shell-v2';
 const SHELL = [
   './',
   'index.html',
@@ -16,6 +16,7 @@ const SHELL = [
   'controls.js',
   'device_card.js',
   'dom.js',
+  'events.js',
   'flat_state.js',
   'i18n.js',
   'icons.js',

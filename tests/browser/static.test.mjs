@@ -70,6 +70,24 @@ describe('dashboard files', () => {
     }
   });
 
+  test('files carry a validator (ETag, no-cache, not no-store); the same ETag back in If-None-Match gets 304 without a body', async () => {
+    for (const file of ['', 'app.js', 'style.css', 'icon-192.png']) {
+      const first = await fetch(`http://127.0.0.1:${port}/${file}`);
+      assert.equal(first.status, 200, file);
+      const etag = first.headers.get('etag');
+      assert.match(etag ?? '', /^"[0-9a-f]+-[0-9a-f]+"$/, `${file}: ETag`);
+      assert.equal(first.headers.get('cache-control'), 'no-cache', file);
+      await first.arrayBuffer();
+      const again = await fetch(`http://127.0.0.1:${port}/${file}`, { headers: { 'if-none-match': etag } });
+      assert.equal(again.status, 304, file);
+      assert.equal(again.headers.get('etag'), etag, file);
+      assert.equal((await again.arrayBuffer()).byteLength, 0, file);
+      const other = await fetch(`http://127.0.0.1:${port}/${file}`, { headers: { 'if-none-match': '"0-0"' } });
+      assert.equal(other.status, 200, `${file}: another ETag`);
+      await other.arrayBuffer();
+    }
+  });
+
   test('a missing file is 404', async () => {
     const r = await fetch(`http://127.0.0.1:${port}/no-such-file.js`);
     assert.equal(r.status, 404);
