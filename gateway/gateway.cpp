@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <variant>
@@ -125,16 +126,21 @@ size_t Gateway::device_list_bytes() {
   stale_reports_.clear();
   static const size_t kEnvelope = proto::encode(proto::DeviceList{}).size();
   size_t total = kEnvelope + reports_total_ + report_bytes_.size();  // a comma per report (one too many: an upper bound)
-  for (const auto& id : outbox_->waiting_devices()) {  // the offline placeholders reports() adds
+  // The offline placeholders reports() adds; only those of devices still waiting are kept.
+  std::map<std::string, size_t> placeholders;
+  for (const auto& id : outbox_->waiting_devices()) {
     if (registry_.find(id)) continue;
-    auto [it, added] = placeholder_bytes_.try_emplace(id, 0);
-    if (added) {
-      it->second = proto::to_json(proto::DeviceReport{DeviceInfo{id, id, "device", "", {}}, Json::object(), false, std::nullopt})
-                       .dump()
-                       .size();
-    }
-    total += it->second + 1;
+    auto known = placeholder_bytes_.find(id);
+    const size_t bytes =
+        known != placeholder_bytes_.end()
+            ? known->second
+            : proto::to_json(proto::DeviceReport{DeviceInfo{id, id, "device", "", {}}, Json::object(), false, std::nullopt})
+                  .dump()
+                  .size();
+    placeholders.emplace(id, bytes);
+    total += bytes + 1;
   }
+  placeholder_bytes_.swap(placeholders);
   return total;
 }
 
@@ -192,8 +198,12 @@ void Gateway::device_removed(adapters::Adapter* adapter, const std::string& devi
 
 void Gateway::status(adapters::Adapter* adapter, const std::string& device_id, const Json& state, int64_t observed_ms) {
   if (!owns(adapter, device_id)) {
-    LOG_WARN("gateway") << "adapter=" << adapter->name() << " device=" << device_id
-                        << " status for a device it did not announce; ignored";
+    // A device refused at the boundary keeps reporting: said with backoff (1st, 2nd, 4th, ...).
+    if (std::has_single_bit(++ignored_statuses_)) {
+      LOG_WARN("gateway") << "adapter=" << adapter->name() << " device=" << device_id
+                          << " status for a device it did not announce or that was refused; ignored ("
+                          << ignored_statuses_ << " so far)";
+    }
     return;
   }
   Json fitting = state;
