@@ -631,7 +631,11 @@ void compact(std::vector<OpT>& ops, int64_t forget_before) {
   }
   size_t out = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
-    if (keep[i]) ops[out++] = std::move(ops[i]);
+    if (!keep[i]) continue;
+    // Never onto itself: a self-move empties a std::string (libstdc++), and the statuses
+    // and command ids that waited for the disk were written with an empty device and id.
+    if (out != i) ops[out] = std::move(ops[i]);
+    ++out;
   }
   ops.erase(ops.begin() + static_cast<std::ptrdiff_t>(out), ops.end());
 }

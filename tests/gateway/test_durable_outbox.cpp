@@ -536,3 +536,43 @@ TEST_CASE("a memory-only run that ends is counted at the next start that can kee
   auto outbox = f.open();
   CHECK(outbox->lost() == 21);
 }
+
+TEST_CASE("what waited for a failing disk reaches it whole once it works again: statuses and command ids") {
+  // Issue 17, finding 4: on a failed commit the remembered command ids were not retried at all;
+  // a restart after the disk came back could run such a command again. Then (the retry list
+  // compacted in place, each kept change moved onto itself) they were retried with an empty id,
+  // and the waiting statuses with an empty device: after a restart every frame holding one was
+  // refused by the cloud, and the link closed on each reconnect.
+  Fixture f;
+  auto outbox = f.open();
+  outbox->append("t", temp(0), 0);
+  outbox->flush();
+  struct rlimit saved {};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit tight = saved;
+  tight.rlim_cur = 64 * 1024;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &tight) == 0);
+  const std::string big(2000, 'x');
+  for (int i = 1; i <= 60; ++i) outbox->append("t", Json{{"text", big}, {"i", i}}, i);
+  f.run_until([&] { return !outbox->health().empty(); });
+  REQUIRE(outbox->health().find("outbox not durable") == 0);
+  const int64_t now = SystemClock::instance().wall_ms();
+  outbox->remember_command("c-during", now + 600'000);
+  outbox->flush();  // handed to the writer; the disk refuses it
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  outbox->append("t", temp(99), 99);
+  f.run_until([&] { return outbox->health().empty(); }, 5000);
+  REQUIRE(outbox->health().empty());
+  outbox->flush();
+  outbox.reset();
+  auto reopened = f.open();
+  bool found = false;
+  for (const auto& [id, until] : reopened->recent_commands()) found |= id == "c-during";
+  CHECK(found);
+  auto items = f.read_all(*reopened);
+  CHECK(items.size() == 62);
+  size_t without_device = 0;
+  for (const auto& item : items) without_device += item.device != "t";
+  CHECK(without_device == 0);
+}
