@@ -576,3 +576,30 @@ TEST_CASE("what waited for a failing disk reaches it whole once it works again: 
   for (const auto& item : items) without_device += item.device != "t";
   CHECK(without_device == 0);
 }
+
+TEST_CASE("statuses beyond the memory window while the disk fails are all sent once the disk works again") {
+  Fixture f;
+  f.config.memory_items = 10;
+  auto outbox = f.open();
+  outbox->append("t", temp(0), 0);
+  outbox->flush();
+  struct rlimit saved {};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit tight = saved;
+  tight.rlim_cur = 64 * 1024;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &tight) == 0);
+  const std::string big(2000, 'x');
+  for (int i = 1; i <= 60; ++i) outbox->append("t", Json{{"text", big}, {"i", i}}, i);
+  f.run_until([&] { return !outbox->health().empty(); });
+  REQUIRE(outbox->health().find("outbox not durable") == 0);
+  // A link reads what it can meanwhile: the window, then it asks the disk for the rest.
+  auto first = f.read_all(*outbox);
+  CHECK(!first.empty());
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  outbox->append("t", temp(99), 99);
+  f.run_until([&] { return outbox->health().empty(); }, 5000);
+  REQUIRE(outbox->health().empty());
+  auto rest = f.read_all(*outbox, first.empty() ? 0 : first.back().seq);
+  CHECK(first.size() + rest.size() == 62);
+}
