@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -26,7 +27,8 @@ LinkClient::LinkClient(EventLoop& loop, const config::CloudLinkConfig& config, L
       listener_(listener),
       backoff_(BackoffPolicy{config.backoff_base_ms, config.backoff_max_ms, 50}),
       retry_timer_(loop, [this] { connect(); }),
-      connect_timer_(loop, [this] { give_up_connecting(); }) {
+      connect_timer_(loop, [this] { give_up_connecting(); }),
+      pace_timer_(loop, [this] { want_write(); }) {
   if (config_.urls.empty()) config_.urls.push_back(config_.url);
   use_url(0);
   // lws sends a ping after this much silence and hangs up if nothing valid
@@ -295,6 +297,7 @@ int LinkClient::callback(lws* wsi, lws_callback_reasons reason, void* user, void
 
 void LinkClient::went_down() {
   connect_timer_.cancel();
+  pace_timer_.cancel();
   const bool was_up = up_;
   wsi_ = nullptr;
   up_ = false;
@@ -328,6 +331,7 @@ int LinkClient::handle(lws* wsi, lws_callback_reasons reason, void* in, size_t l
       up_ = true;
       acked_once_ = false;
       sent_upto_ = 0;
+      refill_ms_ = SystemClock::instance().mono_ms();  // the cloud's bucket started full just before
       hello_ = proto::encode(listener_.make_hello());
       LOG_INFO("link") << "connected to " << url_ << "; saying hello";
       lws_callback_on_writable(wsi);
@@ -456,8 +460,15 @@ void LinkClient::on_frame(std::string_view text) {
       sent_upto_ = ack->seq;
       acked_ = ack->seq;
       if (ack->limits) limits_ = *ack->limits;
+      // A full bucket less the hello, filled since the connection opened: the cloud's bucket
+      // started full no later, so it never holds fewer tokens than this one.
+      tokens_ = bucket_size() - 1.0;
       LOG_INFO("link") << "cloud holds statuses up to seq=" << ack->seq << "; streaming from there (frames up to "
-                       << limits_.max_message_bytes << " bytes, " << limits_.max_batch << " statuses)";
+                       << limits_.max_message_bytes << " bytes, " << limits_.max_batch << " statuses"
+                       << (limits_.messages_per_s ? ", " + std::to_string(limits_.messages_per_s) +
+                                                        " messages/s, burst " + std::to_string(limits_.burst)
+                                                  : std::string())
+                       << ")";
       listener_.on_ack(ack->seq);
       want_write();
       return;
@@ -481,6 +492,26 @@ void LinkClient::on_frame(std::string_view text) {
   }
 }
 
+// A tenth of the cloud's burst (at least one token) is never used: frames that the network
+// delays and then delivers together still find tokens in the cloud's bucket.
+double LinkClient::bucket_size() const {
+  const uint32_t burst = limits_.burst;
+  return burst > 1 ? burst - std::max<uint32_t>(1, burst / 10) : burst;
+}
+
+bool LinkClient::token_ready() {
+  if (limits_.messages_per_s == 0) return true;
+  const int64_t now = SystemClock::instance().mono_ms();
+  tokens_ = std::min(bucket_size(), tokens_ + static_cast<double>(now - refill_ms_) * limits_.messages_per_s / 1000.0);
+  refill_ms_ = now;
+  if (tokens_ >= 1.0) return true;
+  if (!pace_timer_.active()) {
+    ++stats_.paced;
+    pace_timer_.start(std::max<uint32_t>(1, static_cast<uint32_t>(std::ceil((1.0 - tokens_) * 1000.0 / limits_.messages_per_s))));
+  }
+  return false;
+}
+
 bool LinkClient::write_text(lws* wsi, const std::string& text) {
   tx_.resize(LWS_PRE + text.size());
   std::memcpy(tx_.data() + LWS_PRE, text.data(), text.size());
@@ -490,6 +521,7 @@ bool LinkClient::write_text(lws* wsi, const std::string& text) {
     return false;
   }
   ++stats_.frames_sent;
+  tokens_ -= 1.0;
   return true;
 }
 
@@ -508,6 +540,8 @@ int LinkClient::on_writeable(lws* wsi) {
     more = true;
   } else if (!acked_once_) {
     return 0;  // nothing else before the cloud has answered hello
+  } else if (!token_ready()) {
+    // Text waits for the cloud's rate (the pace timer asks again); stream data may go below.
   } else if (!results_.empty()) {
     if (!write_text(wsi, results_.front())) return -1;
     results_.pop_front();

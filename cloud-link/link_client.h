@@ -66,6 +66,7 @@ struct LinkStats {
   uint64_t refused_frames = 0;
   uint64_t refused_statuses = 0;  // statuses too big for any frame within the cloud's limits
   uint64_t control_dropped = 0;   // presence and stream messages dropped from a full control queue
+  uint64_t paced = 0;             // times a text frame waited for the cloud's message rate
 };
 
 class LinkClient {
@@ -131,6 +132,11 @@ class LinkClient {
   void want_write();
   enum class Control { presence, devices, stream };
   void queue_control(Control kind, std::string text);
+  // The cloud's message rate (limits_.messages_per_s / burst), kept on this side so that the
+  // cloud never has to hold the link back: true when a text frame may go now; otherwise the
+  // pace timer asks for a write once the bucket holds a token again (never sleeps).
+  bool token_ready();
+  double bucket_size() const;
 
   EventLoop& loop_;
   config::CloudLinkConfig config_;
@@ -139,6 +145,7 @@ class LinkClient {
   lws_retry_bo_t retry_policy_{};
   Timer retry_timer_;
   Timer connect_timer_;  // a connection that neither opens nor fails in time is given up
+  Timer pace_timer_;     // a text frame waits for the cloud's message rate
 
   // The URL tried now (config.urls, in turn) and its parts, kept alive for lws,
   // which holds on to the pointers.
@@ -168,6 +175,8 @@ class LinkClient {
   int64_t sent_upto_ = 0;     // the highest seq written on this connection
   int64_t acked_ = 0;         // the cloud's cumulative ack
   proto::Limits limits_;
+  double tokens_ = 0;         // the message-rate bucket, refilled at limits_.messages_per_s
+  int64_t refill_ms_ = 0;     // when tokens_ was last refilled (mono ms)
   LinkStats stats_;
   std::vector<unsigned char> tx_;
   StreamListener* streams_ = nullptr;

@@ -199,6 +199,10 @@ std::string encode(const Ack& msg) {
                    {"max_devices", msg.limits->max_devices},
                    {"max_state_keys", msg.limits->max_state_keys},
                    {"max_string", msg.limits->max_string}};
+    if (msg.limits->messages_per_s > 0) {
+      j["limits"]["messages_per_s"] = msg.limits->messages_per_s;
+      j["limits"]["burst"] = std::max<uint32_t>(1, msg.limits->burst);
+    }
   }
   return dump(j);
 }

@@ -69,6 +69,10 @@ struct Limits {
   size_t max_string = kMaxTextLength;  // bytes in a name, unit, user, password, version, state string value
   size_t max_text = 1024;            // bytes in a human-readable message (result, error)
   size_t max_points = 5000;          // points in a history reply
+  // The cloud's per-link message rate (a token bucket: messages_per_s, burst), announced in
+  // its answer to hello; the gateway paces its text frames to it. 0: not announced, not paced.
+  uint32_t messages_per_s = 0;
+  uint32_t burst = 0;
 
   bool operator==(const Limits&) const = default;
 };

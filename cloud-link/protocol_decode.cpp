@@ -409,12 +409,17 @@ bool read(Reader& r, const Json& j, Ack& m) {
   Fields g(r, *limits, f.at("limits"));
   // Lower bounds a working link needs (a frame must hold a hello with one device); upper
   // bounds keep a gateway's memory in check whatever a cloud says.
-  int64_t bytes = 0, batch = 0, devices = 0, keys = 0, string = 0;
-  if (!(g.only({"max_message_bytes", "max_batch", "max_devices", "max_state_keys", "max_string"}) &&
+  int64_t bytes = 0, batch = 0, devices = 0, keys = 0, string = 0, rate = 0, burst = 0;
+  if (!(g.only({"max_message_bytes", "max_batch", "max_devices", "max_state_keys", "max_string", "messages_per_s",
+                "burst"}) &&
         g.integer("max_message_bytes", 1024, 16 << 20, bytes) && g.integer("max_batch", 1, 100'000, batch) &&
         g.integer("max_devices", 1, 100'000, devices) && g.integer("max_state_keys", 1, 4096, keys) &&
         g.integer("max_string", 16, 65536, string))) {
     return false;
+  }
+  // The rate comes with its burst, or not at all (an older cloud: not paced).
+  if (g.find("messages_per_s") || g.find("burst")) {
+    if (!(g.integer("messages_per_s", 1, 1'000'000, rate) && g.integer("burst", 1, 1'000'000, burst))) return false;
   }
   m.limits = Limits{};
   m.limits->max_message_bytes = static_cast<size_t>(bytes);
@@ -422,6 +427,8 @@ bool read(Reader& r, const Json& j, Ack& m) {
   m.limits->max_devices = static_cast<size_t>(devices);
   m.limits->max_state_keys = static_cast<size_t>(keys);
   m.limits->max_string = static_cast<size_t>(string);
+  m.limits->messages_per_s = static_cast<uint32_t>(rate);
+  m.limits->burst = static_cast<uint32_t>(burst);
   return true;
 }
 

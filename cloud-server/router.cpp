@@ -298,6 +298,8 @@ void Router::accept_hello(LiveFlat& flat, Peer& peer, const proto::Hello& hello)
   // The answer to hello: the last seq of this epoch, and the limits the gateway's frames keep.
   proto::Limits limits;
   limits.max_message_bytes = config_.limits.max_message_bytes;
+  limits.messages_per_s = config_.limits.messages_per_s;  // the gateway paces its frames to this
+  limits.burst = config_.limits.burst;
   send_to_gateway(metrics_, peer, proto::encode(proto::Ack{last, limits}));
   for (Peer* browser : flat.browsers) flats_.send_snapshot(*browser, flat, sync_.gateway_online(flat));
   sync_.hello_accepted(flat, stream_reset);

@@ -3,11 +3,14 @@
 #include "gateway/durable_outbox.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -74,6 +77,59 @@ bool write_side(const std::string& path, const SideFile& side, bool sync) {
   return true;
 }
 
+// <path>.held: how many waiting statuses lived in memory only (the disk failing, or a
+// memory-only epoch) when it was last written. One block, allocated while the disk has room
+// and then only ever overwritten in place, so that it can be written on a full disk. A record
+// is "held <count> epoch <epoch>", padded to a fixed size so that each write covers the last.
+constexpr off_t kHeldFileBytes = 4096;
+constexpr size_t kHeldRecordBytes = 96;
+
+struct HeldRecord {
+  uint64_t count = 0;
+  std::string epoch;
+};
+
+bool write_held_record(int fd, uint64_t count, const std::string& epoch) {
+  char buf[kHeldRecordBytes];
+  std::memset(buf, ' ', sizeof buf);
+  const int n = std::snprintf(buf, sizeof buf, "held %llu epoch %s", static_cast<unsigned long long>(count), epoch.c_str());
+  if (n < 0 || static_cast<size_t>(n) >= sizeof buf - 1) return false;
+  buf[n] = ' ';
+  buf[sizeof buf - 1] = '\n';
+  return ::pwrite(fd, buf, sizeof buf, 0) == static_cast<ssize_t>(sizeof buf);
+}
+
+// Opens the file and reads what it held; allocates its block if it is new. -1 when it cannot
+// be had (logged: a crash while the disk fails could then not be counted).
+int open_held_file(const std::string& path, HeldRecord& found) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    char buf[kHeldRecordBytes + 1] = {};
+    const ssize_t n = ::pread(fd, buf, kHeldRecordBytes, 0);
+    std::istringstream in(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0));
+    std::string key, epoch_key;
+    HeldRecord record;
+    if (in >> key >> record.count >> epoch_key >> record.epoch && key == "held") found = record;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_size >= kHeldFileBytes) return fd;
+    // New: its block is allocated and written now, while there is room (posix_fallocate
+    // alone leaves ext4 an unwritten extent to convert later; tmpfs gets its page either way).
+    const std::string zeros(static_cast<size_t>(kHeldFileBytes), '\0');
+    const int allocated = ::posix_fallocate(fd, 0, kHeldFileBytes);  // an error number, not errno
+    if (allocated != 0) errno = allocated;
+    if (allocated == 0 && ::pwrite(fd, zeros.data(), zeros.size(), 0) == static_cast<ssize_t>(zeros.size()) &&
+        write_held_record(fd, found.count, found.epoch) && ::fdatasync(fd) == 0) {
+      return fd;
+    }
+    const int error = errno;
+    ::close(fd);
+    errno = error;
+  }
+  LOG_WARN("outbox") << "cannot prepare " << path << " (" << std::strerror(errno)
+                     << "): statuses held in memory only while the disk fails would not be counted after a crash";
+  return -1;
+}
+
 // A damaged store is kept for a person to look at, never deleted: moved aside with its WAL.
 std::string move_aside(const std::string& path) {
   const std::string aside = path + ".damaged-" + std::to_string(SystemClock::instance().wall_ms());
@@ -109,6 +165,14 @@ DurableOutbox::DurableOutbox(EventLoop& loop, const config::OutboxConfig& config
   // Startup reads and the first reservation happen before the loop runs: the one time the
   // loop thread touches the disk.
   const auto side = read_side_file(side_path_);
+  HeldRecord held_before;
+  held_fd_ = open_held_file(path_ + ".held", held_before);
+  if (held_before.count > 0) {
+    LOG_ERROR("outbox") << "the last run stopped while " << held_before.count
+                        << " statuses were held in memory only (the disk had failed; epoch=" << held_before.epoch
+                        << "): they may be lost; counted as lost";
+  }
+  bool held_counted = false;
   std::string gone;  // why the store this gateway had is gone, if it is
   if (!store_->open(path_, config_.durability) && store_->damaged()) {
     const std::string error = store_->error();
@@ -134,7 +198,8 @@ DurableOutbox::DurableOutbox(EventLoop& loop, const config::OutboxConfig& config
   if (usable) {
     dropped_ = summary->dropped;
     coalesced_ = summary->coalesced;
-    lost_ = std::max(summary->lost, side ? side->lost : 0);
+    lost_ = std::max(summary->lost, side ? side->lost : 0) + held_before.count;
+    held_counted = true;
     epoch_ = summary->epoch;
     if (gone.empty() && side) {
       if (epoch_.empty()) gone = "emptied or replaced by a new file";
@@ -160,6 +225,8 @@ DurableOutbox::DurableOutbox(EventLoop& loop, const config::OutboxConfig& config
     batch.epoch = epoch_;
     if (lost_ != summary->lost) batch.lost = lost_;
     if (store_->commit(batch)) {
+      // The count is kept in the store's lost now: the held file starts again from 0.
+      if (held_fd_ >= 0 && held_before.count > 0) write_held_record(held_fd_, 0, epoch_);
       reserved_ = durable_reserved_ = batch.reserve_seq;
       side_reserved_ = batch.reserve_seq;
       write_side(side_path_, SideFile{epoch_, batch.reserve_seq, summary->count, lost_}, true);
@@ -206,6 +273,11 @@ DurableOutbox::DurableOutbox(EventLoop& loop, const config::OutboxConfig& config
     count_ = 0;
     bytes_ = 0;
     if (next_seq_ < 1) next_seq_ = 1;
+    // A previous run's held count stays in the held file (this run cannot keep it in the
+    // store), carried with what this run holds, until a start can.
+    if (!held_counted) lost_ += held_before.count;
+    held_carried_ = held_before.count;
+    held_hint_ = held_written_ = held_before.count;
     health_ = "outbox not durable (memory only until restart): " + store_->error();
     LOG_ERROR("outbox") << "cannot use " << path_ << " (" << store_->error()
                         << "); keeping statuses in memory only, bounded, in a new stream epoch=" << epoch_
@@ -227,6 +299,7 @@ DurableOutbox::~DurableOutbox() {
   wake_.notify_all();
   writer_.join();
   alive_.reset();  // after the join (the writer reads it): answers posted and not run yet are dropped
+  if (held_fd_ >= 0) ::close(held_fd_);
 }
 
 uint32_t DurableOutbox::device_index(const std::string& device) {
@@ -296,6 +369,7 @@ uint64_t DurableOutbox::append(const std::string& device, const Json& state, int
   index_.push_back(Entry{item.seq, bytes, dev, false});
   latest_by_device_[dev] = item.seq;
   ++count_;
+  ++held_;
   bytes_ += bytes;
   waiting_hint_ = count_;
   // Without a working disk nothing can be read back: keep everything in memory then.
@@ -311,6 +385,7 @@ uint64_t DurableOutbox::append(const std::string& device, const Json& state, int
     enqueue(Op(Op::reserve, reserved_));
   }
   store_op(Op(std::move(item)));
+  update_held();
   return next_seq_ - 1;
 }
 
@@ -338,6 +413,7 @@ void DurableOutbox::make_room(OutboxItem& incoming, uint32_t incoming_bytes, uin
       }
       old->removed = true;
       --count_;
+      leave_held(*old);
       bytes_ -= old->bytes;
       ++coalesced_;
       store_op(Op(Op::coalesced, coalesced_));
@@ -387,6 +463,7 @@ void DurableOutbox::drop_oldest() {
   Entry& e = index_.front();
   e.removed = true;
   --count_;
+  leave_held(e);
   bytes_ -= e.bytes;
   if (!mem_.empty() && mem_.front().seq == e.seq) mem_.pop_front();
   ++dropped_;
@@ -406,6 +483,7 @@ void DurableOutbox::drop(uint64_t seq) {
   if (!e || e->removed) return;
   e->removed = true;
   --count_;
+  leave_held(*e);
   bytes_ -= e->bytes;
   auto in_mem = std::lower_bound(mem_.begin(), mem_.end(), seq, [](const OutboxItem& i, uint64_t s) { return i.seq < s; });
   if (in_mem != mem_.end() && in_mem->seq == seq) mem_.erase(in_mem);
@@ -417,6 +495,7 @@ void DurableOutbox::drop(uint64_t seq) {
   store_op(Op(Op::dropped, dropped_));
   pop_removed_front();
   waiting_hint_ = count_;
+  update_held();
 }
 
 std::vector<OutboxItem> DurableOutbox::read_after(uint64_t after, size_t max) {
@@ -446,6 +525,7 @@ void DurableOutbox::ack(uint64_t seq) {
     const Entry& e = index_.front();
     if (!e.removed) {
       --count_;
+      leave_held(e);
       bytes_ -= e.bytes;
     }
     const uint32_t device = e.device;
@@ -459,6 +539,24 @@ void DurableOutbox::ack(uint64_t seq) {
   if (index_.empty()) spilled_ = false;
   waiting_hint_ = count_;
   store_op(Op(Op::ack, seq));
+  update_held();
+}
+
+void DurableOutbox::committed_through(uint64_t seq) {
+  auto it = std::upper_bound(index_.begin(), index_.end(), committed_upto_,
+                             [](uint64_t s, const Entry& e) { return s < e.seq; });
+  for (; it != index_.end() && it->seq <= seq; ++it) {
+    if (!it->removed) --held_;
+  }
+  committed_upto_ = seq;
+}
+
+void DurableOutbox::update_held() {
+  const uint64_t hint = held_carried_ + (degraded_ ? held_ : 0);
+  if (hint == held_hint_.load()) return;
+  held_hint_ = hint;
+  { std::lock_guard<std::mutex> lock(mutex_); }  // the writer is waiting or will see it
+  wake_.notify_one();
 }
 
 std::vector<std::string> DurableOutbox::waiting_devices() const {
@@ -533,12 +631,23 @@ void compact(std::vector<OpT>& ops, int64_t forget_before) {
   }
   size_t out = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
-    if (keep[i]) ops[out++] = std::move(ops[i]);
+    if (!keep[i]) continue;
+    // Never onto itself: a self-move empties a std::string (libstdc++), and the statuses
+    // and command ids that waited for the disk were written with an empty device and id.
+    if (out != i) ops[out] = std::move(ops[i]);
+    ++out;
   }
   ops.erase(ops.begin() + static_cast<std::ptrdiff_t>(out), ops.end());
 }
 
 }  // namespace
+
+void DurableOutbox::write_held() {
+  const uint64_t held = held_hint_.load();
+  if (held == held_written_) return;
+  held_written_ = held;
+  if (held_fd_ >= 0) write_held_record(held_fd_, held, epoch_);  // in place: no new blocks
+}
 
 void DurableOutbox::write_side_file(bool sync) {
   write_side(side_path_, SideFile{epoch_, side_reserved_, waiting_hint_.load(), lost_}, sync);
@@ -549,7 +658,9 @@ void DurableOutbox::writer_main() {
       config_.durability == config::Durability::sync ? 0 : config_.commit_interval_ms);
   std::vector<Op> failed;  // changes the disk refused, retried with the next (compacted)
   auto side_written = std::chrono::steady_clock::now();
+  auto retry_at = side_written;
   bool stop = false;
+  const auto held_due = [this] { return held_hint_.load() != held_written_; };
   while (!stop) {
     std::vector<Op> ops;
     {
@@ -558,11 +669,18 @@ void DurableOutbox::writer_main() {
       idle_.notify_all();
       const bool side_due = !memory_epoch_ && waiting_hint_.load() != side_waiting_;
       if (!failed.empty()) {
-        wake_.wait_for(lock, kRetryDelay, [this] { return stopping_; });
+        // The disk is retried every kRetryDelay; meanwhile only the held file is written.
+        wake_.wait_until(lock, retry_at, [&] { return stopping_ || held_due(); });
+        if (!stopping_ && std::chrono::steady_clock::now() < retry_at) {
+          lock.unlock();
+          write_held();
+          continue;
+        }
       } else if (side_due) {  // the side file's count is behind: written within a second
-        wake_.wait_until(lock, side_written + kSideFileEvery, [this] { return !ops_.empty() || stopping_; });
+        wake_.wait_until(lock, side_written + kSideFileEvery,
+                         [&] { return !ops_.empty() || stopping_ || held_due(); });
       } else {
-        wake_.wait(lock, [this] { return !ops_.empty() || stopping_; });
+        wake_.wait(lock, [&] { return !ops_.empty() || stopping_ || held_due(); });
       }
       // Group commit: gather for up to commit_interval_ms unless enough are waiting
       // or someone waits for a read.
@@ -577,6 +695,8 @@ void DurableOutbox::writer_main() {
       stop = stopping_;
       writer_busy_ = true;
     }
+    write_held();
+    if (memory_epoch_ && ops.empty() && !stop) continue;  // woken for the held file only
     const int64_t forget_before = SystemClock::instance().wall_ms();
     if (!failed.empty()) {
       failed.insert(failed.end(), std::make_move_iterator(ops.begin()), std::make_move_iterator(ops.end()));
@@ -636,8 +756,14 @@ void DurableOutbox::writer_main() {
       }
       committed = 0;
       reserved = 0;
+      retry_at = std::chrono::steady_clock::now() + kRetryDelay;
     }
     pending_ops_ = failed.size();
+    if (stop && ok && failed.empty() && !memory_epoch_) {
+      // The last commit at shutdown took everything: nothing is held in memory only now.
+      held_hint_ = held_carried_;
+      write_held();
+    }
     // The side file: at once (synced) for a new reservation, else at most once a second when
     // the number waiting changed. Not for a memory-only epoch: the store is not its.
     if (ok && !memory_epoch_) {
@@ -689,7 +815,7 @@ void DurableOutbox::writer_done(uint64_t committed_upto, uint64_t reserved, std:
     LOG_INFO("outbox") << path_ << " works again; statuses are durable again";
   }
   if (committed_upto > committed_upto_) {
-    committed_upto_ = committed_upto;
+    committed_through(committed_upto);
     more |= config_.durability == config::Durability::sync;
   }
   if (reserved > durable_reserved_) {
@@ -712,6 +838,7 @@ void DurableOutbox::writer_done(uint64_t committed_upto, uint64_t reserved, std:
     }
     more = true;
   }
+  update_held();
   if (more && on_available_) on_available_();
 }
 

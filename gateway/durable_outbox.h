@@ -14,7 +14,10 @@
 // outbox runs memory-only in an epoch of its own until the next start: nothing of it
 // can be resumed, so no seq can be reused. If the disk fails while running, the
 // outbox says so in health(), keeps its bounds, and keeps retrying; its pending disk
-// work is compacted so that it stays within the outbox's own bounds.
+// work is compacted so that it stays within the outbox's own bounds. While the disk fails
+// (or memory-only), how many waiting statuses live in memory only is written in place into
+// a small file preallocated while the disk had room (<path>.held): a start after a crash
+// in that state counts them as lost().
 #pragma once
 
 #include <atomic>
@@ -85,6 +88,16 @@ class DurableOutbox final : public Outbox {
     bool removed;     // coalesced or dropped; leaves the index when acknowledged
   };
 
+  // Statuses waiting above committed_upto_ are in memory only; one leaves that count when
+  // it is committed, acknowledged, coalesced or dropped.
+  void leave_held(const Entry& e) {
+    if (e.seq > committed_upto_) --held_;
+  }
+  void committed_through(uint64_t seq);
+  // Hands the writer the count for <path>.held when it changed (only while degraded).
+  void update_held();
+  void write_held();  // writer thread
+
   void enqueue(Op op);
   void writer_main();
   void store_op(Op op);  // a change for the disk, unless memory-only
@@ -105,6 +118,7 @@ class DurableOutbox final : public Outbox {
   config::OutboxConfig config_;
   std::string path_;
   std::string side_path_;
+  int held_fd_ = -1;  // <path>.held, preallocated; the writer writes it in place
 
   // Loop thread.
   std::deque<Entry> index_;
@@ -127,6 +141,8 @@ class DurableOutbox final : public Outbox {
   uint64_t dropped_ = 0;
   uint64_t coalesced_ = 0;
   uint64_t lost_ = 0;
+  uint64_t held_ = 0;          // waiting statuses not committed to disk (see leave_held)
+  uint64_t held_carried_ = 0;  // a previous start's count, not yet kept in the store's lost
   std::string epoch_;
   bool memory_epoch_ = false;
   bool degraded_ = false;
@@ -144,6 +160,8 @@ class DurableOutbox final : public Outbox {
   std::unique_ptr<OutboxStore> store_;  // the writer's once it runs
   std::atomic<uint64_t> waiting_hint_{0};  // count_, for the side file
   std::atomic<size_t> pending_ops_{0};
+  std::atomic<uint64_t> held_hint_{0};     // what <path>.held should say
+  uint64_t held_written_ = 0;              // writer: what it says
   uint64_t side_reserved_ = 0;             // writer: the reservation the side file holds
   uint64_t side_waiting_ = 0;              // writer: the count of waiting statuses it holds
   std::thread writer_;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <variant>
@@ -198,8 +199,12 @@ void Gateway::device_removed(adapters::Adapter* adapter, const std::string& devi
 
 void Gateway::status(adapters::Adapter* adapter, const std::string& device_id, const Json& state, int64_t observed_ms) {
   if (!owns(adapter, device_id)) {
-    LOG_WARN("gateway") << "adapter=" << adapter->name() << " device=" << device_id
-                        << " status for a device it did not announce; ignored";
+    // A device refused at the boundary keeps reporting: said with backoff (1st, 2nd, 4th, ...).
+    if (std::has_single_bit(++ignored_statuses_)) {
+      LOG_WARN("gateway") << "adapter=" << adapter->name() << " device=" << device_id
+                          << " status for a device it did not announce or that was refused; ignored ("
+                          << ignored_statuses_ << " so far)";
+    }
     return;
   }
   Json fitting = state;

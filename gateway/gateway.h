@@ -84,6 +84,7 @@ class Gateway final : public link::LinkListener {
   std::unique_ptr<Outbox> outbox_;
   int64_t acked_ = 0;  // the highest seq a cloud acknowledged (this process): sent in hello
   uint64_t refused_values_ = 0;  // values refused at the boundary (log backoff)
+  uint64_t ignored_statuses_ = 0;  // statuses of devices not announced or refused (log backoff)
   std::unique_ptr<link::LinkClient> link_;
   std::unique_ptr<CommandExecutor> executor_;
   std::vector<std::unique_ptr<Slot>> slots_;

@@ -626,6 +626,9 @@ TEST_CASE("a hello carries its stream's epoch and its coalesced and lost counts;
   ack.limits->max_message_bytes = 32768;
   ack.limits->max_batch = 100;
   CHECK(round_trip(ack, &decode_from_cloud_for_gateway) == ack);
+  ack.limits->messages_per_s = 20;  // the cloud's per-link rate, which the gateway paces to
+  ack.limits->burst = 40;
+  CHECK(round_trip(ack, &decode_from_cloud_for_gateway) == ack);
   CHECK(round_trip(Ack{5}, &decode_from_cloud_for_gateway) == Ack{5});
   StatusBatch batch;
   batch.items.push_back(StatusItem{1, "t", Json{{"v", 1}}, 1});
@@ -641,6 +644,11 @@ TEST_CASE("an epoch that is not 32 lowercase hex digits, or limits out of range,
   CHECK(for_gateway_refusal(R"({"type":"ack","seq":1,"limits":{"max_message_bytes":10,"max_batch":1,"max_devices":1,"max_state_keys":1,"max_string":16}})")
             .find("ack.limits.max_message_bytes: expected an integer between 1024") == 0);
   CHECK(for_gateway_refusal(R"({"type":"ack","seq":1,"limits":{"max_batch":1}})").find("ack.limits.max_message_bytes") == 0);
+  // A rate comes with its burst.
+  CHECK(for_gateway_refusal(R"({"type":"ack","seq":1,"limits":{"max_message_bytes":2048,"max_batch":1,"max_devices":1,"max_state_keys":1,"max_string":16,"messages_per_s":5}})")
+            .find("ack.limits.burst") == 0);
+  CHECK(for_gateway_refusal(R"({"type":"ack","seq":1,"limits":{"max_message_bytes":2048,"max_batch":1,"max_devices":1,"max_state_keys":1,"max_string":16,"messages_per_s":0,"burst":1}})")
+            .find("ack.limits.messages_per_s: expected an integer between 1") == 0);
 }
 
 TEST_CASE("a status batch is cut at the byte limit: every frame fits and decodes, and nothing is left out") {

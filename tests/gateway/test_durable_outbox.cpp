@@ -457,3 +457,172 @@ TEST_CASE("a full disk is reported, statuses go on flowing from memory, and the 
   auto reopened = f.open();
   CHECK(reopened->size() == 62);
 }
+
+namespace {
+
+// What <path>.held says: the statuses held in memory only when it was last written.
+uint64_t held_on_disk(const std::string& path) {
+  std::ifstream in(path + ".held");
+  std::string key;
+  uint64_t count = 0;
+  in >> key >> count;
+  return key == "held" ? count : 0;
+}
+
+}  // namespace
+
+TEST_CASE("statuses held in memory only when the process ends on a failing disk are counted as lost at the next start") {
+  // Issue 17: a crash while the disk fails and the cloud does not acknowledge lost what the
+  // outbox held in memory, and the next start could not tell (it continues after the
+  // reservation, a gap like every restart's): nothing was counted.
+  Fixture f;
+  const std::string big(2000, 'x');
+  uint64_t waiting = 0;
+  {
+    auto outbox = f.open();
+    outbox->append("t", temp(0), 0);
+    outbox->flush();
+    struct rlimit saved {};
+    ::getrlimit(RLIMIT_FSIZE, &saved);
+    std::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit tight = saved;
+    tight.rlim_cur = 64 * 1024;  // the store cannot grow; the held file's block is at offset 0
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &tight) == 0);
+    for (int i = 1; i <= 60; ++i) outbox->append("t", Json{{"text", big}, {"i", i}}, i);
+    f.run_until([&] { return !outbox->health().empty(); });
+    REQUIRE(outbox->health().find("outbox not durable") == 0);
+    // The link is down: nothing is acknowledged. These are certainly in memory only.
+    for (int i = 61; i <= 85; ++i) outbox->append("t", temp(i), i);
+    waiting = outbox->size();
+    REQUIRE(waiting == 86);
+    f.run_until([&] { return held_on_disk(f.path) >= 25; });
+    CHECK(held_on_disk(f.path) >= 25);
+    // The process ends with the disk still full (as kill -9 would: nothing more reaches it).
+    outbox.reset();
+    ::setrlimit(RLIMIT_FSIZE, &saved);
+  }
+  uint64_t lost = 0;
+  {
+    auto outbox = f.open();
+    lost = outbox->lost();
+    CHECK(lost >= 25);
+    // Every status that waited is either in the store or counted: none silently gone.
+    CHECK(outbox->size() + lost == waiting);
+    CHECK(held_on_disk(f.path) == 0);  // kept in the store's lost count now
+    outbox->flush();
+  }
+  // Counted once: the next start does not count them again.
+  auto outbox = f.open();
+  CHECK(outbox->lost() == lost);
+}
+
+TEST_CASE("a memory-only run that ends is counted at the next start that can keep the count") {
+  Fixture f;
+  {
+    auto outbox = f.open();
+    outbox->append("t", temp(0), 0);
+    outbox->flush();
+  }
+  struct rlimit saved {};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit tight = saved;
+  tight.rlim_cur = 1024;  // the held file's record (offset 0) fits; SQLite's pages do not
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &tight) == 0);
+  {
+    auto outbox = f.open();
+    REQUIRE(outbox->memory_only());
+    for (int i = 1; i <= 30; ++i) outbox->append("t", temp(i), i);
+    auto items = f.read_all(*outbox);
+    REQUIRE(items.size() == 30);
+    outbox->ack(items[9].seq);  // the cloud took 10, then the link went down
+    f.run_until([&] { return held_on_disk(f.path) == 20; });
+    CHECK(held_on_disk(f.path) == 20);
+  }
+  {
+    // Still full: this start cannot keep the count in its store either; it carries it.
+    auto outbox = f.open();
+    REQUIRE(outbox->memory_only());
+    CHECK(outbox->lost() == 20);
+    outbox->append("t", temp(31), 31);
+    f.run_until([&] { return held_on_disk(f.path) == 21; });
+    CHECK(held_on_disk(f.path) == 21);
+  }
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  {
+    auto outbox = f.open();
+    CHECK_FALSE(outbox->memory_only());
+    CHECK(outbox->lost() == 21);
+    CHECK(outbox->size() == 1);  // the store's own status, still waiting
+    outbox->flush();
+  }
+  auto outbox = f.open();
+  CHECK(outbox->lost() == 21);
+}
+
+TEST_CASE("what waited for a failing disk reaches it whole once it works again: statuses and command ids") {
+  // Issue 17, finding 4: on a failed commit the remembered command ids were not retried at all;
+  // a restart after the disk came back could run such a command again. Then (the retry list
+  // compacted in place, each kept change moved onto itself) they were retried with an empty id,
+  // and the waiting statuses with an empty device: after a restart every frame holding one was
+  // refused by the cloud, and the link closed on each reconnect.
+  Fixture f;
+  auto outbox = f.open();
+  outbox->append("t", temp(0), 0);
+  outbox->flush();
+  struct rlimit saved {};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit tight = saved;
+  tight.rlim_cur = 64 * 1024;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &tight) == 0);
+  const std::string big(2000, 'x');
+  for (int i = 1; i <= 60; ++i) outbox->append("t", Json{{"text", big}, {"i", i}}, i);
+  f.run_until([&] { return !outbox->health().empty(); });
+  REQUIRE(outbox->health().find("outbox not durable") == 0);
+  const int64_t now = SystemClock::instance().wall_ms();
+  outbox->remember_command("c-during", now + 600'000);
+  outbox->flush();  // handed to the writer; the disk refuses it
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  outbox->append("t", temp(99), 99);
+  f.run_until([&] { return outbox->health().empty(); }, 5000);
+  REQUIRE(outbox->health().empty());
+  outbox->flush();
+  outbox.reset();
+  auto reopened = f.open();
+  bool found = false;
+  for (const auto& [id, until] : reopened->recent_commands()) found |= id == "c-during";
+  CHECK(found);
+  auto items = f.read_all(*reopened);
+  CHECK(items.size() == 62);
+  size_t without_device = 0;
+  for (const auto& item : items) without_device += item.device != "t";
+  CHECK(without_device == 0);
+}
+
+TEST_CASE("statuses beyond the memory window while the disk fails are all sent once the disk works again") {
+  Fixture f;
+  f.config.memory_items = 10;
+  auto outbox = f.open();
+  outbox->append("t", temp(0), 0);
+  outbox->flush();
+  struct rlimit saved {};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit tight = saved;
+  tight.rlim_cur = 64 * 1024;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &tight) == 0);
+  const std::string big(2000, 'x');
+  for (int i = 1; i <= 60; ++i) outbox->append("t", Json{{"text", big}, {"i", i}}, i);
+  f.run_until([&] { return !outbox->health().empty(); });
+  REQUIRE(outbox->health().find("outbox not durable") == 0);
+  // A link reads what it can meanwhile: the window, then it asks the disk for the rest.
+  auto first = f.read_all(*outbox);
+  CHECK(!first.empty());
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  outbox->append("t", temp(99), 99);
+  f.run_until([&] { return outbox->health().empty(); }, 5000);
+  REQUIRE(outbox->health().empty());
+  auto rest = f.read_all(*outbox, first.empty() ? 0 : first.back().seq);
+  CHECK(first.size() + rest.size() == 62);
+}

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { browser, cloudConfig, flatA, flatB, gatewayConfig, loginB, metrics, rawGateway, startCloud, startGateway } from './flatlink.mjs';
+import { browser, cloudConfig, flatA, flatB, flatC, gatewayConfig, loginB, loginC, metrics, rawGateway, startCloud, startGateway } from './flatlink.mjs';
 import { stop } from './harness.mjs';
 
 const EPOCH_A = '0123456789abcdef0123456789abcdef';
@@ -71,18 +71,27 @@ test('a new epoch is a new stream from its first seq; an epoch seen before resum
   await gw.waitClosed();
 
   // (A gateway's counts are over its life: it still reports what it lost.)
-  ({ gw, answer } = await connect({ epoch: EPOCH_A, next_seq: 31, lost: 4 }));
+  ({ gw, answer } = await connect({ epoch: EPOCH_A, next_seq: 31, lost: 4, coalesced: 6 }));
   assert.equal(answer.seq, 30, 'the first epoch resumes where it was');
   gw.close();
   await gw.waitClosed();
 
   const m = await metrics(cfg.port);
   assert.equal(m.flatlink_gateway_lost_statuses, 4);
+  assert.equal(m.flatlink_gateway_coalesced_statuses, 6, 'coalescing is counted where the cloud shows it');
 });
 
 test("the answer to hello states the cloud's limits", async () => {
   const { gw, answer } = await connect({ epoch: EPOCH_A, next_seq: 31 });
-  assert.deepEqual(answer.limits, { max_message_bytes: 65536, max_batch: 500, max_devices: 1000, max_state_keys: 64, max_string: 256 });
+  assert.deepEqual(answer.limits, {
+    max_message_bytes: 65536,
+    max_batch: 500,
+    max_devices: 1000,
+    max_state_keys: 64,
+    max_string: 256,
+    messages_per_s: 200,
+    burst: 400,
+  });
   gw.close();
   await gw.waitClosed();
 });
@@ -133,5 +142,53 @@ test('a gateway with more devices than one hello frame holds refuses the rest at
     b.close();
   } finally {
     await stop(gateway);
+  }
+});
+
+test('a gateway paces its frames to the rate the cloud announces: a backlog larger than the burst drains on one link, none lost', async () => {
+  // The cloud takes 5 messages/s (burst 5) and frames of 8 KiB (about 100 statuses). Before
+  // the gateway paced itself, it wrote its backlog as fast as the socket took it, and the cloud
+  // stopped reading its socket to hold it to its rate (flatlink_gateway_paced_total): the
+  // gateway's pings and every other frame then wait behind the backlog.
+  const cfgR = await cloudConfig([flatC], { limits: { messages_per_s: 5, burst: 5, max_message_bytes: 8192 } });
+  const devices = [];
+  for (let i = 1; i <= 20; i++) devices.push({ id: `thermo-${i}`, kind: 'thermometer', interval_ms: 100 });
+  const gwCfg = gatewayConfig({
+    id: 'gw-paced',
+    flat: flatC.id,
+    token: flatC.token,
+    url: `ws://127.0.0.1:${cfgR.port}/`,
+    devices,
+    cloud: { backoff_base_ms: 200, backoff_max_ms: 200 },
+  });
+  // A backlog first: the cloud is not there yet (about 200 statuses/s for several seconds).
+  let gateway = await startGateway(gwCfg, { ready: /retry 35 in/ });
+  await stop(gateway);
+  const cloud2 = await startCloud(cfgR);
+  let b;
+  try {
+    b = await browser(cfgR.port, loginC);  // logged in before the gateway comes: every update
+    gateway = await startGateway(gwCfg);
+    const answer = gateway.lines.find((l) => /cloud holds statuses up to seq=0; streaming from there \(frames up to 8192 bytes, \d+ statuses, 5 messages\/s, burst 5\)/.test(l));
+    assert.ok(answer, 'the gateway took the announced rate');
+    const [, waiting, next] = /opened .*?, (\d+) statuses waiting, next seq=(\d+)/.exec(gateway.lines.find((l) => /outbox.*opened/.test(l)));
+    const backlog = Number(waiting);
+    assert.ok(backlog > 600, `a backlog of ${backlog} statuses: more frames than the burst`);
+    // Everything waiting (seqs 1..backlog), and what came meanwhile (from the restart's next
+    // seq), reaches the browser once and in order.
+    await b.next('update', (m) => m.seq >= Number(next) + 200, 30_000);
+    const seqs = b.of('update').map((m) => m.seq);
+    const last = seqs[seqs.length - 1];
+    const expected = Array.from({ length: backlog }, (_, i) => i + 1);
+    for (let seq = Number(next); seq <= last; seq++) expected.push(seq);
+    assert.deepEqual(seqs, expected, 'every seq, once, in order');
+    const m = await metrics(cfgR.port);
+    assert.equal(m.flatlink_gateway_paced_total, 0, 'the cloud never had to hold the gateway back');
+    assert.equal(gateway.lines.filter((l) => /connected to .*saying hello/.test(l)).length, 1, 'one link throughout');
+    assert.ok(!gateway.lines.some((l) => /link to .* down/.test(l)), gateway.lines.filter((l) => /down/.test(l)).join('\n'));
+  } finally {
+    b?.close();
+    await stop(gateway);
+    await stop(cloud2);
   }
 });
