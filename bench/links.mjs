@@ -169,13 +169,14 @@ export function makeFlats(n) {
   }
   return flats;
 }
-export async function writeCloudConfig(flats, { port, extraFlats = [] } = {}) {
+export async function writeCloudConfig(flats, { port, extraFlats = [], eventLoop } = {}) {
   const dir = tempDir('flatlink-bench-links-');
   const config = {
     listen_address: '127.0.0.1',
     port: port ?? (await freePort()),
     // warn: a line per link at info would be 2–3 lines per connection through a pipe
     log_level: 'warn',
+    ...(eventLoop ? { event_loop: eventLoop } : {}),
     limits: {},
     metrics: { listen_address: '127.0.0.1', port: await freePort() },
     flats: [...flats.map((f) => ({ id: f.flat, gateway_token_sha256: f.sha })), ...extraFlats],
@@ -198,10 +199,10 @@ const gatewayLinks = async (port) => (await metrics(port))['flatlink_links{kind=
 export async function cloudCapacity(n, { concurrency = 200, settleMs = 1000 } = {}) {
   if (n > MAX_LINKS) throw new Error(`at most ${MAX_LINKS} links per cloud process (open-files cap 20,000)`);
   const result = { links: n };
-  // flatlink-cloud
-  {
+  // flatlink-cloud on lws' poll() loop (the default) and on libuv ("event_loop": "libuv")
+  for (const [key, eventLoop] of [['cloud', 'poll'], ['cloudUv', 'libuv']]) {
     const flats = makeFlats(n);
-    const cfg = await writeCloudConfig(flats);
+    const cfg = await writeCloudConfig(flats, { eventLoop });
     const cloud = await startCloudAt(cfg);
     const gens = Generators.for(n);
     try {
@@ -215,8 +216,8 @@ export async function cloudCapacity(n, { concurrency = 200, settleMs = 1000 } = 
       await sleep(settleMs);
       const after = memOf(cloud.pid);
       const held = await gatewayLinks(cfg.port);
-      result.cloud = { ok: opened.ok, failed: opened.failed, held, ms, cpuS, before, after, perLinkKiB: (after.rss - before.rss) / n, anonPerLinkKiB: (after.anon - before.anon) / n };
-      log(`cloud: ${opened.ok}/${n} links acked in ${ms.toFixed(0)} ms (${held} held), RSS ${before.rss} → ${after.rss} KiB: ${result.cloud.perLinkKiB.toFixed(2)} KiB/link`);
+      result[key] = { eventLoop, ok: opened.ok, failed: opened.failed, held, ms, cpuS, before, after, perLinkKiB: (after.rss - before.rss) / n, anonPerLinkKiB: (after.anon - before.anon) / n };
+      log(`cloud (${eventLoop}): ${opened.ok}/${n} links acked in ${ms.toFixed(0)} ms, ${cpuS.toFixed(2)} s CPU (${held} held), RSS ${before.rss} → ${after.rss} KiB: ${result[key].perLinkKiB.toFixed(2)} KiB/link`);
     } finally {
       await gens.exit();
       await stop(cloud, 'SIGKILL'); // measured; a graceful stop of ~19k links takes over 10 s (poll, see analysis.md)
@@ -245,7 +246,7 @@ export async function cloudCapacity(n, { concurrency = 200, settleMs = 1000 } = 
       await sleep(settleMs);
       const after = memOf(broker.pid);
       result.mosquitto = { ok: opened.ok, failed: opened.failed, ms, cpuS, before, after, perLinkKiB: (after.rss - before.rss) / n, anonPerLinkKiB: (after.anon - before.anon) / n };
-      log(`mosquitto ws: ${opened.ok}/${n} clients connected in ${ms.toFixed(0)} ms, RSS ${before.rss} → ${after.rss} KiB: ${result.mosquitto.perLinkKiB.toFixed(2)} KiB/client`);
+      log(`mosquitto ws: ${opened.ok}/${n} clients connected in ${ms.toFixed(0)} ms, ${cpuS.toFixed(2)} s CPU, RSS ${before.rss} → ${after.rss} KiB: ${result.mosquitto.perLinkKiB.toFixed(2)} KiB/client`);
     } finally {
       await gens.exit();
       await stop(broker, 'SIGKILL');

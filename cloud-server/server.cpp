@@ -20,6 +20,7 @@
 #include "cloud-server/store/store_pairing.h"
 #include "common/device_model.h"
 #include "common/log.h"
+#include "common/uv_loop.h"
 
 namespace flatlink::cloud {
 namespace {
@@ -395,6 +396,7 @@ EventLoop::Options Server::loop_options() {
     header_list_[i].value = header_text_[2 * i + 1].c_str();
     header_list_[i].next = i + 1 < header_list_.size() ? &header_list_[i + 1] : nullptr;
   }
+  if (config_.event_loop == config::CloudConfig::EventLoopKind::libuv) options.foreign = make_uv_loop();
   options.tune = [this](lws_context_creation_info& info) {
     info.headers = header_list_.data();
     info.max_http_header_data = kHeaderSpace;
@@ -467,7 +469,8 @@ void Server::start(EventLoop& loop) {
   streams_ = std::make_unique<StreamHub>(config_, *router_, loop, clock_);
   start_metrics_listener();
   LOG_INFO("server") << "listening on " << (config_.tls.cert_file.empty() ? "ws" : "wss") << "://"
-                     << config_.listen_address << ":" << config_.port << "/ for " << config_.flats.size() << " flats";
+                     << config_.listen_address << ":" << config_.port << "/ for " << config_.flats.size() << " flats (event loop: "
+                     << loop.backend() << ")";
 }
 
 std::string Server::reload(config::CloudConfig next) {
@@ -477,6 +480,7 @@ std::string Server::reload(config::CloudConfig next) {
   if (!next.dashboard_dir.empty() && next.dashboard_dir != config_.dashboard_dir) restart.push_back("dashboard_dir");
   if (next.backplane != config_.backplane) restart.push_back("backplane");
   if (next.metrics != config_.metrics) restart.push_back("metrics listener");
+  if (next.event_loop != config_.event_loop) restart.push_back("event_loop");
   if (next.login.workers != config_.login.workers || next.login.queue_per_source != config_.login.queue_per_source ||
       next.login.queue_total != config_.login.queue_total) {
     restart.push_back("login workers and queues");

@@ -44,7 +44,7 @@ if(NOT FLATLINK_DEB_SHLIBDEPS)
   string(APPEND flatlink_gateway_depends ", libc6 (>= 2.34), libstdc++6 (>= 12), libwebsockets17 (>= 4.1.0), "
          "libmosquitto1 (>= 1.6), libserialport0, libsqlite3-0 (>= 3.5.9), libssl3 (>= 3.0.0), "
          "libasound2 (>= 1.0.16), libopus0 (>= 1.1)")
-  string(APPEND flatlink_cloud_depends ", libc6 (>= 2.34), libstdc++6 (>= 12), libwebsockets17 (>= 4.1.0), libssl3 (>= 3.0.0)")
+  string(APPEND flatlink_cloud_depends ", libc6 (>= 2.34), libstdc++6 (>= 12), libwebsockets17 (>= 4.1.0), libssl3 (>= 3.0.0), libuv1 (>= 1.18)")
 endif()
 
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_NAME "flatlink-gateway")
@@ -57,6 +57,8 @@ set(CPACK_DEBIAN_GATEWAY_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_CLOUD_PACKAGE_NAME "flatlink-cloud")
 set(CPACK_DEBIAN_CLOUD_PACKAGE_DEPENDS "${flatlink_cloud_depends}")
+# "event_loop": "libuv" (not the default) needs lws' libuv plugin, loaded at run time.
+set(CPACK_DEBIAN_CLOUD_PACKAGE_SUGGESTS "libwebsockets-evlib-uv")
 set(CPACK_COMPONENT_CLOUD_DESCRIPTION
     "cloud server for flatlink gateways and their dashboard\nflatlink-cloud accepts flatlink gateways and browsers, routes status up and\ncommands down, and serves the dashboard. It runs as a hardened systemd\nservice.")
 set(CPACK_DEBIAN_CLOUD_PACKAGE_CONTROL_EXTRA

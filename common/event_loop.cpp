@@ -49,7 +49,21 @@ EventLoop::EventLoop(Options options) {
   info.uid = -1;
   if (options.tune) options.tune(info);
   log::route_lws_logs();
-  context_ = lws_create_context(&info);
+  if (options.foreign) {
+    void* loops[1] = {options.foreign->native()};
+    lws_context_creation_info on_foreign = info;
+    on_foreign.options |= options.foreign->lws_option();
+    on_foreign.foreign_loops = loops;
+    context_ = lws_create_context(&on_foreign);
+    if (context_) {
+      foreign_ = std::move(options.foreign);
+    } else {
+      options.foreign->close();
+      LOG_WARN("loop") << "libwebsockets cannot run on " << options.foreign->name()
+                       << " (its event library plugin not installed?); using its own poll() loop";
+    }
+  }
+  if (!context_) context_ = lws_create_context(&info);
   if (!context_) LOG_ERROR("loop") << "could not create the libwebsockets context (port in use? bad TLS files?)";
 }
 
@@ -65,6 +79,8 @@ void EventLoop::shutdown() {
   // Still set while lws closes the links: their owners' timers cancel normally in there.
   lws_context_destroy(context_);
   context_ = nullptr;
+  // On a foreign loop lws finishes closing its handles (and frees the context) in there.
+  if (foreign_) foreign_->close();
 }
 
 lws_vhost* EventLoop::vhost() const {
@@ -77,7 +93,9 @@ int EventLoop::run() {
   while (!quit_) {
     if (stop_requested_.load() && !stop_started_) begin_stop();
     if (quit_) break;
-    if (lws_service(context_, 0) < 0) {
+    if (foreign_) {
+      foreign_->run_once();
+    } else if (lws_service(context_, 0) < 0) {
       LOG_ERROR("loop") << "libwebsockets service failed; leaving the loop";
       return 1;
     }
@@ -89,7 +107,8 @@ int EventLoop::run() {
 
 void EventLoop::quit() {
   quit_ = true;
-  // Timers fire inside lws_service() before it polls: wake the poll so that run() sees quit_ now.
+  // Timers fire inside lws_service() (or the foreign loop's run) before it polls: wake the
+  // poll so that run() sees quit_ now.
   if (context_) lws_cancel_service(context_);
 }
 

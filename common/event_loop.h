@@ -18,6 +18,24 @@
 
 namespace flatlink {
 
+// An event library's loop that lws runs on instead of its own poll() loop: the cloud's
+// libuv loop (common/uv_loop.h: epoll, so that the cost of an event does not grow with the
+// number of links). Kept behind this interface so that the gateway, with its few sockets,
+// does not link libuv.
+class ForeignLoop {
+ public:
+  virtual ~ForeignLoop() = default;
+  virtual const char* name() const = 0;
+  // The lws_context_creation_info option that selects it (LWS_SERVER_OPTION_LIBUV, ...).
+  virtual uint64_t lws_option() const = 0;
+  // The loop object lws is given in info.foreign_loops.
+  virtual void* native() = 0;
+  // Blocks until at least one event was handled (lws wakes it with lws_cancel_service).
+  virtual void run_once() = 0;
+  // After lws_context_destroy: runs the loop until lws' handles are closed, then closes it.
+  virtual void close() = 0;
+};
+
 class EventLoop {
  public:
   struct Options {
@@ -26,6 +44,9 @@ class EventLoop {
     std::vector<lws_protocols> protocols;
     // Adjusts the context before it is created: listening port, TLS, limits.
     std::function<void(lws_context_creation_info&)> tune;
+    // Run on this event library's loop; empty, or when lws cannot use it (its plugin, e.g.
+    // Debian's libwebsockets-evlib-uv, missing): lws' own poll() loop.
+    std::unique_ptr<ForeignLoop> foreign;
   };
 
   explicit EventLoop(Options options);
@@ -34,6 +55,8 @@ class EventLoop {
   EventLoop& operator=(const EventLoop&) = delete;
 
   bool ok() const { return context_ != nullptr; }
+  // "libuv" or "poll": what the loop runs on.
+  const char* backend() const { return foreign_ ? foreign_->name() : "poll"; }
   lws_context* context() const { return context_; }
   lws_vhost* vhost() const;
 
@@ -77,6 +100,7 @@ class EventLoop {
   void dispatch_signals();
 
   std::vector<lws_protocols> protocols_;
+  std::unique_ptr<ForeignLoop> foreign_;
   lws_context* context_ = nullptr;
   std::atomic<bool> stop_requested_{false};
   bool stop_started_ = false;

@@ -138,6 +138,12 @@ struct CloudConfig {
   std::string dashboard_dir;  // static files of the dashboard; empty = the built-in path
   StoreConfig store;
   log::Level log_level = log::Level::info;
+  // What the server's loop waits on: "poll" (lws' own loop) or "libuv" (epoll: the cost of an
+  // event does not grow with the number of links). poll by default: Debian's lws 4.1.6, built
+  // with _DEBUG, drops the close frame of a server-side close on libuv (upstream issue 3569),
+  // so a refused login would see 1006 instead of its close code. docs/configuration.md.
+  enum class EventLoopKind { libuv, poll };
+  EventLoopKind event_loop = EventLoopKind::poll;
   LimitsConfig limits;
   LoginConfig login;
   MetricsListenerConfig metrics;

@@ -313,7 +313,7 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
     return ConfigError{errors.message()};
   }
   ObjectReader r(doc, "", errors);
-  r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "limits", "login", "metrics",
+  r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "event_loop", "limits", "login", "metrics",
                "allowed_origins", "backplane", "store", "demo", "flats"});
   r.non_empty_string("listen_address", config.listen_address);
   r.integer("port", config.port, 1, 65535);
@@ -325,6 +325,8 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
     config.dashboard_dir = resolve_path(base_dir, config.dashboard_dir);
   }
   read_log_level(r, config.log_level);
+  r.choice("event_loop", config.event_loop,
+           {{"libuv", CloudConfig::EventLoopKind::libuv}, {"poll", CloudConfig::EventLoopKind::poll}});
   if (const Json* limits = r.object("limits")) {
     ObjectReader limits_reader(*limits, r.path("limits"), errors);
     read_limits(limits_reader, config.limits);

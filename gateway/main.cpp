@@ -149,7 +149,8 @@ int main(int argc, char** argv) {
   log::set_level(options.log_level.value_or(cfg.log_level));
 
   EventLoop loop({gateway::Gateway::protocols(),
-                  [&](lws_context_creation_info& info) { gateway::Gateway::tune_context(cfg, info); }});
+                  [&](lws_context_creation_info& info) { gateway::Gateway::tune_context(cfg, info); },
+                  nullptr});  // lws' own poll() loop: the gateway has few sockets
   if (!loop.ok()) return cli::kExitFailure;
   gateway::Gateway gw(loop, cfg);
   ServiceNotifier notifier(loop, [&] {

@@ -53,7 +53,7 @@ if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
 fi
 packages=("crossbuild-essential-$arch" qemu-user-static)
 for p in libmosquitto-dev libserialport-dev libsqlite3-dev libssl-dev libcap-dev libwebsockets17 \
-         libstdc++6 libopus-dev libasound2-dev; do
+         libstdc++6 libopus-dev libasound2-dev libpq-dev libargon2-dev libuv1-dev; do
   packages+=("$p:$arch")
 done
 missing=()

@@ -15,6 +15,7 @@ packages=(
   build-essential cmake pkg-config ccache
   libwebsockets-dev libmosquitto-dev nlohmann-json3-dev libserialport-dev
   libsqlite3-dev libssl-dev doctest-dev
+  libuv1-dev libwebsockets-evlib-uv  # the cloud's libuv loop (common/uv_loop.cpp, lws' plugin)
   libargon2-dev  # Argon2id password hashes (cloud-server/auth.cpp)
   libpq-dev postgresql-15  # the cloud's store (PostgreSQL: tests start their own server)
   sqlite3  # tests read the store's file (tests/integration/frontdoor_rehash.test.mjs)

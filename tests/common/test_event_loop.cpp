@@ -1,5 +1,6 @@
 // The event loop: timers fire in order, posted work arrives from other threads,
-// a stop request runs the owner's stop handler.
+// a stop request runs the owner's stop handler. Every case runs on both loops the daemons
+// use: lws' own poll() loop (flatlinkd) and lws on libuv (flatlink-cloud).
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -11,11 +12,34 @@
 #include <vector>
 
 #include "common/event_loop.h"
+#include "common/uv_loop.h"
 
 using namespace flatlink;
 
+namespace {
+
+// One subcase per backend: doctest runs the calling case once for each.
+EventLoop::Options on_each_backend() {
+  EventLoop::Options options;
+  SUBCASE("poll") {}
+  SUBCASE("libuv") { options.foreign = make_uv_loop(); }
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("on libuv the loop says so, and with lws' plugin present it runs there") {
+  EventLoop::Options options;
+  options.foreign = make_uv_loop();
+  EventLoop loop(std::move(options));
+  REQUIRE(loop.ok());
+  CHECK(std::string(loop.backend()) == "libuv");
+  EventLoop plain({});
+  CHECK(std::string(plain.backend()) == "poll");
+}
+
 TEST_CASE("timers fire in the order of their delays and a cancelled timer never fires") {
-  EventLoop loop({});
+  EventLoop loop(on_each_backend());
   REQUIRE(loop.ok());
   std::vector<int> fired;
   Timer late(loop, [&] { fired.push_back(30); loop.quit(); });
@@ -30,7 +54,7 @@ TEST_CASE("timers fire in the order of their delays and a cancelled timer never 
 }
 
 TEST_CASE("work posted from another thread runs on the loop thread") {
-  EventLoop loop({});
+  EventLoop loop(on_each_backend());
   REQUIRE(loop.ok());
   const auto loop_thread = std::this_thread::get_id();
   std::thread::id ran_on;
@@ -52,7 +76,7 @@ TEST_CASE("work posted from another thread runs on the loop thread") {
 }
 
 TEST_CASE("a stop request runs the stop handler, which decides when the loop ends") {
-  EventLoop loop({});
+  EventLoop loop(on_each_backend());
   REQUIRE(loop.ok());
   bool handler_ran = false;
   Timer finish(loop, [&] { loop.quit(); });
@@ -68,7 +92,7 @@ TEST_CASE("a stop request runs the stop handler, which decides when the loop end
 }
 
 TEST_CASE("a stop handler that never finishes is cut off after the grace period") {
-  EventLoop loop({});
+  EventLoop loop(on_each_backend());
   REQUIRE(loop.ok());
   loop.on_stop([] {}, 50);
   loop.request_stop();
@@ -76,7 +100,7 @@ TEST_CASE("a stop handler that never finishes is cut off after the grace period"
 }
 
 TEST_CASE("a watched descriptor calls back when readable and on hang-up, and its duplicate is closed with the watch") {
-  EventLoop loop({});
+  EventLoop loop(on_each_backend());
   REQUIRE(loop.ok());
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
@@ -106,6 +130,9 @@ TEST_CASE("a watched descriptor calls back when readable and on hang-up, and its
   };
   const int before = open_fds();
   watch.reset();
+  // On libuv the handle (and the duplicate with it) is closed by the loop's next turn.
+  loop.post([&] { loop.quit(); });
+  loop.run();
   CHECK(open_fds() == before - 1);
   ::close(fds[0]);
   ::close(fds[1]);
@@ -116,7 +143,7 @@ TEST_CASE("a watched descriptor calls back when readable and on hang-up, and its
 // callback may destroy the timer (a pending command erased by its own timeout) and still
 // use what it captured. Under ASan the old Timer::fire read freed captures here.
 TEST_CASE("a timer may be destroyed inside its own callback, and the callback's captures stay valid to its end") {
-  EventLoop loop({});
+  EventLoop loop(on_each_backend());
   REQUIRE(loop.ok());
   std::unique_ptr<Timer> timer;
   std::string seen;
@@ -133,7 +160,7 @@ TEST_CASE("a timer may be destroyed inside its own callback, and the callback's 
 }
 
 TEST_CASE("a timer restarted inside its own callback fires again") {
-  EventLoop loop({});
+  EventLoop loop(on_each_backend());
   REQUIRE(loop.ok());
   int fired = 0;
   std::unique_ptr<Timer> timer;
@@ -147,7 +174,7 @@ TEST_CASE("a timer restarted inside its own callback fires again") {
 }
 
 TEST_CASE("posted work carrying a liveness token never reaches an object destroyed before it runs") {
-  EventLoop loop({});
+  EventLoop loop(on_each_backend());
   REQUIRE(loop.ok());
   struct Target {
     std::shared_ptr<int> alive = std::make_shared<int>(0);
@@ -168,7 +195,7 @@ TEST_CASE("posted work carrying a liveness token never reaches an object destroy
 }
 
 TEST_CASE("timers outlived by their loop's context cancel nothing and do not touch it") {
-  auto loop = std::make_unique<EventLoop>(EventLoop::Options{});
+  auto loop = std::make_unique<EventLoop>(on_each_backend());
   REQUIRE(loop->ok());
   int fired = 0;
   Timer timer(*loop, [&] { ++fired; });
