@@ -729,6 +729,9 @@ function writeDoc(table, lines, head) {
   // The dashboard's weight and speed (bench/dashboard.mjs, run on its own).
   const dashboard = path.join(benchDir, 'dashboard.md');
   if (existsSync(dashboard)) md.push(readFileSync(dashboard, 'utf8').trim(), '');
+  // The history in the store (bench/history.mjs, run on its own: bench/run.sh --history).
+  const history = path.join(benchDir, 'history.md');
+  if (existsSync(history)) md.push(readFileSync(history, 'utf8').trim(), '');
   const analysis = path.join(benchDir, 'analysis.md');
   if (existsSync(analysis)) md.push(readFileSync(analysis, 'utf8').trim(), '');
   writeFileSync(OUT, md.join('\n'));

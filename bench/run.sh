@@ -7,6 +7,8 @@
 # MQTT broker against one instance (bench/backplane.mjs).
 # bench/run.sh --mqtt-command [--smoke] [--commands N]: a command's round trip through a Tasmota
 # plug with Mosquitto's set_tcp_nodelay true against its default false (bench/mqtt_command.mjs).
+# bench/run.sh --history [--smoke] [options of bench/history.mjs]: the cloud's history in the
+# store, SQLite beside PostgreSQL, and the drain with history on beside off (bench/history.mjs).
 # bench/run.sh --gateway-memory: flatlinkd's idle RSS with the demo configuration beside an idle
 # Mosquitto broker, and each mapped library's share (bench/gateway_memory.mjs).
 # Installs the bench's peers from npm when missing (Node-RED 4, pinned in
@@ -43,6 +45,13 @@ case " $* " in
     for a in "$@"; do [ "$a" = "--mqtt-command" ] || shift_args="$shift_args $a"; done
     # shellcheck disable=SC2086
     exec node "$here/mqtt_command.mjs" $shift_args ;;
+esac
+case " $* " in
+  *" --history "*)
+    shift_args=""
+    for a in "$@"; do [ "$a" = "--history" ] || shift_args="$shift_args $a"; done
+    # shellcheck disable=SC2086
+    exec node "$here/history.mjs" $shift_args ;;
 esac
 case " $* " in
   *" --gateway-memory "*) exec node "$here/gateway_memory.mjs" ;;

@@ -232,7 +232,14 @@ std::string encode(const BrowserCommand& msg) {
 }
 
 std::string encode(const HistoryRequest& msg) {
-  return dump({{"type", "history"}, {"device", msg.device}, {"capability", msg.capability}});
+  Json j = {{"type", "history"}, {"device", msg.device}, {"capability", msg.capability}};
+  if (!msg.id.empty()) j["id"] = msg.id;
+  if (!msg.range.empty()) j["range"] = msg.range;
+  if (msg.from >= 0) j["from"] = msg.from;
+  if (msg.to >= 0) j["to"] = msg.to;
+  if (!msg.resolution.empty()) j["resolution"] = msg.resolution;
+  if (msg.limit > 0) j["limit"] = msg.limit;
+  return dump(std::move(j));
 }
 
 std::string encode(const Resume&) { return dump({{"type", "resume"}}); }

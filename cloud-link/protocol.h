@@ -217,9 +217,19 @@ struct BrowserCommand {
   bool operator==(const BrowserCommand&) const = default;
 };
 
+// Without range, from, to and resolution: the recent values. Their meaning (presets, levels,
+// retention) is the cloud's to check (docs/protocol.md "history"); the decoder checks types.
 struct HistoryRequest {
   std::string device;
   std::string capability;
+  std::string id = {};     // echoed; "" none
+  std::string range = {};  // "" none; 1h, 24h, 7d, 30d or custom
+  int64_t from = -1;       // -1: not given
+  int64_t to = -1;         // -1: not given
+  std::string resolution = {};  // "" none; raw, 1m, 1h or auto
+  int64_t limit = 0;       // 0: not given
+
+  bool ranged() const { return !range.empty() || from >= 0 || to >= 0 || !resolution.empty(); }
 
   bool operator==(const HistoryRequest&) const = default;
 };

@@ -459,7 +459,14 @@ bool read(Reader& r, const Json& j, BrowserCommand& m) {
 
 bool read(Reader& r, const Json& j, HistoryRequest& m) {
   Fields f(r, j, "history");
-  return f.only({"type", "device", "capability"}) && f.id("device", m.device) && f.id("capability", m.capability);
+  if (!(f.only({"type", "device", "capability", "id", "range", "from", "to", "resolution", "limit"}) &&
+        f.id("device", m.device) && f.id("capability", m.capability))) {
+    return false;
+  }
+  if (const Json* id = f.find("id"); id && !read_id(r, *id, f.at("id"), m.id)) return false;
+  return f.optional_string("range", 16, m.range) && f.optional_string("resolution", 16, m.resolution) &&
+         f.optional_integer("from", 0, kMaxSeq, m.from) && f.optional_integer("to", 0, kMaxSeq, m.to) &&
+         f.optional_integer("limit", 1, static_cast<int64_t>(r.limits.max_points), m.limit);
 }
 
 bool read(Reader& r, const Json& j, Resume&) {

@@ -339,7 +339,7 @@ void BackplaneSync::remote_gateway_message(const std::string& flat_id, const std
     int64_t& last = flat.last_seq[gateway];
     const int64_t covered = flat.state_seq[gateway];
     // A device not in the state we have yet: skipped (the holder has said so already).
-    for (const auto& item : batch->items) flats_.apply_status(flat, item, last, covered);
+    for (const auto& item : batch->items) flats_.apply_status(flat, item, last, covered, /*from_link=*/false);
     if (awaited && last >= s.held_hello->acked) {
       LOG_INFO("router") << "flat=" << flat_id << " gateway=" << gateway << " statuses up to seq=" << last
                          << " arrived over the backplane; answering its hello";

@@ -150,7 +150,8 @@ std::vector<Peer*> Flats::peers() const {
   return peers;
 }
 
-Flats::StatusFate Flats::apply_status(LiveFlat& flat, const proto::StatusItem& item, int64_t& last, int64_t covered) {
+Flats::StatusFate Flats::apply_status(LiveFlat& flat, const proto::StatusItem& item, int64_t& last, int64_t covered,
+                                      bool from_link) {
   if (item.seq <= last) {
     ++metrics_.duplicate_statuses;
     return StatusFate::duplicate;
@@ -163,7 +164,7 @@ Flats::StatusFate Flats::apply_status(LiveFlat& flat, const proto::StatusItem& i
     for (const auto& [key, value] : item.state.items()) dev->second.state[key] = value;
     dev->second.last_ts = item.ts;
   }
-  history_.record(flat.id(), item.device, item.state, item.ts);
+  history_.record(flat.id(), item.device, item.state, item.ts, from_link);
   to_browsers(flat, proto::encode(proto::Update{item.device, item.state, item.ts, item.seq}));
   return StatusFate::applied;
 }

@@ -110,7 +110,9 @@ class Flats {
   // when its seq was seen, else received (raises `last`) and, for a known device, applied
   // (unless a newer device state `covered` it), kept in the history and sent to the browsers.
   enum class StatusFate { duplicate, unknown_device, applied };
-  StatusFate apply_status(LiveFlat& flat, const proto::StatusItem& item, int64_t& last, int64_t covered = 0);
+  // `from_link`: false for a status relayed over the backplane (the history is told).
+  StatusFate apply_status(LiveFlat& flat, const proto::StatusItem& item, int64_t& last, int64_t covered = 0,
+                          bool from_link = true);
   // The gateway's stream goes on in `epoch` (docs/protocol.md, delivery rule 1): the last seq
   // of the epoch it had is kept among the earlier ones (at most kEarlierEpochs), and last_seq
   // becomes the new epoch's: its own if seen before, else 0. The state_seq goes (it belonged to

@@ -71,6 +71,15 @@ std::string Metrics::render() const {
   os << "flatlink_login_bans_active " << active_bans << '\n';
   metric("flatlink_events_dropped_total", "counter", "Event log entries dropped: the database was away and the buffer full.");
   os << "flatlink_events_dropped_total " << events_dropped << '\n';
+  if (history_in_store) {
+    metric("flatlink_history_written_total", "counter", "Status values written to the store's history.");
+    os << "flatlink_history_written_total " << history_written << '\n';
+    metric("flatlink_history_dropped_total", "counter",
+           "Status values not stored: the buffer was full while the database was away or behind.");
+    os << "flatlink_history_dropped_total " << history_dropped << '\n';
+    metric("flatlink_history_waiting", "gauge", "Status values waiting to be written (store.history.buffer_max at most).");
+    os << "flatlink_history_waiting " << history_waiting << '\n';
+  }
   if (backplane_enabled) {
     metric("flatlink_backplane_connected", "gauge", "1 while connected to a backplane broker.");
     os << "flatlink_backplane_connected " << (backplane_connected ? 1 : 0) << '\n';

@@ -42,6 +42,11 @@ struct Metrics {
   uint64_t bans = 0;                       // bans imposed
   int64_t active_bans = 0;
   int64_t events_dropped = 0;  // the event log's buffer overflowed while the database was away
+  // The history's writer into the store (cloud-server/history.h); absent from /metrics without it.
+  bool history_in_store = false;
+  uint64_t history_written = 0;  // status values written
+  uint64_t history_dropped = 0;  // ... dropped: the buffer was full (the database away or behind)
+  int64_t history_waiting = 0;   // ... waiting in the buffer now
   // The backplane (docs/scale-out.md); absent from /metrics when it is off.
   bool backplane_enabled = false;
   bool backplane_connected = false;

@@ -13,7 +13,7 @@ Router::Router(const config::CloudConfig& config, EventLoop& loop, const Clock& 
       flat_configs_(config.store.enabled ? std::vector<config::FlatConfig>{} : config.flats),
       accounts_(flat_configs_),
       store_accounts_(config.store.enabled ? std::make_unique<store::StoreAccounts>(flat_configs_) : nullptr),
-      history_(config),
+      history_(config, clock, metrics),
       flats_(flat_configs_, metrics, history_),
       commands_(config, loop, clock, metrics),
       sync_(config, loop, clock, metrics, flats_,
@@ -26,6 +26,7 @@ Router::Router(const config::CloudConfig& config, EventLoop& loop, const Clock& 
   if (config.store.enabled) {
     load_accounts();
     store_ = std::make_unique<store::Worker>(config.store, loop);
+    if (config.store.history) history_.attach_store(*store_, loop);
     start_sessions(loop);
     store_poll_ = std::make_unique<Timer>(loop, [this] { poll_accounts(); });
     store_poll_->start(config.store.poll_ms);
@@ -414,9 +415,10 @@ void Router::browser_message(Peer& peer, const proto::BrowserToCloud& message) {
   } else if (const auto* events = std::get_if<proto::EventsRequest>(&message)) {
     on_events(peer, *flat, *events);
   } else if (const auto* request = std::get_if<proto::HistoryRequest>(&message)) {
-    proto::HistoryReply reply{request->device, request->capability,
-                              history_.points(flat->id(), request->device, request->capability)};
-    send_to_browser(metrics_, peer, proto::encode(reply));
+    Peer* p = &peer;
+    history_.answer(flat->id(), *request, [this, p](std::string frame) {
+      if (flats_.flat_of_browser(*p)) send_to_browser(metrics_, *p, frame);  // else the browser left
+    });
   }
 }
 
@@ -473,6 +475,7 @@ const proto::DeviceReport* Router::flat_device(const std::string& flat_id, const
 void Router::close_all() {
   if (store_poll_) store_poll_->cancel();
   events_.reset();  // its timer must not outlive the loop
+  history_.close();  // the worker writes what waits before it stops
   commands_.forget_remote();  // their timers must not outlive the loop
   for (Peer* peer : flats_.peers()) peer->close(proto::close_code::kGoingAway, "server shutting down");
 }

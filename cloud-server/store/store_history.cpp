@@ -112,6 +112,15 @@ std::optional<int64_t> HistoryStore::series(Database& db, const std::string& fla
 }
 
 size_t HistoryStore::write(Database& db, const std::vector<HistoryValue>& values, int64_t oldest_ts) {
+  try {
+    return write_values(db, values, oldest_ts);
+  } catch (const StoreError&) {
+    ids_.clear();  // series made in the rolled-back transaction are not in the database
+    throw;
+  }
+}
+
+size_t HistoryStore::write_values(Database& db, const std::vector<HistoryValue>& values, int64_t oldest_ts) {
   auto& c = db.connection();
   Transaction tx(c);
   // (series, ts) -> index of the last value with them: one row each, the newest wins.

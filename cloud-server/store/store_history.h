@@ -74,6 +74,7 @@ class HistoryStore {
   int64_t prune(Database& db, const HistoryRetention& retention, int64_t now);
 
  private:
+  size_t write_values(Database& db, const std::vector<HistoryValue>& values, int64_t oldest_ts);
   std::optional<int64_t> series(Database& db, const std::string& flat, const std::string& device,
                                 const std::string& capability, bool create);
   const size_t cache_max_;

@@ -1,12 +1,16 @@
 // The store's worker thread.
 #include "cloud-server/store/worker.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <chrono>
 
 #include "common/log.h"
 
 namespace flatlink::cloud::store {
 namespace {
+constexpr int kNice = 10;  // the worker thread's nice value, relative to none
 int64_t mono_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -87,6 +91,11 @@ Database* Worker::database() {
 }
 
 void Worker::main() {
+  // Below the event loop: when both want the CPU (a status flood and its history batches),
+  // the loop's routing goes first and the writes wait in their bounded buffer.
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kNice) != 0) {
+    LOG_WARN("store") << "cannot lower the store worker's priority; it competes with the event loop";
+  }
   for (;;) {
     Job job;
     {
@@ -98,12 +107,16 @@ void Worker::main() {
     }
     Database* db = nullptr;
     {
-      bool stopping;
+      bool stopping, failed;
       {
         std::lock_guard<std::mutex> lock(mutex_);
         stopping = stopping_;
+        failed = !last_error_.empty();
       }
-      if (!stopping || db_) db = database();
+      // Stopping, the calls still queued (the history's last values) get a database that
+      // works, or one not opened yet (a stop right after the start); one that failed is not
+      // waited for.
+      if (!stopping || db_ || !failed) db = database();
     }
     try {
       job(db);

@@ -1,6 +1,7 @@
 // The running cloud's way to the store: one worker thread owns the database connection and
 // runs the calls queued for it in order; their results are posted back to the event loop.
-// Nothing here blocks the loop. While the database cannot be reached the worker tries again
+// Nothing here blocks the loop, and the thread runs at nice 10: when the CPU is short (a
+// status flood and its history writes) the loop's routing goes first. While the database cannot be reached the worker tries again
 // with a backoff (0.2 s doubling to 5 s) and hands each call a null Database, so that the
 // caller answers "unavailable" at once; the queue is bounded (store.queue_max): a call beyond
 // it is refused and counted.
@@ -29,7 +30,8 @@ class Worker {
   using Job = std::function<void(Database* db)>;
 
   Worker(const config::StoreConfig& config, EventLoop& loop);
-  // Runs what is queued (each call gets a null database once stopping), then joins.
+  // Runs what is queued, then joins. Once stopping, a call gets the database if it works or
+  // was not tried yet (a stop right after the start), a null one if it had failed.
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

@@ -162,6 +162,20 @@ TEST_CASE("login, command and history request survive the trip from a browser") 
 
   const HistoryRequest history{.device = "thermo-1", .capability = "temperature"};
   CHECK(round_trip(history, &decode_from_browser) == history);
+  const HistoryRequest ranged{.device = "thermo-1", .capability = "temperature", .id = "h-1", .range = "custom",
+                              .from = 1'700'000'000'000, .to = 1'700'003'600'000, .resolution = "1m", .limit = 100};
+  CHECK(round_trip(ranged, &decode_from_browser) == ranged);
+}
+
+TEST_CASE("a history request's range keys are typed; their meaning is the cloud's to check") {
+  // an unknown range is decoded (the cloud answers invalid_range and keeps the link)
+  const auto decoded = decode_from_browser(R"({"type":"history","device":"t","capability":"c","range":"2w"})");
+  REQUIRE(std::holds_alternative<BrowserToCloud>(decoded));
+  CHECK(std::get<HistoryRequest>(std::get<BrowserToCloud>(decoded)).range == "2w");
+  CHECK(browser_refusal(R"({"type":"history","device":"t","capability":"c","from":"yesterday"})").find("history.from") !=
+        std::string::npos);
+  CHECK(browser_refusal(R"({"type":"history","device":"t","capability":"c","limit":0})").find("history.limit") !=
+        std::string::npos);
 }
 
 TEST_CASE("snapshot, update, gateway state and history reply survive the trip to a browser") {

@@ -39,7 +39,8 @@ struct Fixture {
     return c;
   }();
   Metrics metrics;
-  History history{config};
+  ManualClock clock;
+  History history{config, clock, metrics};
   Flats flats{config.flats, metrics, history};
   FakePeer gw{"gw"}, browser{"browser"}, other{"browser-b"};
 

@@ -226,6 +226,19 @@ TEST_CASE("the worker runs calls on its thread and posts results to the loop; an
   CHECK(down.last_error().find("cannot connect") != std::string::npos);
 }
 
+TEST_CASE("calls queued when the worker stops get the database even if it was not opened yet: a stop right after the start loses no write") {
+  EventLoop loop{{}};
+  config::StoreConfig cfg;
+  cfg.enabled = true;
+  cfg.path = temp_path("stop");
+  std::atomic<int> with_db{0};
+  {
+    store::Worker worker(cfg, loop);
+    for (int i = 0; i < 3; ++i) worker.submit([&](Database* db) { with_db += db ? 1 : 0; });
+  }  // stopped at once, before its thread has opened the database
+  CHECK(with_db.load() == 3);
+}
+
 TEST_CASE("the worker's queue is bounded: beyond queue_max a call is refused and counted") {
   EventLoop loop{{}};
   config::StoreConfig cfg;

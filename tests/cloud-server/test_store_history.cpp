@@ -161,3 +161,15 @@ HISTORY_TEST(retention, "each level is pruned at its own retention; values older
   CHECK(h.read(db, "flat-a", "thermo", "t", Resolution::minute, all, now, 100).buckets.size() == 2);  // 5 h, 1 h
   CHECK(h.read(db, "flat-a", "thermo", "t", Resolution::hour, all, now, 100).buckets.size() == 3);    // 50, 5, 1
 }
+
+HISTORY_TEST(failed_write, "a write that fails mid-transaction forgets the series it made: the next write makes them again") {
+  HistoryStore h;
+  db.connection().query("ALTER TABLE history_raw RENAME TO history_raw_away");  // the INSERT fails after the series'
+  CHECK_THROWS_AS(h.write(db, {v("t", kT0, 1)}, 0), StoreError);
+  db.connection().query("ALTER TABLE history_raw_away RENAME TO history_raw");
+  CHECK(h.write(db, {v("t", kT0, 1)}, 0) == 1);
+  HistoryStore fresh;  // a restart: no cache
+  auto raw = fresh.read(db, "flat-a", "thermo", "t", Resolution::raw, kT0, kT0, 10);
+  REQUIRE(raw.points.size() == 1);
+  CHECK(raw.points[0].second == Json(1));
+}
