@@ -77,7 +77,7 @@ TEST_CASE("thousands of devices: the device list stays one frame, the outbox wit
 
   CapturedLog log(dir + "/log.txt");
   {
-    EventLoop loop({gateway::Gateway::protocols(), {}});
+    EventLoop loop({gateway::Gateway::protocols(), {}, {}});
     REQUIRE(loop.ok());
     gateway::Gateway gw(loop, cfg);
     gw.start();

@@ -207,8 +207,11 @@ TEST_CASE("a capability type is enum in every config; the old spelling enumerati
 // says bool and int. The wire's words are the one vocabulary; each old spelling still loads
 // as the same type, with a deprecation warning naming the word to write.
 TEST_CASE("capability types are the wire's words bool, int, number, enum and text; boolean and integer load with a deprecation warning") {
-  for (const auto& [word, type] : std::vector<std::pair<std::string, ValueType>>{
+  for (const auto& pair : std::vector<std::pair<std::string, ValueType>>{
            {"bool", ValueType::boolean}, {"int", ValueType::integer}, {"number", ValueType::number}, {"text", ValueType::text}}) {
+    // Named copies, not structured bindings: clang before 16 cannot capture those in a lambda.
+    const std::string& word = pair.first;
+    const ValueType type = pair.second;
     Json s = good_serial();
     s["devices"][1]["capabilities"][1] = Json{{"name", "x"}, {"type", word}};
     const std::string log = contract::capture_stderr([&] {
@@ -220,8 +223,10 @@ TEST_CASE("capability types are the wire's words bool, int, number, enum and tex
     });
     CHECK(log.find("old spelling") == std::string::npos);
   }
-  for (const auto& [old_word, now, type] : std::vector<std::tuple<std::string, std::string, ValueType>>{
+  for (const auto& spelling : std::vector<std::tuple<std::string, std::string, ValueType>>{
            {"boolean", "bool", ValueType::boolean}, {"integer", "int", ValueType::integer}}) {
+    const auto& [old_word, now, binding] = spelling;
+    const ValueType type = binding;  // a plain variable: clang before 16 cannot capture a binding
     Json s = good_serial();
     s["devices"][1]["capabilities"][1] = Json{{"name", "x"}, {"type", old_word}};
     const std::string log = contract::capture_stderr([&] {
