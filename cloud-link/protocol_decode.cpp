@@ -409,10 +409,11 @@ bool read(Reader& r, const Json& j, Ack& m) {
   Fields g(r, *limits, f.at("limits"));
   // Lower bounds a working link needs (a frame must hold a hello with one device); upper
   // bounds keep a gateway's memory in check whatever a cloud says.
+  // A limit this gateway does not know is ignored, not refused: clouds are upgraded before
+  // gateways (protocol.md), so a newer cloud may announce limits an older gateway cannot
+  // apply, and it must still be able to connect. The known ones are checked as strictly.
   int64_t bytes = 0, batch = 0, devices = 0, keys = 0, string = 0, rate = 0, burst = 0;
-  if (!(g.only({"max_message_bytes", "max_batch", "max_devices", "max_state_keys", "max_string", "messages_per_s",
-                "burst"}) &&
-        g.integer("max_message_bytes", 1024, 16 << 20, bytes) && g.integer("max_batch", 1, 100'000, batch) &&
+  if (!(g.integer("max_message_bytes", 1024, 16 << 20, bytes) && g.integer("max_batch", 1, 100'000, batch) &&
         g.integer("max_devices", 1, 100'000, devices) && g.integer("max_state_keys", 1, 4096, keys) &&
         g.integer("max_string", 16, 65536, string))) {
     return false;

@@ -665,6 +665,28 @@ TEST_CASE("an epoch that is not 32 lowercase hex digits, or limits out of range,
             .find("ack.limits.messages_per_s: expected an integer between 1") == 0);
 }
 
+// Clouds are upgraded before gateways: a gateway that refused an ack announcing a limit it
+// did not know (as one built before messages_per_s refused the rate) could never connect to
+// the newer cloud. It ignores such a limit and applies the ones it knows.
+TEST_CASE("an ack's limit the gateway does not know is ignored; the known ones still apply") {
+  const auto decoded = decode_from_cloud_for_gateway(
+      R"({"type":"ack","seq":7,"limits":{"max_message_bytes":2048,"max_batch":3,"max_devices":4,"max_state_keys":5,"max_string":16,"max_history_points":9,"future":{"x":1}}})");
+  const auto* msg = std::get_if<CloudToGateway>(&decoded);
+  REQUIRE(msg != nullptr);
+  const auto* ack = std::get_if<Ack>(msg);
+  REQUIRE(ack != nullptr);
+  CHECK(ack->seq == 7);
+  REQUIRE(ack->limits);
+  CHECK(ack->limits->max_message_bytes == 2048);
+  CHECK(ack->limits->max_batch == 3);
+  CHECK(ack->limits->max_devices == 4);
+  CHECK(ack->limits->max_state_keys == 5);
+  CHECK(ack->limits->max_string == 16);
+  CHECK(ack->limits->messages_per_s == 0);  // not announced: not paced
+  // Unknown keys of the ack itself are still refused: only limits may grow.
+  CHECK(for_gateway_refusal(R"({"type":"ack","seq":1,"extra":1})").find("unknown key") != std::string::npos);
+}
+
 TEST_CASE("a status batch is cut at the byte limit: every frame fits and decodes, and nothing is left out") {
   // Statuses of an 11-value device: 200 of them pass 64 KiB in one frame.
   std::vector<StatusItem> items;

@@ -1461,3 +1461,29 @@ TEST_CASE("serial and WiFly devices read a capability the same way, accepted or 
     CHECK(a.max_length == b.max_length);
   }
 }
+
+// Finding 3 of issue #17, its last part: a text capability's max_length of 4096 or 65536 was
+// accepted by the serial and WiFly loaders although the wire carries at most 256 bytes of
+// text, so one long value poisoned its whole batch. The loader refuses a max_length above the
+// wire's, for each adapter that reads capabilities, and names the limit.
+TEST_CASE("a text capability's max_length above the wire's 256 bytes is refused by the loader") {
+  for (const std::string type : {"serial", "wifly"}) {
+    for (const int max_length : {256, 257, 4096, 65536}) {
+      INFO(type, " max_length ", max_length);
+      Json adapter = Json{{"type", type}, {"name", "a"}};
+      if (type == "serial") adapter["port"] = "/dev/ttyUSB0";
+      else adapter["listen"] = Json::object();
+      adapter["devices"] = Json::array(
+          {Json{{"id", "d1"}, {"capabilities", Json::array({Json{{"name", "label"}, {"type", "text"}, {"max_length", max_length}}})}}});
+      Json doc = minimal_gateway();
+      doc["adapters"] = Json::array({adapter});
+      if (max_length <= 256) {
+        const GatewayConfig cfg = gateway_ok(doc);
+        CHECK(cfg.adapters.size() == 1);
+      } else {
+        CHECK(gateway_error(doc) == "gateway.json: adapters[0].devices[0].capabilities[0].max_length: expected an integer "
+                                    "from 1 to 256, got " + std::to_string(max_length));
+      }
+    }
+  }
+}
