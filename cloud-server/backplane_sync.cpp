@@ -394,7 +394,7 @@ void BackplaneSync::remote_state(const std::string& flat_id, const RemoteState& 
   if (state.seq >= std::max(last, covered) || flat.devices.empty()) {
     auto devices = devices_by_id(state.devices);
     replaced = devices != flat.devices;
-    flat.devices = std::move(devices);
+    flats_.set_devices(flat, std::move(devices));
     covered = std::max(covered, state.seq);
   }
   const bool online = remote_online(flat);

@@ -160,12 +160,27 @@ Flats::StatusFate Flats::apply_status(LiveFlat& flat, const proto::StatusItem& i
   auto dev = flat.devices.find(item.device);
   if (dev == flat.devices.end()) return StatusFate::unknown_device;
   ++metrics_.statuses;
+  Json& state = dev->second.state;
+  Json kept = Json::object();
+  const size_t max_keys = proto::Limits{}.max_state_keys;
+  size_t room = state.size() < max_keys ? max_keys - state.size() : 0;  // for keys the device has not had
+  for (const auto& [key, value] : item.state.items()) {
+    if (!state.contains(key)) {
+      if (room == 0) {
+        ++metrics_.dropped_state_keys;
+        continue;
+      }
+      --room;
+    }
+    kept[key] = value;
+  }
+  if (kept.empty()) return StatusFate::applied;  // received, but nothing of it is kept
   if (item.seq > covered) {  // else the devices' state from the holder is newer already
-    for (const auto& [key, value] : item.state.items()) dev->second.state[key] = value;
+    for (const auto& [key, value] : kept.items()) state[key] = value;
     dev->second.last_ts = item.ts;
   }
-  history_.record(flat.id(), item.device, item.state, item.ts, from_link);
-  to_browsers(flat, proto::encode(proto::Update{item.device, item.state, item.ts, item.seq}));
+  history_.record(flat.id(), item.device, kept, item.ts, from_link);
+  to_browsers(flat, proto::encode(proto::Update{item.device, std::move(kept), item.ts, item.seq}));
   return StatusFate::applied;
 }
 
@@ -192,8 +207,13 @@ bool Flats::apply_presence(LiveFlat& flat, const proto::Presence& presence) {
 }
 
 void Flats::apply_device_list(LiveFlat& flat, const proto::DeviceList& list) {
-  flat.devices = devices_by_id(list.devices);
+  set_devices(flat, devices_by_id(list.devices));
   to_browsers(flat, proto::encode(list));
+}
+
+void Flats::set_devices(LiveFlat& flat, std::map<std::string, proto::DeviceReport> devices) {
+  flat.devices = std::move(devices);
+  history_.keep_only(flat.id(), flat.devices);
 }
 
 void Flats::to_browsers(LiveFlat& flat, const std::string& frame) {

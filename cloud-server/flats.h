@@ -109,6 +109,9 @@ class Flats {
   // A status from the flat's gateway, here or (over the backplane) at its holder: dropped
   // when its seq was seen, else received (raises `last`) and, for a known device, applied
   // (unless a newer device state `covered` it), kept in the history and sent to the browsers.
+  // A device keeps at most the protocol's max_state_keys values: a value under a new key
+  // beyond them is dropped (counted in dropped_state_keys), so that statuses naming a new key
+  // each time cannot grow the state or the history.
   enum class StatusFate { duplicate, unknown_device, applied };
   // `from_link`: false for a status relayed over the backplane (the history is told).
   StatusFate apply_status(LiveFlat& flat, const proto::StatusItem& item, int64_t& last, int64_t covered = 0,
@@ -123,6 +126,9 @@ class Flats {
   // A device's presence; false for an unknown device (nothing sent).
   bool apply_presence(LiveFlat& flat, const proto::Presence& presence);
   void apply_device_list(LiveFlat& flat, const proto::DeviceList& list);
+  // The flat's devices are these now (a hello, a device list, a holder's state): the history
+  // forgets the devices and values they no longer have.
+  void set_devices(LiveFlat& flat, std::map<std::string, proto::DeviceReport> devices);
 
   void to_browsers(LiveFlat& flat, const std::string& frame);
   proto::Snapshot snapshot(const LiveFlat& flat, bool gateway_online) const;

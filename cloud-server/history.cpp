@@ -167,6 +167,22 @@ void History::record(const std::string& flat, const std::string& device, const J
   publish_counters();
 }
 
+void History::keep_only(const std::string& flat, const std::map<std::string, proto::DeviceReport>& devices) {
+  auto it = values_.lower_bound({flat, std::string()});
+  while (it != values_.end() && it->first.first == flat) {
+    const std::string& series = it->first.second;  // "device/key"
+    const size_t slash = series.rfind('/');
+    const auto device = devices.find(series.substr(0, slash));
+    bool kept = false;
+    if (device != devices.end()) {
+      const std::string key = series.substr(slash + 1);
+      kept = device->second.state.contains(key);
+      for (const Capability& capability : device->second.info.capabilities) kept = kept || capability.name == key;
+    }
+    it = kept ? std::next(it) : values_.erase(it);
+  }
+}
+
 void History::publish_counters() {
   metrics_.history_written = written_;
   metrics_.history_dropped = dropped_;

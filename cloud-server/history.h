@@ -80,6 +80,12 @@ class History {
   std::vector<proto::HistoryPoint> points(const std::string& flat, const std::string& device,
                                           const std::string& capability) const;
 
+  // Without the store: forgets the flat's values of devices not in `devices`, and of keys a
+  // listed device neither has as a capability nor in its state.
+  void keep_only(const std::string& flat, const std::map<std::string, proto::DeviceReport>& devices);
+  // Without the store: how many values (flat, device, key) have points in memory.
+  size_t series() const { return values_.size(); }
+
   // Shutdown: everything buffered is handed to the worker, which writes it before it stops.
   void close();
 

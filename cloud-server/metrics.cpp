@@ -23,6 +23,9 @@ std::string Metrics::render() const {
   os << "flatlink_statuses_total " << statuses << '\n';
   metric("flatlink_duplicate_statuses_total", "counter", "Statuses dropped because their seq was already seen.");
   os << "flatlink_duplicate_statuses_total " << duplicate_statuses << '\n';
+  metric("flatlink_dropped_state_keys_total", "counter",
+         "Status values dropped because their device already has max_state_keys values under other keys.");
+  os << "flatlink_dropped_state_keys_total " << dropped_state_keys << '\n';
   metric("flatlink_acks_total", "counter", "Acks sent to gateways.");
   os << "flatlink_acks_total " << acks << '\n';
   metric("flatlink_refused_messages_total", "counter", "Messages refused as malformed or not allowed.");

@@ -18,6 +18,7 @@ struct Metrics {
   uint64_t browser_messages_out = 0;
   uint64_t statuses = 0;              // accepted, new
   uint64_t duplicate_statuses = 0;    // seq already seen: dropped
+  uint64_t dropped_state_keys = 0;    // a status's values under a new key of a device that has max_state_keys
   uint64_t acks = 0;
   uint64_t refused_messages = 0;      // failed to decode or not allowed
   uint64_t auth_failures = 0;

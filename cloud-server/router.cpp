@@ -246,7 +246,7 @@ void Router::accept_hello(LiveFlat& flat, Peer& peer, const proto::Hello& hello)
                        << " other gateway ids forgotten (at most " << LiveFlat::kMaxGatewayIds << " kept)";
   }
   flat.state_seq.erase(hello.gateway);  // the hello's devices are the state now
-  flat.devices = devices_by_id(hello.devices);
+  flats_.set_devices(flat, devices_by_id(hello.devices));
   int64_t& last = flat.last_seq[hello.gateway];
   std::string& epoch = flat.epoch_of[hello.gateway];
   bool stream_reset = false;

@@ -154,3 +154,47 @@ TEST_CASE("gateway ids named by hellos are bounded per flat: a gateway naming a 
   CHECK(flat.earlier_epochs.size() <= LiveFlat::kMaxGatewayIds + 1);
   CHECK(flat.last_seq.count("forged-999") == 1);  // the current one is always kept
 }
+
+// Finding 11 of issue #19, its last map: the in-memory history (and a device's state) kept a
+// series for every key a status ever named, and for devices the gateway no longer lists. A
+// device keeps at most the protocol's max_state_keys values; a device list forgets the
+// history of the devices and values it no longer has.
+TEST_CASE("statuses naming a new key each time grow neither a device's state nor the history past max_state_keys") {
+  Fixture f;
+  LiveFlat& a = f.flats.at("flat-a");
+  int64_t& last = a.last_seq["gw"];
+  const size_t max_keys = proto::Limits{}.max_state_keys;
+  const size_t before = f.history.series();
+  for (int i = 1; i <= 1000; ++i) {
+    CHECK(f.flats.apply_status(a, proto::StatusItem{i, "m1", Json{{"k" + std::to_string(i), i}}, i}, last) ==
+          Flats::StatusFate::applied);
+  }
+  CHECK(a.devices.at("m1").state.size() == max_keys);
+  CHECK(f.history.series() - before <= max_keys);
+  CHECK(f.metrics.dropped_state_keys == 1000 - (max_keys - 1));  // "w" was the device's first key
+  // A key it has keeps being applied, shown and kept.
+  CHECK(f.flats.apply_status(a, f.item(1001, "m1", 42), last) == Flats::StatusFate::applied);
+  CHECK(a.devices.at("m1").state["w"] == Json(42));
+  CHECK(f.history.points("flat-a", "m1", "w").back().value == Json(42));
+  // What browsers are sent is what was kept: no update names a dropped key.
+  for (const proto::Update& update : f.browser.browser_got<proto::Update>()) {
+    for (const auto& [key, value] : update.state.items()) CHECK(a.devices.at("m1").state.contains(key));
+  }
+}
+
+TEST_CASE("a device list forgets the history of the devices and values it no longer lists") {
+  Fixture f;
+  LiveFlat& a = f.flats.at("flat-a");
+  a.devices = devices_by_id({meter("m1"), meter("m2")});
+  int64_t& last = a.last_seq["gw"];
+  f.flats.apply_status(a, f.item(1, "m1", 1), last);
+  f.flats.apply_status(a, f.item(2, "m2", 2), last);
+  f.history.record("flat-b", "m2", Json{{"w", 3}}, 3);  // another flat's device of the same name
+  REQUIRE(f.history.points("flat-a", "m2", "w").size() == 1);
+  const size_t before = f.history.series();
+  f.flats.apply_device_list(a, proto::DeviceList{{meter("m1")}});
+  CHECK(f.history.points("flat-a", "m2", "w").empty());
+  CHECK(f.history.points("flat-a", "m1", "w").size() == 1);
+  CHECK(f.history.points("flat-b", "m2", "w").size() == 1);
+  CHECK(f.history.series() == before - 1);
+}
