@@ -54,8 +54,10 @@ EventLoop::EventLoop(Options options) {
     lws_context_creation_info on_foreign = info;
     on_foreign.options |= options.foreign->lws_option();
     on_foreign.foreign_loops = loops;
+    on_foreign.pcontext = &foreign_context_;
     context_ = lws_create_context(&on_foreign);
     if (context_) {
+      foreign_context_ = context_;
       foreign_ = std::move(options.foreign);
     } else {
       options.foreign->close();
@@ -79,8 +81,19 @@ void EventLoop::shutdown() {
   // Still set while lws closes the links: their owners' timers cancel normally in there.
   lws_context_destroy(context_);
   context_ = nullptr;
-  // On a foreign loop lws finishes closing its handles (and frees the context) in there.
-  if (foreign_) foreign_->close();
+  if (!foreign_) return;
+  // On a foreign loop lws closes its handles asynchronously and frees the context in the
+  // last close callback, except where that callback finds it "inside service" or its timers
+  // stopped before every link was freed: then the loop runs dry with the context (its
+  // vhosts' TLS contexts, its fd table) still allocated, and lws waits for another
+  // lws_context_destroy to take the next stage (lws' context.c: destroy2, destroy3). A few
+  // rounds at most; lws writes null into foreign_context_ when it has freed it.
+  for (int round = 0; foreign_context_ && round < 4; ++round) {
+    foreign_->drain();
+    if (foreign_context_) lws_context_destroy(foreign_context_);
+  }
+  if (foreign_context_) LOG_WARN("loop") << "libwebsockets did not finish destroying its context on " << foreign_->name();
+  foreign_->close();
 }
 
 lws_vhost* EventLoop::vhost() const {

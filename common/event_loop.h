@@ -32,7 +32,9 @@ class ForeignLoop {
   virtual void* native() = 0;
   // Blocks until at least one event was handled (lws wakes it with lws_cancel_service).
   virtual void run_once() = 0;
-  // After lws_context_destroy: runs the loop until lws' handles are closed, then closes it.
+  // Runs the loop until no handle is active (lws' closes after lws_context_destroy).
+  virtual void drain() = 0;
+  // After lws_context_destroy: drains the loop, then closes it.
   virtual void close() = 0;
 };
 
@@ -102,6 +104,8 @@ class EventLoop {
   std::vector<lws_protocols> protocols_;
   std::unique_ptr<ForeignLoop> foreign_;
   lws_context* context_ = nullptr;
+  // On a foreign loop: the context until lws has freed it (info.pcontext; lws writes null).
+  lws_context* foreign_context_ = nullptr;
   std::atomic<bool> stop_requested_{false};
   bool stop_started_ = false;
   bool quit_ = false;

@@ -14,12 +14,13 @@ class UvLoop final : public ForeignLoop {
   uint64_t lws_option() const override { return LWS_SERVER_OPTION_LIBUV; }
   void* native() override { return &loop_; }
   void run_once() override { uv_run(&loop_, UV_RUN_ONCE); }
+  void drain() override {
+    if (!closed_) uv_run(&loop_, UV_RUN_DEFAULT);
+  }
   void close() override {
     if (closed_) return;
+    drain();
     closed_ = true;
-    // lws closes its handles asynchronously after lws_context_destroy (the context is freed
-    // by the last close callback): run until none is left.
-    uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
   }
 

@@ -729,6 +729,7 @@ describe('a 3-node nats-server cluster: a broker node and a cloud instance die d
     const atMoved = seqs().length;
     await waitFor(() => seqs().length >= atMoved + 20, 45_000, { message: 'the stream to go on after the broker node died' });
     const tResumed = Date.now();
+    const atResumed = seqs().length;
 
     const atCloudKill = seqs().length;
     const tCloudKill = Date.now();
@@ -755,7 +756,7 @@ describe('a 3-node nats-server cluster: a broker node and a cloud instance die d
     const summary =
       `nats cluster: browser on cloud-b saw ${got.length} statuses, seq ${first}..${last}: ` +
         `${atBrokerKill} when broker node n1 was killed (cloud-a on another node ${tMoved - tBrokerKill} ms later, ` +
-        `the stream through the cluster again ${tResumed - tMoved} ms after that), ${atCloudKill} when cloud-a was killed ` +
+        `the stream through the cluster again ${tResumed - tMoved} ms after that, ${atResumed} seen then), ${atCloudKill} when cloud-a was killed ` +
         `(gateway on cloud-b ${tGatewayMoved - tCloudKill} ms later); duplicates ${duplicates}, out of order ${outOfOrder}, ` +
         `missing ${missing}; ${Date.now() - t0} ms in all`;
     console.log(`# ${summary}`);
@@ -765,13 +766,16 @@ describe('a 3-node nats-server cluster: a broker node and a cloud instance die d
     assert.equal(outOfOrder, 0, summary);
     // Issue #20, finding 4 (open): when the broker node under cloud-a dies, nats-server itself
     // may drop the QoS 1 messages in flight to it, and flatlink neither detects nor counts that
-    // gap yet. Until it does, only statuses around that moment (from 1 s before the kill to the
-    // reconnect) may be missing; a gap anywhere else (the instance kill, the move) fails.
+    // gap yet. Until it does, only statuses around that moment (from 1 s before the kill until the
+    // stream flows through the cluster again: its JetStream leaders are elected anew meanwhile,
+    // and a status was seen lost 7 s after the kill, once, in a run under the sanitizers) may be
+    // missing, up to the last status seen when it flows again; a gap anywhere else (the
+    // instance kill just after, the move) fails.
     const killSeq = got[atBrokerKill - 1];
-    const movedSeq = got[atMoved - 1];
+    const resumedSeq = got[atResumed - 1];
     const outside = [];
     for (let i = 1; i < got.length; ++i) {
-      if (got[i] > got[i - 1] + 1 && !(got[i - 1] + 1 >= killSeq - 40 && got[i] - 1 <= movedSeq + 40)) {
+      if (got[i] > got[i - 1] + 1 && !(got[i - 1] + 1 >= killSeq - 40 && got[i] - 1 < resumedSeq)) {
         outside.push(`${got[i - 1] + 1}..${got[i] - 1}`);
       }
     }
