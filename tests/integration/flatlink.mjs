@@ -177,6 +177,24 @@ export async function browser(port, { flat, user, password, scheme = 'ws', optio
   return peer;
 }
 
+// A dashboard login: POST /session with the page's Origin; { status, cookie, body }.
+export async function postSession(port, body) {
+  const res = await fetch(`http://127.0.0.1:${port}/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${port}` },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, cookie: res.headers.get('set-cookie') ?? '', body: await res.json() };
+}
+
+// A browser link whose upgrade carries the session cookie (a reload of the page), resumed.
+export async function resumeSession(port, cookie) {
+  const token = cookie.split(';')[0];
+  const peer = await browser(port, { options: { headers: { cookie: token, origin: `http://127.0.0.1:${port}` } } });
+  peer.send({ type: 'resume' });
+  return peer;
+}
+
 export async function rawGateway(port, token) {
   const headers = token === undefined ? {} : { Authorization: `Bearer ${token}` };
   const peer = new Peer(`ws://127.0.0.1:${port}/`, GATEWAY_PROTOCOL, { headers });
