@@ -107,6 +107,28 @@ export const demoDevices = (prefix = '') => [
   { id: `${prefix}door-1`, kind: 'lock', room: 'Hall' },
 ];
 
+// Device reports as a raw gateway's hello carries them: a lamp (on, writable) and a
+// thermometer (t, a number; mode, an enum), both online.
+export const lampReport = {
+  id: 'lamp-1',
+  name: 'Lamp',
+  kind: 'lamp',
+  capabilities: [{ name: 'on', type: 'bool', writable: true }],
+  state: { on: false },
+  online: true,
+};
+export const thermoReport = {
+  id: 'thermo-1',
+  name: 'Thermometer',
+  kind: 'thermometer',
+  capabilities: [
+    { name: 't', type: 'number', writable: false },
+    { name: 'mode', type: 'enum', writable: false, options: ['eco', 'heat'] },
+  ],
+  state: {},
+  online: true,
+};
+
 // A WebSocket peer that records every message and how it closed.
 export class Peer {
   constructor(url, protocol, options = {}) {

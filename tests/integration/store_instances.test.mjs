@@ -14,6 +14,7 @@ import {
   cloudConfig,
   flatA,
   hashPassword,
+  lampReport as lamp,
   loginA,
   metrics,
   postSession,
@@ -21,30 +22,11 @@ import {
   resumeSession,
   startCloud,
   stop,
+  thermoReport as thermo,
 } from './flatlink.mjs';
 import { binaries, run, startMosquitto, startPostgres, waitFor } from './harness.mjs';
 
 const MIN = 60_000;
-
-const thermo = {
-  id: 'thermo-1',
-  name: 'Thermometer',
-  kind: 'thermometer',
-  capabilities: [
-    { name: 't', type: 'number', writable: false },
-    { name: 'mode', type: 'enum', writable: false, options: ['eco', 'heat'] },
-  ],
-  state: {},
-  online: true,
-};
-const lamp = {
-  id: 'lamp-1',
-  name: 'Lamp',
-  kind: 'lamp',
-  capabilities: [{ name: 'on', type: 'bool', writable: true }],
-  state: { on: false },
-  online: true,
-};
 
 async function admin(cfg, args, input) {
   const r = await run(binaries.cloud, ['--config', cfg.file, 'admin', ...args], { input });
