@@ -24,7 +24,7 @@ import {
   stop,
   thermoReport as thermo,
 } from './flatlink.mjs';
-import { binaries, run, startMosquitto, startPostgres, waitFor } from './harness.mjs';
+import { binaries, run, startMosquitto, startPostgres, tempDir, waitFor } from './harness.mjs';
 
 const MIN = 60_000;
 
@@ -34,12 +34,12 @@ async function admin(cfg, args, input) {
   return r.stdout.trim();
 }
 
-// An instance on the shared store (store.poll_ms left at its default) and the backplane.
-async function startInstance(id, pg, broker) {
+// An instance with this store section (store.poll_ms left at its default) on the backplane.
+async function startInstance(id, store, broker) {
   const cfg = await cloudConfig([flatA], {
     limits: { command_timeout_ms: 3000 },
     extra: {
-      store: { engine: 'postgresql', url: pg.url },
+      store,
       backplane: { instance_id: id, brokers: [`mqtt://127.0.0.1:${broker.port}`], keepalive_s: 5, backoff_base_ms: 100, backoff_max_ms: 1000 },
     },
   });
@@ -67,7 +67,8 @@ describe('two cloud instances on one PostgreSQL store and one Mosquitto', () => 
     // Started together on the empty database, as a fresh install or an upgrade starts them:
     // the migrations and the seeding from the config happen once, neither start fails.
     await hashPassword(flatA.password); // once: both configs carry the same hash
-    [A, B] = await Promise.all([startInstance('cloud-a', pg, broker), startInstance('cloud-b', pg, broker)]);
+    const store = { engine: 'postgresql', url: pg.url };
+    [A, B] = await Promise.all([startInstance('cloud-a', store, broker), startInstance('cloud-b', store, broker)]);
     const errors = [...A.proc.lines, ...B.proc.lines].filter((l) => / (ERROR|WARN) /.test(l));
     assert.deepEqual(errors, [], 'two instances starting together on an empty store');
     // The flat's gateway, held by A from the start (its retained state is what a first login
@@ -224,5 +225,35 @@ describe('two cloud instances on one PostgreSQL store and one Mosquitto', () => 
     assert.deepEqual(rows, [['command', '1'], ['gateway', '2'], ['presence', '1']]);
     onA.close();
     onB.close();
+  });
+
+  test('sharing the store, the instances never take their accounts for different ones', async (t) => {
+    if (!pg) return t.skip('PostgreSQL is not installed');
+    // (after the admin changes above, which the two applied at different polls)
+    assert.deepEqual([...A.proc.lines, ...B.proc.lines].filter((l) => /accounts differ/.test(l)), []);
+  });
+});
+
+describe('two cloud instances with a SQLite store each, on one Mosquitto', () => {
+  let broker, A, B;
+
+  before(async () => {
+    broker = await startMosquitto(['allow_anonymous true']);
+    [A, B] = await Promise.all([startInstance('cloud-sa', { path: `${tempDir('flatlink-sa-')}/cloud.db` }, broker),
+      startInstance('cloud-sb', { path: `${tempDir('flatlink-sb-')}/cloud.db` }, broker)]);
+  });
+
+  after(async () => {
+    for (const p of [A?.proc, B?.proc, broker?.proc]) if (p) await stop(p).catch(() => {});
+  });
+
+  test('a user added to one instance\'s store only is logged as a difference on the other', async () => {
+    const differ = /instance=cloud-sb other=cloud-sa the instances' accounts differ/;
+    const mark = B.proc.lines.length;
+    assert.ok(!B.proc.lines.some((l) => differ.test(l)), 'both stores seeded from the same config');
+    await admin(A.cfg, ['user', 'add', 'zoe'], 'pw-zoe\n');
+    await admin(A.cfg, ['member', 'add', flatA.id, 'zoe', 'member']);
+    // zoe would log in on A and not on B: what the accounts' digest is there for
+    await waitFor(() => B.proc.lines.slice(mark).some((l) => differ.test(l)), 5000, { message: 'the difference logged on B' });
   });
 });
