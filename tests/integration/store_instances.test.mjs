@@ -1,11 +1,13 @@
 // Two cloud instances sharing one PostgreSQL store and one Mosquitto backplane (issue 21,
 // docs/operations.md "The store", docs/scale-out.md), with the real binaries on loopback:
-// a user added with `flatlink-cloud admin` (A's config) logs in on B within a second; a
-// session made on B and revoked by admin, or logged out on A, has its socket on B closed
-// within a second; the statuses of a gateway held by A, watched by browsers on A and B, are
-// in the store's history once (raw values and rollups), and the event log has a command
-// from B, the gateway's online/offline and a presence once each. Skipped without
-// PostgreSQL's server package.
+// both start together on the empty database without an error; a user added with
+// `flatlink-cloud admin` (A's config) logs in on B within a second; a session made on B and
+// revoked by admin, or logged out on A, has its socket on B closed within a second; the
+// statuses of a gateway held by A, watched by browsers on A and B, are in the store's history
+// once (raw values and rollups, written by A only), and the event log has a command from B,
+// the gateway's online/offline and a presence once each; the two never log their accounts as
+// different (skipped without PostgreSQL's server package). Then two instances with a SQLite
+// store each: a user added to one store only is logged as a difference on the other.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
