@@ -47,7 +47,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import WebSocket from '../tests/integration/node_modules/ws/wrapper.mjs';
-import { BROWSER_PROTOCOL, GATEWAY_PROTOCOL, cloudConfig, startCloud } from '../tests/integration/flatlink.mjs';
+import { BROWSER_PROTOCOL, GATEWAY_PROTOCOL, cloudConfig, lampReport as lamp, startCloud } from '../tests/integration/flatlink.mjs';
 import { repoRoot, startMosquitto, stop, waitFor } from '../tests/integration/harness.mjs';
 
 const argv = process.argv.slice(2);
@@ -96,14 +96,6 @@ const flats = ['across', 'bp-local', 'solo'].map((name, i) => ({
   user: `user-${i}`,
   password: `pw-${i}`,
 }));
-const lamp = {
-  id: 'lamp-1',
-  name: 'Lamp',
-  kind: 'lamp',
-  capabilities: [{ name: 'on', type: 'bool', writable: true }],
-  state: { on: false },
-  online: true,
-};
 // Rate limits raised (the default 200 frames/s per connection is for the internet, not for
 // a benchmark that sends 400 frames in a fraction of a second); the same in every set-up.
 const limits = { messages_per_s: 100_000, burst: 1_000_000, command_timeout_ms: 5000 };

@@ -15,6 +15,10 @@
 //    500 with at most 10 batches unacknowledged; the rate is statuses / (first send → last
 //    ack). With history on, also the time from the last ack until every value is written
 //    (flatlink_history_written_total).
+// 3. The cloud's idle memory with the store: the real flatlink-cloud with one flat and no
+//    links, without a store, with SQLite and with PostgreSQL (the server of part 1's kind),
+//    VmRSS 3 s after it listens (median of --rounds), side by side with the differences.
+// --rss-only runs part 3 alone and only prints it.
 // Prints the figures; unless --smoke also writes bench/history.md and splices it between its
 // markers in docs/benchmarks.md (bench/run.mjs folds it in too).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -24,7 +28,7 @@ import path from 'node:path';
 
 import WebSocket from '../tests/integration/node_modules/ws/wrapper.mjs';
 import { GATEWAY_PROTOCOL, cloudConfig, metrics, startCloud } from '../tests/integration/flatlink.mjs';
-import { buildDir, freePort, repoRoot, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
+import { buildDir, freePort, repoRoot, startPostgres, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -32,6 +36,7 @@ const opt = (name, dflt) => {
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
 };
 const SMOKE = argv.includes('--smoke');
+const RSS_ONLY = argv.includes('--rss-only');
 const VALUES = Number(opt('--values', SMOKE ? 10_000 : 200_000));
 const STATUSES = Number(opt('--statuses', SMOKE ? 5_000 : 100_000));
 const ROUNDS = Number(opt('--rounds', SMOKE ? 1 : 3));
@@ -131,6 +136,51 @@ async function drain(history) {
   }
 }
 
+// VmRSS (KiB) of an idle cloud with this store section (none: without a store), 3 s after it listens.
+async function idleRss(store) {
+  const cfg = await cloudConfig([flat], store ? { extra: { store } } : {});
+  const cloud = await startCloud(cfg);
+  try {
+    await new Promise((r) => setTimeout(r, 3000)); // idle: nothing to wait for but time
+    return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${cloud.pid}/status`, 'utf8'))[1]);
+  } finally {
+    await stop(cloud);
+  }
+}
+
+async function rssFigures() {
+  const pg = await startPostgres();
+  if (!pg) log('PostgreSQL is not installed: idle memory without a store and with SQLite only');
+  try {
+    const kinds = [
+      ['no store', null],
+      ['SQLite', { path: path.join(tempDir('flatlink-bench-rss-'), 'cloud.db') }],
+      ...(pg ? [['PostgreSQL', { engine: 'postgresql', url: pg.url }]] : []),
+    ];
+    const kib = new Map(kinds.map(([name]) => [name, []]));
+    for (let r = 0; r < ROUNDS; r++) for (const [name, store] of kinds) kib.get(name).push(await idleRss(store));
+    const mib = (k) => fmt(k / 1024, 2);
+    const base = median(kib.get('no store'));
+    const worst = Math.max(...kinds.slice(1).map(([name]) => median(kib.get(name)) - base));
+    return (
+      `cloud idle VmRSS (1 flat, no links, 3 s after it listens, median of ${ROUNDS}): ` +
+      kinds
+        .map(([name]) => {
+          const m = median(kib.get(name));
+          return name === 'no store' ? `no store ${mib(m)} MiB` : `${name} ${mib(m)} MiB (+${mib(m - base)} MiB, ratio ${fmt(m / base, 2)})`;
+        })
+        .join(', ') +
+      `; target (issue 21) store <= +4 MiB: ${worst <= 4096 ? 'met' : 'MISSED'}`
+    );
+  } finally {
+    if (pg) await pg.stop();
+  }
+}
+
+if (RSS_ONLY) {
+  console.log(await rssFigures());
+  process.exit(0);
+}
 if (!existsSync(storeBench)) {
   console.error(`${storeBench} is missing: build first (scripts/build.sh)`);
   process.exit(2);
@@ -157,6 +207,8 @@ const drainLine =
   `${fmt(median(stored))} ms after the last ack; target (issue 21) on within 10 % of off: ` +
   `${median(on) >= 0.9 * median(off) ? 'met' : 'MISSED'}`;
 console.log(drainLine);
+const rssLine = await rssFigures();
+console.log(rssLine);
 
 if (!SMOKE) {
   const load1 = os.loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -176,11 +228,13 @@ if (!SMOKE) {
       'cloud answers `range: 30d`, beside the same value\'s last hour of raw values (360) as it answers `range: 1h` (raw values ' +
       'counted, then read). The drain: the real `flatlink-cloud` with a SQLite store, `store.history.enabled` on against off, ' +
       'taking turns; a raw gateway sends statuses in batches of 500, at most 10 batches unacknowledged, timed from the first ' +
-      'send to the last ack.',
+      'send to the last ack. Idle memory: the real `flatlink-cloud` with one flat and no links, without a store, with SQLite ' +
+      'and with PostgreSQL, VmRSS 3 s after it listens.',
     '',
     '```',
     store.trim(),
     drainLine,
+    rssLine,
     '```',
     '',
     'What it means: the insert rates against their targets are in the lines above; PostgreSQL takes more bytes per value ' +

@@ -8,7 +8,8 @@
 # bench/run.sh --mqtt-command [--smoke] [--commands N]: a command's round trip through a Tasmota
 # plug with Mosquitto's set_tcp_nodelay true against its default false (bench/mqtt_command.mjs).
 # bench/run.sh --history [--smoke] [options of bench/history.mjs]: the cloud's history in the
-# store, SQLite beside PostgreSQL, and the drain with history on beside off (bench/history.mjs).
+# store, SQLite beside PostgreSQL, the drain with history on beside off, and the cloud's idle
+# memory without a store, with SQLite and with PostgreSQL (--rss-only: that alone) (bench/history.mjs).
 # bench/run.sh --gateway-memory: flatlinkd's idle RSS with the demo configuration beside an idle
 # Mosquitto broker, and each mapped library's share (bench/gateway_memory.mjs).
 # Installs the bench's peers from npm when missing (Node-RED 4, pinned in

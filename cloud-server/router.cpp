@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "cloud-server/backplane.h"
 #include "common/log.h"
 
 namespace flatlink::cloud {
@@ -62,6 +63,7 @@ void Router::load_accounts() {
 void Router::apply_accounts(const store::AccountsSnapshot& snapshot) {
   const std::vector<config::FlatConfig> before = store_accounts_->replace(snapshot, clock_.wall_ms());
   LOG_INFO("store") << "accounts version " << snapshot.version << ": " << flats_.reload(before);
+  publish_accounts();
 }
 
 void Router::poll_accounts() {
@@ -127,14 +129,28 @@ void Router::store_rehash(const std::string& flat, const std::string& user, cons
 }
 
 void Router::attach_backplane(Backplane* backplane) {
+  backplane_ = backplane;
   sync_.attach(backplane);
   commands_.attach_backplane(backplane);
+  publish_accounts();
+}
+
+// The digest of the flats, tokens and users admitted here, which the other instances compare
+// with theirs (docs/scale-out.md): the config's, or a SQLite store's (each instance's own
+// file: an account added to one only is a difference). Instances sharing a PostgreSQL store
+// admit the same accounts, each a poll apart: they all publish the digest of none, or every
+// admin change would be logged as a difference.
+void Router::publish_accounts() {
+  if (!backplane_) return;
+  const bool shared = config_.store.enabled && config_.store.engine == "postgresql";
+  backplane_->set_accounts(shared ? std::vector<config::FlatConfig>{} : flat_configs_);
 }
 
 std::string Router::flats_changed(const std::vector<config::FlatConfig>& before) {
   if (store_accounts_) return "flats, users and tokens come from the store (flatlink-cloud admin)";
   flat_configs_ = config_.flats;
   accounts_.reload();
+  publish_accounts();
   return flats_.reload(before);
 }
 

@@ -137,6 +137,7 @@ class Router final : public BackplaneListener {
   void record(store::EventRow row);
   void browser_gone(Peer& peer);
   void tell_not_responding(Peer& browser, const LiveFlat& flat);
+  void publish_accounts();
 
   const config::CloudConfig& config_;
   const Clock& clock_;
@@ -149,6 +150,7 @@ class Router final : public BackplaneListener {
   Flats flats_;
   Commands commands_;
   BackplaneSync sync_;
+  Backplane* backplane_ = nullptr;        // null: alone
   std::unique_ptr<store::Worker> store_;  // with a store
   std::unique_ptr<Timer> store_poll_;     // reads the accounts' change counter every store.poll_ms
   bool polling_ = false;

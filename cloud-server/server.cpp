@@ -454,8 +454,7 @@ void Server::start(EventLoop& loop) {
   router_ = std::make_unique<Router>(config_, loop, clock_, metrics_);
   if (config_.backplane.enabled) {
     backplane_ = std::make_unique<Backplane>(config_.backplane, config_.limits, loop, clock_, metrics_, *router_);
-    router_->attach_backplane(backplane_.get());
-    backplane_->set_accounts(config_.flats);
+    router_->attach_backplane(backplane_.get());  // the accounts' digest is the router's to publish
     backplane_->on_fatal([this](const std::string& why) {
       failure_ = why;
       loop_->request_stop();
@@ -491,7 +490,6 @@ std::string Server::reload(config::CloudConfig next) {
   config_.allowed_origins = next.allowed_origins;
   std::vector<config::FlatConfig> before = std::exchange(config_.flats, std::move(next.flats));
   std::string summary = router_->flats_changed(before);
-  if (backplane_) backplane_->set_accounts(config_.flats);
   if (!restart.empty()) {
     summary += "; changed but applied only at a restart:";
     for (const auto& what : restart) summary += " " + what;

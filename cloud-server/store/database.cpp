@@ -137,8 +137,37 @@ int Database::schema_version() {
   return rows.empty() ? 0 : static_cast<int>(integer(rows[0], 0));
 }
 
+namespace {
+// Instances started together on one PostgreSQL database (a fresh install, an upgrade) would
+// apply the same migration side by side, and all but one fail on the catalog's unique index
+// ("duplicate key value violates unique constraint pg_type_typname_nsp_index"): a session
+// advisory lock makes them take turns, each reading the version once it holds the lock. A
+// SQLite file is one instance's own.
+class MigrationLock {
+ public:
+  explicit MigrationLock(SqlConnection& c) : c_(c) {
+    if (c_.engine() == "postgresql") c_.query("SELECT pg_advisory_lock(" + std::string(kKey) + ")");
+  }
+  ~MigrationLock() {
+    if (c_.engine() != "postgresql") return;
+    try {
+      c_.query("SELECT pg_advisory_unlock(" + std::string(kKey) + ")");
+    } catch (const StoreError&) {
+      // the connection is gone, and the lock with it
+    }
+  }
+  MigrationLock(const MigrationLock&) = delete;
+  MigrationLock& operator=(const MigrationLock&) = delete;
+
+ private:
+  static constexpr std::string_view kKey = "7380381042016349803";  // "flatlink" as a 64-bit integer
+  SqlConnection& c_;
+};
+}  // namespace
+
 int Database::migrate(int target) {
   if (target < 0) target = latest_version();
+  MigrationLock lock(*c_);
   int version = schema_version();
   if (version > latest_version()) {
     throw StoreError("the database has schema version " + std::to_string(version) + ", newer than this build's " +

@@ -107,6 +107,28 @@ export const demoDevices = (prefix = '') => [
   { id: `${prefix}door-1`, kind: 'lock', room: 'Hall' },
 ];
 
+// Device reports as a raw gateway's hello carries them: a lamp (on, writable) and a
+// thermometer (t, a number; mode, an enum), both online.
+export const lampReport = {
+  id: 'lamp-1',
+  name: 'Lamp',
+  kind: 'lamp',
+  capabilities: [{ name: 'on', type: 'bool', writable: true }],
+  state: { on: false },
+  online: true,
+};
+export const thermoReport = {
+  id: 'thermo-1',
+  name: 'Thermometer',
+  kind: 'thermometer',
+  capabilities: [
+    { name: 't', type: 'number', writable: false },
+    { name: 'mode', type: 'enum', writable: false, options: ['eco', 'heat'] },
+  ],
+  state: {},
+  online: true,
+};
+
 // A WebSocket peer that records every message and how it closed.
 export class Peer {
   constructor(url, protocol, options = {}) {
@@ -174,6 +196,24 @@ export async function browser(port, { flat, user, password, scheme = 'ws', optio
     peer.send({ type: 'login', flat, user, password });
     await peer.next('snapshot');
   }
+  return peer;
+}
+
+// A dashboard login: POST /session with the page's Origin; { status, cookie, body }.
+export async function postSession(port, body) {
+  const res = await fetch(`http://127.0.0.1:${port}/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${port}` },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, cookie: res.headers.get('set-cookie') ?? '', body: await res.json() };
+}
+
+// A browser link whose upgrade carries the session cookie (a reload of the page), resumed.
+export async function resumeSession(port, cookie) {
+  const token = cookie.split(';')[0];
+  const peer = await browser(port, { options: { headers: { cookie: token, origin: `http://127.0.0.1:${port}` } } });
+  peer.send({ type: 'resume' });
   return peer;
 }
 

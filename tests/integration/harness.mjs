@@ -390,3 +390,28 @@ export function makeServerCert(dir, ca) {
 function openssl(args, cwd) {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
+
+// A throwaway PostgreSQL server (tests/postgres.sh: Debian's postgresql package, never the
+// system's cluster) on a free loopback port, or null when the package is not installed.
+// `url` is a store section's libpq string; `psql(sql)` runs one statement and resolves with
+// its rows (tab-separated fields); `stop()` stops it and removes its folder.
+export async function startPostgres() {
+  const script = path.join(repoRoot, 'tests', 'postgres.sh');
+  if ((await run(script, ['available'])).code !== 0) return null;
+  const dir = mkdtempSync('/tmp/flatlink-pg-'); // directly in /tmp: the postgres user must reach it
+  const port = await freePort();
+  const started = await run(script, ['start', dir, String(port)], { timeoutMs: 120_000 });
+  if (started.code !== 0) throw new Error(`tests/postgres.sh start: ${started.stderr}`);
+  const url = `host=127.0.0.1 port=${port} user=flatlink dbname=postgres`;
+  return {
+    url,
+    port,
+    dir,
+    async psql(sql) {
+      const r = await run('psql', [url, '-X', '-A', '-t', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', sql]);
+      if (r.code !== 0) throw new Error(`psql ${sql}: ${r.stderr}`);
+      return r.stdout.split('\n').filter(Boolean).map((line) => line.split('\t'));
+    },
+    stop: () => run(script, ['stop', dir], { timeoutMs: 60_000 }),
+  };
+}

@@ -11,25 +11,13 @@ import { mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { browser, cloudConfig, flatA, metrics, rawGateway, startCloud, stop } from './flatlink.mjs';
+import { browser, cloudConfig, flatA, metrics, rawGateway, startCloud, stop, thermoReport as thermo } from './flatlink.mjs';
 import { freePort, repoRoot, tempDir, waitFor } from './harness.mjs';
 
 const pgScript = path.join(repoRoot, 'tests', 'postgres.sh');
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
-
-const thermo = {
-  id: 'thermo-1',
-  name: 'Thermometer',
-  kind: 'thermometer',
-  capabilities: [
-    { name: 't', type: 'number', writable: false },
-    { name: 'mode', type: 'enum', writable: false, options: ['eco', 'heat'] },
-  ],
-  state: {},
-  online: true,
-};
 
 async function gateway(port) {
   const gw = await rawGateway(port, flatA.token);

@@ -6,24 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { browser, cloudConfig, flatA, startCloud, stop } from './flatlink.mjs';
+import { browser, cloudConfig, flatA, postSession, resumeSession as resume, startCloud, stop } from './flatlink.mjs';
 import { binaries, run } from './harness.mjs';
-
-async function postSession(port, body) {
-  const res = await fetch(`http://127.0.0.1:${port}/session`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${port}` },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, cookie: res.headers.get('set-cookie') ?? '', body: await res.json() };
-}
-
-async function resume(port, cookie) {
-  const token = cookie.split(';')[0];
-  const peer = await browser(port, { options: { headers: { cookie: token, origin: `http://127.0.0.1:${port}` } } });
-  peer.send({ type: 'resume' });
-  return peer;
-}
 
 describe('sessions', () => {
   let cfg;
