@@ -8,8 +8,9 @@
 #    (crossbuild-essential-ARCH), qemu-user-static and the ARCH libraries that
 #    co-install beside the native ones (libmosquitto-dev, libserialport-dev,
 #    libsqlite3-dev, libssl-dev, libcap-dev for libwebsockets.pc, libwebsockets17,
-#    libopus-dev and libasound2-dev for the audio adapter, and libstdc++6 for qemu: the
-#    cross toolchain's own copy is not where `-L /` looks).
+#    libopus-dev and libasound2-dev for the audio adapter, libpq-dev, libargon2-dev and
+#    libuv1-dev for the cloud, and libstdc++6 for qemu: the cross toolchain's own copy is
+#    not where `-L /` looks).
 #    Every install is simulated first (`apt-get -s`) and refused if it would remove a
 #    package: the machine's own build must keep working.
 # 2. libwebsockets-dev:ARCH is NEVER installed (it conflicts with the native
