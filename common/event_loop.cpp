@@ -82,12 +82,11 @@ void EventLoop::shutdown() {
   lws_context_destroy(context_);
   context_ = nullptr;
   if (!foreign_) return;
-  // On a foreign loop lws closes its handles asynchronously and frees the context in the
-  // last close callback, except where that callback finds it "inside service" or its timers
-  // stopped before every link was freed: then the loop runs dry with the context (its
-  // vhosts' TLS contexts, its fd table) still allocated, and lws waits for another
-  // lws_context_destroy to take the next stage (lws' context.c: destroy2, destroy3). A few
-  // rounds at most; lws writes null into foreign_context_ when it has freed it.
+  // On a foreign loop lws closes its handles asynchronously and may leave the loop run dry
+  // with the context (its vhosts' TLS contexts, its fd table) not yet freed (seen with
+  // LeakSanitizer on lws 4.1.6): another lws_context_destroy takes its next stage (lws'
+  // context.c: destroy2, destroy3). A few rounds at most; lws writes null into
+  // foreign_context_ when it has freed it.
   for (int round = 0; foreign_context_ && round < 4; ++round) {
     foreign_->drain();
     if (foreign_context_) lws_context_destroy(foreign_context_);
