@@ -173,12 +173,11 @@ void History::keep_only(const std::string& flat, const std::map<std::string, pro
     const std::string& series = it->first.second;  // "device/key"
     const size_t slash = series.rfind('/');
     const auto device = devices.find(series.substr(0, slash));
-    bool kept = false;
-    if (device != devices.end()) {
-      const std::string key = series.substr(slash + 1);
-      kept = device->second.state.contains(key);
-      for (const Capability& capability : device->second.info.capabilities) kept = kept || capability.name == key;
-    }
+    const std::string key = series.substr(slash + 1);
+    const bool kept = device != devices.end() &&
+                      (device->second.state.contains(key) ||
+                       std::any_of(device->second.info.capabilities.begin(), device->second.info.capabilities.end(),
+                                   [&](const Capability& capability) { return capability.name == key; }));
     it = kept ? std::next(it) : values_.erase(it);
   }
 }
