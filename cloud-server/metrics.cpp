@@ -3,6 +3,8 @@
 
 #include <sstream>
 
+#include "cloud-server/ws_frame_guard.h"
+
 namespace flatlink::cloud {
 
 std::string Metrics::render() const {
@@ -55,6 +57,9 @@ std::string Metrics::render() const {
   os << "flatlink_refused_upgrades_total{reason=\"origin\"} " << refused_upgrades_origin << '\n';
   os << "flatlink_refused_upgrades_total{reason=\"invalid\"} " << refused_upgrades_invalid << '\n';
   os << "flatlink_refused_upgrades_total{reason=\"caps\"} " << refused_upgrades_caps << '\n';
+  metric("flatlink_unmasked_frames_total", "counter",
+         "Connections closed (or upgrades refused) for a client frame that was not masked (RFC 6455 5.1).");
+  os << "flatlink_unmasked_frames_total " << ws_guard::refused_total() << '\n';
   metric("flatlink_refused_http_total", "counter", "HTTP requests answered 405, 414 or 431.");
   os << "flatlink_refused_http_total " << refused_http << '\n';
   metric("flatlink_slow_closed_total", "counter", "Links closed for not reading (output over its hard limit or the budget).");

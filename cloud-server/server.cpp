@@ -18,6 +18,7 @@
 #include "cloud-link/stream_protocol.h"
 #include "cloud-server/auth.h"
 #include "cloud-server/store/store_pairing.h"
+#include "cloud-server/ws_frame_guard.h"
 #include "common/device_model.h"
 #include "common/log.h"
 #include "common/uv_loop.h"
@@ -451,6 +452,7 @@ void Server::start_metrics_listener() {
 
 void Server::start(EventLoop& loop) {
   loop_ = &loop;
+  ws_guard::set_loop_thread();  // lws reads on this thread, the loop's
   router_ = std::make_unique<Router>(config_, loop, clock_, metrics_);
   if (config_.backplane.enabled) {
     backplane_ = std::make_unique<Backplane>(config_.backplane, config_.limits, loop, clock_, metrics_, *router_);
@@ -518,6 +520,7 @@ void Server::session_closed() {
 }
 
 int Server::http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  guard_connection(wsi, reason);
   const lws_protocols* protocol = lws_get_protocol(wsi);
   auto* self = protocol ? static_cast<Server*>(protocol->user) : nullptr;
   if (!self || !self->loop_) return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -529,6 +532,7 @@ int Server::metrics_callback(lws* wsi, lws_callback_reasons reason, void* user, 
 }
 
 int Server::ws_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  guard_connection(wsi, reason);
   const lws_protocols* protocol = lws_get_protocol(wsi);
   auto* self = protocol ? static_cast<Server*>(protocol->user) : nullptr;
   if (!self || !self->loop_) return 0;
@@ -878,12 +882,30 @@ std::string peer_address(lws* wsi) {
   return out;
 }
 
+
+
 std::string lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return text;
 }
 
 }  // namespace
+
+// Every accepted connection's bytes go through the frame guard (ws_frame_guard.h) from its
+// first read until it closes.
+void Server::guard_connection(lws* wsi, lws_callback_reasons reason) {
+  switch (reason) {
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+      ws_guard::watch(lws_get_socket_fd(wsi), peer_address(wsi));
+      break;
+    case LWS_CALLBACK_CLOSED:
+    case LWS_CALLBACK_CLOSED_HTTP:
+      ws_guard::forget(lws_get_socket_fd(wsi));
+      break;
+    default:
+      break;
+  }
+}
 
 // A browser's page must come from an allowed origin: the one it was served from (the
 // Host it connects to, over the scheme of this listener) or one in allowed_origins.
@@ -915,6 +937,9 @@ Server::Refusal Server::check_upgrade(lws* wsi, bool is_gateway, const std::stri
   if (header_bytes(wsi) > kMaxHeaderBytes) {
     ++metrics_.refused_upgrades_invalid;
     return {431, "request header fields too large"};
+  }
+  if (!ws_guard::upgraded(lws_get_socket_fd(wsi))) {  // counted and logged by the guard
+    return {HTTP_STATUS_BAD_REQUEST, "a frame sent behind the upgrade request is not masked (RFC 6455 5.1)"};
   }
   if (is_gateway) {
     if (!bearer_flat(wsi)) {

@@ -56,6 +56,7 @@ class Server {
  private:
   friend class Session;
   static int http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
+  static void guard_connection(lws* wsi, lws_callback_reasons reason);
   static int metrics_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   static int ws_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);
   int handle_http(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len);

@@ -66,20 +66,46 @@ describe('RFC 6455 upgrades (finding 3)', () => {
     assert.ok(Date.now() - t0 < 2000, `closed after ${Date.now() - t0} ms`);
   });
 
-  // Known and not fixed: libwebsockets 4.1.6 (Debian) processes unmasked client frames
-  // (docs/operations.md, "Security"). Kept as a todo: it runs and reports, and turns green
-  // once the library (or a frame check of our own) refuses them.
-  test('an unmasked client frame is never processed: the connection is closed 1002 (RFC 6455 5.1)', { todo: 'libwebsockets 4.1.6 hands unmasked client frames to the callback' }, async () => {
+  // libwebsockets 4.1.6 (Debian) processes unmasked client frames: the cloud's own frame
+  // guard (cloud-server/ws_frame_guard.h) cuts them off before lws reads them. RFC 6455 5.1:
+  // the server MUST close the connection (a close frame with 1002 is a MAY; it closes at once).
+  test('an unmasked client frame is never processed: the connection is closed at once (RFC 6455 5.1)', async () => {
+    const before = (await metrics(cfg.port)).flatlink_unmasked_frames_total;
     const r = await rawRequest(cfg.port, upgradeRequest(cfg.port));
     assert.equal(r.status, 101);
+    // A masked ping first: masked frames go through (a pong comes back).
+    r.conn.socket.write(frame('still here', { opcode: 9 }));
+    await waitFor(() => parseFrames(r.conn).some((f) => f.opcode === 10), 3000, { message: 'a pong to a masked ping' });
     // A login with the right password, unmasked: were it processed, a snapshot would follow.
+    const t0 = Date.now();
     r.conn.socket.write(frame(JSON.stringify({ type: 'login', flat: flatA.id, user: flatA.user, password: flatA.password }), { mask: false }));
-    const snapshot = () => parseFrames(r.conn).some((f) => f.opcode === 1 && /snapshot/.test(f.payload.toString()));
-    await waitFor(() => r.conn.ended || snapshot() || parseFrames(r.conn).some((f) => f.opcode === 8), 9000, { message: 'an answer to an unmasked frame' });
-    assert.ok(!snapshot(), 'an unmasked login was processed');
-    const close = parseFrames(r.conn).find((f) => f.opcode === 8);
-    assert.equal(close?.payload.readUInt16BE(0), 1002);
-    r.conn.socket.destroy();
+    await waitFor(() => r.conn.ended, 3000, { message: 'the server to close the connection' });
+    assert.ok(r.conn.endedAt - t0 < 1000, `closed after ${r.conn.endedAt - t0} ms`);
+    assert.ok(!parseFrames(r.conn).some((f) => f.opcode === 1), 'an unmasked login was answered');
+    assert.equal((await metrics(cfg.port)).flatlink_unmasked_frames_total, before + 1);
+  });
+
+  test('an unmasked control frame (ping) closes the connection too, a masked message after it is never processed', async () => {
+    const r = await rawRequest(cfg.port, upgradeRequest(cfg.port));
+    assert.equal(r.status, 101);
+    const login = frame(JSON.stringify({ type: 'login', flat: flatA.id, user: flatA.user, password: flatA.password }));
+    r.conn.socket.write(Buffer.concat([frame('x', { opcode: 9, mask: false }), login]));
+    await waitFor(() => r.conn.ended, 3000, { message: 'the server to close the connection' });
+    const frames = parseFrames(r.conn);
+    assert.ok(!frames.some((f) => f.opcode === 10 || f.opcode === 1), `answered: ${frames.map((f) => f.opcode)}`);
+  });
+
+  test('frames sent right behind the upgrade request: masked ones are processed, an unmasked one gets 400', async () => {
+    const login = (mask) => frame(JSON.stringify({ type: 'login', flat: flatA.id, user: flatA.user, password: flatA.password }), { mask });
+    const ok = await rawRequest(cfg.port, Buffer.concat([Buffer.from(upgradeRequest(cfg.port)), login(true)]));
+    assert.equal(ok.status, 101);
+    await waitFor(() => parseFrames(ok.conn).some((f) => f.opcode === 1 && /"welcome"|"snapshot"/.test(f.payload.toString())), 5000,
+      { message: 'an answer to the masked login' });
+    ok.conn.socket.destroy();
+    const bad = await rawRequest(cfg.port, Buffer.concat([Buffer.from(upgradeRequest(cfg.port)), login(false)]));
+    assert.equal(bad.status, 400);
+    assert.match(await body(bad), /not masked/);
+    bad.conn.socket.destroy();
   });
 });
 

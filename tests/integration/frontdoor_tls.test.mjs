@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 
 import { cloudConfig, flatA, startCloud, stop } from './flatlink.mjs';
-import { makeCa, makeServerCert, tempDir } from './harness.mjs';
+import { makeCa, makeServerCert, tempDir, waitFor } from './harness.mjs';
+import { frame, parseFrames, rawRequest, upgradeRequest } from './rfc6455.mjs';
 
 // True when a TLS handshake with these s_client options succeeds.
 function handshake(port, args) {
@@ -19,10 +20,10 @@ function handshake(port, args) {
 }
 
 describe('TLS suites and HSTS', () => {
-  let cfg, cloud;
+  let cfg, cloud, ca;
   before(async () => {
     const dir = tempDir('flatlink-tls-suites-');
-    makeCa(dir, 'test-ca');
+    ca = makeCa(dir, 'test-ca');
     cfg = await cloudConfig([flatA], { tls: makeServerCert(dir, 'test-ca') });
     cloud = await startCloud(cfg);
   });
@@ -51,5 +52,17 @@ describe('TLS suites and HSTS', () => {
     });
     assert.match(r.stdout, /strict-transport-security: max-age=31536000/i);
     assert.match(r.stdout, /content-security-policy: /i);
+  });
+
+  // RFC 6455 5.1 over TLS: the frame guard sees what SSL_read decrypted (frontdoor.test.mjs
+  // has the plain case).
+  test('over TLS an unmasked frame closes the connection unprocessed; masked ones pass', async () => {
+    const r = await rawRequest(cfg.port, upgradeRequest(cfg.port), { ca });
+    assert.equal(r.status, 101);
+    r.conn.socket.write(frame('ping', { opcode: 9 }));
+    await waitFor(() => parseFrames(r.conn).some((f) => f.opcode === 10), 3000, { message: 'a pong to a masked ping' });
+    r.conn.socket.write(frame(JSON.stringify({ type: 'login', flat: flatA.id, user: flatA.user, password: flatA.password }), { mask: false }));
+    await waitFor(() => r.conn.ended, 3000, { message: 'the server to close the connection' });
+    assert.ok(!parseFrames(r.conn).some((f) => f.opcode === 1), 'an unmasked login was answered');
   });
 });

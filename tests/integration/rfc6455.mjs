@@ -3,16 +3,21 @@
 // exactly what came back, so that the cloud's strictness is checked by our own reading of
 // the RFC rather than by a client library's politeness.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 
 import { waitFor } from './harness.mjs';
 
-// Sends `request` (a complete HTTP request as text) and resolves once the response head has
-// arrived: { status, headers (lower-case names), body (what followed, so far), conn }.
-// conn.ended tells whether the server closed the TCP connection.
-export function rawRequest(port, request, { timeoutMs = 5000 } = {}) {
+// Sends `request` (a complete HTTP request as text, or bytes: a request and what follows it)
+// and resolves once the response head has arrived: { status, headers (lower-case names), body
+// (what followed, so far), conn }. conn.ended tells whether the server closed the connection.
+// With `ca` (a CA file's path), over TLS to a server named localhost.
+export function rawRequest(port, request, { timeoutMs = 5000, ca } = {}) {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = ca
+      ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(ca) })
+      : net.connect(port, '127.0.0.1');
     const conn = { socket, data: Buffer.alloc(0), ended: false, endedAt: null };
     let done = false;
     const timer = setTimeout(() => finish(new Error(`no response head within ${timeoutMs} ms`)), timeoutMs);
