@@ -141,8 +141,9 @@ namespace {
 // Instances started together on one PostgreSQL database (a fresh install, an upgrade) would
 // apply the same migration side by side, and all but one fail on the catalog's unique index
 // ("duplicate key value violates unique constraint pg_type_typname_nsp_index"): a session
-// advisory lock makes them take turns, each reading the version once it holds the lock. A
-// SQLite file is one instance's own.
+// advisory lock makes them take turns, each reading the version once it holds the lock. On
+// SQLite (one instance, but `flatlink-cloud admin` may start beside it) each migration reads
+// the version again under the write lock (migrate()).
 class MigrationLock {
  public:
   explicit MigrationLock(SqlConnection& c) : c_(c) {
@@ -175,7 +176,9 @@ int Database::migrate(int target) {
   }
   for (const auto& m : migrations()) {
     if (m.version <= version || m.version > target) continue;
-    Transaction tx(*c_);
+    Transaction tx(*c_, /*write_lock=*/true);
+    version = schema_version();
+    if (m.version <= version) continue;  // another process applied it meanwhile
     for (const char* statement : m.statements) c_->query(expand(c_->engine(), statement));
     c_->query("INSERT INTO schema_migrations (version, what, applied) VALUES (?, ?, ?)",
               {int64_t{m.version}, std::string(m.what), now_ms()});

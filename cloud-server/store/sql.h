@@ -48,10 +48,14 @@ std::unique_ptr<SqlConnection> open_sqlite(const std::string& path);
 // `conninfo`: a libpq connection string ("host=127.0.0.1 port=5433 user=flatlink dbname=flatlink").
 std::unique_ptr<SqlConnection> open_postgres(const std::string& conninfo);
 
-// A transaction on one connection: rolled back unless committed.
+// A transaction on one connection: rolled back unless committed. `write_lock`: SQLite takes
+// its write lock at the start (BEGIN IMMEDIATE) instead of at the first write, so what the
+// transaction reads no other process changes before it writes (PostgreSQL: a plain BEGIN).
 class Transaction {
  public:
-  explicit Transaction(SqlConnection& c) : c_(c) { c_.query("BEGIN"); }
+  explicit Transaction(SqlConnection& c, bool write_lock = false) : c_(c) {
+    c_.query(write_lock && c_.engine() == "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN");
+  }
   ~Transaction() {
     if (!done_) {
       try {

@@ -4,7 +4,9 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "cloud-server/auth.h"
 #include "cloud-server/store/store.h"
@@ -160,6 +162,40 @@ TEST_CASE("sqlite: migrating from the previous version keeps the data") {
   CHECK(db.schema_version() == Database::latest_version() - 1);
   CHECK(db.migrate() == Database::latest_version());
   CHECK(db.flats().at(0).id == "flat-a");
+}
+
+// Issue #21: the cloud starting while `flatlink-cloud admin` runs on the same fresh SQLite
+// file: both migrate. Each migration now reads the version under the write lock (BEGIN
+// IMMEDIATE); before, both read 0 and one failed ("table flats already exists").
+TEST_CASE("sqlite: migrations run side by side on one file (the cloud and an admin command) both end at the latest version") {
+  for (int round = 0; round < 20; ++round) {
+    CAPTURE(round);
+    const std::string path = temp_path("race");
+    std::atomic<int> ready{0};
+    std::string errors[2];
+    int versions[2] = {0, 0};
+    auto run = [&](int i) {
+      try {
+        Database db(open_sqlite(path));
+        ++ready;
+        while (ready.load() < 2) std::this_thread::yield();
+        versions[i] = db.migrate();
+      } catch (const StoreError& e) {
+        errors[i] = e.what();
+      }
+    };
+    std::thread a(run, 0);
+    std::thread b(run, 1);
+    a.join();
+    b.join();
+    CHECK(errors[0] == "");
+    CHECK(errors[1] == "");
+    CHECK(versions[0] == Database::latest_version());
+    CHECK(versions[1] == Database::latest_version());
+    Database db(open_sqlite(path));
+    CHECK(db.connection().query("SELECT COUNT(*) FROM schema_migrations").at(0).at(0) ==
+          std::to_string(Database::latest_version()));  // each migration once
+  }
 }
 
 TEST_CASE("postgresql: migrating from the previous version keeps the data") {
