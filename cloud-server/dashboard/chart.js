@@ -45,9 +45,9 @@ function text(x, y, content, cls, anchor = 'middle') {
   return node;
 }
 
-// A tick's label: a time of day for steps under a day, a date for days.
+// A tick's label: a time of day (with seconds for steps under a minute), a date for days.
 function tickLabel(ts, step) {
-  return step >= 24 * 3600_000 ? formatDay(ts) : formatTime(ts);
+  return step >= 24 * 3600_000 ? formatDay(ts) : formatTime(ts, { seconds: step < 60_000 });
 }
 
 function unitText(unit) {
@@ -142,7 +142,9 @@ class HistoryView {
   live(ts, value) {
     if (!this.series || !this.loaded) return;
     const maxPoints = this.series.span ? 0 : MAX_RECENT_POINTS;
-    if (appendLive(this.series, ts, value, { maxPoints, keepBefore: !this.numeric })) this.draw();
+    if (!appendLive(this.series, ts, value, { maxPoints, keepBefore: !this.numeric })) return;
+    if (this.series.span) moveTo(this.series, Date.now(), { keepBefore: !this.numeric });
+    this.draw();
   }
 
   // The clock moves on: a range ending now moves with it.
@@ -200,7 +202,8 @@ class HistoryView {
   timeAxis(from, to, x, y, maxTicks) {
     const axis = el('g', { class: 'axis axis-x' });
     axis.append(el('line', { x1: M.left, x2: WIDTH - M.right, y1: y, y2: y, class: 'axis-line' }));
-    const { step, ticks } = timeTicks(from, to, maxTicks);
+    let { step, ticks } = timeTicks(from, to, maxTicks);
+    if (step < 60_000) ({ step, ticks } = timeTicks(from, to, 3)); // times with seconds are wider
     for (const ts of ticks) {
       const px = x(ts);
       axis.append(el('line', { x1: px.toFixed(1), x2: px.toFixed(1), y1: y, y2: y + 3, class: 'tick' }));

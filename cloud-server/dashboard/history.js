@@ -135,6 +135,7 @@ export function nearestIndex(points, ts) {
 // Time-axis steps, finest first; each tick sits on a multiple of its step in local time (a
 // day's ticks at midnight).
 const TIME_STEPS = [
+  1000, 2000, 5000, 10_000, 15_000, 30_000,
   MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE,
   HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY,
 ];
@@ -197,7 +198,8 @@ export function segmentsOf(points, from, to) {
     if (prev && prev.value === value) prev.to = end;
     else segments.push({ from: start, to: end, value });
   }
-  return segments.filter((s) => s.to > s.from || segments.length === 1);
+  // (a value that came just now is a segment too, however short)
+  return segments.filter((s, i) => s.to > s.from || i === segments.length - 1);
 }
 
 // The total time of each value in the segments, longest first: [[value, ms]].

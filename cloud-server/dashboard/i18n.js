@@ -475,8 +475,9 @@ export function relativeTime(ts, now = Date.now()) {
 
 // Axis labels: a time of day ("14:00", "2 PM"), a day ("5 Dec", "5. Dez."), and a point's
 // time in a readout ("Dec 5, 14:02:10"), in the user's locale.
-export function formatTime(ts) {
-  return formatter('time', (l) => new Intl.DateTimeFormat(l, { hour: 'numeric', minute: '2-digit' })).format(ts);
+export function formatTime(ts, { seconds = false } = {}) {
+  const kind = seconds ? 'time-s' : 'time';
+  return formatter(kind, (l) => new Intl.DateTimeFormat(l, { hour: 'numeric', minute: '2-digit', ...(seconds ? { second: '2-digit' } : {}) })).format(ts);
 }
 
 export function formatDay(ts) {
