@@ -286,7 +286,7 @@ const historyAsks = new Map(); // history request id -> { device, capability }
 // with the id.
 function askHistory(card, chart) {
   const id = `hi-${nextHistoryAsk++}`;
-  const request = historyRequest(card.id, chart.capability, chart.range, { timeline: !chart.numeric, id });
+  const request = historyRequest(card.id, chart.capability, chart.range, { timeline: !chart.numeric, id, custom: chart.custom });
   if (!connection.request(request)) {
     chart.failed(t('conn.notConnected'));
     return;

@@ -14,7 +14,7 @@ import {
   moveTo,
   nearestIndex,
   pointsOf,
-  rangeOf,
+  customRange,
   segmentsOf,
   seriesFromReply,
   stateLook,
@@ -66,6 +66,7 @@ class HistoryView {
     this.series = null;
     this.loaded = false; // a reply for the current range came
     this.pending = null; // the request id waited for
+    this.waiting = []; // live values that came while a reply was awaited: [[ts, value]]
     this.cursor = -1; // the item the readout says (-1: the newest)
     this.height = height;
     this.root = h('figure', { class: 'chart', 'data-capability': capability });
@@ -80,7 +81,18 @@ class HistoryView {
         this.buttons.set(range.name, button);
         group.append(button);
       }
-      this.root.append(group);
+      // A custom range: "Custom" opens two fields (from, to) and "Show".
+      const custom = h('button', { type: 'button', class: 'range', 'data-range': 'custom', 'aria-pressed': 'false', 'aria-expanded': 'false', text: t('range.custom') });
+      this.buttons.set('custom', custom);
+      group.append(custom);
+      this.customForm = this.buildCustomForm(label);
+      custom.addEventListener('click', () => {
+        const open = this.customForm.hidden;
+        this.customForm.hidden = !open;
+        custom.setAttribute('aria-expanded', String(open));
+        if (open) this.customForm.querySelector('input').focus();
+      });
+      this.root.append(group, this.customForm);
       this.root.dataset.range = this.range;
     }
     // The cursor: a slider over the drawn items, its value said in the readout.
@@ -99,6 +111,37 @@ class HistoryView {
     this.root.append(this.svg, this.readout, this.caption);
   }
 
+  buildCustomForm(label) {
+    const form = h('form', { class: 'custom-range', hidden: true, 'aria-label': t('range.customOf', { label }) });
+    const field = (key) => {
+      const input = h('input', { type: 'datetime-local', required: true, name: key });
+      return [input, h('label', {}, t(`range.${key}`), input)];
+    };
+    const [fromInput, fromLabel] = field('from');
+    const [toInput, toLabel] = field('to');
+    const error = h('p', { class: 'custom-error', 'aria-live': 'polite' });
+    form.append(fromLabel, toLabel, h('button', { type: 'submit', class: 'range-show', text: t('range.show') }), error);
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const range = customRange(fromInput.value, toInput.value);
+      if (!range) {
+        error.textContent = t('range.customInvalid');
+        return;
+      }
+      error.textContent = '';
+      this.custom = range;
+      this.choose('custom');
+    });
+    return form;
+  }
+
+  // The range in words for a caption: "last 24 h", or "Dec 1, 2:00 PM to Dec 3, 2:00 PM".
+  rangeWords() {
+    const s = this.series;
+    if (s && !s.endsNow) return t('range.between', { from: formatWhen(s.from), to: formatWhen(s.to) });
+    return t('range.last', { range: t(`range.${this.range}`) });
+  }
+
   choose(name) {
     if (!this.ranged) return;
     this.range = name;
@@ -112,6 +155,7 @@ class HistoryView {
   // The request for the current range was sent (id), or could not be (error text).
   asked(id) {
     this.pending = id;
+    this.waiting = [];
     this.root.dataset.state = 'loading';
     this.root.setAttribute('aria-busy', 'true');
     if (!this.series) this.showText(t('chart.loading'));
@@ -125,12 +169,18 @@ class HistoryView {
     this.root.dataset.state = 'ready';
     this.root.dataset.resolution = msg.resolution || 'recent';
     this.series = seriesFromReply(msg, { numeric: this.numeric });
+    // values the cloud forwarded after it read the reply's range: after its end
+    for (const [ts, value] of this.waiting) {
+      if (ts > this.series.to && this.accepts(value)) appendLive(this.series, ts, value, { keepBefore: !this.numeric });
+    }
+    this.waiting = [];
     this.cursor = -1;
     this.draw();
   }
 
   failed(message) {
     this.pending = null;
+    this.waiting = [];
     this.root.removeAttribute('aria-busy');
     this.root.dataset.state = 'failed';
     this.series = null;
@@ -140,16 +190,27 @@ class HistoryView {
   // A live value (an update): joins a range that ends now (every preset does), once its reply
   // came; before it, the reply will hold it.
   live(ts, value) {
-    if (!this.series || !this.loaded) return;
+    if (!this.accepts(value) || typeof ts !== 'number') return;
+    if (this.range === 'custom') return; // it does not end now
+    if (this.pending) {
+      if (this.waiting.length < 5000) this.waiting.push([ts, value]);
+      return;
+    }
+    if (!this.series || !this.loaded || !this.series.endsNow) return;
     const maxPoints = this.series.span ? 0 : MAX_RECENT_POINTS;
     if (!appendLive(this.series, ts, value, { maxPoints, keepBefore: !this.numeric })) return;
     if (this.series.span) moveTo(this.series, Date.now(), { keepBefore: !this.numeric });
     this.draw();
   }
 
+  // A chart takes numbers; a timeline every scalar.
+  accepts(value) {
+    return this.numeric ? typeof value === 'number' : value !== null && typeof value !== 'object';
+  }
+
   // The clock moves on: a range ending now moves with it.
   tick(now) {
-    if (!this.series || !this.series.span || !this.loaded) return;
+    if (!this.series || !this.series.span || !this.series.endsNow || !this.loaded) return;
     moveTo(this.series, now, { keepBefore: !this.numeric });
     this.draw();
   }
@@ -341,7 +402,7 @@ export class Chart extends HistoryView {
     this.root.dataset.first = String(values[0][0]);
     const summary = this.ranged
       ? t('chart.rangeCaption', {
-          range: t(`range.${rangeOf(this.range).name}`),
+          range: this.rangeWords(),
           lo: formatNumber(lo),
           hi: formatNumber(hi),
           unit,
@@ -450,7 +511,7 @@ export class Timeline extends HistoryView {
         h('li', { 'data-look': stateLook(this.cap, value) }, h('span', { class: 'swatch', 'aria-hidden': 'true' }), `${this.words(value)} ${formatSpan(ms)}`),
       ),
     );
-    const range = t(`range.${rangeOf(this.range).name}`);
+    const range = this.rangeWords();
     const parts2 = totals.map(([value, ms]) => t('timeline.part', { value: this.words(value), span: formatSpan(ms) }));
     let summary = parts2.length ? t('timeline.caption', { range, parts: parts2.join(' · ') }) : t('timeline.none');
     if (s.bucketMs) summary += ` · ${t('timeline.mixed', { unit: t(s.bucketMs === 60_000 ? 'unit.minute' : 'unit.hour') })}`;

@@ -24,23 +24,37 @@ export function rangeOf(name) {
   return RANGES.find((r) => r.name === name) || RANGES.find((r) => r.name === DEFAULT_RANGE);
 }
 
-// The `history` request of one chart.
-export function historyRequest(device, capability, rangeName, { timeline = false, id } = {}) {
+// The `history` request of one chart. `custom`: { from, to } (ms) for the range 'custom',
+// answered at the finest level that fits (`auto`).
+export function historyRequest(device, capability, rangeName, { timeline = false, id, custom } = {}) {
+  const head = { type: 'history', ...(id ? { id } : {}), device, capability };
+  if (rangeName === 'custom' && custom) return { ...head, range: 'custom', from: custom.from, to: custom.to, resolution: 'auto' };
   const range = rangeOf(rangeName);
-  return { type: 'history', ...(id ? { id } : {}), device, capability, range: range.name, resolution: timeline ? 'auto' : range.resolution };
+  return { ...head, range: range.name, resolution: timeline ? 'auto' : range.resolution };
+}
+
+// A custom range from two datetime-local fields' values (local time): { from, to } or null
+// when either is missing or from is not before to.
+export function customRange(fromText, toText) {
+  const from = Date.parse(fromText);
+  const to = Date.parse(toText);
+  if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to) return null;
+  return { from, to };
 }
 
 const BUCKET_MS = { '1m': MINUTE, '1h': HOUR };
 
 // A series: { from, to, span (ms; 0: the recent values, their own span), bucketMs (0: raw),
+// endsNow (a preset or the recent values: live values join it; a custom range: they do not),
 // points: [[ts, value]] (raw), buckets: [[start, min, max, avg, last, count]] }.
 // `numeric`: keep numbers only (a measured value); else every scalar (a timeline).
 export function seriesFromReply(msg, { numeric = true, now = Date.now() } = {}) {
   const bucketMs = BUCKET_MS[msg.resolution] || 0;
-  const range = msg.range ? rangeOf(msg.range) : null;
+  const preset = RANGES.find((r) => r.name === msg.range);
   const to = typeof msg.to === 'number' ? msg.to : now;
-  const span = range ? range.ms : typeof msg.from === 'number' ? to - msg.from : 0;
-  const series = { from: typeof msg.from === 'number' ? msg.from : to - span, to, span, bucketMs, points: [], buckets: [] };
+  const span = preset ? preset.ms : typeof msg.from === 'number' ? to - msg.from : 0;
+  const endsNow = Boolean(preset) || !msg.resolution;
+  const series = { from: typeof msg.from === 'number' ? msg.from : to - span, to, span, bucketMs, endsNow, points: [], buckets: [] };
   const ok = (v) => (numeric ? typeof v === 'number' : v !== null && typeof v !== 'object');
   if (bucketMs) {
     for (const b of Array.isArray(msg.buckets) ? msg.buckets : []) {

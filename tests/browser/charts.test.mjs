@@ -51,20 +51,35 @@ async function expectAttr(locator, name, value, timeout = 5000) {
 
 const online = (page, timeout = 10_000) => expectAttr(page.locator('#gateway-link'), 'data-state', 'online', timeout);
 
-// The history requests a page sends over its WebSocket.
+// The history requests a page sends over its WebSocket (and, in sent.updates, how many
+// updates it received).
 function recordHistoryRequests(page) {
   const sent = [];
-  page.on('websocket', (ws) =>
+  sent.updates = 0;
+  const parse = (f) => {
+    try {
+      return JSON.parse(String(f.payload));
+    } catch {
+      return {}; // a binary frame
+    }
+  };
+  page.on('websocket', (ws) => {
     ws.on('framesent', (f) => {
-      try {
-        const msg = JSON.parse(String(f.payload));
-        if (msg.type === 'history') sent.push(msg);
-      } catch {
-        // a binary frame
-      }
-    }),
-  );
+      const msg = parse(f);
+      if (msg.type === 'history') sent.push(msg);
+    });
+    ws.on('framereceived', (f) => {
+      if (parse(f).type === 'update') sent.updates += 1;
+    });
+  });
   return sent;
+}
+
+// A datetime-local field's value for ts (local time, to the minute).
+function localField(ts) {
+  const d = new Date(ts);
+  const two = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}`;
 }
 
 async function lastRequest(sent, capability, range) {
@@ -189,6 +204,30 @@ describe('history charts with the store', () => {
     const before = Number(await chart.getAttribute('data-points'));
     await waitFor(async () => Number(await chart.getAttribute('data-points')) > before, 5000, { message: 'live values appended' });
     assert.match(await chart.locator('figcaption').textContent(), /^last 1 h: .+ · every value$/);
+
+    // Custom: from 5 to 3 days ago, asked as such (auto: every raw value there); it does not
+    // end now, so live values stay out of it.
+    await chart.getByRole('button', { name: 'Custom' }).click();
+    assert.equal(await chart.getByRole('button', { name: 'Custom' }).getAttribute('aria-expanded'), 'true');
+    const form = chart.locator('form.custom-range');
+    await form.getByLabel('From').fill(localField(now - 5 * DAY));
+    await form.getByLabel('To').fill(localField(now - 3 * DAY));
+    assert.deepEqual(await axeViolations(page), [], 'the custom range form');
+    await form.getByRole('button', { name: 'Show' }).click();
+    const custom = await lastRequest(sent, 'temperature', 'custom');
+    assert.equal(custom.resolution, 'auto');
+    assert.ok(Math.abs(custom.from - (now - 5 * DAY)) < 60_000 && Math.abs(custom.to - (now - 3 * DAY)) < 60_000, JSON.stringify(custom));
+    await expectAttr(chart, 'data-range', 'custom');
+    await expectAttr(chart, 'data-state', 'ready');
+    assert.equal(await chart.getAttribute('data-resolution'), 'raw');
+    const inCustom = seeded.filter(([ts]) => ts >= custom.from && ts <= custom.to);
+    assert.equal(Number(await chart.getAttribute('data-points')), inCustom.length, 'every stored value of those two days');
+    assert.equal(Number(await chart.getAttribute('data-first')), inCustom[0][0]);
+    assert.match(await chart.locator('figcaption').textContent(), /^.+ to .+: 15–20\.5 °C · every value$/);
+    const updates = sent.updates;
+    await waitFor(() => sent.updates >= updates + 3, 5000, { message: 'three more live updates' });
+    assert.equal(Number(await chart.getAttribute('data-points')), inCustom.length, 'no live value joined a range in the past');
+    assert.equal(Number(await chart.getAttribute('data-to')), custom.to);
     assert.deepEqual(page.problems, []);
     await page.context().close();
   });

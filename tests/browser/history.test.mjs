@@ -11,6 +11,7 @@ import {
   MINUTE,
   RANGES,
   appendLive,
+  customRange,
   durations,
   historyRequest,
   moveTo,
@@ -43,6 +44,21 @@ test('each range asks for itself with its resolution; a timeline asks auto', () 
   assert.equal(asked[0].from, undefined, 'a preset ends now: no from/to');
   assert.equal(historyRequest('door-1', 'lock', '7d', { timeline: true }).resolution, 'auto');
   assert.equal(historyRequest('door-1', 'lock', 'nonsense').range, '24h', 'unknown: the default');
+  const custom = customRange('2026-12-01T10:00', '2026-12-03T10:00');
+  assert.equal(custom.to - custom.from, 2 * DAY);
+  assert.equal(new Date(custom.from).getHours(), 10, 'the fields are local time');
+  assert.deepEqual(historyRequest('thermo-1', 'temperature', 'custom', { custom, id: 'h-1' }), {
+    type: 'history',
+    id: 'h-1',
+    device: 'thermo-1',
+    capability: 'temperature',
+    range: 'custom',
+    from: custom.from,
+    to: custom.to,
+    resolution: 'auto',
+  });
+  assert.equal(customRange('2026-12-03T10:00', '2026-12-01T10:00'), null, 'from after to');
+  assert.equal(customRange('', '2026-12-01T10:00'), null, 'a field left empty');
 });
 
 test('a reply becomes a series: raw points (numbers only for a chart) or buckets, over the range', () => {
@@ -51,7 +67,7 @@ test('a reply becomes a series: raw points (numbers only for a chart) or buckets
     { resolution: 'raw', range: '1h', from: now - HOUR, to: now, points: [[now - 50 * MINUTE, 20], [now - 40 * MINUTE, 'x'], [now - 1, 21]] },
     { numeric: true },
   );
-  assert.deepEqual(raw, { from: now - HOUR, to: now, span: HOUR, bucketMs: 0, points: [[now - 50 * MINUTE, 20], [now - 1, 21]], buckets: [] });
+  assert.deepEqual(raw, { from: now - HOUR, to: now, span: HOUR, bucketMs: 0, endsNow: true, points: [[now - 50 * MINUTE, 20], [now - 1, 21]], buckets: [] });
   const timeline = seriesFromReply({ resolution: 'raw', range: '24h', from: now - DAY, to: now, points: [[now - HOUR, 'unlocked']] }, { numeric: false });
   assert.deepEqual(timeline.points, [[now - HOUR, 'unlocked']]);
 
@@ -72,7 +88,10 @@ test('a reply becomes a series: raw points (numbers only for a chart) or buckets
 
   // the recent values (a cloud without a store): from the first to the last
   const recent = seriesFromReply({ points: [[1000, 1], [5000, 2]] });
-  assert.deepEqual([recent.from, recent.to, recent.span], [1000, 5000, 0]);
+  assert.deepEqual([recent.from, recent.to, recent.span, recent.endsNow], [1000, 5000, 0, true]);
+  // a custom range does not end now: live values stay out of it
+  const custom = seriesFromReply({ resolution: '1m', range: 'custom', from: now - 3 * DAY, to: now - 2 * DAY, buckets: [] });
+  assert.deepEqual([custom.from, custom.to, custom.span, custom.endsNow], [now - 3 * DAY, now - 2 * DAY, DAY, false]);
 });
 
 test('live values join a range that ends now: raw appended, a bucket updated or started; the range moves on', () => {
