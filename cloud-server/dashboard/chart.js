@@ -25,8 +25,9 @@ import { formatDay, formatNumber, formatSpan, formatTime, formatWhen, t } from '
 import { h } from './dom.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
-// The drawing's own units; the SVG scales evenly to the tile's width.
-const WIDTH = 320;
+// Drawn in CSS pixels at the figure's width (measured at each draw, drawn again when it
+// changes), so that labels keep their size; 320 while the figure is not shown.
+const DEFAULT_WIDTH = 320;
 const LINE_HEIGHT = 150;
 const TIMELINE_HEIGHT = 46;
 const M = { left: 38, right: 8, top: 14, bottom: 18 }; // room for the axes' labels
@@ -70,7 +71,13 @@ class HistoryView {
     this.cursor = -1; // the item the readout says (-1: the newest)
     this.height = height;
     this.root = h('figure', { class: 'chart', 'data-capability': capability });
-    this.svg = el('svg', { viewBox: `0 0 ${WIDTH} ${height}`, role: 'img', class: 'chart-svg' });
+    this.width = DEFAULT_WIDTH;
+    this.svg = el('svg', { viewBox: `0 0 ${this.width} ${height}`, role: 'img', class: 'chart-svg' });
+    if (typeof ResizeObserver === 'function') {
+      new ResizeObserver(() => {
+        if (this.series && this.measure() !== this.width) this.draw();
+      }).observe(this.root);
+    }
     this.caption = h('figcaption', {});
     if (this.ranged) {
       this.buttons = new Map();
@@ -147,6 +154,10 @@ class HistoryView {
     this.range = name;
     this.root.dataset.range = name;
     for (const [n, button] of this.buttons) button.setAttribute('aria-pressed', String(n === name));
+    if (name !== 'custom') {
+      this.customForm.hidden = true;
+      this.buttons.get('custom').setAttribute('aria-expanded', 'false');
+    }
     this.loaded = false;
     this.cursor = -1;
     this.onRange(this);
@@ -220,7 +231,7 @@ class HistoryView {
     if (!this.items || !this.items.length) return;
     const box = this.svg.getBoundingClientRect();
     if (!box.width) return;
-    const x = ((event.clientX - box.left) / box.width) * WIDTH;
+    const x = ((event.clientX - box.left) / box.width) * this.width;
     this.cursor = this.indexAtX(x);
     this.showCursor();
   }
@@ -246,6 +257,18 @@ class HistoryView {
     this.showCursor();
   }
 
+  // The figure's width now (the default while it is not shown).
+  measure() {
+    return Math.round(this.root.clientWidth) || DEFAULT_WIDTH;
+  }
+
+  // A drawing starts at the figure's width: returns it.
+  startDrawing() {
+    this.width = this.measure();
+    this.svg.setAttribute('viewBox', `0 0 ${this.width} ${this.height}`);
+    return this.width;
+  }
+
   // Only text (loading, failed, nothing yet): the drawing empties.
   showText(content) {
     this.svg.replaceChildren();
@@ -262,13 +285,14 @@ class HistoryView {
   // The time axis along the bottom of [x0, x1] at y.
   timeAxis(from, to, x, y, maxTicks) {
     const axis = el('g', { class: 'axis axis-x' });
-    axis.append(el('line', { x1: M.left, x2: WIDTH - M.right, y1: y, y2: y, class: 'axis-line' }));
-    let { step, ticks } = timeTicks(from, to, maxTicks);
-    if (step < 60_000) ({ step, ticks } = timeTicks(from, to, 3)); // times with seconds are wider
+    axis.append(el('line', { x1: M.left, x2: this.width - M.right, y1: y, y2: y, class: 'axis-line' }));
+    const plotW = this.width - M.left - M.right;
+    let { step, ticks } = timeTicks(from, to, Math.min(maxTicks, Math.max(2, Math.floor(plotW / 64))));
+    if (step < 60_000) ({ step, ticks } = timeTicks(from, to, Math.max(2, Math.floor(plotW / 84)))); // times with seconds are wider
     for (const ts of ticks) {
       const px = x(ts);
       axis.append(el('line', { x1: px.toFixed(1), x2: px.toFixed(1), y1: y, y2: y + 3, class: 'tick' }));
-      const label = text(Math.min(WIDTH - M.right - 14, Math.max(M.left + 14, px)), y + 13, tickLabel(ts, step), 'tick-label');
+      const label = text(Math.min(this.width - M.right - 16, Math.max(M.left + 16, px)), y + 13, tickLabel(ts, step), 'tick-label');
       label.dataset.ts = String(ts);
       axis.append(label);
     }
@@ -338,7 +362,7 @@ export class Chart extends HistoryView {
     const axis = valueTicks(lo, hi, 4);
     const from = s.from;
     const to = s.to > from ? s.to : from + 1;
-    const plotW = WIDTH - M.left - M.right;
+    const plotW = this.startDrawing() - M.left - M.right;
     const plotH = this.height - M.top - M.bottom;
     const x = (ts) => M.left + ((ts - from) / (to - from)) * plotW;
     const y = (v) => M.top + plotH - ((v - axis.lo) / (axis.hi - axis.lo)) * plotH;
@@ -348,7 +372,7 @@ export class Chart extends HistoryView {
     // value axis: grid lines and labels, the unit above them
     const yAxis = el('g', { class: 'axis axis-y' });
     for (const v of axis.ticks) {
-      yAxis.append(el('line', { x1: M.left, x2: WIDTH - M.right, y1: y(v).toFixed(1), y2: y(v).toFixed(1), class: 'grid' }));
+      yAxis.append(el('line', { x1: M.left, x2: this.width - M.right, y1: y(v).toFixed(1), y2: y(v).toFixed(1), class: 'grid' }));
       yAxis.append(text(M.left - 4, y(v) + 3.5, formatNumber(v), 'tick-label', 'end'));
     }
     if (this.unit) yAxis.append(text(2, 10, this.unit, 'unit', 'start'));
@@ -420,7 +444,7 @@ export class Chart extends HistoryView {
   }
 
   indexAtX(px) {
-    return nearestIndex(this.items, this.series.from + ((px - M.left) / (WIDTH - M.left - M.right)) * (this.series.to - this.series.from));
+    return nearestIndex(this.items, this.series.from + ((px - M.left) / (this.width - M.left - M.right)) * (this.series.to - this.series.from));
   }
 
   describe(i) {
@@ -472,7 +496,7 @@ export class Timeline extends HistoryView {
     const from = s.from;
     const to = s.to > from ? s.to : from + 1;
     const segments = segmentsOf(pointsOf(s, { timeline: true }), from, to);
-    const plotW = WIDTH - M.left - M.right;
+    const plotW = this.startDrawing() - M.left - M.right;
     const x = (ts) => M.left + ((ts - from) / (to - from)) * plotW;
     this.x = x;
     const top = 4;
@@ -525,7 +549,7 @@ export class Timeline extends HistoryView {
   }
 
   indexAtX(px) {
-    const ts = this.series.from + ((px - M.left) / (WIDTH - M.left - M.right)) * (this.series.to - this.series.from);
+    const ts = this.series.from + ((px - M.left) / (this.width - M.left - M.right)) * (this.series.to - this.series.from);
     const i = this.items.findIndex(([, seg]) => ts >= seg.from && ts <= seg.to);
     return i >= 0 ? i : nearestIndex(this.items, ts);
   }

@@ -151,7 +151,7 @@ export function nearestIndex(points, ts) {
 const TIME_STEPS = [
   1000, 2000, 5000, 10_000, 15_000, 30_000,
   MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE,
-  HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY,
+  HOUR, 2 * HOUR, 3 * HOUR, 4 * HOUR, 6 * HOUR, 8 * HOUR, 12 * HOUR, DAY, 2 * DAY, 3 * DAY, 7 * DAY,
 ];
 
 // The ticks between from and to: the finest step giving at most maxTicks, aligned in local

@@ -149,7 +149,7 @@ describe('history charts with the store', () => {
     const values = await chart.locator('.axis-y text.tick-label').allTextContents();
     assert.ok(values.length >= 2 && values.every((v) => /^-?\d+([.,]\d+)?$/.test(v)), `value ticks ${values}`);
     const times = await chart.locator('.axis-x text.tick-label').allTextContents();
-    assert.ok(times.length >= 3 && times.every((v) => /^\d{1,2}:\d{2}( [AP]M)?$/.test(v)), `time ticks ${times}`);
+    assert.ok(times.length >= 2 && times.every((v) => /^\d{1,2}:\d{2}( [AP]M)?$/.test(v)), `time ticks ${times}`);
     assert.match(await chart.locator('figcaption').textContent(), /^last 24 h: .+ °C · average per minute/);
     assert.notEqual(await chart.locator('path.chart-band').getAttribute('d'), '');
 
@@ -286,7 +286,7 @@ describe('history charts with the store', () => {
       message: 'a German caption',
     });
     const times = await chart.locator('.axis-x text.tick-label').allTextContents();
-    assert.ok(times.length >= 3 && times.every((v) => /^\d{1,2}:\d{2}$/.test(v)), `24-hour times: ${times}`);
+    assert.ok(times.length >= 2 && times.every((v) => /^\d{1,2}:\d{2}$/.test(v)), `24-hour times: ${times}`);
     assert.deepEqual(page.problems, []);
     await page.context().close();
   });
