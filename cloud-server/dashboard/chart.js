@@ -409,10 +409,17 @@ export class Chart extends HistoryView {
     line.setAttribute(
       'd',
       runs
-        .map((r) => `M${r.map((i) => `${x(values[i][0]).toFixed(1)},${y(values[i][1]).toFixed(1)}`).join('L')}${r.length === 1 ? 'l0.1,0' : ''}`)
+        .filter((r) => r.length > 1)
+        .map((r) => `M${r.map((i) => `${x(values[i][0]).toFixed(1)},${y(values[i][1]).toFixed(1)}`).join('L')}`)
         .join(''),
     );
     parts.push(line);
+    // a value alone (no neighbour within a bucket and a half): a dot, not an invisible line
+    for (const r of runs) {
+      if (r.length !== 1) continue;
+      const [ts, v] = values[r[0]];
+      parts.push(el('circle', { class: 'chart-dot', cx: x(ts).toFixed(1), cy: y(v).toFixed(1), r: 2.5 }));
+    }
     this.cursorLine = el('line', { class: 'cursor', y1: M.top, y2: M.top + plotH, visibility: 'hidden' });
     this.cursorDot = el('circle', { class: 'cursor-dot', r: 3, visibility: 'hidden' });
     this.y = y;
@@ -514,7 +521,8 @@ export class Timeline extends HistoryView {
         class: `seg seg-${look}`,
         x: x(seg.from).toFixed(2),
         y: top,
-        width: Math.max(0.5, x(seg.to) - x(seg.from)).toFixed(2),
+        // a state of seconds in a month stays visible: at least 2 px (drawn over its neighbour)
+        width: Math.max(seg.value === undefined ? 0 : 2, x(seg.to) - x(seg.from)).toFixed(2),
         height: barH,
         'data-look': look,
         'data-index': i,
