@@ -10,6 +10,7 @@ import { Connection, cloudUrl, startSession } from './connection.js';
 import { DeviceCard, shapeOf } from './device_card.js';
 import { EventLog } from './events.js';
 import { FlatState, chartedCapabilities } from './flat_state.js';
+import { historyRequest } from './history.js';
 import { LANGUAGES, catalogue, language, onLanguageChange, setLanguage, t } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
@@ -75,6 +76,7 @@ const controlContext = {
   audio: null, // set below: the page's audio streams (Listen, Hold to talk)
   readOnly: false, // a guest: tiles without controls
   recentEvents: null, // with a store (a welcome came): a tile's details list its recent events
+  history: null, // with a store: a tile's charts ask their ranges (askHistory)
   send: (device, set, done) => connection.command(device, set, done),
   confirm: (question) =>
     new Promise((resolve) => {
@@ -92,7 +94,10 @@ const controlContext = {
 const connection = new Connection(cloudUrl(), {
   link(linkState, detail) {
     audio.link(linkState);
-    if (linkState !== 'open') failAsks(t('conn.notConnected'));
+    if (linkState !== 'open') {
+      failAsks(t('conn.notConnected'));
+      historyAsks.clear(); // asked again with the next snapshot
+    }
     lastLink = { state: linkState, detail };
     showCloudLink(linkState, detail);
   },
@@ -127,6 +132,8 @@ function onMessage(msg) {
       showGatewayLink();
       renderDevices();
       requestHistories();
+      // What the open charts missed (a reconnect, a burst that cost a snapshot) is in the store.
+      for (const card of cards.values()) if (card.ranged && card.details.open) card.askHistories();
       if (focusAfterLogin) {
         focusAfterLogin = false;
         focusFirstControl();
@@ -139,6 +146,7 @@ function onMessage(msg) {
       if (!card) break;
       card.update(device, state.gatewayOnline, Object.keys(msg.state));
       for (const name of Object.keys(msg.state)) card.drawHistory(name, state.points(device.id, name));
+      card.live(msg.state, msg.ts);
       break;
     }
     case 'presence': {
@@ -159,6 +167,10 @@ function onMessage(msg) {
       requestHistories();
       break;
     case 'history': {
+      if (typeof msg.id === 'string' && historyAsks.has(msg.id)) {
+        historyChart(msg.id)?.reply(msg);
+        break;
+      }
       const points = state.applyHistory(msg);
       if (points && cards.has(msg.device)) cards.get(msg.device).drawHistory(msg.capability, points);
       break;
@@ -168,6 +180,10 @@ function onMessage(msg) {
       audio.message(msg);
       break;
     case 'error':
+      if (typeof msg.id === 'string' && historyAsks.has(msg.id)) {
+        historyChart(msg.id)?.failed(msg.message || msg.code);
+        break;
+      }
       if (msg.code === 'unavailable' && asks.size) {
         failAsks(t('events.unavailable')); // event requests carry no id in their error
         break;
@@ -241,10 +257,12 @@ function setAccount(next) {
   ui.accountRole.parentElement.hidden = !next.role;
   const readOnly = next.role === 'guest';
   const recentEvents = next.role ? askRecentEvents : null; // a role comes only with a store
+  const history = next.role ? askHistory : null;
   document.body.dataset.role = next.role || '';
-  if (readOnly !== controlContext.readOnly || recentEvents !== controlContext.recentEvents) {
+  if (readOnly !== controlContext.readOnly || recentEvents !== controlContext.recentEvents || history !== controlContext.history) {
     controlContext.readOnly = readOnly;
     controlContext.recentEvents = recentEvents;
+    controlContext.history = history;
     dropCards(); // built again by the snapshot that follows
   }
 }
@@ -259,7 +277,35 @@ function dropCards() {
   sections.clear();
 }
 
+// ---- history ------------------------------------------------------------------------------
+
+let nextHistoryAsk = 1;
+const historyAsks = new Map(); // history request id -> { device, capability }
+
+// With the store: one chart's range (docs/protocol.md "history"); its reply or error comes
+// with the id.
+function askHistory(card, chart) {
+  const id = `hi-${nextHistoryAsk++}`;
+  const request = historyRequest(card.id, chart.capability, chart.range, { timeline: !chart.numeric, id, custom: chart.custom });
+  if (!connection.request(request)) {
+    chart.failed(t('conn.notConnected'));
+    return;
+  }
+  historyAsks.set(id, { device: card.id, capability: chart.capability });
+  chart.asked(id);
+}
+
+// The chart a reply is for, if it still waits for that one (not a later range's).
+function historyChart(id) {
+  const asked = historyAsks.get(id);
+  historyAsks.delete(id);
+  const chart = cards.get(asked.device)?.historyChart(asked.capability);
+  return chart && chart.pending === id ? chart : null;
+}
+
+// Without the store: the recent values of every charted capability, as ever.
 function requestHistories() {
+  if (controlContext.history) return;
   for (const device of state.devices.values()) {
     for (const cap of chartedCapabilities(device)) {
       state.trackHistory(device.id, cap.name);
@@ -433,6 +479,7 @@ function showLogin(error = '') {
   account = null;
   controlContext.readOnly = false;
   controlContext.recentEvents = null;
+  controlContext.history = null;
   ui.flatView.hidden = true;
   ui.eventsView.hidden = true;
   ui.views.hidden = true;
@@ -506,7 +553,10 @@ ui.logoutEverywhere.addEventListener('click', () => logOut(true));
 
 setInterval(() => {
   const now = Date.now();
-  for (const card of cards.values()) card.tick(now);
+  for (const card of cards.values()) {
+    card.tick(now);
+    card.tickCharts(now);
+  }
 }, 5000);
 
 // ---- language ---------------------------------------------------------------------------

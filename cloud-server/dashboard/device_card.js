@@ -5,10 +5,10 @@
 // once from the device's description; update() brings in new state. A guest's tiles
 // (ctx.readOnly) have no controls: the states they would set show as readings.
 
-import { Chart } from './chart.js';
+import { Chart, Timeline } from './chart.js';
 import { capabilityLabel, createControl, formatValue } from './controls.js';
 import { eventItem } from './events.js';
-import { chartedCapabilities } from './flat_state.js';
+import { chartedCapabilities, timelineCapabilities } from './flat_state.js';
 import { formatDateTime, relativeTime, t } from './i18n.js';
 import { icon, iconFor } from './icons.js';
 import { h } from './dom.js';
@@ -131,12 +131,27 @@ export class DeviceCard {
     body.append(this.readings);
     if (more.childElementCount) body.append(more);
 
+    // Its history: a chart per measured value; with the cloud's store (ctx.history asks it)
+    // range buttons on each and a state timeline per boolean or enum, asked for when the
+    // detail view opens and when a range is chosen.
     this.charts = new Map();
+    this.ranged = Boolean(ctx.history);
+    const ask = (chart) => ctx.history(this, chart);
     for (const cap of chartedCapabilities(device)) {
-      const chart = new Chart(`${device.name} ${capabilityLabel(cap).toLowerCase()}`, cap.unit);
-      chart.root.dataset.capability = cap.name;
+      const chart = new Chart(`${device.name} ${capabilityLabel(cap).toLowerCase()}`, cap.unit, cap.name, { ranged: this.ranged, onRange: ask });
       this.charts.set(cap.name, chart);
       body.append(chart.root);
+    }
+    if (this.ranged) {
+      for (const cap of timelineCapabilities(device)) {
+        const label = `${device.name} ${capabilityLabel(cap).toLowerCase()}`;
+        const timeline = new Timeline(label, cap, (value) => formatValue(cap, value), { onRange: ask });
+        this.charts.set(cap.name, timeline);
+        body.append(timeline.root);
+      }
+      this.details.addEventListener('toggle', () => {
+        if (this.details.open) this.askHistories();
+      });
     }
 
     this.lastTime = h('time', {});
@@ -204,9 +219,32 @@ export class DeviceCard {
     if (this.audio) this.audio.stop();
   }
 
+  // The recent values of a chart (a cloud without a store).
   drawHistory(capability, points) {
     const chart = this.charts.get(capability);
-    if (chart) chart.draw(points);
+    if (chart && !this.ranged) chart.drawRecent(points);
+  }
+
+  // With the store: asks every chart's current range again (the detail view opened, or the
+  // page got a new snapshot: what it missed meanwhile is in the store).
+  askHistories() {
+    for (const chart of this.charts.values()) chart.onRange(chart);
+  }
+
+  // With the store: an update's values join the charts whose ranges end now.
+  live(state, ts) {
+    if (!this.ranged) return;
+    for (const [name, value] of Object.entries(state)) this.charts.get(name)?.live(ts, value);
+  }
+
+  // With the store, the detail view open: ranges that end now move on with the clock.
+  tickCharts(now = Date.now()) {
+    if (this.ranged && this.details.open) for (const chart of this.charts.values()) chart.tick(now);
+  }
+
+  // A history reply or error for one of this tile's charts.
+  historyChart(capability) {
+    return this.charts.get(capability) || null;
   }
 
   // The first control a keyboard reaches on this tile.

@@ -17,6 +17,13 @@ export function chartedCapabilities(device) {
   return streams ? [] : device.capabilities.filter((cap) => isNumeric(cap) && !cap.writable);
 }
 
+// The capabilities drawn as a state timeline (with the cloud's store): booleans and enums, read
+// or set (a lock, a contact, a lamp's power). Not a stream device's.
+export function timelineCapabilities(device) {
+  const streams = device.capabilities.some((c) => c.name === 'audio_capture' || c.name === 'audio_playback');
+  return streams ? [] : device.capabilities.filter((cap) => cap.type === 'bool' || cap.type === 'enum');
+}
+
 export class FlatState {
   constructor() {
     this.clear();

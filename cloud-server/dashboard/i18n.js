@@ -90,6 +90,40 @@ const CATALOGUE = {
     'chart.last': 'last {span}: {lo}–{hi}{unit}',
     'chart.aria': '{label}, {text}, now {now}{unit}',
     'bounds': '{min} to {max}{unit}',
+    'chart.ranges': 'History range',
+    'chart.loading': 'loading history…',
+    'chart.empty': 'no values stored in this range',
+    'chart.failed': 'no history: {message}',
+    'chart.rangeCaption': '{range}: {lo}–{hi}{unit} · {resolution}',
+    'chart.rangeAria': '{label}, {text}',
+    'chart.res.raw': 'every value',
+    'chart.res.1m': 'average per minute, band: lowest to highest',
+    'chart.res.1h': 'average per hour, band: lowest to highest',
+    'chart.cursor': '{label}: point in time',
+    'chart.point': '{when}: {value}',
+    'chart.bucket': '{when}: average {avg}, {min} to {max}',
+    'chart.noPoint': 'no value to show',
+    'range.1h': '1 h',
+    'range.24h': '24 h',
+    'range.7d': '7 d',
+    'range.30d': '30 d',
+    'range.custom': 'Custom',
+    'range.customOf': '{label}: custom range',
+    'range.from': 'From',
+    'range.to': 'To',
+    'range.show': 'Show',
+    'range.customInvalid': 'Choose a start before the end.',
+    'range.last': 'last {range}',
+    'range.between': '{from} to {to}',
+    'timeline.title': '{name} over time',
+    'timeline.caption': '{range}: {parts}',
+    'timeline.part': '{value} {span}',
+    'timeline.none': 'no change stored in this range',
+    'timeline.unknown': 'not known',
+    'timeline.segment': '{value}: {from} to {to} ({span})',
+    'timeline.mixed': 'last value per {unit}',
+    'unit.minute': 'minute',
+    'unit.hour': 'hour',
     'audio.listen': 'Listen',
     'audio.stop': 'Stop',
     'audio.talk': 'Hold to talk',
@@ -244,6 +278,40 @@ const CATALOGUE = {
     'chart.last': 'letzte {span}: {lo}–{hi}{unit}',
     'chart.aria': '{label}, {text}, jetzt {now}{unit}',
     'bounds': '{min} bis {max}{unit}',
+    'chart.ranges': 'Zeitraum des Verlaufs',
+    'chart.loading': 'lade Verlauf…',
+    'chart.empty': 'keine Werte in diesem Zeitraum gespeichert',
+    'chart.failed': 'kein Verlauf: {message}',
+    'chart.rangeCaption': '{range}: {lo}–{hi}{unit} · {resolution}',
+    'chart.rangeAria': '{label}, {text}',
+    'chart.res.raw': 'jeder Wert',
+    'chart.res.1m': 'Mittel pro Minute, Band: niedrigster bis höchster',
+    'chart.res.1h': 'Mittel pro Stunde, Band: niedrigster bis höchster',
+    'chart.cursor': '{label}: Zeitpunkt',
+    'chart.point': '{when}: {value}',
+    'chart.bucket': '{when}: Mittel {avg}, {min} bis {max}',
+    'chart.noPoint': 'kein Wert zum Anzeigen',
+    'range.1h': '1 Std.',
+    'range.24h': '24 Std.',
+    'range.7d': '7 T.',
+    'range.30d': '30 T.',
+    'range.custom': 'Eigener',
+    'range.customOf': '{label}: eigener Zeitraum',
+    'range.from': 'Von',
+    'range.to': 'Bis',
+    'range.show': 'Anzeigen',
+    'range.customInvalid': 'Wähle einen Beginn vor dem Ende.',
+    'range.last': 'letzte {range}',
+    'range.between': '{from} bis {to}',
+    'timeline.title': '{name} im Zeitverlauf',
+    'timeline.caption': '{range}: {parts}',
+    'timeline.part': '{value} {span}',
+    'timeline.none': 'keine Änderung in diesem Zeitraum gespeichert',
+    'timeline.unknown': 'unbekannt',
+    'timeline.segment': '{value}: {from} bis {to} ({span})',
+    'timeline.mixed': 'letzter Wert pro {unit}',
+    'unit.minute': 'Minute',
+    'unit.hour': 'Stunde',
     'audio.listen': 'Zuhören',
     'audio.stop': 'Stopp',
     'audio.talk': 'Halten zum Sprechen',
@@ -421,11 +489,31 @@ export function relativeTime(ts, now = Date.now()) {
   return formatter('date', (l) => new Intl.DateTimeFormat(l, { dateStyle: 'medium' })).format(ts);
 }
 
+// Axis labels: a time of day ("14:00", "2 PM"), a day ("5 Dec", "5. Dez."), and a point's
+// time in a readout ("Dec 5, 14:02:10"), in the user's locale.
+export function formatTime(ts, { seconds = false } = {}) {
+  const kind = seconds ? 'time-s' : 'time';
+  return formatter(kind, (l) => new Intl.DateTimeFormat(l, { hour: 'numeric', minute: '2-digit', ...(seconds ? { second: '2-digit' } : {}) })).format(ts);
+}
+
+export function formatDay(ts) {
+  return formatter('day', (l) => new Intl.DateTimeFormat(l, { day: 'numeric', month: 'short' })).format(ts);
+}
+
+export function formatWhen(ts, { seconds = false } = {}) {
+  const kind = seconds ? 'when-s' : 'when';
+  return formatter(kind, (l) =>
+    new Intl.DateTimeFormat(l, { day: 'numeric', month: 'short', hour: 'numeric', minute: '2-digit', ...(seconds ? { second: '2-digit' } : {}) }),
+  ).format(ts);
+}
+
 // A duration for chart captions: "45 s", "12 min", "3 h" (same in both languages).
 export function formatSpan(ms) {
   const s = Math.round(ms / 1000);
   if (s < 90) return `${s} s`;
   const m = Math.round(s / 60);
   if (m < 90) return `${m} min`;
-  return `${Math.round(m / 60)} h`;
+  const hrs = Math.round(m / 60);
+  if (hrs < 72) return `${hrs} h`;
+  return `${Math.round(hrs / 24)} d`;
 }

@@ -4,7 +4,7 @@
 // a page online is always the server's current one; the cache only answers when the
 // network does not.
 
-const CACHE = 'flatlink-shell-v2';
+const CACHE = 'flatlink-shell-v3';
 const SHELL = [
   './',
   'index.html',
@@ -18,6 +18,7 @@ const SHELL = [
   'dom.js',
   'events.js',
   'flat_state.js',
+  'history.js',
   'i18n.js',
   'icons.js',
   'favicon.svg',
