@@ -22,6 +22,9 @@ using mqtt::SessionOptions;
 constexpr uint32_t kStateIntervalMs = 100;    // retained states are published at most this often per flat
 constexpr uint32_t kRefusalLogBurst = 10;     // refusal log lines per window
 constexpr int64_t kRefusalWindowMs = 10'000;
+// Messages without a valid tag: logged at once, then once per window, 1 s doubling to 5 min.
+constexpr int64_t kRejectLogMinMs = 1'000;
+constexpr int64_t kRejectLogMaxMs = 300'000;
 constexpr size_t kMaxUnsafe = 200'000;        // unacknowledged publishes kept across a broker outage
 // Handed to the session and not yet acknowledged: far below 65,535 (libmosquitto's 16-bit
 // message ids) and enough to keep a loopback or LAN broker busy.
@@ -80,12 +83,12 @@ bool Backplane::start() {
   options.tls.enabled = config_.tls;
   options.tls.ca_file = config_.ca_file;
   options.tls.cert_file = config_.cert_file;
-  options.tls.key_file = config_.key_file;
+  options.tls.key_file = config_.shared_key_file;
   options.backoff = BackoffPolicy{config_.backoff_base_ms, config_.backoff_max_ms, 50};
   options.max_payload = backplane::max_payload_bytes(limits_.max_message_bytes);
   // The broker says we died when we do: other instances show our flats offline.
   options.will_topic = instance_topic(config_.instance_id);
-  options.will_payload = backplane::encode_instance(config_.instance_id, false);
+  options.will_payload = seal(options.will_topic, backplane::encode_instance(config_.instance_id, false));
   options.will_retain = true;
   session_ = std::make_unique<Session>(
       std::move(options), loop_,
@@ -94,6 +97,11 @@ bool Backplane::start() {
   session_->subscribe(instance_topic("+"));
   session_->subscribe(backplane::ping_topic(config_.instance_id));
   for (const auto& flat : watched_) subscribe_flat(flat, true);
+  if (config_.shared_key.empty()) {
+    LOG_WARN("backplane") << "instance=" << config_.instance_id
+                          << " insecure: backplane messages are neither signed nor checked; any client of the broker"
+                             " can command every flat (set backplane.shared_key_file, docs/scale-out.md)";
+  }
   LOG_INFO("backplane") << "instance=" << config_.instance_id << " joining over " << config_.brokers.size()
                         << " broker(s), first " << config_.brokers.front().host << ":" << config_.brokers.front().port;
   return session_->start();
@@ -105,7 +113,8 @@ void Backplane::stop() {
   if (!session_) return;
   // A clean leave: say so (the will only fires on an unclean one).
   if (session_->connected()) {
-    session_->publish(instance_topic(config_.instance_id), backplane::encode_instance(config_.instance_id, false),
+    session_->publish(instance_topic(config_.instance_id),
+                      seal(instance_topic(config_.instance_id), backplane::encode_instance(config_.instance_id, false)),
                       true);
   }
   session_->stop();
@@ -223,6 +232,7 @@ uint64_t Backplane::enqueue(std::string topic, std::string payload, bool retain,
   }
   const bool pending_before = unsent_ != unsafe_.end();
   const uint64_t handle = next_handle_++;
+  payload = seal(topic, std::move(payload));
   unsafe_.push_back(Outgoing{std::move(topic), std::move(payload), retain, std::move(on_safe), handle, deadline_ms});
   if (!pending_before) unsent_ = std::prev(unsafe_.end());
   pump();
@@ -277,9 +287,10 @@ void Backplane::set_accounts(const std::vector<config::FlatConfig>& flats) {
 }
 
 void Backplane::publish_online() {
-  session_->publish(instance_topic(config_.instance_id),
-                    backplane::encode_instance(config_.instance_id, true,
-                                               backplane::InstanceRun{run_, started_ms_, clock_.wall_ms(), accounts_}),
+  const std::string topic = instance_topic(config_.instance_id);
+  session_->publish(topic,
+                    seal(topic, backplane::encode_instance(config_.instance_id, true,
+                                                           backplane::InstanceRun{run_, started_ms_, clock_.wall_ms(), accounts_})),
                     true);
 }
 
@@ -319,8 +330,8 @@ void Backplane::ping() {
     lost("our ping did not come back through it within " + std::to_string(kPingLostMs) + " ms");
   }
   if (ping_sent_ms_ == 0) ping_sent_ms_ = now;
-  session_->publish(backplane::ping_topic(config_.instance_id), backplane::encode_ping(config_.instance_id, run_, ++ping_n_),
-                    false);
+  const std::string topic = backplane::ping_topic(config_.instance_id);
+  session_->publish(topic, seal(topic, backplane::encode_ping(config_.instance_id, run_, ++ping_n_)), false);
   // The next ping, or the moment the oldest one not back is late if that comes first.
   int64_t next = kPingIntervalMs;
   if (delivering_) next = std::min(next, ping_sent_ms_ + kPingLostMs - now);
@@ -402,11 +413,54 @@ void Backplane::on_instance(const backplane::InstanceStatus& m) {
   }
 }
 
+std::string Backplane::seal(const std::string& topic, std::string payload) const {
+  if (config_.shared_key.empty()) return payload;
+  return backplane::sign(config_.shared_key, topic, payload);
+}
+
+void Backplane::reject(const std::string& topic, const std::string& why) {
+  ++metrics_.backplane_rejected;
+  const int64_t now = clock_.mono_ms();
+  // Logged with backoff: the first at once, then at most one line per window, the window
+  // doubling (up to kRejectLogMaxMs) while they go on; each line counts those not logged.
+  if (now < reject_log_next_ms_) {
+    ++rejects_suppressed_;
+    return;
+  }
+  reject_log_window_ms_ = now - reject_log_next_ms_ > kRejectLogMaxMs
+                              ? kRejectLogMinMs
+                              : std::min(kRejectLogMaxMs, std::max(kRejectLogMinMs, 2 * reject_log_window_ms_));
+  reject_log_next_ms_ = now + reject_log_window_ms_;
+  LOG_WARN("backplane") << "instance=" << config_.instance_id << " topic=" << log::q(topic.substr(0, 200))
+                        << " dropped: " << why << "; a broker client without the instances' key, or an instance"
+                        << " with another backplane.shared_key_file"
+                        << (rejects_suppressed_ > 0 ? " (" + std::to_string(rejects_suppressed_) +
+                                                          " more dropped since the last line)"
+                                                    : std::string());
+  rejects_suppressed_ = 0;
+}
+
 void Backplane::on_message(Message& message) {
   ++metrics_.backplane_messages_in;
   check_context_.max_message_bytes = limits_.max_message_bytes;  // a reload may change it
+  // The tag first: a message without the instances' key is not even parsed. (An oversize one,
+  // whose payload was not kept, and an empty retained one, which clears, go to the check.)
+  std::string payload;
+  if (message.oversize == 0 && !message.payload.empty()) {
+    if (config_.shared_key.empty()) {
+      payload = backplane::strip_tag(message.payload);
+    } else {
+      std::string why;
+      auto inner = backplane::verify(config_.shared_key, message.topic, message.payload, why);
+      if (!inner) {
+        reject(message.topic, why);
+        return;
+      }
+      payload = std::move(*inner);
+    }
+  }
   auto checked = backplane::check_message(
-      backplane::Incoming{message.topic, message.payload, message.retained, message.oversize}, check_context_);
+      backplane::Incoming{message.topic, payload, message.retained, message.oversize}, check_context_);
   std::visit(
       [&](auto& m) {
         using T = std::decay_t<decltype(m)>;

@@ -22,6 +22,13 @@
 // runs (the Router closes that gateway's link, which then resends), and the
 // drop is logged and counted.
 //
+// Authenticated: with backplane.shared_key_file every message published carries an HMAC-SHA256 tag
+// of its topic and payload under the key all instances share (backplane::sign), and a message
+// received without a valid one is dropped before it is parsed, counted
+// (flatlink_backplane_rejected_total) and logged with backoff. A broker client without the key
+// can neither command a flat nor say anything else to the instances, even where the broker's
+// ACL lets it publish. Without a key ("insecure": true) nothing is signed or checked.
+//
 // Every message received is checked strictly: the topic's shape, a watched
 // flat, JSON, the envelope's keys, the flat in the payload equal to the flat in
 // the topic, sizes, and the embedded protocol message through the wire
@@ -159,6 +166,10 @@ class Backplane {
   void subscribe_flat(const std::string& flat, bool subscribe);
   void flush_states();
   void refuse(const std::string& topic, const std::string& why);
+  // A message without a valid tag of the shared key: counted, logged with backoff, dropped.
+  void reject(const std::string& topic, const std::string& why);
+  // The payload as published: signed with the shared key (backplane.shared_key_file) when there is one.
+  std::string seal(const std::string& topic, std::string payload) const;
   void publish_online();
   void on_instance(const backplane::InstanceStatus& status);
   // Every kPingIntervalMs while connected: publishes a ping to ourselves; one not back within
@@ -198,6 +209,9 @@ class Backplane {
   int64_t refusal_window_ms_ = 0;
   uint32_t refusals_in_window_ = 0;
   uint64_t refusals_suppressed_ = 0;
+  int64_t reject_log_next_ms_ = 0;   // mono ms before which a rejection is only counted
+  int64_t reject_log_window_ms_ = 0;
+  uint64_t rejects_suppressed_ = 0;
 };
 
 }  // namespace flatlink::cloud

@@ -1,6 +1,10 @@
 // The backplane's messages: the strict check of an incoming one, the encoders.
 #include "cloud-server/backplane_messages.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <initializer_list>
 #include <utility>
 
@@ -318,6 +322,70 @@ std::string encode_accepted(const std::string& flat, const std::string& from, co
   Json j = envelope(flat, from);
   j["accepted"] = command_id;
   return j.dump();
+}
+
+namespace {
+
+// HMAC-SHA256 of topic + '\0' + payload, in lowercase hex.
+std::string tag_of(std::string_view key, std::string_view topic, std::string_view payload) {
+  std::string input;
+  input.reserve(topic.size() + 1 + payload.size());
+  input.append(topic);
+  input += '\0';
+  input.append(payload);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(input.data()),
+       input.size(), mac, &len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * len);
+  for (unsigned int i = 0; i < len; ++i) {
+    hex += kHex[mac[i] >> 4];
+    hex += kHex[mac[i] & 15];
+  }
+  return hex;
+}
+
+bool has_tag(std::string_view payload) {
+  return payload.size() > kSignedOverhead && payload.substr(0, kSigPrefix.size()) == kSigPrefix &&
+         payload.substr(kSigPrefix.size() + kSigHexBytes, 2) == "\",";
+}
+
+// {"sig":"<tag>",REST -> {REST
+std::string without_tag(std::string_view payload) {
+  std::string out = "{";
+  out.append(payload.substr(kSignedOverhead));
+  return out;
+}
+
+}  // namespace
+
+std::string sign(std::string_view key, std::string_view topic, std::string_view payload) {
+  std::string out(kSigPrefix);
+  out += tag_of(key, topic, payload);
+  out += "\",";
+  out.append(payload.substr(1));  // a JSON object's text: "{...}"
+  return out;
+}
+
+std::optional<std::string> verify(std::string_view key, std::string_view topic, std::string_view payload,
+                                  std::string& why) {
+  if (!has_tag(payload)) {
+    why = "no tag (not signed with the backplane's key)";
+    return std::nullopt;
+  }
+  std::string inner = without_tag(payload);
+  const std::string expected = tag_of(key, topic, inner);
+  if (CRYPTO_memcmp(expected.data(), payload.data() + kSigPrefix.size(), kSigHexBytes) != 0) {
+    why = "wrong tag (signed with another key, or changed on the way)";
+    return std::nullopt;
+  }
+  return inner;
+}
+
+std::string strip_tag(std::string_view payload) {
+  return has_tag(payload) ? without_tag(payload) : std::string(payload);
 }
 
 }  // namespace flatlink::cloud::backplane

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -201,6 +202,25 @@ std::string encode_command(const std::string& flat, const std::string& from, con
 std::string encode_result(const std::string& flat, const std::string& from, const proto::Result& result);
 std::string encode_ping(const std::string& instance, const std::string& run, int64_t n);
 std::string encode_accepted(const std::string& flat, const std::string& from, const std::string& command_id);
+
+// ---- The shared key (backplane.shared_key_file): every message is signed.
+// A signed payload is the message's JSON object with a first key "sig": the HMAC-SHA256, in
+// lowercase hex, of topic + '\0' + the object without that key (`{"v":1,...}`), under the key all
+// instances share. So it stays one JSON object, the tag sits at a fixed place (no canonical form
+// needed), and it covers the topic: a signed message cannot be moved to another flat's or kind's
+// topic. docs/scale-out.md, "Security".
+inline constexpr std::string_view kSigPrefix = "{\"sig\":\"";
+inline constexpr size_t kSigHexBytes = 64;
+inline constexpr size_t kSignedOverhead = kSigPrefix.size() + kSigHexBytes + 2;  // the prefix, the tag, `",`
+
+// `payload` (a JSON object's text, as the encoders above write it) with its tag.
+std::string sign(std::string_view key, std::string_view topic, std::string_view payload);
+// The payload without its tag when the tag is valid for topic and payload under `key`; nullopt
+// otherwise, with `why` ("no tag", "wrong tag"). Compares in constant time.
+std::optional<std::string> verify(std::string_view key, std::string_view topic, std::string_view payload,
+                                  std::string& why);
+// The payload without a tag it may carry, unchecked (an instance running without a key).
+std::string strip_tag(std::string_view payload);
 
 }  // namespace backplane
 }  // namespace flatlink::cloud

@@ -91,6 +91,9 @@ std::string Metrics::render() const {
     os << "flatlink_backplane_messages_total{direction=\"out\"} " << backplane_messages_out << '\n';
     metric("flatlink_backplane_refused_total", "counter", "Backplane messages refused (not ours, malformed, crossing flats).");
     os << "flatlink_backplane_refused_total " << backplane_refused << '\n';
+    metric("flatlink_backplane_rejected_total", "counter",
+           "Backplane messages without a valid tag of the instances' shared key (backplane.shared_key_file), dropped unread.");
+    os << "flatlink_backplane_rejected_total " << backplane_rejected << '\n';
     metric("flatlink_backplane_command_round_trips_total", "counter", "Commands answered by a gateway held by another instance.");
     os << "flatlink_backplane_command_round_trips_total " << backplane_round_trips << '\n';
     metric("flatlink_backplane_command_round_trip_seconds_sum", "counter", "Summed time of those round trips.");

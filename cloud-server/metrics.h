@@ -54,6 +54,7 @@ struct Metrics {
   uint64_t backplane_messages_in = 0;
   uint64_t backplane_messages_out = 0;
   uint64_t backplane_refused = 0;       // failed the checks: not ours, malformed, crossing flats
+  uint64_t backplane_rejected = 0;      // without a valid tag of the shared key (backplane.shared_key_file): dropped unread
   uint64_t backplane_round_trips = 0;   // commands answered by a gateway on another instance
   uint64_t backplane_round_trip_ms = 0; // their summed time, browser command to result
   uint64_t backplane_takeovers = 0;     // local links closed because another instance took the flat
