@@ -154,10 +154,28 @@ void Backplane::subscribe_flat(const std::string& flat, bool subscribe) {
 
 void Backplane::publish_gateway_message(const std::string& flat, const std::string& gateway, const std::string& encoded,
                                         std::function<void()> on_safe, std::function<void()> on_dropped,
-                                        const std::string& epoch) {
+                                        const std::string& epoch, int64_t prev) {
   enqueue(flat_topic(flat, "status"),
-          backplane::encode_gateway_message(flat, config_.instance_id, gateway, encoded, epoch),
+          backplane::encode_gateway_message(flat, config_.instance_id, gateway, encoded, epoch, prev),
           false, std::move(on_safe), std::move(on_dropped));
+}
+
+void Backplane::send_resend(const backplane::ResendRequest& request) {
+  backplane::ResendRequest r = request;
+  r.from = config_.instance_id;
+  enqueue(flat_topic(r.flat, "resend"), backplane::encode_resend(r), false);
+}
+
+void Backplane::send_resent(const std::string& flat, const std::string& to, const std::string& gateway,
+                            const std::string& epoch, int64_t prev, const std::string& encoded) {
+  enqueue(flat_topic(flat, "results/" + to),
+          backplane::encode_gateway_message(flat, config_.instance_id, gateway, encoded, epoch, prev, true), false);
+}
+
+void Backplane::send_repair_done(const std::string& to, const backplane::RepairDone& done) {
+  backplane::RepairDone d = done;
+  d.from = config_.instance_id;
+  enqueue(flat_topic(d.flat, "results/" + to), backplane::encode_repair_done(d), false);
 }
 
 void Backplane::state_changed(const std::string& flat, bool now) {
@@ -298,6 +316,10 @@ void Backplane::on_connected() {
   if (fatal_) return;
   metrics_.backplane_connected = true;
   dead_.erase(config_.instance_id);
+  // We ask for a persistent session: a broker that answers without one (restarted without
+  // persistence, its sessions lost) delivered to nobody here what was published meanwhile.
+  const bool session_lost = had_session_ && !session_->session_present();
+  had_session_ = true;
   LOG_INFO("backplane") << "instance=" << config_.instance_id << " connected; run=" << run_ << ", " << unsafe_.size()
                         << " messages to publish again, " << watched_.size() << " flats watched";
   publish_online();
@@ -309,6 +331,14 @@ void Backplane::on_connected() {
   ping_sent_ms_ = 0;
   ping();
   listener_.backplane_up();
+  if (session_lost) {
+    ++metrics_.backplane_resyncs;
+    LOG_WARN("backplane") << "instance=" << config_.instance_id
+                          << " the broker kept no session for this instance (restarted without persistence?): what"
+                             " was published while we were away did not reach us; asking the holders of the flats"
+                             " watched here for it";
+    listener_.backplane_session_lost();
+  }
   if (!dirty_states_.empty()) flush_states();
 }
 
@@ -474,7 +504,11 @@ void Backplane::on_message(Message& message) {
         } else if constexpr (std::is_same_v<T, backplane::InstanceStatus>) {
           on_instance(m);
         } else if constexpr (std::is_same_v<T, backplane::GatewayMessage>) {
-          listener_.remote_gateway_message(m.flat, m.from, m.gateway, m.message, m.epoch);
+          listener_.remote_status(m);
+        } else if constexpr (std::is_same_v<T, backplane::ResendRequest>) {
+          if (m.to == config_.instance_id) listener_.remote_resend(m);
+        } else if constexpr (std::is_same_v<T, backplane::RepairDone>) {
+          listener_.remote_repaired(m);
         } else if constexpr (std::is_same_v<T, backplane::StateMessage>) {
           listener_.remote_state(m.flat, m.state);
         } else if constexpr (std::is_same_v<T, backplane::HolderMessage>) {

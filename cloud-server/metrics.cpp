@@ -103,6 +103,15 @@ std::string Metrics::render() const {
     metric("flatlink_backplane_catch_up_gaps_total", "counter",
            "Statuses a moved gateway's last holder acknowledged that had not arrived here within catch_up_ms.");
     os << "flatlink_backplane_catch_up_gaps_total " << backplane_catch_up_gaps << '\n';
+    metric("flatlink_backplane_gap_repaired_total", "counter",
+           "Statuses that did not arrive here from their holder in order, then sent again by it on request.");
+    os << "flatlink_backplane_gap_repaired_total " << backplane_gap_repaired << '\n';
+    metric("flatlink_backplane_gap_lost_total", "counter",
+           "Statuses that did not arrive here from their holder and that it could not send again (not shown here).");
+    os << "flatlink_backplane_gap_lost_total " << backplane_gap_lost << '\n';
+    metric("flatlink_backplane_resyncs_total", "counter",
+           "Reconnects to a broker that had lost this instance's session: every watched flat asked its holder again.");
+    os << "flatlink_backplane_resyncs_total " << backplane_resyncs << '\n';
     metric("flatlink_backplane_dropped_total", "counter",
            "Publishes refused because too many waited for the broker (each closes its gateway's link).");
     os << "flatlink_backplane_dropped_total " << backplane_dropped << '\n';

@@ -282,3 +282,37 @@ TEST_CASE("backplane: a message signed with the shared key is taken; unsigned, c
   CHECK(backplane::strip_tag(sealed) == payload);
   CHECK(backplane::strip_tag(payload) == payload);
 }
+
+TEST_CASE("backplane: gap repair's messages (a status's prev, a resend request, a resent batch, the end of an answer) are taken as what they are") {
+  const std::string batch = proto::encode(proto::StatusBatch{{{7, "lamp-1", Json{{"on", true}}, 1}}, 0, 0});
+  auto status = check(kStatus, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", batch, "", 6));
+  REQUIRE(std::holds_alternative<backplane::GatewayMessage>(status));
+  CHECK(std::get<backplane::GatewayMessage>(status).prev == 6);
+  CHECK_FALSE(std::get<backplane::GatewayMessage>(status).resent);
+  // Without prev (an older instance): -1.
+  CHECK(std::get<backplane::GatewayMessage>(check(kStatus, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", batch))).prev == -1);
+
+  const auto resent = check(kToUs, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", batch, "", 6, true));
+  REQUIRE(std::holds_alternative<backplane::GatewayMessage>(resent));
+  CHECK(std::get<backplane::GatewayMessage>(resent).resent);
+  // A resent batch goes only to the instance that asked; a presence is never resent.
+  CHECK(refusal(check(kStatus, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", batch, "", 6, true))) ==
+        "unexpected keys");
+  CHECK(refusal(check(kToUs, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a",
+                                                               proto::encode(proto::Presence{"lamp-1", false, 1}), "", 6,
+                                                               true))) == "msg: only a status batch is resent");
+
+  const backplane::ResendRequest request{"flat-a", "cloud-b", "cloud-a", "gw-a", "", 6, 9};
+  const auto asked = check(backplane::flat_topic("flat-a", "resend"), backplane::encode_resend(request));
+  REQUIRE(std::holds_alternative<backplane::ResendRequest>(asked));
+  CHECK(std::get<backplane::ResendRequest>(asked) == request);
+  CHECK(refusal(check(backplane::flat_topic("flat-a", "resend"),
+                      backplane::encode_resend({"flat-a", "cloud-b", "cloud-a", "gw-a", "", 9, 6}))) == "bad resend range");
+
+  const backplane::RepairDone done{"flat-a", "cloud-b", "gw-a", "", 6, 9, 2};
+  const auto ended = check(kToUs, backplane::encode_repair_done(done));
+  REQUIRE(std::holds_alternative<backplane::RepairDone>(ended));
+  CHECK(std::get<backplane::RepairDone>(ended) == done);
+  CHECK(refusal(check(kToUs, R"({"v":1,"flat":"flat-a","from":"cloud-b","gateway":"gw-a","after":6,"through":9,"missing":-1})")) ==
+        "bad repair fields");
+}
