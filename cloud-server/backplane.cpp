@@ -83,7 +83,7 @@ bool Backplane::start() {
   options.tls.enabled = config_.tls;
   options.tls.ca_file = config_.ca_file;
   options.tls.cert_file = config_.cert_file;
-  options.tls.key_file = config_.shared_key_file;
+  options.tls.key_file = config_.key_file;
   options.backoff = BackoffPolicy{config_.backoff_base_ms, config_.backoff_max_ms, 50};
   options.max_payload = backplane::max_payload_bytes(limits_.max_message_bytes);
   // The broker says we died when we do: other instances show our flats offline.
