@@ -12,7 +12,7 @@
 //   nothing of the backplane and what it publishes there is dropped by the broker.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -29,7 +29,7 @@ import {
   startGateway,
   stop,
 } from './flatlink.mjs';
-import { repoRoot, run, startMosquitto, waitFor } from './harness.mjs';
+import { freePort, portAccepts, repoRoot, run, startMosquitto, startProcess, tempDir, waitFor } from './harness.mjs';
 
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 const commandsTopic = 'flatlink/v1/flats/flat-a/commands';
@@ -243,5 +243,81 @@ describe("Mosquitto with per-instance credentials and packaging/examples/backpla
     assert.equal(sniffer.lines.length, 0, sniffer.lines.slice(0, 3).join('\n'));
     assert.equal(rejected, 0, 'nothing of it reached cloud-1');
     assert.equal(executions(gw, 'acl-anon') + executions(gw, 'acl-other'), 0);
+  });
+});
+
+// The same over nats-server's MQTT listener (one node here), with the permission blocks of
+// packaging/examples/backplane/nats-server.conf.
+const natsServer = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find((p) => existsSync(p));
+
+describe("nats-server with per-instance users and packaging/examples/backplane's permissions", { skip: !natsServer && 'nats-server is not installed' }, () => {
+  let node, A, B, gw, b, natsPort, dir;
+  const pw = { 'cloud-1': 'secret-of-cloud-1', 'cloud-2': 'secret-of-cloud-2', 'home-adapter': 'secret-of-home' };
+
+  before(async () => {
+    dir = tempDir('flatlink-bps-nats-');
+    natsPort = await freePort();
+    const example = readFileSync(path.join(repoRoot, 'packaging/examples/backplane/nats-server.conf'), 'utf8');
+    const blocks = example.match(/^CLOUD_\d = \{[\s\S]*?\n\}/gm);
+    assert.equal(blocks?.length, 2);
+    const conf = path.join(dir, 'nats.conf');
+    writeFileSync(conf, [
+      'server_name: n1',
+      `listen: 127.0.0.1:${await freePort()}`,
+      `jetstream { store_dir: "${dir}/js" }`,
+      `mqtt { listen: 127.0.0.1:${natsPort} }`,
+      ...blocks,
+      'authorization { users: [',
+      `  { user: cloud-1, password: "${pw['cloud-1']}", permissions: $CLOUD_1 }`,
+      `  { user: cloud-2, password: "${pw['cloud-2']}", permissions: $CLOUD_2 }`,
+      `  { user: home-adapter, password: "${pw['home-adapter']}", permissions: { publish: { allow: ["home.>"] }, subscribe: { allow: ["$MQTT.sub.>", "home.>"] } } }`,
+      '] }',
+      '',
+    ].join('\n'));
+    node = await startProcess(natsServer, ['-c', conf]);
+    await waitFor(() => portAccepts(natsPort), 10_000, { intervalMs: 50, message: 'nats-server to accept MQTT' });
+    const credentials = (id) => {
+      const file = path.join(dir, `${id}.password`);
+      writeFileSync(file, pw[id] + '\n', { mode: 0o600 });
+      return { username: id, password_file: file };
+    };
+    [A, B] = await Promise.all([
+      startInstance('cloud-1', natsPort, credentials('cloud-1')),
+      startInstance('cloud-2', natsPort, credentials('cloud-2')),
+    ]);
+    gw = await lampGateway(A.port);
+    b = await browser(B.port, loginA);
+    await b.next('snapshot', (m) => m.gateway_online === true, 15_000);
+  });
+
+  after(async () => {
+    b?.close();
+    for (const p of [gw, A?.proc, B?.proc, node]) if (p) await stop(p).catch(() => {});
+  });
+
+  test('the instances work; an anonymous client is refused; another user receives nothing and its publishes are dropped', async () => {
+    const other = ['-u', 'home-adapter', '-P', pw['home-adapter']];
+    const sniffer = mqttSub(natsPort, 'flatlink/v1/#', other);
+    await delay(500);
+    b.send({ type: 'command', id: 'nats-1', device: 'lamp-1', set: { on: true } });
+    assert.equal((await b.next('result', (m) => m.id === 'nats-1', 10_000)).outcome, 'ok');
+    const anonymous = await mqttPub(natsPort, commandsTopic, injected('nats-anon'));
+    const otherPub = await mqttPub(natsPort, commandsTopic, injected('nats-other'), other);
+    await waitFor(() => node.lines.some((l) => l.includes('Publish Violation') && l.includes('home-adapter')), 5000, {
+      message: 'nats-server to refuse the publish',
+    });
+    b.send({ type: 'command', id: 'nats-2', device: 'lamp-1', set: { on: false } });
+    assert.equal((await b.next('result', (m) => m.id === 'nats-2', 10_000)).outcome, 'ok');
+    await sniffer.stop();
+    const rejected = (await metrics(A.port)).flatlink_backplane_rejected_total;
+    console.log(
+      `# nats permissions: anonymous publish exit code ${anonymous.code}; other user's publish exit code ${otherPub.code}, refused by nats ` +
+        `("Publish Violation"; cloud-1 rejected ${rejected}); other user subscribed to flatlink/v1/# got ${sniffer.lines.length} messages ` +
+        `(${/128|denied/.test(sniffer.stderr()) ? 'its subscription refused' : 'subscribed'}) while a command crossed twice`,
+    );
+    assert.notEqual(anonymous.code, 0);
+    assert.equal(sniffer.lines.length, 0);
+    assert.equal(rejected, 0);
+    assert.equal(executions(gw, 'nats-anon') + executions(gw, 'nats-other'), 0);
   });
 });
