@@ -22,6 +22,9 @@ using mqtt::SessionOptions;
 constexpr uint32_t kStateIntervalMs = 100;    // retained states are published at most this often per flat
 constexpr uint32_t kRefusalLogBurst = 10;     // refusal log lines per window
 constexpr int64_t kRefusalWindowMs = 10'000;
+// Messages without a valid tag: logged at once, then once per window, 1 s doubling to 5 min.
+constexpr int64_t kRejectLogMinMs = 1'000;
+constexpr int64_t kRejectLogMaxMs = 300'000;
 constexpr size_t kMaxUnsafe = 200'000;        // unacknowledged publishes kept across a broker outage
 // Handed to the session and not yet acknowledged: far below 65,535 (libmosquitto's 16-bit
 // message ids) and enough to keep a loopback or LAN broker busy.
@@ -85,7 +88,7 @@ bool Backplane::start() {
   options.max_payload = backplane::max_payload_bytes(limits_.max_message_bytes);
   // The broker says we died when we do: other instances show our flats offline.
   options.will_topic = instance_topic(config_.instance_id);
-  options.will_payload = backplane::encode_instance(config_.instance_id, false);
+  options.will_payload = seal(options.will_topic, backplane::encode_instance(config_.instance_id, false));
   options.will_retain = true;
   session_ = std::make_unique<Session>(
       std::move(options), loop_,
@@ -94,6 +97,11 @@ bool Backplane::start() {
   session_->subscribe(instance_topic("+"));
   session_->subscribe(backplane::ping_topic(config_.instance_id));
   for (const auto& flat : watched_) subscribe_flat(flat, true);
+  if (config_.shared_key.empty()) {
+    LOG_WARN("backplane") << "instance=" << config_.instance_id
+                          << " insecure: backplane messages are neither signed nor checked; any client of the broker"
+                             " can command every flat (set backplane.shared_key_file, docs/scale-out.md)";
+  }
   LOG_INFO("backplane") << "instance=" << config_.instance_id << " joining over " << config_.brokers.size()
                         << " broker(s), first " << config_.brokers.front().host << ":" << config_.brokers.front().port;
   return session_->start();
@@ -105,7 +113,8 @@ void Backplane::stop() {
   if (!session_) return;
   // A clean leave: say so (the will only fires on an unclean one).
   if (session_->connected()) {
-    session_->publish(instance_topic(config_.instance_id), backplane::encode_instance(config_.instance_id, false),
+    session_->publish(instance_topic(config_.instance_id),
+                      seal(instance_topic(config_.instance_id), backplane::encode_instance(config_.instance_id, false)),
                       true);
   }
   session_->stop();
@@ -145,10 +154,28 @@ void Backplane::subscribe_flat(const std::string& flat, bool subscribe) {
 
 void Backplane::publish_gateway_message(const std::string& flat, const std::string& gateway, const std::string& encoded,
                                         std::function<void()> on_safe, std::function<void()> on_dropped,
-                                        const std::string& epoch) {
+                                        const std::string& epoch, int64_t prev) {
   enqueue(flat_topic(flat, "status"),
-          backplane::encode_gateway_message(flat, config_.instance_id, gateway, encoded, epoch),
+          backplane::encode_gateway_message(flat, config_.instance_id, gateway, encoded, epoch, prev),
           false, std::move(on_safe), std::move(on_dropped));
+}
+
+void Backplane::send_resend(const backplane::ResendRequest& request) {
+  backplane::ResendRequest r = request;
+  r.from = config_.instance_id;
+  enqueue(flat_topic(r.flat, "resend"), backplane::encode_resend(r), false);
+}
+
+void Backplane::send_resent(const std::string& flat, const std::string& to, const std::string& gateway,
+                            const std::string& epoch, int64_t prev, const std::string& encoded) {
+  enqueue(flat_topic(flat, "results/" + to),
+          backplane::encode_gateway_message(flat, config_.instance_id, gateway, encoded, epoch, prev, true), false);
+}
+
+void Backplane::send_repair_done(const std::string& to, const backplane::RepairDone& done) {
+  backplane::RepairDone d = done;
+  d.from = config_.instance_id;
+  enqueue(flat_topic(d.flat, "results/" + to), backplane::encode_repair_done(d), false);
 }
 
 void Backplane::state_changed(const std::string& flat, bool now) {
@@ -223,6 +250,7 @@ uint64_t Backplane::enqueue(std::string topic, std::string payload, bool retain,
   }
   const bool pending_before = unsent_ != unsafe_.end();
   const uint64_t handle = next_handle_++;
+  payload = seal(topic, std::move(payload));
   unsafe_.push_back(Outgoing{std::move(topic), std::move(payload), retain, std::move(on_safe), handle, deadline_ms});
   if (!pending_before) unsent_ = std::prev(unsafe_.end());
   pump();
@@ -277,9 +305,10 @@ void Backplane::set_accounts(const std::vector<config::FlatConfig>& flats) {
 }
 
 void Backplane::publish_online() {
-  session_->publish(instance_topic(config_.instance_id),
-                    backplane::encode_instance(config_.instance_id, true,
-                                               backplane::InstanceRun{run_, started_ms_, clock_.wall_ms(), accounts_}),
+  const std::string topic = instance_topic(config_.instance_id);
+  session_->publish(topic,
+                    seal(topic, backplane::encode_instance(config_.instance_id, true,
+                                                           backplane::InstanceRun{run_, started_ms_, clock_.wall_ms(), accounts_})),
                     true);
 }
 
@@ -287,6 +316,10 @@ void Backplane::on_connected() {
   if (fatal_) return;
   metrics_.backplane_connected = true;
   dead_.erase(config_.instance_id);
+  // We ask for a persistent session: a broker that answers without one (restarted without
+  // persistence, its sessions lost) delivered to nobody here what was published meanwhile.
+  const bool session_lost = had_session_ && !session_->session_present();
+  had_session_ = true;
   LOG_INFO("backplane") << "instance=" << config_.instance_id << " connected; run=" << run_ << ", " << unsafe_.size()
                         << " messages to publish again, " << watched_.size() << " flats watched";
   publish_online();
@@ -298,6 +331,14 @@ void Backplane::on_connected() {
   ping_sent_ms_ = 0;
   ping();
   listener_.backplane_up();
+  if (session_lost) {
+    ++metrics_.backplane_resyncs;
+    LOG_WARN("backplane") << "instance=" << config_.instance_id
+                          << " the broker kept no session for this instance (restarted without persistence?): what"
+                             " was published while we were away did not reach us; asking the holders of the flats"
+                             " watched here for it";
+    listener_.backplane_session_lost();
+  }
   if (!dirty_states_.empty()) flush_states();
 }
 
@@ -319,8 +360,8 @@ void Backplane::ping() {
     lost("our ping did not come back through it within " + std::to_string(kPingLostMs) + " ms");
   }
   if (ping_sent_ms_ == 0) ping_sent_ms_ = now;
-  session_->publish(backplane::ping_topic(config_.instance_id), backplane::encode_ping(config_.instance_id, run_, ++ping_n_),
-                    false);
+  const std::string topic = backplane::ping_topic(config_.instance_id);
+  session_->publish(topic, seal(topic, backplane::encode_ping(config_.instance_id, run_, ++ping_n_)), false);
   // The next ping, or the moment the oldest one not back is late if that comes first.
   int64_t next = kPingIntervalMs;
   if (delivering_) next = std::min(next, ping_sent_ms_ + kPingLostMs - now);
@@ -402,11 +443,54 @@ void Backplane::on_instance(const backplane::InstanceStatus& m) {
   }
 }
 
+std::string Backplane::seal(const std::string& topic, std::string payload) const {
+  if (config_.shared_key.empty()) return payload;
+  return backplane::sign(config_.shared_key, topic, payload);
+}
+
+void Backplane::reject(const std::string& topic, const std::string& why) {
+  ++metrics_.backplane_rejected;
+  const int64_t now = clock_.mono_ms();
+  // Logged with backoff: the first at once, then at most one line per window, the window
+  // doubling (up to kRejectLogMaxMs) while they go on; each line counts those not logged.
+  if (now < reject_log_next_ms_) {
+    ++rejects_suppressed_;
+    return;
+  }
+  reject_log_window_ms_ = now - reject_log_next_ms_ > kRejectLogMaxMs
+                              ? kRejectLogMinMs
+                              : std::min(kRejectLogMaxMs, std::max(kRejectLogMinMs, 2 * reject_log_window_ms_));
+  reject_log_next_ms_ = now + reject_log_window_ms_;
+  LOG_WARN("backplane") << "instance=" << config_.instance_id << " topic=" << log::q(topic.substr(0, 200))
+                        << " dropped: " << why << "; a broker client without the instances' key, or an instance"
+                        << " with another backplane.shared_key_file"
+                        << (rejects_suppressed_ > 0 ? " (" + std::to_string(rejects_suppressed_) +
+                                                          " more dropped since the last line)"
+                                                    : std::string());
+  rejects_suppressed_ = 0;
+}
+
 void Backplane::on_message(Message& message) {
   ++metrics_.backplane_messages_in;
   check_context_.max_message_bytes = limits_.max_message_bytes;  // a reload may change it
+  // The tag first: a message without the instances' key is not even parsed. (An oversize one,
+  // whose payload was not kept, and an empty retained one, which clears, go to the check.)
+  std::string payload;
+  if (message.oversize == 0 && !message.payload.empty()) {
+    if (config_.shared_key.empty()) {
+      payload = backplane::strip_tag(message.payload);
+    } else {
+      std::string why;
+      auto inner = backplane::verify(config_.shared_key, message.topic, message.payload, why);
+      if (!inner) {
+        reject(message.topic, why);
+        return;
+      }
+      payload = std::move(*inner);
+    }
+  }
   auto checked = backplane::check_message(
-      backplane::Incoming{message.topic, message.payload, message.retained, message.oversize}, check_context_);
+      backplane::Incoming{message.topic, payload, message.retained, message.oversize}, check_context_);
   std::visit(
       [&](auto& m) {
         using T = std::decay_t<decltype(m)>;
@@ -420,7 +504,11 @@ void Backplane::on_message(Message& message) {
         } else if constexpr (std::is_same_v<T, backplane::InstanceStatus>) {
           on_instance(m);
         } else if constexpr (std::is_same_v<T, backplane::GatewayMessage>) {
-          listener_.remote_gateway_message(m.flat, m.from, m.gateway, m.message, m.epoch);
+          listener_.remote_status(m);
+        } else if constexpr (std::is_same_v<T, backplane::ResendRequest>) {
+          if (m.to == config_.instance_id) listener_.remote_resend(m);
+        } else if constexpr (std::is_same_v<T, backplane::RepairDone>) {
+          listener_.remote_repaired(m);
         } else if constexpr (std::is_same_v<T, backplane::StateMessage>) {
           listener_.remote_state(m.flat, m.state);
         } else if constexpr (std::is_same_v<T, backplane::HolderMessage>) {

@@ -22,6 +22,13 @@
 // runs (the Router closes that gateway's link, which then resends), and the
 // drop is logged and counted.
 //
+// Authenticated: with backplane.shared_key_file every message published carries an HMAC-SHA256 tag
+// of its topic and payload under the key all instances share (backplane::sign), and a message
+// received without a valid one is dropped before it is parsed, counted
+// (flatlink_backplane_rejected_total) and logged with backoff. A broker client without the key
+// can neither command a flat nor say anything else to the instances, even where the broker's
+// ACL lets it publish. Without a key ("insecure": true) nothing is signed or checked.
+//
 // Every message received is checked strictly: the topic's shape, a watched
 // flat, JSON, the envelope's keys, the flat in the payload equal to the flat in
 // the topic, sizes, and the embedded protocol message through the wire
@@ -74,6 +81,18 @@ class BackplaneListener {
   virtual void remote_result(const std::string& flat, const std::string& from, const proto::Result& result,
                              bool accepted) = 0;
   virtual void instance_down(const std::string& instance) = 0;
+  // A status batch, presence or device list with all the envelope says (prev, resent): the
+  // holder's continuity, for gap detection. By default the message alone, as above.
+  virtual void remote_status(const backplane::GatewayMessage& m) {
+    remote_gateway_message(m.flat, m.from, m.gateway, m.message, m.epoch);
+  }
+  // Another instance asks this one, as the flat's holder, for status batches it missed.
+  virtual void remote_resend(const backplane::ResendRequest&) {}
+  // The end of a holder's answer to this instance's ResendRequest.
+  virtual void remote_repaired(const backplane::RepairDone&) {}
+  // Connected again, and the broker had no session for us (restarted without persistence, or a
+  // cluster that lost it): whatever was published while we were away never reached us.
+  virtual void backplane_session_lost() {}
   // The broker is lost (the connection closed, or this instance's own ping did not come back
   // in time): nothing the other instances say arrives; backplane_up() follows when it does again.
   virtual void backplane_down() = 0;
@@ -112,9 +131,16 @@ class Backplane {
   // by proto::encode) for the other instances; on_safe once the broker has it.
   // on_dropped, instead, when the backplane cannot keep it (see Delivery above). `epoch`:
   // the gateway's stream epoch, which a status batch's seqs belong to.
+  // `prev`: the seq of this holder's previous status batch of that stream (see GatewayMessage).
   void publish_gateway_message(const std::string& flat, const std::string& gateway, const std::string& encoded,
                                std::function<void()> on_safe = {}, std::function<void()> on_dropped = {},
-                               const std::string& epoch = {});
+                               const std::string& epoch = {}, int64_t prev = -1);
+  // Gap repair (docs/scale-out.md, "Gaps"): a watching instance's request to a flat's holder,
+  // the holder's batches sent again to it, and the end of that answer.
+  void send_resend(const backplane::ResendRequest& request);
+  void send_resent(const std::string& flat, const std::string& to, const std::string& gateway, const std::string& epoch,
+                   int64_t prev, const std::string& encoded);
+  void send_repair_done(const std::string& to, const backplane::RepairDone& done);
   // The flat's retained state changed: published soon (at most every 100 ms per
   // flat), or now when `now` (the gateway came or went: others must know at once).
   void state_changed(const std::string& flat, bool now = false);
@@ -159,6 +185,10 @@ class Backplane {
   void subscribe_flat(const std::string& flat, bool subscribe);
   void flush_states();
   void refuse(const std::string& topic, const std::string& why);
+  // A message without a valid tag of the shared key: counted, logged with backoff, dropped.
+  void reject(const std::string& topic, const std::string& why);
+  // The payload as published: signed with the shared key (backplane.shared_key_file) when there is one.
+  std::string seal(const std::string& topic, std::string payload) const;
   void publish_online();
   void on_instance(const backplane::InstanceStatus& status);
   // Every kPingIntervalMs while connected: publishes a ping to ourselves; one not back within
@@ -193,11 +223,15 @@ class Backplane {
   int64_t ping_n_ = 0;              // the last ping sent
   int64_t ping_sent_ms_ = 0;        // mono ms the oldest ping not back yet was sent; 0 none
   bool delivering_ = false;         // connected and the pings come back
+  bool had_session_ = false;        // connected once in this process: the broker should keep our session since
   backplane::CheckContext check_context_;  // what incoming messages are checked against
   // Refusals are logged at most kRefusalLogBurst per window; the rest are counted.
   int64_t refusal_window_ms_ = 0;
   uint32_t refusals_in_window_ = 0;
   uint64_t refusals_suppressed_ = 0;
+  int64_t reject_log_next_ms_ = 0;   // mono ms before which a rejection is only counted
+  int64_t reject_log_window_ms_ = 0;
+  uint64_t rejects_suppressed_ = 0;
 };
 
 }  // namespace flatlink::cloud

@@ -1,6 +1,10 @@
 // The backplane's messages: the strict check of an incoming one, the encoders.
 #include "cloud-server/backplane_messages.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <initializer_list>
 #include <utility>
 
@@ -83,14 +87,20 @@ Checked check_flat_message(const std::string& flat, const std::string& kind, con
     return msg && msg->is_object() ? msg->dump() : std::string();
   };
 
-  if (kind == "status") {
-    if (!has_keys(payload, {"v", "flat", "from", "gateway", "msg"}, {"epoch"}, why) || !is_id(payload["gateway"])) {
+  // A status topic's message, or one sent again on a result topic (resent: true).
+  const auto gateway_message = [&](bool resent) -> Checked {
+    if (!has_keys(payload, resent ? std::initializer_list<const char*>{"v", "flat", "from", "gateway", "msg", "resent"}
+                                  : std::initializer_list<const char*>{"v", "flat", "from", "gateway", "msg"},
+                  {"epoch", "prev"}, why) ||
+        !is_id(payload["gateway"])) {
       return refused(why.empty() ? "bad gateway id" : why);
     }
     if (payload.contains("epoch") &&
         (!payload["epoch"].is_string() || !proto::valid_epoch(payload["epoch"].get_ref<const std::string&>()))) {
       return refused("bad epoch");
     }
+    if (payload.contains("prev") && !is_int(payload["prev"])) return refused("bad prev");
+    if (resent && payload["resent"] != true) return refused("bad resent");
     if (from == context.instance) return Ignored{Ignored::Reason::own_message};
     auto decoded = proto::decode_from_gateway(embedded("msg"), limits);
     if (auto* error = std::get_if<proto::DecodeError>(&decoded)) return refused("msg: " + error->message);
@@ -99,8 +109,39 @@ Checked check_flat_message(const std::string& flat, const std::string& kind, con
         !std::holds_alternative<proto::DeviceList>(message)) {
       return refused("msg: only status, presence and devices travel on a status topic");
     }
-    return GatewayMessage{flat, from, payload["gateway"].get<std::string>(), std::move(message),
-                          payload.contains("epoch") ? payload["epoch"].get<std::string>() : std::string()};
+    if (resent && !std::holds_alternative<proto::StatusBatch>(message)) return refused("msg: only a status batch is resent");
+    return GatewayMessage{flat,
+                          from,
+                          payload["gateway"].get<std::string>(),
+                          std::move(message),
+                          payload.contains("epoch") ? payload["epoch"].get<std::string>() : std::string(),
+                          payload.contains("prev") ? payload["prev"].get<int64_t>() : -1,
+                          resent};
+  };
+  const auto epoch_of = [&](std::string& out) {
+    if (!payload.contains("epoch")) return true;
+    if (!payload["epoch"].is_string() || !proto::valid_epoch(payload["epoch"].get_ref<const std::string&>())) return false;
+    out = payload["epoch"].get<std::string>();
+    return true;
+  };
+
+  if (kind == "status") return gateway_message(false);
+  if (kind == "resend") {
+    ResendRequest r;
+    if (!has_keys(payload, {"v", "flat", "from", "to", "gateway", "after", "upto"}, {"epoch"}, why) ||
+        !is_id(payload["to"]) || !is_id(payload["gateway"]) || !is_int(payload["after"]) || !is_int(payload["upto"]) ||
+        !epoch_of(r.epoch)) {
+      return refused(why.empty() ? "bad resend fields" : why);
+    }
+    if (from == context.instance) return Ignored{Ignored::Reason::own_message};
+    r.flat = flat;
+    r.from = from;
+    r.to = payload["to"].get<std::string>();
+    r.gateway = payload["gateway"].get<std::string>();
+    r.after = payload["after"].get<int64_t>();
+    r.upto = payload["upto"].get<int64_t>();
+    if (r.upto != 0 && r.upto <= r.after) return refused("bad resend range");
+    return r;
   }
   if (kind == "state") {
     if (!has_keys(payload, {"v", "flat", "from", "gateway", "online", "since", "seq", "reset", "dropped", "msg"},
@@ -161,6 +202,22 @@ Checked check_flat_message(const std::string& flat, const std::string& kind, con
     return CommandMessage{flat, from, std::move(std::get<proto::CommandMsg>(*message))};
   }
   if (kind == "results") {
+    if (payload.contains("resent")) return gateway_message(true);
+    if (payload.contains("through")) {
+      RepairDone d;
+      if (!has_keys(payload, {"v", "flat", "from", "gateway", "after", "through", "missing"}, {"epoch"}, why) ||
+          !is_id(payload["gateway"]) || !is_int(payload["after"]) || !is_int(payload["through"]) ||
+          !is_int(payload["missing"]) || !epoch_of(d.epoch)) {
+        return refused(why.empty() ? "bad repair fields" : why);
+      }
+      d.flat = flat;
+      d.from = from;
+      d.gateway = payload["gateway"].get<std::string>();
+      d.after = payload["after"].get<int64_t>();
+      d.through = payload["through"].get<int64_t>();
+      d.missing = payload["missing"].get<int64_t>();
+      return d;
+    }
     if (payload.contains("accepted")) {
       if (!has_keys(payload, {"v", "flat", "from", "accepted"}, {}, why) || !payload["accepted"].is_string() ||
           payload["accepted"].get_ref<const std::string&>().size() > limits.max_string) {
@@ -274,11 +331,33 @@ std::string encode_instance(const std::string& instance, bool online, const Inst
 }
 
 std::string encode_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
-                                   const std::string& encoded, const std::string& epoch) {
+                                   const std::string& encoded, const std::string& epoch, int64_t prev, bool resent) {
   Json j = envelope(flat, from);
   j["gateway"] = gateway;
   if (!epoch.empty()) j["epoch"] = epoch;
+  if (prev >= 0) j["prev"] = prev;
+  if (resent) j["resent"] = true;
   return with_msg(j, encoded);
+}
+
+std::string encode_resend(const ResendRequest& r) {
+  Json j = envelope(r.flat, r.from);
+  j["to"] = r.to;
+  j["gateway"] = r.gateway;
+  if (!r.epoch.empty()) j["epoch"] = r.epoch;
+  j["after"] = r.after;
+  j["upto"] = r.upto;
+  return j.dump();
+}
+
+std::string encode_repair_done(const RepairDone& d) {
+  Json j = envelope(d.flat, d.from);
+  j["gateway"] = d.gateway;
+  if (!d.epoch.empty()) j["epoch"] = d.epoch;
+  j["after"] = d.after;
+  j["through"] = d.through;
+  j["missing"] = d.missing;
+  return j.dump();
 }
 
 std::string encode_state(const std::string& flat, const std::string& from, const RemoteState& state) {
@@ -318,6 +397,70 @@ std::string encode_accepted(const std::string& flat, const std::string& from, co
   Json j = envelope(flat, from);
   j["accepted"] = command_id;
   return j.dump();
+}
+
+namespace {
+
+// HMAC-SHA256 of topic + '\0' + payload, in lowercase hex.
+std::string tag_of(std::string_view key, std::string_view topic, std::string_view payload) {
+  std::string input;
+  input.reserve(topic.size() + 1 + payload.size());
+  input.append(topic);
+  input += '\0';
+  input.append(payload);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(input.data()),
+       input.size(), mac, &len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * len);
+  for (unsigned int i = 0; i < len; ++i) {
+    hex += kHex[mac[i] >> 4];
+    hex += kHex[mac[i] & 15];
+  }
+  return hex;
+}
+
+bool has_tag(std::string_view payload) {
+  return payload.size() > kSignedOverhead && payload.substr(0, kSigPrefix.size()) == kSigPrefix &&
+         payload.substr(kSigPrefix.size() + kSigHexBytes, 2) == "\",";
+}
+
+// {"sig":"<tag>",REST -> {REST
+std::string without_tag(std::string_view payload) {
+  std::string out = "{";
+  out.append(payload.substr(kSignedOverhead));
+  return out;
+}
+
+}  // namespace
+
+std::string sign(std::string_view key, std::string_view topic, std::string_view payload) {
+  std::string out(kSigPrefix);
+  out += tag_of(key, topic, payload);
+  out += "\",";
+  out.append(payload.substr(1));  // a JSON object's text: "{...}"
+  return out;
+}
+
+std::optional<std::string> verify(std::string_view key, std::string_view topic, std::string_view payload,
+                                  std::string& why) {
+  if (!has_tag(payload)) {
+    why = "no tag (not signed with the backplane's key)";
+    return std::nullopt;
+  }
+  std::string inner = without_tag(payload);
+  const std::string expected = tag_of(key, topic, inner);
+  if (CRYPTO_memcmp(expected.data(), payload.data() + kSigPrefix.size(), kSigHexBytes) != 0) {
+    why = "wrong tag (signed with another key, or changed on the way)";
+    return std::nullopt;
+  }
+  return inner;
+}
+
+std::string strip_tag(std::string_view payload) {
+  return has_tag(payload) ? without_tag(payload) : std::string(payload);
 }
 
 }  // namespace flatlink::cloud::backplane

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -121,8 +122,43 @@ struct GatewayMessage {
   std::string gateway;
   proto::GatewayToCloud message;
   std::string epoch;  // the gateway's stream epoch a status batch's seqs belong to ("" when not said)
+  // A status batch: the seq of the holder's previous batch of this stream, -1 when not said (an
+  // older instance). The watching instances check the holder's continuity with it: a batch whose
+  // prev is above the last seq seen here follows statuses that never arrived (a gap).
+  int64_t prev = -1;
+  // Sent again by the holder on this instance's result topic, for a gap this instance asked about.
+  bool resent = false;
 
   bool operator==(const GatewayMessage&) const = default;
+};
+// flatlink/v1/flats/<flat>/resend: an instance watching the flat (`from`) asks its holder (`to`;
+// the others ignore it) for the status batches of (gateway, epoch) it published with seqs in
+// (after, upto]; upto 0: all it still has after `after`.
+struct ResendRequest {
+  std::string flat;
+  std::string from;
+  std::string to;
+  std::string gateway;
+  std::string epoch;
+  int64_t after = 0;
+  int64_t upto = 0;
+
+  bool operator==(const ResendRequest&) const = default;
+};
+// On flatlink/v1/flats/<flat>/results/<this instance>: the end of the holder's answer to a
+// ResendRequest. It sent (as resent GatewayMessages, before this) what it kept of (after,
+// through]; `missing` statuses of that range it could not send (no longer kept, or published
+// by an earlier holder): the asking instance counts them lost.
+struct RepairDone {
+  std::string flat;
+  std::string from;
+  std::string gateway;
+  std::string epoch;
+  int64_t after = 0;
+  int64_t through = 0;
+  int64_t missing = 0;
+
+  bool operator==(const RepairDone&) const = default;
 };
 // flatlink/v1/flats/<flat>/state (retained).
 struct StateMessage {
@@ -166,7 +202,7 @@ struct Ping {
 };
 
 using Checked = std::variant<Refused, Ignored, InstanceStatus, GatewayMessage, StateMessage, HolderMessage,
-                             CommandMessage, ResultMessage, Ping>;
+                             CommandMessage, ResultMessage, Ping, ResendRequest, RepairDone>;
 
 // The strict check of one incoming message, in this order: not oversize, a
 // flatlink/v1 topic of at most kMaxTopicBytes, a non-empty payload (an empty
@@ -190,9 +226,15 @@ struct InstanceRun {
   std::string accounts;
 };
 std::string encode_instance(const std::string& instance, bool online, const InstanceRun& run = {});
-// `epoch`: the stream epoch of a status batch's seqs (left out when empty).
+// `epoch`: the stream epoch of a status batch's seqs (left out when empty); `prev`: the seq of the
+// holder's previous batch of that stream (left out when negative). `resent`: sent again for a
+// ResendRequest (on the asking instance's result topic).
 std::string encode_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
-                                   const std::string& encoded, const std::string& epoch = {});
+                                   const std::string& encoded, const std::string& epoch = {}, int64_t prev = -1,
+                                   bool resent = false);
+// request.flat / from are the envelope's.
+std::string encode_resend(const ResendRequest& request);
+std::string encode_repair_done(const RepairDone& done);
 // state.from is not used: `from` is.
 std::string encode_state(const std::string& flat, const std::string& from, const RemoteState& state);
 // claim.from is not used: `from` is. A release has an empty instance and gateway.
@@ -201,6 +243,25 @@ std::string encode_command(const std::string& flat, const std::string& from, con
 std::string encode_result(const std::string& flat, const std::string& from, const proto::Result& result);
 std::string encode_ping(const std::string& instance, const std::string& run, int64_t n);
 std::string encode_accepted(const std::string& flat, const std::string& from, const std::string& command_id);
+
+// ---- The shared key (backplane.shared_key_file): every message is signed.
+// A signed payload is the message's JSON object with a first key "sig": the HMAC-SHA256, in
+// lowercase hex, of topic + '\0' + the object without that key (`{"v":1,...}`), under the key all
+// instances share. So it stays one JSON object, the tag sits at a fixed place (no canonical form
+// needed), and it covers the topic: a signed message cannot be moved to another flat's or kind's
+// topic. docs/scale-out.md, "Security".
+inline constexpr std::string_view kSigPrefix = "{\"sig\":\"";
+inline constexpr size_t kSigHexBytes = 64;
+inline constexpr size_t kSignedOverhead = kSigPrefix.size() + kSigHexBytes + 2;  // the prefix, the tag, `",`
+
+// `payload` (a JSON object's text, as the encoders above write it) with its tag.
+std::string sign(std::string_view key, std::string_view topic, std::string_view payload);
+// The payload without its tag when the tag is valid for topic and payload under `key`; nullopt
+// otherwise, with `why` ("no tag", "wrong tag"). Compares in constant time.
+std::optional<std::string> verify(std::string_view key, std::string_view topic, std::string_view payload,
+                                  std::string& why);
+// The payload without a tag it may carry, unchecked (an instance running without a key).
+std::string strip_tag(std::string_view payload);
 
 }  // namespace backplane
 }  // namespace flatlink::cloud

@@ -21,6 +21,15 @@ constexpr uint16_t kTryAgainLater = 1013;
 // How long a flat's first login here waits for its holder's retained state (a broker delivers
 // it in milliseconds as a rule; a nats cluster took 478 ms at p50, up to 3.5 s, issue 20).
 constexpr uint32_t kJoinWaitMs = 1'000;
+// Gap repair (docs/scale-out.md, "Gaps"). The holder keeps the batches its link published, per
+// flat at most this many and bytes (a watcher asks within a second or so of missing them);
+// a watcher waits this long for the holder's answer, asks again this often for a resync that
+// got no answer at all, and holds at most this many batches behind a repair.
+constexpr size_t kKeptBatches = 2'000;
+constexpr size_t kKeptBytes = 2 << 20;
+constexpr uint32_t kRepairWaitMs = 3'000;
+constexpr int kResyncTries = 3;
+constexpr size_t kRepairBufferMax = 10'000;
 
 // The race rule, the same on every instance: the newest link wins, ties by instance id.
 bool newer(int64_t since_a, const std::string& instance_a, int64_t since_b, const std::string& instance_b) {
@@ -64,6 +73,9 @@ void BackplaneSync::watch_update(LiveFlat& flat) {
   backplane_->unwatch(id);
   // Without messages from now on, what we know goes stale: the retained state comes back with the next watch.
   FlatSync& s = sync(flat);
+  s.streaming = false;
+  s.repair.reset();  // nobody here to show them to
+  if (s.repair_wait) s.repair_wait->cancel();
   s.joining = false;
   if (s.join_wait) s.join_wait->cancel();
   s.holder.clear();
@@ -77,6 +89,7 @@ void BackplaneSync::link_opened(LiveFlat& flat) {
   if (!backplane_) return;
   FlatSync& s = sync(flat);
   if (s.joining) end_join(flat, true);  // the gateway is here now: a snapshot now, another at its hello
+  if (s.repair) end_repair(flat, nullptr);  // what waited behind it is shown now; ours is the truth from here
   s.link_since = clock_.wall_ms();
   ++s.link_epoch;
   s.unconfirmed.clear();
@@ -92,6 +105,8 @@ void BackplaneSync::link_closed(LiveFlat& flat) {
   if (!backplane_) return;
   FlatSync& s = sync(flat);
   s.unconfirmed.clear();
+  s.kept.clear();
+  s.kept_bytes = 0;
   drop_held_hello(flat);
   backplane_->state_changed(flat.id(), true);  // online: false, published before the release below
   backplane_->release(flat.id(), s.link_since);
@@ -106,6 +121,10 @@ void BackplaneSync::gateway_message(LiveFlat& flat, const proto::GatewayToCloud&
 
 void BackplaneSync::ack_after(LiveFlat& flat, Peer& peer, int64_t seq, const std::optional<std::string>& published) {
   FlatSync& s = sync(flat);
+  // The holder's continuity for the watchers: each batch names the seq its previous one reached.
+  const int64_t prev = s.published_prev;
+  s.published_prev = seq;
+  if (published) keep(s, prev, seq, *published);
   if (!published && s.unconfirmed.empty()) {
     ++metrics_.acks;
     send_to_gateway(metrics_, peer, proto::encode(proto::Ack{seq}));
@@ -140,7 +159,17 @@ void BackplaneSync::ack_after(LiveFlat& flat, Peer& peer, int64_t seq, const std
     LOG_ERROR("backplane") << "flat=" << flat_id << " seq=" << seq
                            << " the backplane cannot keep this batch; closing the gateway's link so that it resends";
     f->gateway->close(kTryAgainLater, "the backplane is overloaded; reconnect and resend");
-  }, epoch_of(flat));
+  }, epoch_of(flat), prev);
+}
+
+void BackplaneSync::keep(FlatSync& s, int64_t prev, int64_t last, const std::string& encoded) {
+  s.kept.push_back(FlatSync::Kept{prev, last, encoded});
+  s.kept_bytes += encoded.size();
+  while (!s.kept.empty() && (s.kept.size() > kKeptBatches || s.kept_bytes > kKeptBytes)) {
+    s.kept_floor = std::max(s.kept_floor, s.kept.front().last);
+    s.kept_bytes -= s.kept.front().encoded.size();
+    s.kept.pop_front();
+  }
 }
 
 // A gateway that moved here may have had statuses acknowledged by its last holder (after
@@ -176,7 +205,16 @@ bool BackplaneSync::holds_hello(const LiveFlat& flat) const {
 }
 
 void BackplaneSync::hello_accepted(LiveFlat& flat, bool stream_reset) {
-  sync(flat).stream_reset = stream_reset;  // other instances must lower their last seen seq too
+  FlatSync& s = sync(flat);
+  s.stream_reset = stream_reset;  // other instances must lower their last seen seq too
+  // This link's batches are kept from here on; what came before was not published by it.
+  const auto last = flat.last_seq.find(flat.gateway_id);
+  s.published_prev = last == flat.last_seq.end() ? 0 : last->second;
+  s.kept_gateway = flat.gateway_id;
+  s.kept_epoch = epoch_of(flat);
+  s.kept.clear();
+  s.kept_bytes = 0;
+  s.kept_floor = s.published_prev;
   if (backplane_) backplane_->state_changed(flat.id(), true);
 }
 
@@ -318,9 +356,15 @@ void BackplaneSync::follow_epoch(LiveFlat& flat, const std::string& gateway, con
   }
 }
 
+bool BackplaneSync::same_epoch(const LiveFlat& flat, const std::string& gateway, const std::string& epoch) {
+  const auto current = flat.epoch_of.find(gateway);
+  const std::string followed = current == flat.epoch_of.end() ? std::string() : current->second;
+  return followed == epoch;
+}
+
 void BackplaneSync::remote_gateway_message(const std::string& flat_id, const std::string& from,
                                            const std::string& gateway, const proto::GatewayToCloud& message,
-                                           const std::string& epoch) {
+                                           const std::string& epoch, int64_t prev, bool resent) {
   LiveFlat& flat = flats_.at(flat_id);
   FlatSync& s = sync(flat);
   // Ours is the source of truth while we hold the link, except for the statuses a held
@@ -333,23 +377,196 @@ void BackplaneSync::remote_gateway_message(const std::string& flat_id, const std
     LOG_DEBUG("router") << "flat=" << flat_id << " instance=" << from << " still sends for a gateway held here; ignored";
     return;
   }
+  if (batch && !flat.gateway) {
+    // The holder's continuity (docs/scale-out.md, "Gaps"): statuses are shown here in order, so
+    // a batch that follows a gap waits, with those after it, until the holder has sent the
+    // missing ones again (or said it cannot).
+    if (s.repair) {
+      FlatSync::Repair& r = *s.repair;
+      if (resent) {
+        if (from == r.holder && gateway == r.gateway && epoch == r.epoch) r.repaired += apply_batch(flat, from, gateway, *batch, epoch);
+        return;
+      }
+      if (r.buffered.size() < kRepairBufferMax) {
+        r.buffered.push_back(FlatSync::Buffered{from, gateway, epoch, prev, *batch});
+        return;
+      }
+      LOG_WARN("router") << "flat=" << flat_id << " " << r.buffered.size()
+                         << " batches wait behind a repair; ending it without the holder's answer";
+      end_repair(flat, nullptr);
+      if (s.repair) {  // the batches that waited had a gap of their own
+        s.repair->buffered.push_back(FlatSync::Buffered{from, gateway, epoch, prev, *batch});
+        return;
+      }
+    } else if (!resent && s.streaming && prev >= 0 && same_epoch(flat, gateway, epoch) && prev > flat.last_seq[gateway]) {
+      std::deque<FlatSync::Buffered> buffered;
+      buffered.push_back(FlatSync::Buffered{from, gateway, epoch, prev, *batch});
+      start_repair(flat, from, gateway, epoch, flat.last_seq[gateway], prev, std::move(buffered));
+      return;
+    }
+    // A batch sent again after its repair ended: applied as any late status (seq dedupe).
+  }
   if (!flat.gateway) flat.gateway_id = gateway;
   if (batch) {
-    follow_epoch(flat, gateway, epoch, from);
-    int64_t& last = flat.last_seq[gateway];
-    const int64_t covered = flat.state_seq[gateway];
-    // A device not in the state we have yet: skipped (the holder has said so already).
-    for (const auto& item : batch->items) flats_.apply_status(flat, item, last, covered, /*from_link=*/false);
-    if (awaited && last >= s.held_hello->acked) {
-      LOG_INFO("router") << "flat=" << flat_id << " gateway=" << gateway << " statuses up to seq=" << last
-                         << " arrived over the backplane; answering its hello";
-      release_hello(flat);
-    }
+    apply_batch(flat, from, gateway, *batch, epoch);
+    if (!flat.gateway) s.streaming = true;
   } else if (const auto* presence = std::get_if<proto::Presence>(&message)) {
     flats_.apply_presence(flat, *presence);
   } else if (const auto* list = std::get_if<proto::DeviceList>(&message)) {
     flats_.apply_device_list(flat, *list);
   }
+}
+
+uint64_t BackplaneSync::apply_batch(LiveFlat& flat, const std::string& from, const std::string& gateway,
+                                    const proto::StatusBatch& batch, const std::string& epoch) {
+  FlatSync& s = sync(flat);
+  const bool awaited = s.held_hello && s.held_hello->gateway == gateway;
+  if (!flat.gateway) flat.gateway_id = gateway;
+  follow_epoch(flat, gateway, epoch, from);
+  int64_t& last = flat.last_seq[gateway];
+  const int64_t covered = flat.state_seq[gateway];
+  uint64_t fresh = 0;
+  // A device not in the state we have yet: skipped (the holder has said so already).
+  for (const auto& item : batch.items) {
+    if (item.seq > last) ++fresh;
+    flats_.apply_status(flat, item, last, covered, /*from_link=*/false);
+  }
+  if (awaited && last >= s.held_hello->acked) {
+    LOG_INFO("router") << "flat=" << flat.id() << " gateway=" << gateway << " statuses up to seq=" << last
+                       << " arrived over the backplane; answering its hello";
+    release_hello(flat);
+  }
+  return fresh;
+}
+
+void BackplaneSync::start_repair(LiveFlat& flat, const std::string& holder, const std::string& gateway,
+                                 const std::string& epoch, int64_t after, int64_t upto,
+                                 std::deque<FlatSync::Buffered> buffered) {
+  FlatSync& s = sync(flat);
+  s.repair = FlatSync::Repair{holder, gateway, epoch, after, upto, 0, 0, std::move(buffered)};
+  if (!s.repair_wait) {
+    const std::string id = flat.id();
+    s.repair_wait = std::make_unique<Timer>(loop_, [this, id] { repair_timeout(id); });
+  }
+  if (upto > 0) {
+    LOG_WARN("router") << "flat=" << flat.id() << " gateway=" << gateway << " statuses seq=" << after + 1 << ".."
+                       << upto << " from instance=" << holder << " did not arrive here; asking it for them";
+  } else {
+    LOG_INFO("router") << "flat=" << flat.id() << " gateway=" << gateway << " asking instance=" << holder
+                       << " for the statuses after seq=" << after;
+  }
+  ask_holder(flat);
+}
+
+void BackplaneSync::ask_holder(LiveFlat& flat) {
+  FlatSync& s = sync(flat);
+  FlatSync::Repair& r = *s.repair;
+  ++r.tries;
+  backplane_->send_resend(backplane::ResendRequest{flat.id(), "", r.holder, r.gateway, r.epoch, r.after, r.upto});
+  s.repair_wait->start(kRepairWaitMs);
+}
+
+void BackplaneSync::repair_timeout(const std::string& flat_id) {
+  LiveFlat* flat = flats_.find(flat_id);
+  if (!flat) return;
+  FlatSync& s = sync(*flat);
+  if (!s.repair) return;
+  // A resync asked while the holder was not back on the broker yet is lost: ask again.
+  if (s.repair->upto == 0 && s.repair->buffered.empty() && s.repair->tries < kResyncTries &&
+      backplane_->alive(s.repair->holder) && backplane_->delivering()) {
+    ask_holder(*flat);
+    return;
+  }
+  end_repair(*flat, nullptr);
+}
+
+void BackplaneSync::remote_repaired(const backplane::RepairDone& done) {
+  LiveFlat* flat = flats_.find(done.flat);
+  if (!flat) return;
+  FlatSync& s = sync(*flat);
+  if (!s.repair || s.repair->holder != done.from || s.repair->gateway != done.gateway ||
+      s.repair->epoch != done.epoch || s.repair->after != done.after) {
+    return;  // an answer to an earlier request, or to one already given up
+  }
+  end_repair(*flat, &done);
+}
+
+void BackplaneSync::end_repair(LiveFlat& flat, const backplane::RepairDone* done) {
+  FlatSync& s = sync(flat);
+  FlatSync::Repair r = std::move(*s.repair);
+  s.repair.reset();
+  s.repair_wait->cancel();
+  int64_t& last = flat.last_seq[r.gateway];
+  // How far the gap went: the batch that showed it said so; a resync learns it from the answer
+  // (the holder's last batch then), or from the first batch that came meanwhile.
+  int64_t upto = r.upto;
+  if (upto == 0) upto = done ? done->through : (r.buffered.empty() ? last : std::max<int64_t>(last, r.buffered.front().prev));
+  const int64_t unarrived = std::max<int64_t>(0, upto - last);
+  // Counted lost: what the holder said it could not send, and what it sent that did not come.
+  const int64_t lost = done ? std::max(done->missing, unarrived) : unarrived;
+  metrics_.backplane_gap_repaired += r.repaired;
+  metrics_.backplane_gap_lost += static_cast<uint64_t>(lost);
+  if (lost > 0 || !done) {
+    LOG_WARN("router") << "flat=" << flat.id() << " gateway=" << r.gateway << " statuses seq=" << r.after + 1 << ".."
+                       << upto << " from instance=" << r.holder << ": " << r.repaired << " sent again, " << lost
+                       << " lost here (" << (done ? "the holder no longer had them" : "no answer within " +
+                                                         std::to_string(kRepairWaitMs) + " ms")
+                       << "; not shown or kept on this instance)";
+  } else {
+    LOG_INFO("router") << "flat=" << flat.id() << " gateway=" << r.gateway << " statuses seq=" << r.after + 1 << ".."
+                       << upto << " sent again by instance=" << r.holder << ": " << r.repaired << " new here";
+  }
+  last = std::max(last, upto);  // counted: later copies are not shown out of order
+  while (!r.buffered.empty()) {
+    FlatSync::Buffered b = std::move(r.buffered.front());
+    r.buffered.pop_front();
+    if (!flat.gateway && b.prev >= 0 && same_epoch(flat, b.gateway, b.epoch) && b.prev > flat.last_seq[b.gateway]) {
+      start_repair(flat, b.from, b.gateway, b.epoch, flat.last_seq[b.gateway], b.prev, {});
+      s.repair->buffered.push_back(std::move(b));
+      for (auto& rest : r.buffered) s.repair->buffered.push_back(std::move(rest));
+      return;
+    }
+    apply_batch(flat, b.from, b.gateway, b.batch, b.epoch);
+  }
+}
+
+void BackplaneSync::remote_resend(const backplane::ResendRequest& request) {
+  LiveFlat* flat = flats_.find(request.flat);
+  if (!flat || !backplane_) return;
+  FlatSync& s = sync(*flat);
+  const bool ours = flat->gateway && request.gateway == s.kept_gateway && request.epoch == s.kept_epoch;
+  int64_t through = request.upto > 0 ? request.upto : (ours ? s.published_prev : request.after);
+  through = std::max(through, request.after);
+  size_t sent = 0;
+  backplane::RepairDone done{request.flat, "", request.gateway, request.epoch, request.after, through, 0};
+  if (ours) {
+    for (const auto& k : s.kept) {
+      if (k.last <= request.after || k.prev >= through) continue;
+      backplane_->send_resent(request.flat, request.from, s.kept_gateway, s.kept_epoch, k.prev, k.encoded);
+      ++sent;
+    }
+    done.missing = std::max<int64_t>(0, std::min(s.kept_floor, through) - request.after);
+  } else {
+    done.missing = through - request.after;
+  }
+  backplane_->send_repair_done(request.from, done);
+  LOG_INFO("router") << "flat=" << request.flat << " gateway=" << request.gateway << " instance=" << request.from
+                     << " asked for statuses seq=" << request.after + 1 << ".." << through << ": " << sent
+                     << " batches sent again, " << done.missing << " statuses not kept here";
+}
+
+void BackplaneSync::session_lost() {
+  size_t asked = 0;
+  for (const auto& [id, flat] : flats_.all()) {
+    if (flat->gateway || !backplane_->watching(id)) continue;
+    FlatSync& s = sync(*flat);
+    if (!s.streaming || s.repair || s.holder.empty() || !backplane_->alive(s.holder)) continue;
+    const auto last = flat->last_seq.find(flat->gateway_id);
+    start_repair(*flat, s.holder, flat->gateway_id, epoch_of(*flat), last == flat->last_seq.end() ? 0 : last->second, 0);
+    ++asked;
+  }
+  LOG_INFO("router") << "asked the holders of " << asked << " watched flats for the statuses published while the broker"
+                     << " had no session for this instance";
 }
 
 void BackplaneSync::remote_state(const std::string& flat_id, const RemoteState& state) {

@@ -74,14 +74,24 @@ class BackplaneSync {
   void down();
   bool knows_flat(const std::string& flat) const;
   std::optional<RemoteState> state(const std::string& flat);
+  // `prev`: the holder's previous batch's seq (-1 not said); `resent`: sent again for our request.
   void remote_gateway_message(const std::string& flat, const std::string& from, const std::string& gateway,
-                              const proto::GatewayToCloud& message, const std::string& epoch = {});
+                              const proto::GatewayToCloud& message, const std::string& epoch = {}, int64_t prev = -1,
+                              bool resent = false);
+  // Gap repair (docs/scale-out.md, "Gaps"): as the holder, a watcher's request; as a watcher,
+  // the end of the holder's answer; and every watched flat asked again after the broker lost
+  // this instance's session.
+  void remote_resend(const backplane::ResendRequest& request);
+  void remote_repaired(const backplane::RepairDone& done);
+  void session_lost();
   void remote_state(const std::string& flat, const RemoteState& state);
   void remote_holder(const std::string& flat, const HolderClaim& claim);
   void instance_down(const std::string& instance);
 
  private:
   static std::string epoch_of(const LiveFlat& flat);
+  // The flat's stream from `gateway` is followed here in `epoch` (so that seqs compare).
+  static bool same_epoch(const LiveFlat& flat, const std::string& gateway, const std::string& epoch);
   void follow_epoch(LiveFlat& flat, const std::string& gateway, const std::string& epoch, const std::string& from);
 
   struct FlatSync {
@@ -103,6 +113,44 @@ class BackplaneSync {
     std::unique_ptr<Timer> catch_up;  // made once, reused: never destroyed from its own callback
     bool joining = false;             // see joining()
     std::unique_ptr<Timer> join_wait; // made once, reused
+
+    // As the holder: the seq of the last batch this link had (the next batch's `prev`), and the
+    // batches published since its hello, kept (bounded) for watchers that missed some.
+    struct Kept {
+      int64_t prev = 0;
+      int64_t last = 0;
+      std::string encoded;
+    };
+    int64_t published_prev = 0;
+    std::string kept_gateway;
+    std::string kept_epoch;
+    std::deque<Kept> kept;
+    size_t kept_bytes = 0;
+    int64_t kept_floor = 0;  // statuses up to this seq are not kept here (before this link, or evicted)
+
+    // As a watcher: a batch from the holder has been applied since the flat was watched (its
+    // continuity can be checked from then on), and a gap being repaired: the holder was asked
+    // for (after, upto]; the batches that arrive meanwhile wait in order behind the answer.
+    bool streaming = false;
+    struct Buffered {
+      std::string from;
+      std::string gateway;
+      std::string epoch;
+      int64_t prev = -1;
+      proto::StatusBatch batch;
+    };
+    struct Repair {
+      std::string holder;
+      std::string gateway;
+      std::string epoch;
+      int64_t after = 0;
+      int64_t upto = 0;  // 0: all the holder has after `after` (a resync)
+      int tries = 0;
+      uint64_t repaired = 0;
+      std::deque<Buffered> buffered;
+    };
+    std::optional<Repair> repair;
+    std::unique_ptr<Timer> repair_wait;  // made once, reused
   };
 
   FlatSync& sync(const LiveFlat& flat) { return sync_[flat.id()]; }
@@ -113,6 +161,18 @@ class BackplaneSync {
   // The join window ends: the holder's state arrived (`snapshots` false: remote_state sends
   // them), the wait ran out, a link opened here, or the broker was lost.
   void end_join(LiveFlat& flat, bool snapshots);
+  // A status batch relayed from the holder, applied here (dedupe, browsers, history); returns
+  // how many of its statuses were new here.
+  uint64_t apply_batch(LiveFlat& flat, const std::string& from, const std::string& gateway,
+                       const proto::StatusBatch& batch, const std::string& epoch);
+  void keep(FlatSync& s, int64_t prev, int64_t last, const std::string& encoded);
+  void start_repair(LiveFlat& flat, const std::string& holder, const std::string& gateway, const std::string& epoch,
+                    int64_t after, int64_t upto, std::deque<FlatSync::Buffered> buffered = {});
+  void ask_holder(LiveFlat& flat);
+  void repair_timeout(const std::string& flat_id);
+  // The answer is complete (`done`), or none came in time (null): counts what is still missing,
+  // then applies the batches that waited.
+  void end_repair(LiveFlat& flat, const backplane::RepairDone* done);
 
   const config::CloudConfig& config_;
   EventLoop& loop_;

@@ -96,6 +96,9 @@ std::string Metrics::render() const {
     os << "flatlink_backplane_messages_total{direction=\"out\"} " << backplane_messages_out << '\n';
     metric("flatlink_backplane_refused_total", "counter", "Backplane messages refused (not ours, malformed, crossing flats).");
     os << "flatlink_backplane_refused_total " << backplane_refused << '\n';
+    metric("flatlink_backplane_rejected_total", "counter",
+           "Backplane messages without a valid tag of the instances' shared key (backplane.shared_key_file), dropped unread.");
+    os << "flatlink_backplane_rejected_total " << backplane_rejected << '\n';
     metric("flatlink_backplane_command_round_trips_total", "counter", "Commands answered by a gateway held by another instance.");
     os << "flatlink_backplane_command_round_trips_total " << backplane_round_trips << '\n';
     metric("flatlink_backplane_command_round_trip_seconds_sum", "counter", "Summed time of those round trips.");
@@ -105,6 +108,15 @@ std::string Metrics::render() const {
     metric("flatlink_backplane_catch_up_gaps_total", "counter",
            "Statuses a moved gateway's last holder acknowledged that had not arrived here within catch_up_ms.");
     os << "flatlink_backplane_catch_up_gaps_total " << backplane_catch_up_gaps << '\n';
+    metric("flatlink_backplane_gap_repaired_total", "counter",
+           "Statuses that did not arrive here from their holder in order, then sent again by it on request.");
+    os << "flatlink_backplane_gap_repaired_total " << backplane_gap_repaired << '\n';
+    metric("flatlink_backplane_gap_lost_total", "counter",
+           "Statuses that did not arrive here from their holder and that it could not send again (not shown here).");
+    os << "flatlink_backplane_gap_lost_total " << backplane_gap_lost << '\n';
+    metric("flatlink_backplane_resyncs_total", "counter",
+           "Reconnects to a broker that had lost this instance's session: every watched flat asked its holder again.");
+    os << "flatlink_backplane_resyncs_total " << backplane_resyncs << '\n';
     metric("flatlink_backplane_dropped_total", "counter",
            "Publishes refused because too many waited for the broker (each closes its gateway's link).");
     os << "flatlink_backplane_dropped_total " << backplane_dropped << '\n';

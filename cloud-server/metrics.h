@@ -54,10 +54,14 @@ struct Metrics {
   uint64_t backplane_messages_in = 0;
   uint64_t backplane_messages_out = 0;
   uint64_t backplane_refused = 0;       // failed the checks: not ours, malformed, crossing flats
+  uint64_t backplane_rejected = 0;      // without a valid tag of the shared key (backplane.shared_key_file): dropped unread
   uint64_t backplane_round_trips = 0;   // commands answered by a gateway on another instance
   uint64_t backplane_round_trip_ms = 0; // their summed time, browser command to result
   uint64_t backplane_takeovers = 0;     // local links closed because another instance took the flat
   uint64_t backplane_catch_up_gaps = 0; // statuses a moved gateway's last holder acked that never arrived in time
+  uint64_t backplane_gap_repaired = 0;  // statuses missed here, then sent again by their holder on request
+  uint64_t backplane_gap_lost = 0;      // statuses missed here that the holder could not send again (counted lost)
+  uint64_t backplane_resyncs = 0;       // reconnects to a broker that had lost this instance's session
   uint64_t backplane_dropped = 0;       // publishes refused: too many waited for the broker
 
   void count_command(Outcome outcome) { ++commands[static_cast<size_t>(outcome)]; }

@@ -521,5 +521,11 @@ void Router::remote_result(const std::string& flat, const std::string& from, con
 
 void Router::instance_down(const std::string& instance) { sync_.instance_down(instance); }
 void Router::backplane_down() { sync_.down(); }
+void Router::remote_status(const backplane::GatewayMessage& m) {
+  sync_.remote_gateway_message(m.flat, m.from, m.gateway, m.message, m.epoch, m.prev, m.resent);
+}
+void Router::remote_resend(const backplane::ResendRequest& request) { sync_.remote_resend(request); }
+void Router::remote_repaired(const backplane::RepairDone& done) { sync_.remote_repaired(done); }
+void Router::backplane_session_lost() { sync_.session_lost(); }
 
 }  // namespace flatlink::cloud

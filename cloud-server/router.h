@@ -94,6 +94,10 @@ class Router final : public BackplaneListener {
                      bool accepted) override;
   void instance_down(const std::string& instance) override;
   void backplane_down() override;
+  void remote_status(const backplane::GatewayMessage& m) override;
+  void remote_resend(const backplane::ResendRequest& request) override;
+  void remote_repaired(const backplane::RepairDone& done) override;
+  void backplane_session_lost() override;
   // For the stream hub (cloud-server/streams.h), which keeps to what these name.
   // The flat of a logged-in browser; null otherwise.
   const std::string* browser_flat(Peer& peer) const;

@@ -93,6 +93,11 @@ struct BackplaneConfig {
   std::string username;
   std::string password;                   // from password_file; never logged
   std::string password_file;
+  // The key every instance shares: each backplane message carries an HMAC-SHA256 of its topic
+  // and payload under it, and one without a valid tag is dropped (docs/scale-out.md, "Security").
+  std::string shared_key;                 // from shared_key_file; never logged
+  std::string shared_key_file;
+  bool insecure = false;                  // no key: messages are neither signed nor checked
   uint16_t keepalive_s = 10;              // also bounds how long a dead instance's flats look held
   uint32_t backoff_base_ms = 200;
   uint32_t backoff_max_ms = 5'000;

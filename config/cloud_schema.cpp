@@ -147,10 +147,44 @@ bool parse_broker_url(const std::string& url, bool& tls, BackplaneBroker& broker
   return true;
 }
 
+// The backplane's shared key: a file only the service may read (anyone who reads it can command
+// every flat through the broker), of at least kMinBackplaneKeyBytes. A trailing newline is not
+// part of the key.
+constexpr size_t kMinBackplaneKeyBytes = 32;
+constexpr size_t kMaxBackplaneKeyBytes = 4096;
+
+void read_backplane_key(ObjectReader& r, const std::string& base_dir, BackplaneConfig& bp) {
+  std::string given;
+  if (!r.non_empty_string("shared_key_file", given)) return;
+  const std::string path = resolve_path(base_dir, given);
+  FileRead file;
+  std::string why;
+  if (!read_file(path, kMaxBackplaneKeyBytes, file, why)) {
+    r.errors().fail(r.path("shared_key_file"), "cannot read " + json_quoted(path) + ": " + why);
+    return;
+  }
+  if (file.readable_by_others) {
+    r.errors().fail(r.path("shared_key_file"), json_quoted(path) +
+                                            " is readable by every local user, who could then command every flat "
+                                            "through the broker; restrict it with: chmod 600 " + path);
+    return;
+  }
+  std::string key = std::move(file.text);
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+  if (key.size() < kMinBackplaneKeyBytes) {
+    r.errors().fail(r.path("shared_key_file"), json_quoted(path) + " holds " + std::to_string(key.size()) +
+                                            " bytes; expected at least " + std::to_string(kMinBackplaneKeyBytes) +
+                                            " (make one with: openssl rand -hex 32 > " + path + ")");
+    return;
+  }
+  bp.shared_key = std::move(key);
+  bp.shared_key_file = path;
+}
+
 void read_backplane(ObjectReader& r, const std::string& base_dir, BackplaneConfig& bp) {
   Errors& errors = r.errors();
-  r.only_keys({"enabled", "instance_id", "brokers", "tls", "username", "password_file", "keepalive_s",
-               "backoff_base_ms", "backoff_max_ms", "command_offline_ms", "catch_up_ms"});
+  r.only_keys({"enabled", "instance_id", "brokers", "tls", "username", "password_file", "shared_key_file", "insecure",
+               "keepalive_s", "backoff_base_ms", "backoff_max_ms", "command_offline_ms", "catch_up_ms"});
   bp.enabled = true;
   r.boolean("enabled", bp.enabled);
   if (r.id("instance_id", bp.instance_id, Need::required) && bp.instance_id.size() > 48) {
@@ -191,6 +225,17 @@ void read_backplane(ObjectReader& r, const std::string& base_dir, BackplaneConfi
   read_password_file(r, base_dir, bp.password, bp.password_file);
   if (errors.ok() && !bp.password.empty() && bp.username.empty()) {
     errors.fail(r.path("password_file"), "expected \"username\" with it (MQTT sends a password only with a user name)");
+  }
+  read_backplane_key(r, base_dir, bp);
+  r.boolean("insecure", bp.insecure);
+  if (errors.ok() && bp.insecure && !bp.shared_key.empty()) {
+    errors.fail(r.path("insecure"), "true with a \"shared_key_file\"; give one or the other");
+  }
+  if (errors.ok() && bp.enabled && !bp.insecure && bp.shared_key.empty() && !r.has("shared_key_file")) {
+    errors.fail(r.path("shared_key_file"),
+                "required key is missing: the key every instance shares, which signs the backplane's messages "
+                "(without it any client of the broker can command every flat); make one with: openssl rand -hex 32 > "
+                "backplane.key; chmod 600 backplane.key. Or \"insecure\": true to run without");
   }
   r.integer("keepalive_s", bp.keepalive_s, 5, 3600);  // libmosquitto refuses less than 5
   r.integer("backoff_base_ms", bp.backoff_base_ms, 10, 60'000);

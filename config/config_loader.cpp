@@ -153,7 +153,9 @@ std::string summarize(const CloudConfig& config) {
     for (size_t i = 0; i < bp.brokers.size(); ++i) {
       out << (i == 0 ? " " : ", ") << bp.brokers[i].host << ":" << bp.brokers[i].port;
     }
-    out << (bp.username.empty() ? "" : ", user " + bp.username) << ", command offline after "
+    out << (bp.username.empty() ? "" : ", user " + bp.username)
+        << (bp.insecure ? ", INSECURE: messages not signed" : ", messages signed with the key in " + bp.shared_key_file)
+        << ", command offline after "
         << bp.command_offline_ms << " ms, catch-up wait " << bp.catch_up_ms << " ms\n";
   } else {
     out << "backplane: off (a single instance)\n";

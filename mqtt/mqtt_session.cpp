@@ -42,6 +42,7 @@ struct Session::Shared {
     std::string why;
     std::vector<std::string> subscribed;  // connected: the filters on_connect sent
     int mid = 0;                          // published
+    bool session_present = false;         // connected: the CONNACK's flag
   };
 
   // Copies, so that a thread left to finish on its own needs nothing of the Session.
@@ -63,6 +64,7 @@ struct Session::Shared {
   std::vector<Event> inbox;         // under mu
   std::vector<std::string> filters; // under mu
   bool connacked = false;           // mosquitto thread only
+  bool session_present = false;     // mosquitto thread only: the last CONNACK's flag
   std::string tls_error;            // mosquitto thread only: OpenSSL's reason for the last TLS failure
   std::set<int> awaiting_suback;    // mosquitto thread only: this connection's subscriptions
   std::vector<std::string> subscribed;  // mosquitto thread only
@@ -137,7 +139,7 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
       if (s->is_stopping()) break;
       const bool was_up = s->connacked;
       s->connacked = false;
-      Event event{Kind::disconnected, {}, describe_rc(rc, saved_errno), {}, 0};
+      Event event{Kind::disconnected, {}, describe_rc(rc, saved_errno), {}, 0, false};
       s->push(std::move(event), s);
       if (was_up) {
         backoff.reset();
@@ -248,7 +250,7 @@ bool Session::start() {
       sh->tls_error += (sh->tls_error.empty() ? "" : "; ") + std::string(text);
     }
   });
-  mosquitto_connect_callback_set(s->mosq, [](mosquitto* mosq, void* obj, int rc) {
+  mosquitto_connect_with_flags_callback_set(s->mosq, [](mosquitto* mosq, void* obj, int rc, int flags) {
     if (!obj) return;
     auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
     if (rc != 0) {
@@ -259,6 +261,7 @@ bool Session::start() {
       return;
     }
     sh->connacked = true;
+    sh->session_present = (flags & 1) != 0;
     std::vector<std::string> filters;
     {
       std::lock_guard lock(sh->mu);
@@ -273,7 +276,9 @@ bool Session::start() {
       if (mosquitto_subscribe(mosq, &mid, filter.c_str(), 1) == MOSQ_ERR_SUCCESS) sh->awaiting_suback.insert(mid);
     }
     sh->subscribed = std::move(filters);
-    if (sh->awaiting_suback.empty()) sh->push(Shared::Event{Shared::Kind::connected, {}, {}, sh->subscribed, 0}, sh->self());
+    if (sh->awaiting_suback.empty()) {
+      sh->push(Shared::Event{Shared::Kind::connected, {}, {}, sh->subscribed, 0, sh->session_present}, sh->self());
+    }
   });
   mosquitto_subscribe_callback_set(s->mosq, [](mosquitto*, void* obj, int mid, int count, const int* granted) {
     if (!obj) return;
@@ -284,12 +289,12 @@ bool Session::start() {
       }
     }
     if (!sh->connacked || sh->awaiting_suback.erase(mid) == 0 || !sh->awaiting_suback.empty()) return;
-    sh->push(Shared::Event{Shared::Kind::connected, {}, {}, sh->subscribed, 0}, sh->self());
+    sh->push(Shared::Event{Shared::Kind::connected, {}, {}, sh->subscribed, 0, sh->session_present}, sh->self());
   });
   mosquitto_message_callback_set(s->mosq, [](mosquitto*, void* obj, const mosquitto_message* m) {
     if (!obj || !m || !m->topic) return;
     auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
-    Shared::Event event{Shared::Kind::message, {}, {}, {}, 0};
+    Shared::Event event{Shared::Kind::message, {}, {}, {}, 0, false};
     event.message.topic = m->topic;
     event.message.retained = m->retain;
     const size_t len = m->payloadlen > 0 ? static_cast<size_t>(m->payloadlen) : 0;
@@ -305,7 +310,7 @@ bool Session::start() {
     mosquitto_publish_callback_set(s->mosq, [](mosquitto*, void* obj, int mid) {
       if (!obj) return;
       auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
-      Shared::Event event{Shared::Kind::published, {}, {}, {}, 0};
+      Shared::Event event{Shared::Kind::published, {}, {}, {}, 0, false};
       event.mid = mid;
       sh->push(std::move(event), sh->self());
     });
@@ -392,6 +397,7 @@ void Session::deliver() {
     switch (event.kind) {
       case Shared::Kind::connected:
         connected_ = true;
+        session_present_ = event.session_present;
         // Filters added or removed while on_connect was running on the other thread.
         for (const auto& filter : filters_) {
           if (std::find(event.subscribed.begin(), event.subscribed.end(), filter) == event.subscribed.end()) {

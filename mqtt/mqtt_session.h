@@ -79,6 +79,9 @@ class Session {
   // DNS lookup or TCP connect is left to finish on its own, then cleans up).
   void stop();
   bool connected() const { return connected_; }
+  // The broker's CONNACK of the current connection said it kept our session (MQTT's
+  // session-present flag); meaningful from Callbacks::connected on.
+  bool session_present() const { return session_present_; }
 
   // QoS 1 publish; false when not connected or libmosquitto refused it. `mid`, when
   // given, receives the message id that Callbacks::published reports later.
@@ -99,6 +102,7 @@ class Session {
   std::shared_ptr<Shared> shared_;
   std::vector<std::string> filters_;  // in the order subscribed; the thread keeps a copy
   bool connected_ = false;
+  bool session_present_ = false;
 };
 
 }  // namespace flatlink::mqtt

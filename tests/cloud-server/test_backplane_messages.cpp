@@ -242,3 +242,77 @@ TEST_CASE("backplane: only this process's own ping is taken as one; another run'
         "instance in the payload differs from the topic's");
   CHECK(refusal(checked(topic, R"({"v":1,"instance":"cloud-a","run":"run-1"})")) != "(not refused)");
 }
+
+TEST_CASE("backplane: a message signed with the shared key is taken; unsigned, changed, moved or of another key it is not (#20 finding 7)") {
+  const std::string key = "0123456789abcdef0123456789abcdef";
+  const std::string payload = backplane::encode_command("flat-a", "cloud-b", command());
+  const std::string sealed = backplane::sign(key, kCommands, payload);
+  // Still one JSON object: the tag is its first key.
+  CHECK(sealed.rfind(R"({"sig":")", 0) == 0);
+  CHECK(sealed.size() == payload.size() + backplane::kSignedOverhead - 1);
+  CHECK(Json::parse(sealed)["msg"]["id"] == "c-17");
+  std::string why;
+  const auto inner = backplane::verify(key, kCommands, sealed, why);
+  REQUIRE(inner.has_value());
+  CHECK(*inner == payload);
+  CHECK(std::holds_alternative<backplane::CommandMessage>(check(kCommands, *inner)));
+
+  // Unsigned: what a plain broker client publishes.
+  CHECK_FALSE(backplane::verify(key, kCommands, payload, why).has_value());
+  CHECK(why == "no tag (not signed with the backplane's key)");
+  // Another key.
+  CHECK_FALSE(backplane::verify("another key, also 32 bytes long!", kCommands, sealed, why).has_value());
+  CHECK(why == "wrong tag (signed with another key, or changed on the way)");
+  // One byte of the payload changed (the command's value).
+  std::string changed = sealed;
+  changed.replace(changed.find("true"), 4, "fals");
+  CHECK_FALSE(backplane::verify(key, kCommands, changed, why).has_value());
+  // The tag changed.
+  std::string bad_tag = sealed;
+  bad_tag[10] = bad_tag[10] == 'a' ? 'b' : 'a';
+  CHECK_FALSE(backplane::verify(key, kCommands, bad_tag, why).has_value());
+  // Moved to another flat's topic or another kind's: the tag covers the topic.
+  CHECK_FALSE(backplane::verify(key, backplane::flat_topic("flat-b", "commands"), sealed, why).has_value());
+  CHECK_FALSE(backplane::verify(key, kStatus, sealed, why).has_value());
+  // Cut short, or a tag alone.
+  CHECK_FALSE(backplane::verify(key, kCommands, sealed.substr(0, backplane::kSignedOverhead), why).has_value());
+  CHECK_FALSE(backplane::verify(key, kCommands, "", why).has_value());
+
+  // Without a key an instance takes both, the tag taken off unchecked.
+  CHECK(backplane::strip_tag(sealed) == payload);
+  CHECK(backplane::strip_tag(payload) == payload);
+}
+
+TEST_CASE("backplane: gap repair's messages (a status's prev, a resend request, a resent batch, the end of an answer) are taken as what they are") {
+  const std::string batch = proto::encode(proto::StatusBatch{{{7, "lamp-1", Json{{"on", true}}, 1}}, 0, 0});
+  auto status = check(kStatus, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", batch, "", 6));
+  REQUIRE(std::holds_alternative<backplane::GatewayMessage>(status));
+  CHECK(std::get<backplane::GatewayMessage>(status).prev == 6);
+  CHECK_FALSE(std::get<backplane::GatewayMessage>(status).resent);
+  // Without prev (an older instance): -1.
+  CHECK(std::get<backplane::GatewayMessage>(check(kStatus, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", batch))).prev == -1);
+
+  const auto resent = check(kToUs, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", batch, "", 6, true));
+  REQUIRE(std::holds_alternative<backplane::GatewayMessage>(resent));
+  CHECK(std::get<backplane::GatewayMessage>(resent).resent);
+  // A resent batch goes only to the instance that asked; a presence is never resent.
+  CHECK(refusal(check(kStatus, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a", batch, "", 6, true))) ==
+        "unexpected keys");
+  CHECK(refusal(check(kToUs, backplane::encode_gateway_message("flat-a", "cloud-b", "gw-a",
+                                                               proto::encode(proto::Presence{"lamp-1", false, 1}), "", 6,
+                                                               true))) == "msg: only a status batch is resent");
+
+  const backplane::ResendRequest request{"flat-a", "cloud-b", "cloud-a", "gw-a", "", 6, 9};
+  const auto asked = check(backplane::flat_topic("flat-a", "resend"), backplane::encode_resend(request));
+  REQUIRE(std::holds_alternative<backplane::ResendRequest>(asked));
+  CHECK(std::get<backplane::ResendRequest>(asked) == request);
+  CHECK(refusal(check(backplane::flat_topic("flat-a", "resend"),
+                      backplane::encode_resend({"flat-a", "cloud-b", "cloud-a", "gw-a", "", 9, 6}))) == "bad resend range");
+
+  const backplane::RepairDone done{"flat-a", "cloud-b", "gw-a", "", 6, 9, 2};
+  const auto ended = check(kToUs, backplane::encode_repair_done(done));
+  REQUIRE(std::holds_alternative<backplane::RepairDone>(ended));
+  CHECK(std::get<backplane::RepairDone>(ended) == done);
+  CHECK(refusal(check(kToUs, R"({"v":1,"flat":"flat-a","from":"cloud-b","gateway":"gw-a","after":6,"through":9,"missing":-1})")) ==
+        "bad repair fields");
+}

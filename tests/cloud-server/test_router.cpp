@@ -478,3 +478,56 @@ TEST_CASE("with a store that cannot be reached, a login gets `unavailable` and t
   CHECK_FALSE(router.browser_logged_in(browser));
   CHECK_FALSE(router.flat_for_token("token-flat-a"));  // nothing admitted without the store's accounts
 }
+
+// #20 finding 3: a watching instance checks the holder's continuity (each batch names the seq
+// its previous one reached) and repairs a gap from the holder before it shows what follows.
+TEST_CASE("a gap in the holder's batches is filled from the holder before later statuses are shown; what it cannot send is counted lost") {
+  BackplaneFixture f;
+  f.router.remote_holder("flat-a", HolderClaim{"cloud-b", "cloud-b", 5, "gw-a"});
+  f.router.remote_state("flat-a", f.remote_online("cloud-b", 5));
+  const auto status = [&](int64_t from, int64_t to, int64_t prev, bool resent = false) {
+    f.router.remote_status(backplane::GatewayMessage{"flat-a", "cloud-b", "gw-a",
+                                                     proto::GatewayToCloud{Fixture::batch(from, to, "lamp-a")}, "", prev,
+                                                     resent});
+  };
+  const auto seqs = [](int64_t from, int64_t to) {
+    std::vector<int64_t> out;
+    for (int64_t s = from; s <= to; ++s) out.push_back(s);
+    return out;
+  };
+  status(1, 2, 0);
+  status(6, 7, 5);  // 3..5 never arrived: 6 and 7 wait, and so do the batches after them
+  status(8, 9, 7);
+  CHECK(update_seqs(f.browser) == seqs(1, 2));
+  status(3, 5, 2, /*resent=*/true);
+  f.router.remote_repaired(backplane::RepairDone{"flat-a", "cloud-b", "gw-a", "", 2, 5, 0});
+  CHECK(update_seqs(f.browser) == seqs(1, 9));
+  CHECK(f.metrics.backplane_gap_repaired == 3);
+  CHECK(f.metrics.backplane_gap_lost == 0);
+
+  // The holder no longer has 10 and 11: counted, and 12 is shown.
+  status(12, 12, 11);
+  f.router.remote_repaired(backplane::RepairDone{"flat-a", "cloud-b", "gw-a", "", 9, 11, 2});
+  CHECK(update_seqs(f.browser).back() == 12);
+  CHECK(f.metrics.backplane_gap_lost == 2);
+  // An answer to a request already answered changes nothing.
+  f.router.remote_repaired(backplane::RepairDone{"flat-a", "cloud-b", "gw-a", "", 9, 11, 2});
+  CHECK(f.metrics.backplane_gap_lost == 2);
+
+  // The broker lost this instance's session: the holder is asked for all after 12; what comes
+  // meanwhile waits behind its answer.
+  f.router.backplane_session_lost();
+  status(16, 16, 15);
+  CHECK(update_seqs(f.browser).back() == 12);
+  status(13, 15, 12, true);
+  f.router.remote_repaired(backplane::RepairDone{"flat-a", "cloud-b", "gw-a", "", 12, 15, 0});
+  CHECK(update_seqs(f.browser).back() == 16);
+  CHECK(update_seqs(f.browser).size() == 14);  // 1..9, 12, 13..16: each once, in order
+  CHECK(f.metrics.backplane_gap_repaired == 6);
+
+  // No answer at all: after the wait the missing ones are counted and the rest is shown.
+  status(20, 20, 19);
+  testing::run_until(f.loop, [&] { return update_seqs(f.browser).back() == 20; }, 5000);
+  CHECK(update_seqs(f.browser).back() == 20);
+  CHECK(f.metrics.backplane_gap_lost == 2 + 3);
+}

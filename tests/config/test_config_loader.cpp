@@ -1180,7 +1180,8 @@ TEST_CASE("without a backplane section the cloud runs alone; with one it names i
   Json doc = minimal_cloud();
   doc["backplane"] = Json{{"instance_id", "cloud-a"},
                           {"brokers", Json::array({"mqtt://127.0.0.1:18830", "mqtt://broker-2.example"})},
-                          {"command_offline_ms", 500}};
+                          {"command_offline_ms", 500},
+                          {"insecure", true}};
   const CloudConfig config = cloud_ok(doc);
   const BackplaneConfig& bp = config.backplane;
   CHECK(bp.enabled);
@@ -1192,7 +1193,8 @@ TEST_CASE("without a backplane section the cloud runs alone; with one it names i
   CHECK(bp.brokers[1].port == 1883);
   CHECK_FALSE(bp.tls);
   CHECK(bp.command_offline_ms == 500);
-  CHECK(contains(summarize(config), "backplane: instance cloud-a over mqtt 127.0.0.1:18830, broker-2.example:1883"));
+  CHECK(contains(summarize(config), "backplane: instance cloud-a over mqtt 127.0.0.1:18830, broker-2.example:1883, "
+                                    "INSECURE: messages not signed"));
   doc["backplane"]["enabled"] = false;
   CHECK_FALSE(cloud_ok(doc).backplane.enabled);
 }
@@ -1200,6 +1202,7 @@ TEST_CASE("without a backplane section the cloud runs alone; with one it names i
 TEST_CASE("backplane mistakes are refused with their path") {
   const auto with = [](Json backplane) {
     Json doc = minimal_cloud();
+    if (!backplane.contains("insecure")) backplane["insecure"] = true;  // the key's own cases are below
     doc["backplane"] = std::move(backplane);
     return cloud_error(doc);
   };
@@ -1224,7 +1227,8 @@ TEST_CASE("backplane credentials come from a file: needs a user name, warns when
   Json doc = minimal_cloud();
   doc["backplane"] = Json{{"instance_id", "a"},
                           {"brokers", Json::array({"mqtts://broker.example"})},
-                          {"password_file", "bp-password.txt"}};
+                          {"password_file", "bp-password.txt"},
+                          {"insecure", true}};
   CHECK(contains(cloud_error(doc, dir.path()), "expected \"username\" with it"));
   doc["backplane"]["username"] = "cloud";
   StderrCapture err;
@@ -1236,6 +1240,47 @@ TEST_CASE("backplane credentials come from a file: needs a user name, warns when
   CHECK(contains(logged, "backplane.password_file \"" + path + "\" is readable by every local user"));
   CHECK_FALSE(contains(logged, "broker-secret"));
   CHECK_FALSE(contains(summarize(config), "broker-secret"));
+}
+
+TEST_CASE("the backplane's shared key: required unless insecure, from a file only the service reads, long enough (#20 finding 7)") {
+  TempDir dir;
+  const std::string key = "4f1c0e3a9b7d2c6e8a5f0b1d3c7e9a2b4f6d8c0e1a3b5d7f9e2c4a6b8d0f1e3a";
+  const std::string good = dir.write("bp.key", key + "\n", 0600);
+  const std::string open = dir.write("bp-open.key", key + "\n", 0644);
+  dir.write("bp-short.key", "short-key\n", 0600);
+  Json doc = minimal_cloud();
+  doc["backplane"] = Json{{"instance_id", "a"}, {"brokers", Json::array({"mqtt://127.0.0.1:1883"})}};
+  // Neither a key nor "insecure": refused, saying how to make one.
+  const std::string missing = cloud_error(doc, dir.path());
+  CHECK(contains(missing, "backplane.shared_key_file: required key is missing"));
+  CHECK(contains(missing, "openssl rand -hex 32"));
+  CHECK(contains(missing, "\"insecure\": true"));
+
+  doc["backplane"]["shared_key_file"] = "bp.key";
+  StderrCapture err;
+  const CloudConfig config = cloud_ok(doc, dir.path());
+  CHECK(config.backplane.shared_key == key);  // without the trailing newline
+  CHECK(config.backplane.shared_key_file == good);
+  CHECK_FALSE(config.backplane.insecure);
+  CHECK(contains(summarize(config), "messages signed with the key in " + good));
+  CHECK_FALSE(contains(summarize(config), key));
+  CHECK_FALSE(contains(err.text(), key));
+
+  doc["backplane"]["shared_key_file"] = "bp-open.key";
+  CHECK(contains(cloud_error(doc, dir.path()), "backplane.shared_key_file: \"" + open + "\" is readable by every local user"));
+  doc["backplane"]["shared_key_file"] = "bp-short.key";
+  CHECK(contains(cloud_error(doc, dir.path()), "holds 9 bytes; expected at least 32"));
+  doc["backplane"]["shared_key_file"] = "bp-none.key";
+  CHECK(contains(cloud_error(doc, dir.path()), "backplane.shared_key_file: cannot read"));
+  doc["backplane"]["shared_key_file"] = "bp.key";
+  doc["backplane"]["insecure"] = true;
+  CHECK(contains(cloud_error(doc, dir.path()), "backplane.insecure: true with a \"shared_key_file\"; give one or the other"));
+  doc["backplane"].erase("shared_key_file");
+  CHECK(cloud_ok(doc, dir.path()).backplane.insecure);
+  // A section kept but turned off needs no key.
+  doc["backplane"].erase("insecure");
+  doc["backplane"]["enabled"] = false;
+  CHECK_FALSE(cloud_ok(doc, dir.path()).backplane.enabled);
 }
 
 TEST_CASE("the gateway takes one cloud URL or a list of them, each checked") {

@@ -55,6 +55,10 @@ struct Encoded {
 };
 
 Encoded encode(const backplane::Checked& checked, std::string_view original_topic) {
+  const auto result_topic = [&](const std::string& flat) {
+    return original_topic == backplane::flat_topic(flat, "results") ? backplane::flat_topic(flat, "results")
+                                                                     : backplane::flat_topic(flat, "results/" + kInstance);
+  };
   return std::visit(
       [&](const auto& m) -> Encoded {
         using T = std::decay_t<decltype(m)>;
@@ -63,8 +67,13 @@ Encoded encode(const backplane::Checked& checked, std::string_view original_topi
                   backplane::encode_instance(m.instance, m.online,
                                              backplane::InstanceRun{m.run, m.started_ms, m.at_ms, m.accounts})};
         } else if constexpr (std::is_same_v<T, backplane::GatewayMessage>) {
-          return {backplane::flat_topic(m.flat, "status"),
-                  backplane::encode_gateway_message(m.flat, m.from, m.gateway, proto::encode(m.message))};
+          return {m.resent ? result_topic(m.flat) : backplane::flat_topic(m.flat, "status"),
+                  backplane::encode_gateway_message(m.flat, m.from, m.gateway, proto::encode(m.message), m.epoch, m.prev,
+                                                    m.resent)};
+        } else if constexpr (std::is_same_v<T, backplane::ResendRequest>) {
+          return {backplane::flat_topic(m.flat, "resend"), backplane::encode_resend(m)};
+        } else if constexpr (std::is_same_v<T, backplane::RepairDone>) {
+          return {result_topic(m.flat), backplane::encode_repair_done(m)};
         } else if constexpr (std::is_same_v<T, backplane::StateMessage>) {
           return {backplane::flat_topic(m.flat, "state"), backplane::encode_state(m.flat, m.state.from, m.state)};
         } else if constexpr (std::is_same_v<T, backplane::HolderMessage>) {
@@ -123,7 +132,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           require(m.run.empty() == m.accounts.empty() && (m.run.empty() || valid_id(m.run)));
           require(in.topic == backplane::instance_topic(m.instance));
         } else if constexpr (std::is_same_v<T, backplane::GatewayMessage>) {
-          check_flat(m.flat, m.from, in.topic, "status");
+          if (m.resent) {
+            require(in.topic == backplane::flat_topic(m.flat, "results/" + kInstance) ||
+                    in.topic == backplane::flat_topic(m.flat, "results"));
+            require(std::holds_alternative<proto::StatusBatch>(m.message));
+          } else {
+            check_flat(m.flat, m.from, in.topic, "status");
+          }
+          require(m.prev >= -1);
           require(m.from != kInstance && valid_id(m.gateway));
           require(std::holds_alternative<proto::StatusBatch>(m.message) ||
                   std::holds_alternative<proto::Presence>(m.message) ||
@@ -138,6 +154,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         } else if constexpr (std::is_same_v<T, backplane::CommandMessage>) {
           check_flat(m.flat, m.from, in.topic, "commands");
           require(m.from != kInstance);
+        } else if constexpr (std::is_same_v<T, backplane::ResendRequest>) {
+          check_flat(m.flat, m.from, in.topic, "resend");
+          require(m.from != kInstance && valid_id(m.to) && valid_id(m.gateway) && m.after >= 0);
+          require(m.upto == 0 || m.upto > m.after);
+        } else if constexpr (std::is_same_v<T, backplane::RepairDone>) {
+          require(valid_id(m.flat) && valid_id(m.from) && valid_id(m.gateway));
+          require(m.after >= 0 && m.through >= 0 && m.missing >= 0);
         } else if constexpr (std::is_same_v<T, backplane::ResultMessage>) {
           require(valid_id(m.flat) && valid_id(m.from));
           require(in.topic == backplane::flat_topic(m.flat, "results/" + kInstance) ||

@@ -23,6 +23,7 @@ import {
   loginC,
   metrics,
   rawGateway,
+  signBackplane,
   startCloud,
   startGateway,
   stop,
@@ -275,7 +276,7 @@ describe('two cloud instances over one Mosquitto', () => {
     const status = (seq) => ({ type: 'status', items: [{ seq, device: 'lamp-1', state: { on: true }, ts: 1 }] });
     const envelope = { v: 1, flat: 'flat-a', from: 'cloud-b', gateway: 'gw-a', msg: status(900) };
     const bad = [
-      ['flatlink/v1/flats/flat-a/status', 'not json at all'],
+      ['flatlink/v1/flats/flat-a/status', '{not json at all'],
       ['flatlink/v1/flats/flat-a/status', JSON.stringify({ ...envelope, v: 2 })], // not ours
       ['flatlink/v1/flats/flat-a/status', JSON.stringify({ ...envelope, flat: 'flat-b' })], // crossing flats
       ['flatlink/v1/flats/flat-a/status', JSON.stringify({ ...envelope, extra: 1 })],
@@ -284,7 +285,9 @@ describe('two cloud instances over one Mosquitto', () => {
       ['flatlink/v1/flats/flat-a/commands', JSON.stringify({ v: 1, flat: 'flat-a', from: 'x', msg: { type: 'ack', seq: 1 } })],
       ['flatlink/v1/flats/flat-a/holder', JSON.stringify({ v: 1, flat: 'flat-a', from: 'evil', instance: 'cloud-b', since: 1, gateway: '' })],
     ];
-    for (const [topic, payload] of bad) await mqttPub(broker.port, topic, payload);
+    // Signed with the instances' key (a broker client without it is dropped before any check:
+    // backplane_security.test.mjs): the checks hold even for a holder of the key.
+    for (const [topic, payload] of bad) await mqttPub(broker.port, topic, signBackplane(topic, payload));
     await mqttPub(broker.port, 'flatlink/v1/flats/flat-a/status', 'x'.repeat(200_000)); // over the cap
     await waitFor(async () => (await metrics(A.port)).flatlink_backplane_refused_total - before >= bad.length + 1, 5000, {
       message: 'every bad message refused',
@@ -764,23 +767,17 @@ describe('a 3-node nats-server cluster: a broker node and a cloud instance die d
     for (let i = 1; i < got.length; ++i) if (got[i] > got[i - 1] + 1) gaps.push(`${got[i - 1] + 1}..${got[i] - 1}`);
     assert.equal(duplicates, 0, summary);
     assert.equal(outOfOrder, 0, summary);
-    // Issue #20, finding 4 (open): when the broker node under cloud-a dies, nats-server itself
-    // may drop the QoS 1 messages in flight to it, and flatlink neither detects nor counts that
-    // gap yet. Until it does, only statuses around that moment (from 1 s before the kill until the
-    // stream flows through the cluster again: its JetStream leaders are elected anew meanwhile,
-    // and a status was seen lost 7 s after the kill, once, in a run under the sanitizers) may be
-    // missing, up to the last status seen when it flows again; a gap anywhere else (the
-    // instance kill just after, the move) fails.
-    const killSeq = got[atBrokerKill - 1];
-    const resumedSeq = got[atResumed - 1];
-    const outside = [];
-    for (let i = 1; i < got.length; ++i) {
-      if (got[i] > got[i - 1] + 1 && !(got[i - 1] + 1 >= killSeq - 40 && got[i] - 1 < resumedSeq)) {
-        outside.push(`${got[i - 1] + 1}..${got[i] - 1}`);
-      }
-    }
-    if (missing > 0) console.log(`# issue #20 finding 4: ${missing} statuses lost at the broker node's kill (gaps ${gaps.join(', ')}), not counted yet`);
-    assert.deepEqual(outside, [], `${summary}; gaps ${gaps.join(', ')}; ${held ?? 'hello answered at once'}`);
+    // Issue #20, finding 4: when the broker node under cloud-a dies, nats-server itself may drop
+    // QoS 1 messages in flight. cloud-b checks cloud-a's continuity (each batch names the seq its
+    // previous one reached) and asks cloud-a for a gap (docs/scale-out.md, "Gaps"); what it cannot
+    // get is counted (flatlink_backplane_gap_lost_total, and catch_up_gaps_total for a moved
+    // gateway's hello). Nothing may be missing that is not counted.
+    const m = await metrics(B.port);
+    const counted = (m.flatlink_backplane_gap_lost_total ?? 0) + (m.flatlink_backplane_catch_up_gaps_total ?? 0);
+    const repaired = m.flatlink_backplane_gap_repaired_total ?? 0;
+    console.log(`# issue #20 finding 4: missing ${missing} (gaps ${gaps.join(', ') || 'none'}), counted lost at cloud-b ${counted}, ` +
+      `repaired from cloud-a ${repaired}, silently lost ${Math.max(0, missing - counted)}`);
+    assert.ok(missing <= counted, `${summary}; gaps ${gaps.join(', ')}; counted ${counted}; ${held ?? 'hello answered at once'}`);
     // the surviving instance is on the backplane (nats-server may have moved its session meanwhile)
     await waitFor(async () => (await metrics(B.port)).flatlink_backplane_connected === 1, 45_000, {
       intervalMs: 100,

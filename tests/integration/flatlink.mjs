@@ -1,6 +1,7 @@
 // Building blocks for black-box tests of flatlink-cloud and flatlinkd: configs
 // for a cloud with several flats, gateways with simulated devices, and WebSocket
 // clients that play a browser or a (misbehaving) gateway.
+import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
@@ -40,6 +41,17 @@ export function rememberMetricsPort(port, metricsPort) {
 }
 
 // flats: [{ id, token, user, password }]
+// The backplane's shared key (backplane.shared_key_file, docs/scale-out.md "Security"): cloudConfig gives it
+// to every instance whose backplane section names neither a shared_key_file nor "insecure".
+export const BACKPLANE_KEY = randomBytes(32).toString('hex');
+
+// A backplane payload as an instance signs it: {"sig":"<HMAC-SHA256 of topic \0 payload>", ...payload's keys}.
+export function signBackplane(topic, payload, key = BACKPLANE_KEY) {
+  const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
+  const tag = createHmac('sha256', key).update(`${topic}\0${text}`).digest('hex');
+  return `{"sig":"${tag}",${text.slice(1)}`;
+}
+
 export async function cloudConfig(flats, { port, limits = {}, tls, extra = {} } = {}) {
   const dir = tempDir('flatlink-cloud-');
   const config = {
@@ -51,6 +63,11 @@ export async function cloudConfig(flats, { port, limits = {}, tls, extra = {} } 
     flats: [],
     ...extra,
   };
+  if (config.backplane && !('shared_key_file' in config.backplane) && !('insecure' in config.backplane)) {
+    const keyFile = path.join(dir, 'backplane.key');
+    writeFileSync(keyFile, BACKPLANE_KEY + '\n', { mode: 0o600 });
+    config.backplane = { ...config.backplane, shared_key_file: keyFile };
+  }
   metricsPortOf.set(config.port, config.metrics.port);
   if (tls) config.tls = tls;
   for (const f of flats) {
