@@ -53,6 +53,7 @@ const storeBench = path.join(buildDir, 'bench', 'bench_store_history');
 async function storeFigures() {
   let pgDir = null;
   const args = ['--sqlite', tempDir('flatlink-bench-history-'), '--values', String(VALUES), '--queries', SMOKE ? '20' : '300'];
+  if (SMOKE) args.push('--series', '10'); // a tenth of the 30-day chart's rows: the smoke checks the parts work
   try {
     if (spawnSync(pgScript, ['available']).status === 0) {
       pgDir = mkdtempSync('/tmp/flatlink-pg-');
@@ -136,12 +137,14 @@ async function drain(history) {
   }
 }
 
-// VmRSS (KiB) of an idle cloud with this store section (none: without a store), 3 s after it listens.
+// VmRSS (KiB) of an idle cloud with this store section (none: without a store), 3 s after it
+// listens (1 s in the smoke run).
+const IDLE_MS = SMOKE ? 1000 : 3000;
 async function idleRss(store) {
   const cfg = await cloudConfig([flat], store ? { extra: { store } } : {});
   const cloud = await startCloud(cfg);
   try {
-    await new Promise((r) => setTimeout(r, 3000)); // idle: nothing to wait for but time
+    await new Promise((r) => setTimeout(r, IDLE_MS)); // idle: nothing to wait for but time
     return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${cloud.pid}/status`, 'utf8'))[1]);
   } finally {
     await stop(cloud);
@@ -163,7 +166,7 @@ async function rssFigures() {
     const base = median(kib.get('no store'));
     const worst = Math.max(...kinds.slice(1).map(([name]) => median(kib.get(name)) - base));
     return (
-      `cloud idle VmRSS (1 flat, no links, 3 s after it listens, median of ${ROUNDS}): ` +
+      `cloud idle VmRSS (1 flat, no links, ${IDLE_MS / 1000} s after it listens, median of ${ROUNDS}): ` +
       kinds
         .map(([name]) => {
           const m = median(kib.get(name));

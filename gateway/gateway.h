@@ -40,6 +40,9 @@ class Gateway final : public link::LinkListener {
   // For the service status line: the cloud link is up, and statuses wait in the outbox.
   bool link_up() const { return link_ && link_->up(); }
   size_t waiting() const { return outbox_->size(); }
+  // Presence and stream messages the link dropped from its full control queue (never
+  // statuses, results or the device list).
+  uint64_t control_dropped() const { return link_ ? link_->stats().control_dropped : 0; }
 
   // LinkListener
   proto::Hello make_hello() override;

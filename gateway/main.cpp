@@ -79,6 +79,7 @@ nlohmann::json status_snapshot(const config::GatewayConfig& cfg, gateway::Gatewa
           {"link", gw.link_up() ? "up" : "down"},
           {"outbox_waiting", gw.waiting()},
           {"lost_counted", gw.dropped()},
+          {"control_dropped", gw.control_dropped()},
           {"health", gw.health()},
           {"adapters", adapters}};
 }
@@ -106,6 +107,8 @@ int status_command(const std::string& config_path) {
   std::printf("outbox: %llu statuses waiting, %lld lost (counted)%s\n",
               static_cast<unsigned long long>(json.value("outbox_waiting", 0ULL)),
               static_cast<long long>(json.value("lost_counted", 0LL)), health.empty() ? "" : ("; " + health).c_str());
+  std::printf("link control queue: %llu presence or stream messages dropped (statuses and results never are)\n",
+              static_cast<unsigned long long>(json.value("control_dropped", 0ULL)));
   const auto& adapters = json["adapters"];
   std::printf("adapters: %zu\n", adapters.size());
   for (const auto& a : adapters) {

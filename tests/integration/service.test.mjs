@@ -144,6 +144,7 @@ describe('flatlinkd status', () => {
       }, 10_000, { intervalMs: 200, message: 'flatlinkd status showing the devices online' });
       assert.match(r.stdout, /^gateway gw-status \(flat flat-a\): link up$/m);
       assert.match(r.stdout, /^outbox: \d+ statuses waiting, 0 lost \(counted\)$/m);
+      assert.match(r.stdout, /^link control queue: 0 presence or stream messages dropped \(statuses and results never are\)$/m);
       assert.match(r.stdout, /^  sim: 3 devices$/m);
       for (const id of ['lamp-1', 'thermo-1', 'door-1']) assert.match(r.stdout, new RegExp(`^    ${id} online$`, 'm'));
       assert.equal(await stop(cloud), 0);
