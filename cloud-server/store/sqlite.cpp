@@ -1,7 +1,9 @@
 // The store's SQLite connection: one file, WAL, foreign keys on.
 #include <sqlite3.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "cloud-server/store/sql.h"
 
@@ -26,7 +28,18 @@ class SqliteConnection final : public SqlConnection {
       throw StoreError("cannot open " + path + ": " + why);
     }
     sqlite3_busy_timeout(db_, 5000);  // another process (the admin command) may hold the write lock
-    query("PRAGMA journal_mode=WAL");
+    // Switching a fresh file to WAL needs an exclusive lock, and SQLite may answer "locked"
+    // at once (without the busy handler) while another connection opens the same file: the
+    // cloud and an admin command started together. Bounded retries, only at open.
+    for (int attempt = 0;; ++attempt) {
+      try {
+        query("PRAGMA journal_mode=WAL");
+        break;
+      } catch (const StoreError&) {
+        if (attempt >= 100) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
     query("PRAGMA synchronous=NORMAL");
     query("PRAGMA foreign_keys=ON");
   }

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "cloud-server/auth.h"
@@ -176,10 +177,16 @@ TEST_CASE("sqlite: migrations run side by side on one file (the cloud and an adm
     int versions[2] = {0, 0};
     auto run = [&](int i) {
       try {
-        Database db(open_sqlite(path));
+        std::optional<Database> db;
+        try {
+          db.emplace(open_sqlite(path));
+        } catch (...) {
+          ++ready;  // never leave the other thread waiting
+          throw;
+        }
         ++ready;
         while (ready.load() < 2) std::this_thread::yield();
-        versions[i] = db.migrate();
+        versions[i] = db->migrate();
       } catch (const StoreError& e) {
         errors[i] = e.what();
       }
