@@ -36,8 +36,7 @@ took
 
 # The sanitizer build (clang, ASan + LSan + UBSan, libFuzzer targets) runs in the background
 # at the lowest CPU priority while the tests run: the tests mostly wait on their daemons and
-# browsers, and the build takes only the CPU they leave, so the run is shorter by most of the
-# build's time; at nice 19 it barely slows them.
+# browsers, and the build takes only the CPU they leave, so its time overlaps theirs.
 san_pid=""
 san_log="$build_dir/sanitizer-build.log"
 if [[ "${SANITIZE:-1}" != 0 ]]; then

@@ -36,7 +36,8 @@ class SqliteConnection final : public SqlConnection {
         query("PRAGMA journal_mode=WAL");
         break;
       } catch (const StoreError&) {
-        if (attempt >= 100) throw;
+        const int code = sqlite3_errcode(db_);
+        if (attempt >= 100 || (code != SQLITE_BUSY && code != SQLITE_LOCKED)) throw;  // other errors at once
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
     }
