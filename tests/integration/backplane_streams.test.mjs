@@ -1,0 +1,239 @@
+// Device streams across cloud instances (issue 20, finding 9): a browser on cloud-a listens to
+// and talks with a flat whose gateway link cloud-b holds, the frames relayed over one
+// Mosquitto (QoS 0, per-stream topics, signed). Frames arrive in order; a burst beyond the
+// 200 ms bound is dropped and counted; a stream ends on both sides when either end goes, or
+// when the other instance goes; a flat's stream cannot be opened by another flat's browser;
+// a broker client without the instances' key cannot put a frame into a stream.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { decodeFrame, encodeFrame, streamBrowser, tone } from './audio.mjs';
+import { cloudConfig, flatA, flatB, flatC, loginB, loginC, metrics, rawGateway, startCloud, stop } from './flatlink.mjs';
+import { run, startMosquitto, waitFor } from './harness.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const capability = (name) => ({ name, type: 'enum', writable: false, options: ['idle', 'live'] });
+const devicesC = [
+  { id: 'c-mic', name: 'Door mic', kind: 'microphone', capabilities: [capability('audio_capture')], state: {}, online: true },
+  { id: 'c-speaker', name: 'Door speaker', kind: 'speaker', capabilities: [capability('audio_playback')], state: {}, online: true },
+];
+const FRAME_BYTES = 640; // 20 ms of pcm16 at 16 kHz mono
+
+async function startInstance(id, brokerPort) {
+  const cfg = await cloudConfig([flatA, flatB, flatC], {
+    limits: { max_streams_per_flat: 4, max_stream_kbps_per_flat: 2000 },
+    extra: {
+      backplane: {
+        instance_id: id,
+        brokers: [`mqtt://127.0.0.1:${brokerPort}`],
+        keepalive_s: 5,
+        backoff_base_ms: 100,
+        backoff_max_ms: 1000,
+      },
+    },
+  });
+  const proc = await startCloud(cfg);
+  await proc.waitForLine(`instance=${id} connected;`, 20_000);
+  return { cfg, proc, port: cfg.port, id };
+}
+
+// The flat's gateway, played by the test on cloud-b: it answers stream_open and collects the
+// binary frames it gets.
+async function streamGateway(port) {
+  const gw = await rawGateway(port, flatC.token);
+  gw.frames = [];
+  gw.ws.on('message', (data, isBinary) => {
+    if (isBinary) gw.frames.push({ ...decodeFrame(Buffer.from(data)), at: Date.now() });
+  });
+  gw.send({ type: 'hello', gateway: 'gw-c', version: '0', devices: devicesC, next_seq: 1 });
+  await gw.next('ack');
+  return gw;
+}
+
+// The gateway's stream_open for the nth stream it was asked for, answered opened.
+async function accept(gw, n) {
+  const open = await waitFor(() => gw.of('stream_open')[n], 6000, { message: `stream_open #${n + 1} at the gateway` });
+  gw.send({ type: 'stream_opened', stream: open.stream });
+  return open;
+}
+
+const pcm = (seq) => tone(440, 20, { phase: seq * 320 });
+
+describe('device streams across two cloud instances over one Mosquitto', () => {
+  let broker, A, B, gw;
+
+  before(async () => {
+    broker = await startMosquitto(['allow_anonymous true', 'max_queued_messages 100000'], { prefix: 'flatlink-bp-mosquitto-' });
+    [A, B] = await Promise.all([startInstance('cloud-a', broker.port), startInstance('cloud-b', broker.port)]);
+    gw = await streamGateway(B.port);
+  });
+
+  after(async () => {
+    for (const p of [A?.proc, B?.proc, broker?.proc]) if (p) await stop(p).catch(() => {});
+  });
+
+  test('a browser on A listens to and talks with the gateway on B: frames in order, none lost at real-time pace', async () => {
+    const b = await streamBrowser(A.port, loginC);
+    await b.next('snapshot', (m) => m.gateway_online === true, 8000);
+
+    // Listen: the gateway's microphone frames reach the browser on A, renumbered to A's stream.
+    const listening = b.openStream('listen', 'c-mic', 'from_device');
+    const open = await accept(gw, 0);
+    assert.equal(open.device, 'c-mic');
+    assert.equal(open.direction, 'from_device');
+    const listen = await listening;
+    assert.equal(listen.type, 'stream_opened', JSON.stringify(listen));
+    const start = Date.now();
+    for (let seq = 0; seq < 100; ++seq) {
+      gw.ws.send(encodeFrame({ stream: open.stream, seq, captureMs: Date.now() }, pcm(seq)));
+      const wait = start + (seq + 1) * 20 - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+    await waitFor(() => b.frames.length >= 100, 3000, { message: '100 frames on A' }).catch(() => {});
+    const got = b.frames.filter((f) => f.stream === listen.stream);
+    assert.equal(got.length, 100, `frames at the browser: ${got.length} of 100`);
+    assert.deepEqual(got.map((f) => f.seq), Array.from({ length: 100 }, (_, i) => i));
+    assert.ok(got.every((f) => f.pcm.equals(pcm(f.seq))), 'the audio arrives unchanged');
+    const latency = got.map((f) => f.at - f.captureMs).sort((x, y) => x - y);
+    console.log(`# listen across instances: 100/100 frames in order; gateway -> B -> broker -> A -> browser p50 ${latency[50]} ms, max ${latency[99]} ms`);
+
+    // Talk: the browser's frames reach the gateway on B, renumbered to B's stream.
+    const talking = b.openStream('talk', 'c-speaker', 'to_device');
+    const talkOpen = await accept(gw, 1);
+    assert.equal(talkOpen.direction, 'to_device');
+    const talk = await talking;
+    assert.equal(talk.type, 'stream_opened', JSON.stringify(talk));
+    const t0 = Date.now();
+    for (let seq = 0; seq < 50; ++seq) {
+      b.ws.send(encodeFrame({ stream: talk.stream, seq, captureMs: Date.now() }, pcm(seq)));
+      const wait = t0 + (seq + 1) * 20 - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+    await waitFor(() => gw.frames.length >= 50, 3000, { message: '50 frames at the gateway' }).catch(() => {});
+    assert.equal(gw.frames.length, 50, `frames at the gateway: ${gw.frames.length} of 50`);
+    assert.ok(gw.frames.every((f) => f.stream === talkOpen.stream));
+    assert.deepEqual(gw.frames.map((f) => f.seq), Array.from({ length: 50 }, (_, i) => i));
+    const talkLatency = gw.frames.map((f) => f.at - f.captureMs).sort((x, y) => x - y);
+    console.log(`# talk across instances: 50/50 frames in order; browser -> A -> broker -> B -> gateway p50 ${talkLatency[25]} ms, max ${talkLatency[49]} ms`);
+
+    // The browser closes the listen stream: the gateway is told, for its own stream id.
+    b.send({ type: 'stream_close', stream: listen.stream });
+    const closeAtGw = await gw.next('stream_close', (m) => m.stream === open.stream, 5000);
+    assert.ok(closeAtGw);
+    // The gateway ends the talk stream: the browser on A is told, for A's stream id.
+    gw.send({ type: 'stream_closed', stream: talkOpen.stream, reason: 'speaker busy' });
+    const closed = await b.next('stream_closed', (m) => m.stream === talk.stream, 5000);
+    assert.equal(closed.ref, 'talk');
+    assert.match(closed.reason, /speaker busy/);
+    await waitFor(async () => (await metrics(A.port)).flatlink_streams_open === 0 && (await metrics(B.port)).flatlink_streams_open === 0, 3000, {
+      message: 'no stream open on either instance',
+    });
+    b.close();
+  });
+
+  test('a burst beyond the bound is dropped oldest first and counted; the rest arrives in order', async () => {
+    const b = await streamBrowser(A.port, loginC);
+    await b.next('snapshot', (m) => m.gateway_online === true, 8000);
+    const n = gw.of('stream_open').length;
+    const listening = b.openStream('burst', 'c-mic', 'from_device');
+    const open = await accept(gw, n);
+    const listen = await listening;
+    assert.equal(listen.type, 'stream_opened');
+    const before = { a: await metrics(A.port), b: await metrics(B.port) };
+    // 3 s of audio at once (150 frames): the bitrate check lets about a second and a quarter through.
+    for (let seq = 0; seq < 150; ++seq) gw.ws.send(encodeFrame({ stream: open.stream, seq, captureMs: Date.now() }, pcm(seq)));
+    await sleep(1000);
+    const got = b.frames.filter((f) => f.stream === listen.stream);
+    const seqs = got.map((f) => f.seq);
+    assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]), 'in order');
+    const after = { a: await metrics(A.port), b: await metrics(B.port) };
+    const delta = (side, result) =>
+      after[side][`flatlink_stream_frames_total{result="${result}"}`] - before[side][`flatlink_stream_frames_total{result="${result}"}`];
+    const dropped = delta('a', 'dropped') + delta('b', 'dropped');
+    const refused = delta('a', 'refused') + delta('b', 'refused');
+    console.log(
+      `# burst of 150 frames (3 s of audio) across instances: ${got.length} arrived in order, ${dropped} dropped by the 200 ms bounds (A ${delta('a', 'dropped')}, B ${delta('b', 'dropped')}), ${refused} over the bitrate (A ${delta('a', 'refused')}, B ${delta('b', 'refused')})`,
+    );
+    assert.equal(got.length + dropped + refused, 150, 'every frame arrived or was counted');
+    assert.ok(got.length <= 150 - refused);
+    assert.ok(dropped + refused > 0, 'the burst did not all go through');
+    b.close();
+    await gw.next('stream_close', (m) => m.stream === open.stream, 5000);
+  });
+
+  test('a stream ends on both sides when either end goes', async () => {
+    // The browser goes: the gateway on B is told to close.
+    const b1 = await streamBrowser(A.port, loginC);
+    await b1.next('snapshot', (m) => m.gateway_online === true, 8000);
+    let n = gw.of('stream_open').length;
+    const p1 = b1.openStream('leaving', 'c-mic', 'from_device');
+    const open1 = await accept(gw, n);
+    assert.equal((await p1).type, 'stream_opened');
+    b1.close();
+    await gw.next('stream_close', (m) => m.stream === open1.stream, 5000);
+
+    // The gateway's link goes: the browser on A is told.
+    const b2 = await streamBrowser(A.port, loginC);
+    await b2.next('snapshot', (m) => m.gateway_online === true, 8000);
+    n = gw.of('stream_open').length;
+    const p2 = b2.openStream('staying', 'c-speaker', 'to_device');
+    await accept(gw, n);
+    const opened = await p2;
+    assert.equal(opened.type, 'stream_opened');
+    gw.close();
+    const closed = await b2.next('stream_closed', (m) => m.stream === opened.stream, 5000);
+    assert.match(closed.reason, /gateway link closed/);
+    gw = await streamGateway(B.port);
+    await waitFor(async () => (await metrics(A.port)).flatlink_streams_open === 0 && (await metrics(B.port)).flatlink_streams_open === 0, 3000, {
+      message: 'no stream open on either instance',
+    });
+    b2.close();
+  });
+
+  test("another flat's browser cannot open this flat's stream across instances, and a broker client cannot inject frames", async () => {
+    const other = await streamBrowser(A.port, loginB);
+    const refused = await other.openStream('steal', 'c-mic', 'from_device');
+    assert.equal(refused.type, 'stream_closed');
+    assert.equal(refused.stream, 0);
+    const opensBefore = gw.of('stream_open').length;
+
+    // A stream of flat C open across instances; a plain broker client publishes a frame on its
+    // topic (it can guess the layout, not the nonce or the key): dropped, never at the browser.
+    const b = await streamBrowser(A.port, loginC);
+    await b.next('snapshot', (m) => m.gateway_online === true, 8000);
+    const p = b.openStream('guarded', 'c-mic', 'from_device');
+    const open = await accept(gw, opensBefore);
+    const listen = await p;
+    assert.equal(listen.type, 'stream_opened');
+    assert.equal(gw.of('stream_open').length, opensBefore + 1, 'only flat C\'s own browser reached the gateway');
+    const rejectedBefore = (await metrics(A.port)).flatlink_backplane_rejected_total;
+    const forged = Buffer.concat([Buffer.alloc(64, 0x30), encodeFrame({ stream: listen.stream, seq: 7, captureMs: Date.now() }, pcm(7))]);
+    const topic = `flatlink/v1/streams/cloud-a/flat-c/cloud-a/${listen.stream}/0123456789abcdef`;
+    const r = await run('/usr/bin/mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.port), '-t', topic, '-s'], { input: forged });
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor(async () => (await metrics(A.port)).flatlink_backplane_rejected_total > rejectedBefore, 3000, {
+      message: 'the forged frame rejected',
+    });
+    assert.equal(b.frames.filter((f) => f.stream === listen.stream).length, 0);
+    // The real frames still flow.
+    gw.ws.send(encodeFrame({ stream: open.stream, seq: 1, captureMs: Date.now() }, pcm(1)));
+    await waitFor(() => b.frames.find((f) => f.stream === listen.stream && f.seq === 1), 3000);
+    other.close();
+    b.close();
+  });
+
+  test('a stream ends at the browser when the holder instance goes', async () => {
+    const b = await streamBrowser(A.port, loginC);
+    await b.next('snapshot', (m) => m.gateway_online === true, 8000);
+    const n = gw.of('stream_open').length;
+    const p = b.openStream('holder-dies', 'c-mic', 'from_device');
+    await accept(gw, n);
+    const listen = await p;
+    assert.equal(listen.type, 'stream_opened');
+    B.proc.kill('SIGKILL');
+    const closed = await b.next('stream_closed', (m) => m.stream === listen.stream, 15_000);
+    assert.match(closed.reason, /cloud-b left|backplane/);
+    assert.equal((await metrics(A.port)).flatlink_streams_open, 0);
+    b.close();
+  });
+});
