@@ -153,12 +153,14 @@ void StreamHub::browser_message(Peer& browser, const proto::StreamMessage& m) {
 
 StreamHub::Stream* StreamHub::open(Peer& browser, const std::string& flat, const proto::StreamMessage& m, Peer* gateway,
                                    const std::string& holder) {
-  const proto::DeviceReport* device = router_.flat_device(flat, m.device);
-  if (!device) {
+  // The device is checked where the gateway link is: the holder (the origin's copy of the
+  // flat's devices may still be an earlier link's, for a moment after the gateway moved).
+  const proto::DeviceReport* device = gateway ? router_.flat_device(flat, m.device) : nullptr;
+  if (gateway && !device) {
     refuse(browser, m, flat, "unknown device " + m.device);
     return nullptr;
   }
-  if (!device->info.capability(capability_for(m.direction))) {
+  if (device && !device->info.capability(capability_for(m.direction))) {
     refuse(browser, m, flat,
            "device " + m.device + " has no " + capability_for(m.direction) + " capability (direction " +
                std::string(proto::to_string(m.direction)) + ")");

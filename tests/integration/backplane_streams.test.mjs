@@ -191,11 +191,20 @@ describe('device streams across two cloud instances over one Mosquitto', () => {
   });
 
   test("another flat's browser cannot open this flat's stream across instances, and a broker client cannot inject frames", async () => {
-    const other = await streamBrowser(A.port, loginB);
-    const refused = await other.openStream('steal', 'c-mic', 'from_device');
-    assert.equal(refused.type, 'stream_closed');
-    assert.equal(refused.stream, 0);
+    // Flat B's gateway is on cloud-b too: its browser on cloud-a asks cloud-b, which checks
+    // the device against flat B's own link.
+    const gwB = await rawGateway(B.port, flatB.token);
+    gwB.send({ type: 'hello', gateway: 'gw-b', version: '0', devices: [{ ...devicesC[0], id: 'b-mic' }], next_seq: 1 });
+    await gwB.next('ack');
     const opensBefore = gw.of('stream_open').length;
+    const other = await streamBrowser(A.port, loginB);
+    await other.next('snapshot', (m) => m.gateway_online === true, 8000);
+    const refused = await other.openStream('steal', 'c-mic', 'from_device');
+    // Refused by the holder, as a gateway's refusal is: with the stream id the origin had given it, never opened.
+    assert.equal(refused.type, 'stream_closed');
+    assert.match(refused.reason, /unknown device c-mic/);
+    assert.equal(gwB.of('stream_open').length, 0);
+    assert.equal(gw.of('stream_open').length, opensBefore);
 
     // A stream of flat C open across instances; a plain broker client publishes a frame on its
     // topic (it can guess the layout, not the nonce or the key): dropped, never at the browser.
@@ -219,6 +228,7 @@ describe('device streams across two cloud instances over one Mosquitto', () => {
     gw.ws.send(encodeFrame({ stream: open.stream, seq: 1, captureMs: Date.now() }, pcm(1)));
     await waitFor(() => b.frames.find((f) => f.stream === listen.stream && f.seq === 1), 3000);
     other.close();
+    gwB.close();
     b.close();
   });
 
