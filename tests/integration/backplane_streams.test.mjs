@@ -1,15 +1,32 @@
 // Device streams across cloud instances (issue 20, finding 9): a browser on cloud-a listens to
 // and talks with a flat whose gateway link cloud-b holds, the frames relayed over one
-// Mosquitto (QoS 0, per-stream topics, signed). Frames arrive in order; a burst beyond the
+// Mosquitto (QoS 0, per-stream topics, signed): with a test gateway, and with a real
+// flatlinkd and its simulated microphone and speaker (the audio tests' devices). Frames arrive in order; a burst beyond the
 // 200 ms bound is dropped and counted; a stream ends on both sides when either end goes, or
 // when the other instance goes; a flat's stream cannot be opened by another flat's browser;
 // a broker client without the instances' key cannot put a frame into a stream.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { decodeFrame, encodeFrame, streamBrowser, tone } from './audio.mjs';
-import { cloudConfig, flatA, flatB, flatC, loginB, loginC, metrics, rawGateway, startCloud, stop } from './flatlink.mjs';
-import { run, startMosquitto, waitFor } from './harness.mjs';
+import { decodeFrame, dominantFrequency, encodeFrame, samplesOf, soundSpanMs, streamBrowser, tone } from './audio.mjs';
+import {
+  cloudConfig,
+  demoDevices,
+  flatA,
+  flatB,
+  flatC,
+  gatewayConfig,
+  loginA,
+  loginB,
+  loginC,
+  metrics,
+  rawGateway,
+  startCloud,
+  stop,
+} from './flatlink.mjs';
+import { binaries, run, startMosquitto, startProcess, tempDir, waitFor } from './harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const capability = (name) => ({ name, type: 'enum', writable: false, options: ['idle', 'live'] });
@@ -244,6 +261,86 @@ describe('device streams across two cloud instances over one Mosquitto', () => {
     const closed = await b.next('stream_closed', (m) => m.stream === listen.stream, 15_000);
     assert.match(closed.reason, /cloud-b left|backplane/);
     assert.equal((await metrics(A.port)).flatlink_streams_open, 0);
+    b.close();
+  });
+});
+
+describe('a real flatlinkd on cloud-b, a browser on cloud-a', () => {
+  let broker, A, B, gw, wavFile;
+
+  before(async () => {
+    broker = await startMosquitto(['allow_anonymous true', 'max_queued_messages 100000'], { prefix: 'flatlink-bp-mosquitto-' });
+    [A, B] = await Promise.all([startInstance('cloud-a', broker.port), startInstance('cloud-b', broker.port)]);
+    wavFile = path.join(tempDir('flatlink-audio-'), 'speaker.wav');
+    const audio = {
+      type: 'audio',
+      name: 'intercom',
+      devices: [
+        { id: 'door-mic', name: 'Door microphone', direction: 'capture', tone_hz: 440, tone_ms: 1000 },
+        { id: 'hall-speaker', direction: 'playback', wav_file: wavFile },
+      ],
+    };
+    const cfg = gatewayConfig({
+      id: 'gw-a',
+      flat: 'flat-a',
+      token: flatA.token,
+      url: `ws://127.0.0.1:${B.port}/`,
+      devices: demoDevices(),
+      extra: { adapters: [{ type: 'sim', latency_ms: 10, seed: 1, devices: demoDevices() }, audio] },
+    });
+    gw = await startProcess(binaries.gateway, ['--config', cfg.file], { readyPattern: 'streaming from there' });
+  });
+
+  after(async () => {
+    for (const p of [gw, A?.proc, B?.proc, broker?.proc]) if (p) await stop(p).catch(() => {});
+  });
+
+  test('listen: the simulated microphone\'s tone reaches the browser on the other instance, whole', async () => {
+    const b = await streamBrowser(A.port, loginA);
+    await waitFor(() => b.messages.find((m) => (m.type === 'snapshot' || m.type === 'devices') && m.devices?.some((d) => d.id === 'door-mic')), 8000, {
+      message: 'the microphone on A',
+    });
+    const opened = await b.openStream('listen-across', 'door-mic', 'from_device');
+    assert.equal(opened.type, 'stream_opened', JSON.stringify(opened));
+    await waitFor(() => b.frames.length >= 75, 6000, { message: '1.5 s of audio on A' });
+    b.send({ type: 'stream_close', stream: opened.stream });
+    await b.next('stream_closed', (m) => m.stream === opened.stream);
+    const frames = b.frames.filter((f) => f.stream === opened.stream);
+    for (let i = 1; i < frames.length; i++) assert.equal(frames[i].seq, frames[i - 1].seq + 1, 'no gap on loopback, across the broker');
+    const samples = samplesOf(Buffer.concat(frames.map((f) => f.pcm)));
+    const span = soundSpanMs(samples);
+    assert.ok(Math.abs(span - 1000) <= 25, `the tone lasts 1000 ms, got ${span}`);
+    assert.equal(dominantFrequency(samples), 440);
+    const latency = frames.map((f) => f.at - f.captureMs).sort((x, y) => x - y);
+    console.log(`# flatlinkd on B -> browser on A: ${frames.length} frames, no gap, tone 440 Hz for ${span} ms; capture -> browser p50 ${latency[Math.floor(latency.length / 2)]} ms, max ${latency[latency.length - 1]} ms`);
+    const idle = await b.next('update', (m) => m.device === 'door-mic' && m.state.audio_capture === 'idle' && 'frames' in m.state);
+    assert.ok(idle.state.frames >= 75);
+    b.close();
+  });
+
+  test('talk: the browser on the other instance talks to the simulated speaker, whose WAV file holds exactly what was sent', async () => {
+    const b = await streamBrowser(A.port, loginA);
+    await waitFor(() => b.messages.find((m) => (m.type === 'snapshot' || m.type === 'devices') && m.devices?.some((d) => d.id === 'hall-speaker')), 8000);
+    const opened = await b.openStream('talk-across', 'hall-speaker', 'to_device');
+    assert.equal(opened.type, 'stream_opened', JSON.stringify(opened));
+    const pcm = tone(1000, 600);
+    const bytes = 640;
+    const start = Date.now();
+    for (let i = 0, seq = 0; i < pcm.length; i += bytes, seq++) {
+      b.ws.send(encodeFrame({ stream: opened.stream, seq, captureMs: Date.now() }, pcm.subarray(i, i + bytes)));
+      const wait = start + (seq + 1) * 20 - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+    await b.next('update', (m) => m.device === 'hall-speaker' && m.state.audio_playback === 'live');
+    await sleep(200);
+    b.send({ type: 'stream_close', stream: opened.stream });
+    const idle = await b.next('update', (m) => m.device === 'hall-speaker' && m.state.audio_playback === 'idle' && 'frames' in m.state);
+    assert.equal(idle.state.frames, 30);
+    assert.equal(idle.state.dropped, 0);
+    console.log(`# browser on A -> flatlinkd on B: 30/30 frames played, 0 dropped, speaker latency p50 ${idle.state.latency_p50_ms} ms, p99 ${idle.state.latency_p99_ms} ms`);
+    const data = readFileSync(wavFile).subarray(44);
+    assert.equal(data.length, pcm.length);
+    assert.ok(data.equals(pcm), 'the WAV holds the samples sent');
     b.close();
   });
 });
