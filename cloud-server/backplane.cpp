@@ -275,6 +275,7 @@ void Backplane::pump_streams() {
     if (stale) {
       ++dropped;
     } else {
+      ++metrics_.backplane_messages_out;
       stream_unwritten_bytes_ += next.payload.size();
     }
     stream_out_.pop_front();
