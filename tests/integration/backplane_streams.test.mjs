@@ -1,10 +1,11 @@
 // Device streams across cloud instances (issue 20, finding 9): a browser on cloud-a listens to
 // and talks with a flat whose gateway link cloud-b holds, the frames relayed over one
 // Mosquitto (QoS 0, per-stream topics, signed): with a test gateway, and with a real
-// flatlinkd and its simulated microphone and speaker (the audio tests' devices). Frames arrive in order; a burst beyond the
-// 200 ms bound is dropped and counted; a stream ends on both sides when either end goes, or
-// when the other instance goes; a flat's stream cannot be opened by another flat's browser;
-// a broker client without the instances' key cannot put a frame into a stream.
+// flatlinkd and its simulated microphone and speaker (the audio tests' devices). Frames
+// arrive in order; a burst beyond the 200 ms bound is dropped and counted; a stream ends on
+// both sides when either end goes, when the broker stops delivering, or when the other
+// instance goes; a flat's stream cannot be opened by another flat's browser; a broker client
+// without the instances' key cannot put a frame into a stream.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -246,6 +247,36 @@ describe('device streams across two cloud instances over one Mosquitto', () => {
     await waitFor(() => b.frames.find((f) => f.stream === listen.stream && f.seq === 1), 3000);
     other.close();
     gwB.close();
+    b.close();
+  });
+
+  test('a broker that stops delivering ends the stream on both sides, each told by its own instance', async () => {
+    const b = await streamBrowser(A.port, loginC);
+    await b.next('snapshot', (m) => m.gateway_online === true, 8000);
+    const n = gw.of('stream_open').length;
+    const p = b.openStream('broker-hangs', 'c-mic', 'from_device');
+    const open = await accept(gw, n);
+    const listen = await p;
+    assert.equal(listen.type, 'stream_opened');
+    const t0 = Date.now();
+    broker.proc.kill('SIGSTOP');
+    try {
+      const [closedAtBrowser, closeAtGateway] = await Promise.all([
+        b.next('stream_closed', (m) => m.stream === listen.stream, 10_000),
+        gw.next('stream_close', (m) => m.stream === open.stream, 10_000),
+      ]);
+      console.log(`# broker stopped (SIGSTOP): the stream ended at the browser and at the gateway after ${Date.now() - t0} ms`);
+      assert.match(closedAtBrowser.reason, /backplane is down/);
+      assert.match(closeAtGateway.reason, /backplane is down/);
+      // Meanwhile a new stream for the flat held elsewhere is refused, saying why.
+      const refused = await b.openStream('while-down', 'c-mic', 'from_device');
+      assert.equal(refused.type, 'stream_closed');
+      assert.match(refused.reason, /connected to instance cloud-b and the backplane is down/);
+    } finally {
+      broker.proc.kill('SIGCONT');
+    }
+    await A.proc.waitForLine('instance=cloud-a the broker delivers again', 15_000).catch(() => {});
+    await waitFor(async () => (await metrics(A.port)).flatlink_streams_open === 0 && (await metrics(B.port)).flatlink_streams_open === 0, 5000);
     b.close();
   });
 
