@@ -5,9 +5,9 @@
 // arrive in order; a burst beyond the 200 ms bound is dropped and counted; a stream ends on
 // both sides when either end goes, when the broker stops delivering, or when the other
 // instance goes; a flat's stream cannot be opened by another flat's browser; a broker client
-// without the instances' key cannot put a frame into a stream.
+// without the instances' key cannot put a frame into a stream. The same over a nats-server.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -27,7 +27,7 @@ import {
   startCloud,
   stop,
 } from './flatlink.mjs';
-import { binaries, run, startMosquitto, startProcess, tempDir, waitFor } from './harness.mjs';
+import { binaries, freePort, run, startMosquitto, startProcess, tempDir, waitFor } from './harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const capability = (name) => ({ name, type: 'enum', writable: false, options: ['idle', 'live'] });
@@ -38,6 +38,7 @@ const devicesC = [
 const FRAME_BYTES = 640; // 20 ms of pcm16 at 16 kHz mono
 
 async function startInstance(id, brokerPort) {
+  // brokerPort: Mosquitto's, or a nats-server's MQTT listener
   const cfg = await cloudConfig([flatA, flatB, flatC], {
     limits: { max_streams_per_flat: 4, max_stream_kbps_per_flat: 2000 },
     extra: {
@@ -373,5 +374,56 @@ describe('a real flatlinkd on cloud-b, a browser on cloud-a', () => {
     assert.equal(data.length, pcm.length);
     assert.ok(data.equals(pcm), 'the WAV holds the samples sent');
     b.close();
+  });
+});
+
+const natsServer = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find((p) => existsSync(p));
+
+describe('over a nats-server (MQTT listener, JetStream) instead', { skip: !natsServer && 'nats-server is not installed (scripts/install-deps.sh)' }, () => {
+  let nats, A, B, gw;
+
+  before(async () => {
+    const dir = tempDir('flatlink-streams-nats-');
+    mkdirSync(path.join(dir, 'js'));
+    const mqtt = await freePort();
+    const conf = path.join(dir, 'nats.conf');
+    writeFileSync(conf, [`server_name: n1`, `listen: 127.0.0.1:${await freePort()}`, `jetstream { store_dir: "${path.join(dir, 'js')}" }`, `mqtt { listen: 127.0.0.1:${mqtt} }`, ''].join('\n'));
+    nats = await startProcess(natsServer, ['-c', conf], { readyPattern: 'Server is ready', timeoutMs: 15_000 });
+    [A, B] = await Promise.all([startInstance('cloud-a', mqtt), startInstance('cloud-b', mqtt)]);
+    gw = await streamGateway(B.port);
+  });
+
+  after(async () => {
+    for (const p of [A?.proc, B?.proc, nats]) if (p) await stop(p).catch(() => {});
+  });
+
+  test('listen and talk across instances through nats: frames in order, none lost at real-time pace', async () => {
+    const b = await streamBrowser(A.port, loginC);
+    await b.next('snapshot', (m) => m.gateway_online === true, 8000);
+    const listening = b.openStream('listen', 'c-mic', 'from_device');
+    const open = await accept(gw, 0);
+    const listen = await listening;
+    assert.equal(listen.type, 'stream_opened', JSON.stringify(listen));
+    const talking = b.openStream('talk', 'c-speaker', 'to_device');
+    const talkOpen = await accept(gw, 1);
+    const talk = await talking;
+    assert.equal(talk.type, 'stream_opened', JSON.stringify(talk));
+    const start = Date.now();
+    for (let seq = 0; seq < 100; ++seq) {
+      gw.ws.send(encodeFrame({ stream: open.stream, seq, captureMs: Date.now() }, pcm(seq)));
+      b.ws.send(encodeFrame({ stream: talk.stream, seq, captureMs: Date.now() }, pcm(seq)));
+      const wait = start + (seq + 1) * 20 - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+    await waitFor(() => b.frames.length >= 100 && gw.frames.length >= 100, 3000).catch(() => {});
+    const heard = b.frames.filter((f) => f.stream === listen.stream);
+    const played = gw.frames.filter((f) => f.stream === talkOpen.stream);
+    const p50 = (frames) => frames.map((f) => f.at - f.captureMs).sort((x, y) => x - y)[Math.floor(frames.length / 2)];
+    console.log(`# over nats: listen ${heard.length}/100, talk ${played.length}/100, in order; p50 ${p50(heard)} / ${p50(played)} ms`);
+    assert.deepEqual(heard.map((f) => f.seq), Array.from({ length: 100 }, (_, i) => i));
+    assert.deepEqual(played.map((f) => f.seq), Array.from({ length: 100 }, (_, i) => i));
+    b.close();
+    await gw.next('stream_close', (m) => m.stream === open.stream, 5000);
+    await gw.next('stream_close', (m) => m.stream === talkOpen.stream, 5000);
   });
 });
