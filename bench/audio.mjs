@@ -1,6 +1,6 @@
 // Audio stream benchmark (issue 12): the latency flatlink adds from a browser to the speaker
 // device, and the bitrate of one stream, beside the same frames over one direct loopback
-// WebSocket.
+// WebSocket; and the same pcm16 stream across two instances over one Mosquitto (issue 20).
 //
 //   node bench/audio.mjs [--smoke] [--seconds S] [--out FILE]
 //
@@ -21,7 +21,7 @@ import path from 'node:path';
 
 import { alsaFileConfig, encodeFrame, streamBrowser, tone } from '../tests/integration/audio.mjs';
 import { cloudConfig, gatewayConfig, metrics, startCloud } from '../tests/integration/flatlink.mjs';
-import { binaries, freePort, repoRoot, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
+import { binaries, freePort, repoRoot, startMosquitto, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -120,16 +120,35 @@ async function peerRun() {
   return { frames: oneWay.length, p50: p(0.5), p99: p(0.99) };
 }
 
-async function flatlinkRun() {
+// across: the browser on cloud-a, the gateway on cloud-b, the two over one Mosquitto (issue 20,
+// finding 9: the frames cross the backplane); pcm16 only.
+async function flatlinkRun({ across = false } = {}) {
   const flat = { id: 'flat-a', token: 'token-of-flat-a-bench', user: 'bench', password: 'bench' };
-  const cloudCfg = await cloudConfig([flat]);
+  let broker = null;
+  let cloudB = null;
+  const instance = (id) => ({
+    extra: { backplane: { instance_id: id, brokers: [`mqtt://127.0.0.1:${broker.port}`], keepalive_s: 5 } },
+  });
+  if (across) {
+    broker = await startMosquitto(['allow_anonymous true', 'max_queued_messages 100000', 'set_tcp_nodelay true'], {
+      prefix: 'flatlink-bench-mosquitto-',
+    });
+  }
+  const cloudCfg = await cloudConfig([flat], across ? instance('cloud-a') : {});
   const cloud = await startCloud(cloudCfg);
+  let gwPort = cloudCfg.port;
+  if (across) {
+    const cfgB = await cloudConfig([flat], instance('cloud-b'));
+    cloudB = await startCloud(cfgB);
+    gwPort = cfgB.port;
+    await Promise.all([cloud.waitForLine('instance=cloud-a connected;', 20_000), cloudB.waitForLine('instance=cloud-b connected;', 20_000)]);
+  }
   const dir = tempDir('flatlink-bench-audio-');
   const cfg = gatewayConfig({
     id: 'gw-a',
     flat: 'flat-a',
     token: flat.token,
-    url: `ws://127.0.0.1:${cloudCfg.port}/`,
+    url: `ws://127.0.0.1:${gwPort}/`,
     devices: [],
     extra: {
       adapters: [
@@ -150,16 +169,35 @@ async function flatlinkRun() {
     readyPattern: 'streaming from there',
   });
   const b = await streamBrowser(cloudCfg.port, { flat: 'flat-a', user: 'bench', password: 'bench' });
+  await waitFor(() => b.messages.find((m) => m.type === 'snapshot' && m.gateway_online), 10_000);
   const opened = await b.openStream('bench', 'speaker', 'to_device');
   if (opened.type !== 'stream_opened') throw new Error(`stream refused: ${opened.reason}`);
   const before = await metrics(cloudCfg.port);
-  const cpu0 = { gw: cpuTicks(gw.pid), cloud: cpuTicks(cloud.pid), at: Date.now() };
+  const cloudTicks = () => cpuTicks(cloud.pid) + (cloudB ? cpuTicks(cloudB.pid) : 0);
+  const cpu0 = { gw: cpuTicks(gw.pid), cloud: cloudTicks(), broker: broker ? cpuTicks(broker.proc.pid) : 0, at: Date.now() };
   await sendFrames((f) => b.ws.send(f), opened.stream);
   await sleep(200);
-  const cpu1 = { gw: cpuTicks(gw.pid), cloud: cpuTicks(cloud.pid), at: Date.now() };
+  const cpu1 = { gw: cpuTicks(gw.pid), cloud: cloudTicks(), broker: broker ? cpuTicks(broker.proc.pid) : 0, at: Date.now() };
   const after = await metrics(cloudCfg.port);
   b.send({ type: 'stream_close', stream: opened.stream });
   const idle = await b.next('update', (m) => m.device === 'speaker' && m.state.audio_playback === 'idle' && 'frames' in m.state, 5000);
+  const hz = 100; // USER_HZ
+  const secs = (cpu1.at - cpu0.at) / 1000;
+  if (across) {
+    const relayed = after['flatlink_stream_frames_total{result="relayed"}'] - before['flatlink_stream_frames_total{result="relayed"}'];
+    b.close();
+    for (const p of [gw, cloud, cloudB, broker.proc]) await stop(p);
+    return {
+      frames: relayed,
+      played: idle.state.frames,
+      dropped: idle.state.dropped,
+      p50: idle.state.latency_p50_ms,
+      p99: idle.state.latency_p99_ms,
+      gwCpuPct: ((cpu1.gw - cpu0.gw) / hz / secs) * 100,
+      cloudCpuPct: ((cpu1.cloud - cpu0.cloud) / hz / secs) * 100,
+      brokerCpuPct: ((cpu1.broker - cpu0.broker) / hz / secs) * 100,
+    };
+  }
   // Opus: the microphone's packets (a tone) for their bitrate, then the same packets to the speaker.
   const listen = await open(b, 'opus-listen', 'mic', 'from_device', 'opus');
   const listenMs = Math.min(SECONDS, 10) * 1000;
@@ -169,8 +207,6 @@ async function flatlinkRun() {
   const packets = b.frames.filter((f) => f.stream === listen.stream).map((f) => Buffer.from(f.pcm));
   const opusKbps = (packets.reduce((n, p) => n + p.length, 0) * 8) / (packets.length * FRAME_MS);
   const opusSpeaker = await toSpeaker(b, 'opus-talk', 'opus', packets);
-  const hz = 100; // USER_HZ
-  const secs = (cpu1.at - cpu0.at) / 1000;
   const bytes = after.flatlink_stream_bytes_total - before.flatlink_stream_bytes_total;
   const frames = after['flatlink_stream_frames_total{result="relayed"}'] - before['flatlink_stream_frames_total{result="relayed"}'];
   b.close();
@@ -196,6 +232,8 @@ async function main() {
   const fl = await flatlinkRun();
   log('flatlink:', JSON.stringify(fl));
   if (fl.played !== FRAMES || fl.frames !== FRAMES) throw new Error(`frames lost: relayed ${fl.frames}, played ${fl.played} of ${FRAMES}`);
+  const ax = await flatlinkRun({ across: true });
+  log('flatlink across instances:', JSON.stringify(ax));
   const payloadKbps = (16000 * 16) / 1000;
   const frameKbps = (fl.frameBytes * 8 * (1000 / FRAME_MS)) / 1000;
   // WebSocket framing: 4 bytes server → client (126 + 16-bit length), 8 browser → server (+ mask).
@@ -205,6 +243,9 @@ async function main() {
     ['browser → speaker latency p50 (ms)', fmt(fl.p50), 'direct loopback WebSocket, one hop (echo RTT / 2)', fmt(peer.p50, 3)],
     ['browser → speaker latency p99 (ms)', fmt(fl.p99), 'direct loopback WebSocket, one hop (echo RTT / 2)', fmt(peer.p99, 3)],
     ['frames played / sent', `${fl.played} / ${FRAMES} (${fl.dropped} dropped)`, 'frames received / sent', `${peer.frames} / ${FRAMES}`],
+    ['across instances (browser on cloud-a, gateway on cloud-b, one Mosquitto): browser → speaker latency p50 / p99 (ms)', `${fmt(ax.p50)} / ${fmt(ax.p99)}`, 'one instance, as above', `${fmt(fl.p50)} / ${fmt(fl.p99)}`],
+    ['across instances: frames played / sent', `${ax.played} / ${FRAMES} (${ax.dropped} dropped at the speaker)`, '', ''],
+    ['across instances: CPU while streaming (% of one core)', `flatlinkd ${fmt(ax.gwCpuPct, 1)}, both flatlink-cloud ${fmt(ax.cloudCpuPct, 1)}, Mosquitto ${fmt(ax.brokerCpuPct, 1)}`, '', ''],
     ['browser → speaker latency p50 / p99 in Opus, decoding included (ms)', `${fmt(fl.opus.latency_p50_ms)} / ${fmt(fl.opus.latency_p99_ms)}`, '', ''],
     ['bitrate per stream in Opus, payload, microphone → browser (kbit/s)', fmt(fl.opus.kbps, 1), 'pcm16 payload', fmt((16000 * 16) / 1000, 1)],
     ['bitrate per stream in Opus, frames with header (kbit/s)', fmt((fl.opus.frameBytes * 8 * 50) / 1000, 1), 'pcm16 frames with header', fmt((fl.frameBytes * 8 * 50) / 1000, 1)],

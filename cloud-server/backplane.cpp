@@ -36,6 +36,11 @@ constexpr size_t kMaxInFlightBytes = 4 << 20;
 // the flats held elsewhere show offline here within 3.5 s (docs/scale-out.md says 4).
 constexpr uint32_t kPingIntervalMs = 500;
 constexpr int64_t kPingLostMs = 3'000;
+// Device streams: what may wait unwritten in libmosquitto (about 8 KiB, as a browser's or
+// gateway's socket: TCP_NOTSENT_LOWAT, stream_frames.h), so that audio waits here, where old
+// frames are dropped, and what may wait here at all.
+constexpr size_t kStreamUnwrittenBytes = 8 * 1024;
+constexpr size_t kStreamQueueBytes = 1 << 20;
 
 }  // namespace
 
@@ -93,8 +98,10 @@ bool Backplane::start() {
   session_ = std::make_unique<Session>(
       std::move(options), loop_,
       Session::Callbacks{[this] { on_connected(); }, [this](const std::string& why) { on_disconnected(why); },
-                         [this](Message& m) { on_message(m); }, [this](int mid) { on_published(mid); }});
+                         [this](Message& m) { on_message(m); }, [this](int mid) { on_published(mid); },
+                         [this](size_t bytes) { on_qos0_written(bytes); }});
   session_->subscribe(instance_topic("+"));
+  session_->subscribe(std::string(backplane::kStreamsRoot) + config_.instance_id + "/#");
   session_->subscribe(backplane::ping_topic(config_.instance_id));
   for (const auto& flat : watched_) subscribe_flat(flat, true);
   if (config_.shared_key.empty()) {
@@ -228,6 +235,63 @@ bool Backplane::withdraw(uint64_t handle) {
   return false;
 }
 
+void Backplane::send_stream_control(const std::string& topic, const std::string& flat, const std::string& encoded) {
+  if (!connected()) return;  // the streams end at backplane_down, on both sides
+  std::string payload = seal(topic, backplane::encode_stream_control(flat, config_.instance_id, encoded));
+  stream_out_bytes_ += payload.size();
+  stream_out_.push_back(StreamOut{topic, std::move(payload), clock_.mono_ms(), true});
+  pump_streams();
+}
+
+void Backplane::send_stream_frame(const std::string& topic, std::string_view frame) {
+  if (!connected()) {
+    drop_stream_frames(1);
+    return;
+  }
+  std::string payload = backplane::sign_frame(config_.shared_key, topic, frame);
+  stream_out_bytes_ += payload.size();
+  stream_out_.push_back(StreamOut{topic, std::move(payload), clock_.mono_ms(), false});
+  uint64_t dropped = 0;
+  while (stream_out_bytes_ > kStreamQueueBytes) {
+    auto oldest = std::find_if(stream_out_.begin(), stream_out_.end(), [](const StreamOut& o) { return !o.control; });
+    if (oldest == stream_out_.end()) break;
+    stream_out_bytes_ -= oldest->payload.size();
+    stream_out_.erase(oldest);
+    ++dropped;
+  }
+  drop_stream_frames(dropped);
+  pump_streams();
+}
+
+void Backplane::pump_streams() {
+  if (!connected()) return;
+  const int64_t now = clock_.mono_ms();
+  uint64_t dropped = 0;
+  while (!stream_out_.empty() && stream_unwritten_bytes_ < kStreamUnwrittenBytes) {
+    StreamOut& next = stream_out_.front();
+    const bool stale = !next.control && now - next.queued_ms > static_cast<int64_t>(limits_.stream_buffer_ms);
+    if (!stale && !session_->publish_qos0(next.topic, next.payload)) break;  // not connected: on_disconnected drops them
+    stream_out_bytes_ -= next.payload.size();
+    if (stale) {
+      ++dropped;
+    } else {
+      ++metrics_.backplane_messages_out;
+      stream_unwritten_bytes_ += next.payload.size();
+    }
+    stream_out_.pop_front();
+  }
+  drop_stream_frames(dropped);
+}
+
+void Backplane::on_qos0_written(size_t bytes) {
+  stream_unwritten_bytes_ -= std::min(bytes, stream_unwritten_bytes_);
+  pump_streams();
+}
+
+void Backplane::drop_stream_frames(uint64_t frames) {
+  if (frames > 0 && on_stream_drops_) on_stream_drops_(frames);
+}
+
 void Backplane::send_result(const std::string& flat, const std::string& to, const proto::Result& result) {
   enqueue(flat_topic(flat, "results/" + to), backplane::encode_result(flat, config_.instance_id, result), false);
 }
@@ -348,6 +412,13 @@ void Backplane::on_disconnected(const std::string& why) {
   in_flight_.clear();  // unacknowledged ones are published again on connect
   in_flight_bytes_ = 0;
   unsent_ = unsafe_.begin();
+  // Stream data is real time: what waits for the broker now is of no use later.
+  uint64_t frames = 0;
+  for (const auto& o : stream_out_) frames += o.control ? 0 : 1;
+  stream_out_.clear();
+  stream_out_bytes_ = 0;
+  stream_unwritten_bytes_ = 0;
+  drop_stream_frames(frames);
   LOG_WARN("backplane") << "instance=" << config_.instance_id << " broker connection lost (" << why << "); "
                         << unsafe_.size() << " messages wait for the next one";
   if (delivering_) lost(why);
@@ -470,9 +541,43 @@ void Backplane::reject(const std::string& topic, const std::string& why) {
   rejects_suppressed_ = 0;
 }
 
+// A stream topic's message: a binary frame after its tag, or a signed JSON control message.
+void Backplane::on_stream_message(Message& message) {
+  std::string payload;
+  if (message.oversize == 0 && !message.payload.empty()) {
+    std::string why;
+    std::optional<std::string> inner;
+    if (message.payload.front() != '{') {
+      inner = backplane::verify_frame(config_.shared_key, message.topic, message.payload, why);
+    } else if (config_.shared_key.empty()) {
+      inner = backplane::strip_tag(message.payload);
+    } else {
+      inner = backplane::verify(config_.shared_key, message.topic, message.payload, why);
+    }
+    if (!inner) {
+      reject(message.topic, why);
+      return;
+    }
+    payload = std::move(*inner);
+  }
+  auto checked = backplane::check_stream(
+      backplane::Incoming{message.topic, payload, message.retained, message.oversize}, check_context_);
+  if (auto* refused = std::get_if<backplane::Refused>(&checked)) {
+    refuse(message.topic, refused->why);
+  } else if (auto* control = std::get_if<backplane::StreamControl>(&checked)) {
+    listener_.remote_stream_control(*control);
+  } else if (auto* data = std::get_if<backplane::StreamData>(&checked)) {
+    listener_.remote_stream_frame(*data);
+  }
+}
+
 void Backplane::on_message(Message& message) {
   ++metrics_.backplane_messages_in;
   check_context_.max_message_bytes = limits_.max_message_bytes;  // a reload may change it
+  if (backplane::is_stream_topic(message.topic)) {
+    on_stream_message(message);
+    return;
+  }
   // The tag first: a message without the instances' key is not even parsed. (An oversize one,
   // whose payload was not kept, and an empty retained one, which clears, go to the check.)
   std::string payload;

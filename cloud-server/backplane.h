@@ -38,6 +38,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <list>
 #include <map>
@@ -45,6 +46,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -96,6 +98,10 @@ class BackplaneListener {
   // The broker is lost (the connection closed, or this instance's own ping did not come back
   // in time): nothing the other instances say arrives; backplane_up() follows when it does again.
   virtual void backplane_down() = 0;
+  // Device streams across instances (docs/scale-out.md, "Streams across instances"): a control
+  // message or a frame on a stream topic addressed to this instance, checked (check_stream).
+  virtual void remote_stream_control(const backplane::StreamControl&) {}
+  virtual void remote_stream_frame(backplane::StreamData&) {}
 };
 
 class Backplane {
@@ -159,6 +165,16 @@ class Backplane {
   // acknowledged by the broker or dropped past its deadline): only its result or its deadline
   // can say what became of it then.
   bool withdraw(uint64_t handle);
+  // Device streams across instances: QoS 0 on per-stream topics (backplane::stream_topic), never
+  // stored or published again. Control messages (an encoded stream message) and frames wait in
+  // one queue, in order, and are handed to the broker connection while less than
+  // kStreamUnwrittenBytes of them wait unwritten in libmosquitto. A frame that waited here
+  // longer than limits.stream_buffer_ms is dropped, and so is the oldest frame while the queue
+  // holds more than kStreamQueueBytes, or everything when the broker connection is lost: each
+  // dropped frame is counted through on_stream_drops (the stream hub's frames_dropped).
+  void send_stream_control(const std::string& topic, const std::string& flat, const std::string& encoded);
+  void send_stream_frame(const std::string& topic, std::string_view frame);
+  void on_stream_drops(std::function<void(uint64_t frames)> count) { on_stream_drops_ = std::move(count); }
   void send_result(const std::string& flat, const std::string& to, const proto::Result& result);
   void send_accepted(const std::string& flat, const std::string& to, const std::string& command_id);
 
@@ -177,6 +193,10 @@ class Backplane {
   void on_disconnected(const std::string& why);
   void on_message(mqtt::Message& message);
   void on_published(int mid);
+  void on_stream_message(mqtt::Message& message);
+  void on_qos0_written(size_t bytes);
+  void pump_streams();
+  void drop_stream_frames(uint64_t frames);
   // Returns the entry's handle (for withdraw), 0 when it was refused.
   uint64_t enqueue(std::string topic, std::string payload, bool retain, std::function<void()> on_safe = {},
                    std::function<void()> on_dropped = {}, int64_t deadline_ms = 0);
@@ -216,6 +236,16 @@ class Backplane {
   std::list<Outgoing>::iterator unsent_ = unsafe_.end();  // the first of unsafe_ not handed to the session
   std::unordered_map<int, std::list<Outgoing>::iterator> in_flight_;  // handed to the session, by mid
   size_t in_flight_bytes_ = 0;
+  struct StreamOut {
+    std::string topic;
+    std::string payload;
+    int64_t queued_ms = 0;  // mono
+    bool control = false;   // a control message: never dropped for its age
+  };
+  std::deque<StreamOut> stream_out_;  // stream messages not handed to the session yet
+  size_t stream_out_bytes_ = 0;
+  size_t stream_unwritten_bytes_ = 0;  // handed to the session, not written yet
+  std::function<void(uint64_t)> on_stream_drops_;
   uint64_t next_handle_ = 1;
   std::set<std::string> dirty_states_;
   Timer state_timer_;

@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <utility>
 
+#include "cloud-link/stream_frames.h"
 #include "common/device_model.h"
 
 namespace flatlink::cloud::backplane {
@@ -319,6 +320,69 @@ Checked check_message(const Incoming& in, const CheckContext& context) {
   return check_flat_message(flat, kind, payload, context);
 }
 
+std::string stream_topic(const std::string& to, const std::string& flat, const std::string& origin, uint16_t id,
+                         const std::string& nonce) {
+  return std::string(kStreamsRoot) + to + "/" + flat + "/" + origin + "/" + std::to_string(id) + "/" + nonce;
+}
+
+bool is_stream_topic(std::string_view topic) { return topic.substr(0, kStreamsRoot.size()) == kStreamsRoot; }
+
+CheckedStream check_stream(const Incoming& in, const CheckContext& context) {
+  if (in.oversize > 0) return refused("payload of " + std::to_string(in.oversize) + " bytes is over the cap");
+  if (in.topic.size() > kMaxTopicBytes || !is_stream_topic(in.topic)) return refused("not a stream topic");
+  if (in.payload.empty()) return refused("empty payload");
+  if (in.retained) return refused("a retained stream message");
+  // flatlink v1 streams <to> <flat> <origin> <id> <nonce>
+  const std::vector<std::string> levels = split_topic(in.topic);
+  if (levels.size() != 8 || !valid_id(levels[3]) || !valid_id(levels[4]) || !valid_id(levels[5])) {
+    return refused("not a topic of the backplane's layout");
+  }
+  if (levels[3] != context.instance) return refused("a stream message for another instance");
+  const std::string& id_text = levels[6];
+  if (id_text.empty() || id_text.size() > 5 || id_text[0] == '0' ||
+      id_text.find_first_not_of("0123456789") != std::string::npos || std::stoul(id_text) > proto::kMaxStreamId) {
+    return refused("bad stream id");
+  }
+  const std::string& nonce = levels[7];
+  if (nonce.size() != kNonceHexBytes || nonce.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return refused("bad stream nonce");
+  }
+  const std::string& flat = levels[4];
+  if (!context.knows_flat || !context.knows_flat(flat)) return refused("flat " + flat + " is not in this instance's config");
+  if (!context.watching || !context.watching(flat)) return Ignored{Ignored::Reason::not_watched};
+  const auto id = static_cast<uint16_t>(std::stoul(id_text));
+  const std::string& origin = levels[5];
+  if (in.payload.front() != '{') {
+    std::string why;
+    if (!stream::decode_frame(in.payload, &why)) return refused("frame: " + why);
+    return StreamData{flat, origin, id, nonce, std::string(in.payload)};
+  }
+  if (in.payload.size() > max_payload_bytes(context.max_message_bytes)) return refused("payload over the cap");
+  if (proto::nested_deeper_than(in.payload, kMaxDepth)) return refused("payload nested too deep");
+  Json payload = Json::parse(in.payload.begin(), in.payload.end(), nullptr, false);
+  if (payload.is_discarded() || !payload.is_object()) return refused("payload is not a JSON object");
+  std::string why;
+  if (!has_keys(payload, {"v", "flat", "from", "msg"}, {}, why)) return refused(why);
+  if (payload["v"] != 1) return refused("not a version 1 backplane message");
+  if (payload["flat"] != flat) return refused("the flat in the payload is not the topic's flat " + flat);
+  if (!is_id(payload["from"])) return refused("missing or bad \"from\"");
+  const std::string from = payload["from"].get<std::string>();
+  if (from == context.instance) return Ignored{Ignored::Reason::own_message};
+  // From the browser's instance to the holder, or the holder's answer to the browser's instance.
+  const bool to_holder = from == origin;
+  if (!to_holder && origin != context.instance) return refused("a stream answer for a stream another instance opened");
+  if (!payload["msg"].is_object()) return refused("msg: not an object");
+  auto decoded = proto::decode_stream(payload["msg"].dump(), to_holder ? proto::StreamRoute::cloud_to_gateway
+                                                                       : proto::StreamRoute::cloud_to_browser);
+  if (!decoded) return refused("msg: not a stream message");
+  if (auto* error = std::get_if<proto::DecodeError>(&*decoded)) return refused("msg: " + error->message);
+  return StreamControl{flat, from, origin, id, nonce, std::get<proto::StreamMessage>(*decoded), to_holder};
+}
+
+std::string encode_stream_control(const std::string& flat, const std::string& from, const std::string& encoded) {
+  return with_msg(envelope(flat, from), encoded);
+}
+
 std::string encode_instance(const std::string& instance, bool online, const InstanceRun& run) {
   Json j{{"v", 1}, {"instance", instance}, {"online", online}};
   if (!run.run.empty()) {
@@ -457,6 +521,28 @@ std::optional<std::string> verify(std::string_view key, std::string_view topic, 
     return std::nullopt;
   }
   return inner;
+}
+
+std::string sign_frame(std::string_view key, std::string_view topic, std::string_view frame) {
+  std::string out = key.empty() ? std::string(kFrameTagBytes, '0') : tag_of(key, topic, frame);
+  out.append(frame);
+  return out;
+}
+
+std::optional<std::string> verify_frame(std::string_view key, std::string_view topic, std::string_view payload,
+                                        std::string& why) {
+  if (payload.size() <= kFrameTagBytes) {
+    why = "no tag (not signed with the backplane's key)";
+    return std::nullopt;
+  }
+  std::string frame(payload.substr(kFrameTagBytes));
+  if (key.empty()) return frame;
+  const std::string expected = tag_of(key, topic, frame);
+  if (CRYPTO_memcmp(expected.data(), payload.data(), kFrameTagBytes) != 0) {
+    why = "wrong tag (signed with another key, or changed on the way)";
+    return std::nullopt;
+  }
+  return frame;
 }
 
 std::string strip_tag(std::string_view payload) {

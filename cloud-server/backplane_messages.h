@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cloud-link/protocol.h"
+#include "cloud-link/stream_protocol.h"
 
 namespace flatlink::cloud {
 
@@ -244,6 +245,51 @@ std::string encode_result(const std::string& flat, const std::string& from, cons
 std::string encode_ping(const std::string& instance, const std::string& run, int64_t n);
 std::string encode_accepted(const std::string& flat, const std::string& from, const std::string& command_id);
 
+// ---- Device streams across instances (docs/scale-out.md, "Streams across instances").
+// flatlink/v1/streams/<to>/<flat>/<origin>/<id>/<nonce>: one topic per stream and direction,
+// published with QoS 0 and received only by the instance named <to> (each subscribes to
+// flatlink/v1/streams/<itself>/#). <origin> is the instance of the browser that opened the
+// stream, <id> its stream id there (1..65535), <nonce> 16 hex digits it drew for the stream, so
+// that frames of an earlier stream with the same id never match a new one.
+// A payload is either a control message, a JSON object {"v":1,"flat","from","msg"} whose msg
+// is a wire-protocol stream message (origin -> holder: stream_open / stream_close as the cloud
+// sends them to a gateway; holder -> origin: stream_opened / stream_closed as the cloud sends
+// them to a browser), or a binary stream frame (cloud-link/stream_frames.h) as it is, not
+// JSON: signed, it follows a 64-byte tag (sign_frame).
+inline constexpr std::string_view kStreamsRoot = "flatlink/v1/streams/";
+inline constexpr size_t kNonceHexBytes = 16;
+std::string stream_topic(const std::string& to, const std::string& flat, const std::string& origin, uint16_t id,
+                         const std::string& nonce);
+bool is_stream_topic(std::string_view topic);
+
+struct StreamControl {
+  std::string flat;
+  std::string from;
+  std::string origin;
+  uint16_t id = 0;
+  std::string nonce;
+  proto::StreamMessage message;
+  bool to_holder = false;  // from the origin to the flat's holder (else the holder's answer)
+
+  bool operator==(const StreamControl&) const = default;
+};
+struct StreamData {
+  std::string flat;
+  std::string origin;
+  uint16_t id = 0;
+  std::string nonce;
+  std::string frame;  // a stream frame that stream::decode_frame accepts
+
+  bool operator==(const StreamData&) const = default;
+};
+using CheckedStream = std::variant<Refused, Ignored, StreamControl, StreamData>;
+// The check of a message on a stream topic (payload without its tag): the topic's shape, <to>
+// this instance, a flat it knows and watches, then a control message's keys and its msg
+// through the stream protocol's decoder for its direction, or a frame's header. Never throws.
+CheckedStream check_stream(const Incoming& in, const CheckContext& context);
+// A control message's payload; `encoded` is what proto::encode wrote.
+std::string encode_stream_control(const std::string& flat, const std::string& from, const std::string& encoded);
+
 // ---- The shared key (backplane.shared_key_file): every message is signed.
 // A signed payload is the message's JSON object with a first key "sig": the HMAC-SHA256, in
 // lowercase hex, of topic + '\0' + the object without that key (`{"v":1,...}`), under the key all
@@ -262,6 +308,14 @@ std::optional<std::string> verify(std::string_view key, std::string_view topic, 
                                   std::string& why);
 // The payload without a tag it may carry, unchecked (an instance running without a key).
 std::string strip_tag(std::string_view payload);
+// A binary stream frame as published: its tag (the HMAC-SHA256 of topic + '\0' + frame, 64 hex
+// digits; 64 '0's without a key) followed by the frame.
+inline constexpr size_t kFrameTagBytes = kSigHexBytes;
+std::string sign_frame(std::string_view key, std::string_view topic, std::string_view frame);
+// The frame when its tag is valid; nullopt otherwise, with `why`. Without a key (key empty) the
+// tag is skipped unchecked.
+std::optional<std::string> verify_frame(std::string_view key, std::string_view topic, std::string_view payload,
+                                        std::string& why);
 
 }  // namespace backplane
 }  // namespace flatlink::cloud

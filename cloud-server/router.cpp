@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "cloud-server/backplane.h"
+#include "cloud-server/streams.h"
 #include "common/log.h"
 
 namespace flatlink::cloud {
@@ -519,8 +520,20 @@ void Router::remote_result(const std::string& flat, const std::string& from, con
   commands_.remote_result(flat, from, result, accepted);
 }
 
-void Router::instance_down(const std::string& instance) { sync_.instance_down(instance); }
-void Router::backplane_down() { sync_.down(); }
+void Router::instance_down(const std::string& instance) {
+  sync_.instance_down(instance);
+  if (streams_) streams_->instance_gone(instance);
+}
+void Router::backplane_down() {
+  sync_.down();
+  if (streams_) streams_->instance_gone("");
+}
+void Router::remote_stream_control(const backplane::StreamControl& message) {
+  if (streams_) streams_->remote_control(message);
+}
+void Router::remote_stream_frame(backplane::StreamData& data) {
+  if (streams_) streams_->remote_frame(data);
+}
 void Router::remote_status(const backplane::GatewayMessage& m) {
   sync_.remote_gateway_message(m.flat, m.from, m.gateway, m.message, m.epoch, m.prev, m.resent);
 }

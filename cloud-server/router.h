@@ -36,6 +36,8 @@
 
 namespace flatlink::cloud {
 
+class StreamHub;
+
 class Router final : public BackplaneListener {
  public:
   Router(const config::CloudConfig& config, EventLoop& loop, const Clock& clock, Metrics& metrics);
@@ -98,6 +100,10 @@ class Router final : public BackplaneListener {
   void remote_resend(const backplane::ResendRequest& request) override;
   void remote_repaired(const backplane::RepairDone& done) override;
   void backplane_session_lost() override;
+  void remote_stream_control(const backplane::StreamControl& message) override;
+  void remote_stream_frame(backplane::StreamData& data) override;
+  // The stream hub that hears the streams across instances and the instances that go.
+  void attach_streams(StreamHub* streams) { streams_ = streams; }
   // For the stream hub (cloud-server/streams.h), which keeps to what these name.
   // The flat of a logged-in browser; null otherwise.
   const std::string* browser_flat(Peer& peer) const;
@@ -155,6 +161,7 @@ class Router final : public BackplaneListener {
   Commands commands_;
   BackplaneSync sync_;
   Backplane* backplane_ = nullptr;        // null: alone
+  StreamHub* streams_ = nullptr;
   std::unique_ptr<store::Worker> store_;  // with a store
   std::unique_ptr<Timer> store_poll_;     // reads the accounts' change counter every store.poll_ms
   bool polling_ = false;

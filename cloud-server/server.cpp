@@ -468,6 +468,11 @@ void Server::start(EventLoop& loop) {
     }
   }
   streams_ = std::make_unique<StreamHub>(config_, *router_, loop, clock_);
+  router_->attach_streams(streams_.get());
+  if (backplane_) {
+    streams_->attach_backplane(backplane_.get());
+    backplane_->on_stream_drops([this](uint64_t frames) { streams_->metrics().frames_dropped += frames; });
+  }
   start_metrics_listener();
   LOG_INFO("server") << "listening on " << (config_.tls.cert_file.empty() ? "ws" : "wss") << "://"
                      << config_.listen_address << ":" << config_.port << "/ for " << config_.flats.size() << " flats (event loop: "

@@ -306,7 +306,7 @@ bool Session::start() {
     sh->push(std::move(event), sh->self());
   });
 
-  if (callbacks_.published) {
+  if (callbacks_.published || callbacks_.qos0_written) {
     mosquitto_publish_callback_set(s->mosq, [](mosquitto*, void* obj, int mid) {
       if (!obj) return;
       auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
@@ -354,6 +354,20 @@ bool Session::publish(const std::string& topic, const std::string& payload, bool
                      << " publish failed: " << mosquitto_strerror(rc);
     return false;
   }
+  return true;
+}
+
+bool Session::publish_qos0(const std::string& topic, const std::string& payload) {
+  if (!shared_ || !connected_) return false;
+  int mid = 0;
+  const int rc = mosquitto_publish(shared_->mosq, &mid, topic.c_str(), static_cast<int>(payload.size()), payload.data(),
+                                   0, false);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    LOG_WARN("mqtt") << options_.log_name << " topic=" << log::q(topic) << " publish failed: " << mosquitto_strerror(rc);
+    return false;
+  }
+  // Its write is reported on this thread, after this returns (Session::deliver).
+  if (callbacks_.qos0_written) qos0_unwritten_[mid] = payload.size();
   return true;
 }
 
@@ -414,12 +428,25 @@ void Session::deliver() {
       case Shared::Kind::disconnected:
         if (!connected_) break;
         connected_ = false;
+        // libmosquitto frees the QoS 0 packets it had not written when the connection goes.
+        if (!qos0_unwritten_.empty()) {
+          size_t bytes = 0;
+          for (const auto& entry : qos0_unwritten_) bytes += entry.second;
+          qos0_unwritten_.clear();
+          if (callbacks_.qos0_written) callbacks_.qos0_written(bytes);
+        }
         if (callbacks_.disconnected) callbacks_.disconnected(event.why);
         break;
       case Shared::Kind::message:
         if (callbacks_.message) callbacks_.message(event.message);
         break;
       case Shared::Kind::published:
+        if (auto q = qos0_unwritten_.find(event.mid); q != qos0_unwritten_.end()) {
+          const size_t bytes = q->second;
+          qos0_unwritten_.erase(q);
+          callbacks_.qos0_written(bytes);
+          break;
+        }
         if (callbacks_.published) callbacks_.published(event.mid);
         break;
     }

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/backoff.h"
@@ -66,6 +67,9 @@ class Session {
     std::function<void(const std::string& why)> disconnected;
     std::function<void(Message&)> message;
     std::function<void(int mid)> published;                // optional: the broker acknowledged this QoS 1 publish
+    // optional: a QoS 0 publish of `bytes` (payload) was written to the socket (or dropped with
+    // the connection: then every one not written yet is reported at `disconnected`).
+    std::function<void(size_t bytes)> qos0_written;
   };
 
   Session(SessionOptions options, EventLoop& loop, Callbacks callbacks);
@@ -86,6 +90,11 @@ class Session {
   // QoS 1 publish; false when not connected or libmosquitto refused it. `mid`, when
   // given, receives the message id that Callbacks::published reports later.
   bool publish(const std::string& topic, const std::string& payload, bool retain = false, int* mid = nullptr);
+  // QoS 0 publish (real-time data: never stored, never sent again); Callbacks::qos0_written
+  // reports it once libmosquitto has written it, so the caller can bound what waits in
+  // libmosquitto's queue. libmosquitto reports QoS 0 writes with the same 16-bit ids as QoS 1
+  // acknowledgements: the ids of QoS 0 publishes not written yet are told apart here.
+  bool publish_qos0(const std::string& topic, const std::string& payload);
   // QoS 1 subscription, kept for every later reconnect; sent now when connected.
   // May be called before start().
   void subscribe(const std::string& filter);
@@ -101,6 +110,7 @@ class Session {
   Callbacks callbacks_;
   std::shared_ptr<Shared> shared_;
   std::vector<std::string> filters_;  // in the order subscribed; the thread keeps a copy
+  std::unordered_map<int, size_t> qos0_unwritten_;  // QoS 0 publishes not written yet: mid -> payload bytes
   bool connected_ = false;
   bool session_present_ = false;
 };

@@ -46,7 +46,7 @@ class MqttAdapter final : public AdapterBase, public SourceHost {
         config_(config),
         session_(session_options(config_), loop_,
                  Session::Callbacks{[this] { on_connected(); }, [this](const std::string& why) { on_disconnected(why); },
-                                    [this](Message& m) { on_message(m); }, {}}) {
+                                    [this](Message& m) { on_message(m); }, {}, {}}) {
     for (const auto& preset : config_.presets) {
       switch (preset.kind) {
         case config::MqttPresetKind::tasmota: sources_.push_back(make_tasmota_source(*this, preset)); break;

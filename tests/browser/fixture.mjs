@@ -40,7 +40,7 @@ export async function hashPassword(password) {
 // dashboardDir: serve the dashboard from there (the config's dashboard_dir).
 // store: true (or a store section) for sessions, roles and the event log: an SQLite file in
 // a temp folder, kept across restarts with the same configFile; without it, no store.
-export async function startCloud({ port, flats, configFile, logLevel = 'info', limits, dashboardDir, store } = {}) {
+export async function startCloud({ port, flats, configFile, logLevel = 'info', limits, dashboardDir, store, backplane } = {}) {
   if (!configFile) {
     const config = {
       listen_address: '127.0.0.1',
@@ -49,6 +49,7 @@ export async function startCloud({ port, flats, configFile, logLevel = 'info', l
       ...(limits ? { limits } : {}),
       ...(store ? { store: { path: path.join(tempDir('flatlink-store-'), 'cloud.db'), poll_ms: 200, ...(store === true ? {} : store) } } : {}),
       ...(dashboardDir ? { dashboard_dir: dashboardDir } : {}),
+      ...(backplane ? { backplane } : {}),
       flats: await Promise.all(
         flats.map(async (f) => ({
           id: f.id,

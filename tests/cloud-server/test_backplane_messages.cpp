@@ -6,6 +6,7 @@
 #include <string>
 #include <variant>
 
+#include "cloud-link/stream_frames.h"
 #include "cloud-server/backplane_messages.h"
 
 using namespace flatlink;
@@ -315,4 +316,82 @@ TEST_CASE("backplane: gap repair's messages (a status's prev, a resend request, 
   CHECK(std::get<backplane::RepairDone>(ended) == done);
   CHECK(refusal(check(kToUs, R"({"v":1,"flat":"flat-a","from":"cloud-b","gateway":"gw-a","after":6,"through":9,"missing":-1})")) ==
         "bad repair fields");
+}
+
+TEST_CASE("backplane: a device stream's control messages and frames are taken on its own topic, for this instance only (#20 finding 9)") {
+  const auto ctx = context();
+  const std::string nonce = "0123456789abcdef";
+  const auto on_topic = [&](const std::string& topic, const std::string& payload) {
+    return backplane::check_stream(backplane::Incoming{topic, payload, false, 0}, ctx);
+  };
+  const auto stream_refusal = [](const backplane::CheckedStream& c) {
+    const auto* refused = std::get_if<backplane::Refused>(&c);
+    return refused ? refused->why : std::string("(not refused)");
+  };
+  // The origin (cloud-b, its browser) asks us, the holder, for stream 7.
+  const std::string to_us = backplane::stream_topic("cloud-a", "flat-a", "cloud-b", 7, nonce);
+  CHECK(to_us == "flatlink/v1/streams/cloud-a/flat-a/cloud-b/7/0123456789abcdef");
+  CHECK(backplane::is_stream_topic(to_us));
+  CHECK_FALSE(backplane::is_stream_topic(kStatus));
+  proto::StreamMessage open;
+  open.stream = 7;
+  open.device = "door-mic";
+  const auto control = on_topic(to_us, backplane::encode_stream_control(
+                                         "flat-a", "cloud-b", proto::encode(open, proto::StreamRoute::cloud_to_gateway)));
+  REQUIRE(std::holds_alternative<backplane::StreamControl>(control));
+  const auto& c = std::get<backplane::StreamControl>(control);
+  CHECK(c.to_holder);
+  CHECK(c.origin == "cloud-b");
+  CHECK(c.id == 7);
+  CHECK(c.nonce == nonce);
+  CHECK(c.message == open);
+  // An answer to a stream we opened (origin cloud-a), from its holder cloud-b.
+  proto::StreamMessage opened;
+  opened.type = proto::StreamType::closed;
+  opened.ref = "remote";
+  opened.stream = 3;
+  opened.reason = "busy";
+  const std::string ours = backplane::stream_topic("cloud-a", "flat-a", "cloud-a", 9, nonce);
+  const auto answer = on_topic(ours, backplane::encode_stream_control(
+                                       "flat-a", "cloud-b", proto::encode(opened, proto::StreamRoute::cloud_to_browser)));
+  REQUIRE(std::holds_alternative<backplane::StreamControl>(answer));
+  CHECK_FALSE(std::get<backplane::StreamControl>(answer).to_holder);
+  // A frame, binary as it is.
+  const std::string frame = stream::encode_frame(stream::FrameHeader{1, 1, 3, 0, 1700000000000}, std::string(640, 'x'));
+  const auto data = on_topic(to_us, frame);
+  REQUIRE(std::holds_alternative<backplane::StreamData>(data));
+  CHECK(std::get<backplane::StreamData>(data).frame == frame);
+
+  CHECK(stream_refusal(on_topic(backplane::stream_topic("cloud-c", "flat-a", "cloud-b", 7, nonce), frame)) ==
+        "a stream message for another instance");
+  CHECK(stream_refusal(on_topic("flatlink/v1/streams/cloud-a/flat-a/cloud-b/0/" + nonce, frame)) == "bad stream id");
+  CHECK(stream_refusal(on_topic("flatlink/v1/streams/cloud-a/flat-a/cloud-b/65536/" + nonce, frame)) == "bad stream id");
+  CHECK(stream_refusal(on_topic("flatlink/v1/streams/cloud-a/flat-a/cloud-b/7/XYZ", frame)) == "bad stream nonce");
+  CHECK(stream_refusal(on_topic(backplane::stream_topic("cloud-a", "flat-z", "cloud-b", 7, nonce), frame)) ==
+        "flat flat-z is not in this instance's config");
+  CHECK(std::holds_alternative<backplane::Ignored>(on_topic(backplane::stream_topic("cloud-a", "flat-b", "cloud-b", 7, nonce), frame)));
+  CHECK(stream_refusal(on_topic(to_us, std::string("\x01\x01", 2))).rfind("frame: ", 0) == 0);
+  // An answer (opened/closed) for a stream another instance opened, or an open in the wrong direction.
+  CHECK(stream_refusal(on_topic(backplane::stream_topic("cloud-a", "flat-a", "cloud-c", 7, nonce),
+                              backplane::encode_stream_control("flat-a", "cloud-b",
+                                                               proto::encode(opened, proto::StreamRoute::cloud_to_browser)))) ==
+        "a stream answer for a stream another instance opened");
+  CHECK(stream_refusal(on_topic(ours, backplane::encode_stream_control(
+                                        "flat-a", "cloud-b", proto::encode(open, proto::StreamRoute::cloud_to_gateway)))) ==
+        "msg: not a stream message");
+  // The flat in the payload must be the topic's.
+  CHECK(stream_refusal(on_topic(to_us, backplane::encode_stream_control(
+                                         "flat-b", "cloud-b", proto::encode(open, proto::StreamRoute::cloud_to_gateway)))) ==
+        "the flat in the payload is not the topic's flat flat-a");
+
+  // Signed frames: the tag covers topic and frame.
+  const std::string key(32, 'k');
+  const std::string sealed = backplane::sign_frame(key, to_us, frame);
+  CHECK(sealed.size() == frame.size() + backplane::kFrameTagBytes);
+  std::string why;
+  CHECK(backplane::verify_frame(key, to_us, sealed, why) == frame);
+  CHECK_FALSE(backplane::verify_frame(key, ours, sealed, why));
+  CHECK(why.find("wrong tag") == 0);
+  CHECK_FALSE(backplane::verify_frame(std::string(32, 'j'), to_us, sealed, why));
+  CHECK(backplane::verify_frame("", to_us, backplane::sign_frame("", to_us, frame), why) == frame);
 }

@@ -14,6 +14,7 @@
 // messages are never handed on (except holder claims, by design); ids are valid; and
 // an accepted message re-encoded with Backplane's own encoders (and the wire
 // protocol's) is accepted again as the same typed message, and encodes the same again.
+// A stream topic's message also goes through backplane::check_stream (check_stream_message).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -22,6 +23,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "cloud-link/stream_frames.h"
 #include "cloud-server/backplane_messages.h"
 #include "common/device_model.h"
 
@@ -100,6 +102,27 @@ void check_flat(const std::string& flat, const std::string& from, std::string_vi
   require(topic == backplane::flat_topic(flat, kind));
 }
 
+// A device stream's message (flatlink/v1/streams/...): accepted only on its own topic to this
+// instance; a control message re-encoded is accepted again as the same; a frame is the payload.
+void check_stream_message(const backplane::Incoming& in, const backplane::CheckContext& context) {
+  const backplane::CheckedStream checked = backplane::check_stream(in, context);
+  if (const auto* c = std::get_if<backplane::StreamControl>(&checked)) {
+    require(valid_id(c->flat) && valid_id(c->from) && valid_id(c->origin) && c->id >= 1);
+    require(c->flat != "flat-unknown" && c->flat != "flat-unwatched" && c->from != kInstance);
+    require(in.topic == backplane::stream_topic(kInstance, c->flat, c->origin, c->id, c->nonce));
+    require(c->to_holder == (c->from == c->origin));
+    require(c->to_holder || c->origin == kInstance);
+    const auto route = c->to_holder ? proto::StreamRoute::cloud_to_gateway : proto::StreamRoute::cloud_to_browser;
+    const std::string again = backplane::encode_stream_control(c->flat, c->from, proto::encode(c->message, route));
+    require(backplane::check_stream(backplane::Incoming{in.topic, again, false, 0}, make_context(4096 * 2)) == checked);
+  } else if (const auto* d = std::get_if<backplane::StreamData>(&checked)) {
+    require(in.topic == backplane::stream_topic(kInstance, d->flat, d->origin, d->id, d->nonce));
+    require(d->frame == in.payload && stream::decode_frame(d->frame).has_value());
+  } else if (const auto* r = std::get_if<backplane::Refused>(&checked)) {
+    require(!r->why.empty());
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -114,6 +137,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (newline != std::string_view::npos) in.payload = input.substr(newline + 1);
 
   const auto context = make_context(4096);
+  if (backplane::is_stream_topic(in.topic)) check_stream_message(in, context);
   const backplane::Checked checked = backplane::check_message(in, context);
 
   bool accepted = true;
