@@ -171,4 +171,16 @@ describe('notifications', () => {
     assert.equal(await page.locator('#webhook-events input[value="door_unlocked"]').isChecked(), true);
     assert.equal(await page.locator('#webhook-events input[value="device_offline"]').isChecked(), false);
   });
+
+  test('the gateway going offline shows a Notification and reaches the webhook', async () => {
+    const before = await page.evaluate(() => window.__notifications.length);
+    const hooked = received.length;
+    await stop(gateway);
+    gateway = null;
+    await waitFor(async () => (await page.evaluate(() => window.__notifications.length)) > before, 5000, { message: 'a notification' });
+    const last = await page.evaluate(() => window.__notifications.at(-1));
+    assert.equal(last.body, "The flat's gateway is offline");
+    await waitFor(() => received.length > hooked, 5000, { message: 'the webhook' });
+    assert.equal(JSON.parse(received.at(-1).body).event, 'gateway_offline');
+  });
 });
