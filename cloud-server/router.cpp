@@ -25,7 +25,7 @@ Router::Router(const config::CloudConfig& config, EventLoop& loop, const Clock& 
     commands_.release_held(flat, flat.online_here(), sync_.remote_online(flat));
   });
   if (config.store.enabled) {
-    webhooks_ = std::make_unique<Webhooks>(loop, clock, metrics);
+    webhooks_ = std::make_unique<Webhooks>(loop, clock, metrics, config.webhooks.ca_file);
     load_accounts();
     store_ = std::make_unique<store::Worker>(config.store, loop);
     if (config.store.history) history_.attach_store(*store_, loop);

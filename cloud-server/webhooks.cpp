@@ -164,8 +164,8 @@ std::string new_webhook_secret() {
   return hex(raw, sizeof raw);
 }
 
-Webhooks::Webhooks(EventLoop& loop, const Clock& clock, Metrics& metrics)
-    : loop_(loop), clock_(clock), metrics_(metrics) {
+Webhooks::Webhooks(EventLoop& loop, const Clock& clock, Metrics& metrics, std::string ca_file)
+    : loop_(loop), clock_(clock), metrics_(metrics), ca_file_(std::move(ca_file)) {
   unsigned char raw[4];
   RAND_bytes(raw, sizeof raw);
   instance_tag_ = hex(raw, sizeof raw);
@@ -198,6 +198,7 @@ bool Webhooks::ensure_vhost() {
   // The client TLS context of this vhost verifies servers against the system's CA bundle.
   info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
   info.timeout_secs = kAttemptTimeoutMs / 1000;
+  if (!ca_file_.empty()) info.client_ssl_ca_filepath = ca_file_.c_str();  // besides the system's
   vhost_ = lws_create_vhost(loop_.context(), &info);
   if (!vhost_) {
     LOG_ERROR("webhook") << "cannot make the webhooks' client vhost: no webhook is delivered";
@@ -311,11 +312,20 @@ void Webhooks::resolver_main() {
     addrinfo* found = nullptr;
     std::optional<std::string> address;
     if (getaddrinfo(host.c_str(), nullptr, &hints, &found) == 0 && found) {
+      // The first IPv4 address, else the first IPv6 one: one address is tried per attempt, and
+      // a name such as localhost often lists ::1 first while receivers listen on IPv4 only.
+      const addrinfo* pick = found;
+      for (const addrinfo* a = found; a; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+          pick = a;
+          break;
+        }
+      }
       char text[INET6_ADDRSTRLEN] = {};
-      const void* where = found->ai_family == AF_INET6
-                              ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(found->ai_addr)->sin6_addr)
-                              : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr);
-      if (inet_ntop(found->ai_family, where, text, sizeof text)) address = text;
+      const void* where = pick->ai_family == AF_INET6
+                              ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(pick->ai_addr)->sin6_addr)
+                              : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(pick->ai_addr)->sin_addr);
+      if (inet_ntop(pick->ai_family, where, text, sizeof text)) address = text;
       freeaddrinfo(found);
     }
     loop_.post(std::weak_ptr<const void>(alive_), [this, flat, host, address] { resolved(flat, host, address); });

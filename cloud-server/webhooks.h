@@ -65,7 +65,8 @@ class Webhooks {
   static constexpr size_t kQueueMax = 32;         // waiting per flat; beyond, the oldest is dropped
   static constexpr uint32_t kAttemptTimeoutMs = 10'000;
 
-  Webhooks(EventLoop& loop, const Clock& clock, Metrics& metrics);
+  // `ca_file`: more CA certificates for https receivers (the config's webhooks.ca_file), or "".
+  Webhooks(EventLoop& loop, const Clock& clock, Metrics& metrics, std::string ca_file = {});
   ~Webhooks();
   Webhooks(const Webhooks&) = delete;
   Webhooks& operator=(const Webhooks&) = delete;
@@ -119,6 +120,7 @@ class Webhooks {
   EventLoop& loop_;
   const Clock& clock_;
   Metrics& metrics_;
+  std::string ca_file_;
   lws_vhost* vhost_ = nullptr;
   std::map<std::string, Hook> hooks_;
   std::map<std::string, FlatQueue> queues_;

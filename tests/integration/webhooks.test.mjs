@@ -6,11 +6,13 @@
 // only an owner may set the webhook; another flat's events never reach this flat's hook.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 
 import { browser, cloudConfig, flatA, flatB, loginA, metrics, rawGateway, startCloud, stop } from './flatlink.mjs';
-import { binaries, run, waitFor } from './harness.mjs';
+import { binaries, makeCa, makeServerCert, run, tempDir, waitFor } from './harness.mjs';
 
 const lock = {
   id: 'door-1',
@@ -20,6 +22,27 @@ const lock = {
   state: { lock: 'locked' },
   online: true,
 };
+
+// An https receiver with a certificate for localhost and 127.0.0.1 signed by a CA of its own
+// (`ca`: the CA's PEM file, for the cloud's webhooks.ca_file); records requests and TLS failures.
+async function httpsReceiver() {
+  const dir = tempDir('flatlink-hook-tls-');
+  const ca = makeCa(dir, 'hook-ca');
+  const cert = makeServerCert(dir, 'hook-ca');
+  const got = [];
+  const tlsErrors = [];
+  const server = createHttpsServer({ cert: readFileSync(cert.cert_file), key: readFileSync(cert.key_file) }, (req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      got.push({ headers: req.headers, body });
+      res.end('ok');
+    });
+  });
+  server.on('tlsClientError', (err) => tlsErrors.push(err.message));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { got, tlsErrors, ca, port: server.address().port, close: () => new Promise((r) => server.close(r)) };
+}
 
 // A webhook receiver: records each request (headers, body) and answers `statusFor(n)` to the
 // n-th request (1-based).
@@ -203,5 +226,44 @@ describe('webhooks', () => {
     assert.doesNotMatch(show.stdout, /[0-9a-f]{64}/);
     assert.equal((await admin(cfg, ['webhook', 'remove', flatA.id])).code, 0);
     assert.doesNotMatch((await admin(cfg, ['webhook', 'show'])).stdout, /flat-a/);
+  });
+});
+
+describe('webhooks over https', () => {
+  let cfg;
+  let cloud;
+  let trusted;
+  let untrusted;
+  before(async () => {
+    trusted = await httpsReceiver();
+    untrusted = await httpsReceiver();
+    cfg = await cloudConfig([flatA, flatB], { extra: { store: { poll_ms: 200 }, webhooks: { ca_file: trusted.ca } } });
+    cloud = await startCloud(cfg);
+  });
+  after(async () => {
+    if (cloud) await stop(cloud);
+    await trusted?.close();
+    await untrusted?.close();
+  });
+
+  test('a receiver whose certificate verifies gets the event (a host name, looked up off the loop); one signed by an unknown CA never does', async () => {
+    let r = await taken(cloud, /flat=flat-a webhook set/, () => admin(cfg, ['webhook', 'set', flatA.id, `https://localhost:${trusted.port}/hook`, 'door_unlocked']));
+    assert.equal(r.code, 0, r.stderr);
+    const secret = r.stdout.match(/secret[^:]*: ([0-9a-f]{64})/)[1];
+    r = await taken(cloud, /flat=flat-b webhook set/, () => admin(cfg, ['webhook', 'set', flatB.id, `https://127.0.0.1:${untrusted.port}/hook`, 'door_unlocked']));
+    assert.equal(r.code, 0, r.stderr);
+    const gwA = await gateway(cfg.port, flatA, 'gw-a');
+    const gwB = await gateway(cfg.port, flatB, 'gw-b');
+    for (const gw of [gwA, gwB]) gw.send({ type: 'status', items: [{ seq: 1, device: 'door-1', state: { lock: 'unlocked' }, ts: Date.now() }] });
+    await waitFor(() => trusted.got.length === 1, 5000, { message: 'the trusted receiver' });
+    assert.equal(trusted.got[0].headers['x-flatlink-signature'], 'sha256=' + createHmac('sha256', secret).update(trusted.got[0].body).digest('hex'));
+    assert.equal(trusted.got[0].headers.host, `localhost:${trusted.port}`);
+    // The untrusted one: the handshake fails on the cloud's side, the attempt is retried.
+    await waitFor(async () => (await metrics(cfg.port)).flatlink_webhook_retried_total >= 1, 5000, { message: 'a retry' });
+    await waitFor(() => untrusted.tlsErrors.length >= 1, 3000, { message: 'the refused handshake' });
+    assert.equal(untrusted.got.length, 0);
+    assert.ok(cloud.lines.some((l) => /webhook: flat=flat-b event=door_unlocked attempt 1 failed/.test(l)), cloud.output());
+    gwA.close();
+    gwB.close();
   });
 });
