@@ -53,12 +53,19 @@ async function receiver(statusFor = () => 200) {
     req.on('data', (chunk) => (body += chunk));
     req.on('end', () => {
       got.push({ method: req.method, url: req.url, headers: req.headers, body, at: Date.now() });
-      res.statusCode = statusFor(got.length);
+      const status = statusFor(got.length);
+      if (status === 0) return; // never answers
+      res.statusCode = status;
       res.end('ok');
     });
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { got, server, url: `http://127.0.0.1:${server.address().port}/hook?topic=flat`, close: () => new Promise((r) => server.close(r)) };
+  const close = () =>
+    new Promise((r) => {
+      server.closeAllConnections();
+      server.close(r);
+    });
+  return { got, server, url: `http://127.0.0.1:${server.address().port}/hook?topic=flat`, close };
 }
 
 function signatureOk(request, secret) {
@@ -217,6 +224,36 @@ describe('webhooks', () => {
     assert.equal(m.flatlink_webhook_failed_total, 0);
     console.log(`# retried twice, delivered at attempt 3 after ${Date.now() - t0} ms (gaps ${gaps.join(', ')} ms)`);
     gw.close();
+  });
+
+  test('a receiver that does not answer holds one delivery; behind it at most 32 wait, the oldest dropped and counted', async () => {
+    const hanging = await receiver(() => 0);
+    receivers.push(hanging);
+    const before = await metrics(cfg.port);
+    const set = await taken(cloud, /flat=flat-b webhook changed/, () => admin(cfg, ['webhook', 'set', flatB.id, hanging.url, 'door_unlocked']));
+    assert.equal(set.code, 0, set.stderr);
+    const gw = await gateway(cfg.port, flatB, 'gw-b', 2);
+    let seq = 1;
+    for (let frame = 0; frame < 4; frame++) {
+      const items = [];
+      for (let i = 0; i < 10; i++) {
+        items.push({ seq: ++seq, device: 'door-1', state: { lock: 'unlocked' }, ts: Date.now() });
+        items.push({ seq: ++seq, device: 'door-1', state: { lock: 'locked' }, ts: Date.now() });
+      }
+      gw.send({ type: 'status', items });
+    }
+    await gw.next('ack', (m) => m.seq === seq);
+    await waitFor(() => hanging.got.length === 1, 5000, { message: 'the one delivery under way' });
+    const m = await metrics(cfg.port);
+    // 40 unlocks: one under way, 31 waiting behind it, 8 dropped.
+    assert.equal(m.flatlink_webhook_dropped_total - before.flatlink_webhook_dropped_total, 8);
+    assert.ok(cloud.lines.some((l) => /webhook: flat=flat-b queue full \(32\): the oldest notification dropped/.test(l)));
+    assert.equal(hanging.got.length, 1);
+    gw.close();
+    // Removed with events waiting: they are dropped and counted too.
+    const removed = await taken(cloud, /flat=flat-b webhook removed; 32 notifications not sent/, () => admin(cfg, ['webhook', 'remove', flatB.id]));
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal((await metrics(cfg.port)).flatlink_webhook_dropped_total - before.flatlink_webhook_dropped_total, 40);
   });
 
   test('the admin command shows the webhook without its secret and removes it', async () => {
