@@ -303,7 +303,8 @@ void Webhooks::resolver_main() {
   for (;;) {
     lookups_cv_.wait(lock, [this] { return stopping_ || !lookups_.empty(); });
     if (stopping_) return;
-    auto [flat, host] = lookups_.front();
+    const std::string flat = lookups_.front().first;  // (no structured binding: captured below)
+    const std::string host = lookups_.front().second;
     lookups_.pop_front();
     lock.unlock();
     addrinfo hints{};
@@ -437,9 +438,9 @@ void Webhooks::finished(const std::string& flat, bool ok, const std::string& why
     return;
   }
   ++metrics_.webhook_retried;
-  static std::mt19937 random{std::random_device{}()};
+  static std::mt19937 rng{std::random_device{}()};
   const uint32_t base = kBackoffMs[std::min<size_t>(static_cast<size_t>(front.attempts) - 1, std::size(kBackoffMs) - 1)];
-  const uint32_t delay = base * 4 / 5 + static_cast<uint32_t>(random() % (base * 2 / 5 + 1));  // ±20 %
+  const uint32_t delay = base * 4 / 5 + static_cast<uint32_t>(rng() % (base * 2 / 5 + 1));  // ±20 %
   LOG_WARN("webhook") << "flat=" << flat << " event=" << front.event << " attempt " << front.attempts
                       << " failed (" << why << "); retry in " << delay << " ms";
   if (!q.retry) q.retry = std::make_unique<Timer>(loop_, [this, flat] { kick(flat); });

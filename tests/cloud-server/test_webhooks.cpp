@@ -49,7 +49,9 @@ TEST_CASE("a webhook URL is http or https with a host; anything else is refused 
       {"http://ex%61mple.org/", "host has a character"},
       {"http://[::1/", "closing ]"},
   };
-  for (const auto& [text, expected] : refused) {
+  for (const auto& entry : refused) {
+    const char* text = entry.first;
+    const char* expected = entry.second;
     CAPTURE(text);
     why.clear();
     CHECK_FALSE(parse_webhook_url(text, why));
