@@ -118,6 +118,16 @@ describe('notifications', () => {
     assert.deepEqual(stored.thresholds, [{ device: 'thermo-1', capability: 'temperature', above: 99 }]);
     assert.deepEqual(await axeViolations(page), []);
     await screenshot(page, 'notifications-desktop', { crop: true });
+    // German, on a phone's width: the same view, its words German, still 0 violations.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.locator('#lang').selectOption('de');
+    await waitFor(async () => (await page.locator('#notify-title').textContent()) === 'Benachrichtigungen', 3000);
+    assert.match(await page.locator('#notify-permission').textContent(), /auf diesem Gerät erlaubt/);
+    assert.match(await page.locator('#threshold-list li').textContent(), /Thermometer: temperature über 99/);
+    assert.deepEqual(await axeViolations(page), []);
+    await screenshot(page, 'notifications-phone-de');
+    await page.locator('#lang').selectOption('en');
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   test('an owner sets the webhook in the page and sees its secret once; a bad URL is refused', async () => {
