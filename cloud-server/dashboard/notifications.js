@@ -36,6 +36,7 @@ export class Notifications {
     this.key = '';
     this.prefs = { ...DEFAULTS };
     this.webhookPending = false;
+    this.status = null; // the webhook's status line: [key, params] (redrawn in another language)
     ui.allow.addEventListener('click', () => this.askPermission());
     for (const box of ui.events.querySelectorAll('input[type=checkbox]')) {
       box.addEventListener('change', () => {
@@ -54,7 +55,12 @@ export class Notifications {
 
   // Logged in as `user` to `flat` with `role`: that user's choices, and the webhook for an owner.
   start(flat, user, role) {
-    this.key = `flatlink.notify.${flat}.${user}`;
+    const key = `flatlink.notify.${flat}.${user}`;
+    if (key !== this.key) {
+      this.status = null; // another user's webhook status is not this one's
+      this.ui.webhookStatus.textContent = '';
+    }
+    this.key = key;
     try {
       this.prefs = { ...DEFAULTS, ...JSON.parse(localStorage.getItem(this.key) || '{}') };
     } catch {
@@ -80,8 +86,15 @@ export class Notifications {
     if (this.owner) this.request({ type: 'webhook', action: 'get' });
   }
 
+  // The webhook's status line, kept as a key so that a language switch redraws it.
+  setStatus(parts) {
+    this.status = parts;
+    this.ui.webhookStatus.textContent = parts.map(([key, params]) => t(key, params)).join(' ');
+  }
+
   render() {
     const ui = this.ui;
+    if (this.status) this.setStatus(this.status);
     for (const box of ui.events.querySelectorAll('input[type=checkbox]')) box.checked = Boolean(this.prefs[box.value]);
     this.showPermission();
     this.fillDevices();
@@ -194,11 +207,11 @@ export class Notifications {
 
   request(message) {
     if (!this.send(message)) {
-      this.ui.webhookStatus.textContent = t('conn.notConnected');
+      this.setStatus([['conn.notConnected']]);
       return;
     }
     this.webhookPending = true;
-    this.ui.webhookStatus.textContent = t('notify.webhookBusy');
+    this.setStatus([['notify.webhookBusy']]);
   }
 
   setWebhook() {
@@ -213,15 +226,16 @@ export class Notifications {
     // No webhook yet: every event offered, as the form starts.
     for (const box of this.ui.webhookEvents.querySelectorAll('input[type=checkbox]')) box.checked = msg.url ? (msg.events || []).includes(box.value) : true;
     this.ui.webhookRemove.disabled = !msg.url;
-    const status = msg.url ? t('notify.webhookSet') : t('notify.webhookNone');
-    this.ui.webhookStatus.textContent = msg.secret ? `${status} ${t('notify.webhookSecret', { secret: msg.secret })}` : status;
+    const status = [[msg.url ? 'notify.webhookSet' : 'notify.webhookNone']];
+    if (msg.secret) status.push(['notify.webhookSecret', { secret: msg.secret }]);
+    this.setStatus(status);
   }
 
   // An error while a webhook request waits: true when it was that request's.
   webhookError(msg) {
     if (!this.webhookPending) return false;
     this.webhookPending = false;
-    this.ui.webhookStatus.textContent = t('notify.webhookRefused', { message: msg.message || msg.code });
+    this.setStatus([['notify.webhookRefused', { message: msg.message || msg.code }]]);
     return true;
   }
 }

@@ -124,6 +124,9 @@ describe('notifications', () => {
     await waitFor(async () => (await page.locator('#notify-title').textContent()) === 'Benachrichtigungen', 3000);
     assert.match(await page.locator('#notify-permission').textContent(), /auf diesem Gerät erlaubt/);
     assert.match(await page.locator('#threshold-list li').textContent(), /Thermometer: temperature über 99/);
+    assert.equal(await page.locator('#webhook-status').textContent(), 'Kein Webhook gesetzt.');
+    // The view's buttons wrap: nothing wider than the phone.
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no horizontal scrolling');
     assert.deepEqual(await axeViolations(page), []);
     await screenshot(page, 'notifications-phone-de');
     await page.locator('#lang').selectOption('en');
