@@ -257,6 +257,14 @@ std::string encode(const EventsRequest& msg) {
   return dump(j);
 }
 
+std::string encode(const WebhookRequest& msg) {
+  Json j = {{"type", "webhook"}, {"action", msg.action}};
+  if (!msg.url.empty()) j["url"] = msg.url;
+  if (msg.action == "set") j["events"] = msg.events;
+  if (!msg.secret.empty()) j["secret"] = msg.secret;
+  return dump(j);
+}
+
 std::string encode(const Snapshot& msg) {
   return dump({{"type", "snapshot"},
                {"flat", msg.flat},

@@ -259,6 +259,16 @@ struct EventsRequest {
   bool operator==(const EventsRequest&) const = default;
 };
 
+// An owner's flat webhook (docs/protocol.md "webhook"): read it, set it, or clear it.
+struct WebhookRequest {
+  std::string action;               // get, set, clear
+  std::string url;                  // set: http:// or https:// (checked by the cloud)
+  std::vector<std::string> events;  // set: door_unlocked, device_offline, gateway_offline
+  std::string secret;               // set: "" keeps the current one, or makes one on a new webhook
+
+  bool operator==(const WebhookRequest&) const = default;
+};
+
 // ---- cloud -> browser -------------------------------------------------------------------------
 
 struct Snapshot {
@@ -308,7 +318,8 @@ struct HistoryReply {
 
 using GatewayToCloud = std::variant<Hello, StatusBatch, Presence, DeviceList, Result>;
 using CloudToGateway = std::variant<Ack, CommandMsg, Error>;
-using BrowserToCloud = std::variant<Login, BrowserCommand, HistoryRequest, Resume, Logout, EventsRequest>;
+using BrowserToCloud =
+    std::variant<Login, BrowserCommand, HistoryRequest, Resume, Logout, EventsRequest, WebhookRequest>;
 using CloudToBrowser = std::variant<Snapshot, Update, Presence, GatewayState, DeviceList, Result, HistoryReply, Error>;
 
 // One JSON text frame. Never throws; strings that are not valid UTF-8 have their bad bytes
@@ -327,6 +338,7 @@ std::string encode(const HistoryRequest& msg);
 std::string encode(const Resume& msg);
 std::string encode(const Logout& msg);
 std::string encode(const EventsRequest& msg);
+std::string encode(const WebhookRequest& msg);
 std::string encode(const Snapshot& msg);
 std::string encode(const Update& msg);
 std::string encode(const GatewayState& msg);

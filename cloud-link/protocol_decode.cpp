@@ -509,6 +509,40 @@ bool read(Reader& r, const Json& j, EventsRequest& m) {
   return true;
 }
 
+constexpr std::array<std::string_view, 3> kWebhookEvents = {"door_unlocked", "device_offline", "gateway_offline"};
+
+bool read(Reader& r, const Json& j, WebhookRequest& m) {
+  Fields f(r, j, "webhook");
+  if (!f.only({"type", "action", "url", "events", "secret"}) || !f.string("action", false, 16, m.action)) return false;
+  if (m.action != "get" && m.action != "set" && m.action != "clear") {
+    return r.fail(f.at("action"), "expected get, set or clear, got " + quote(m.action));
+  }
+  if (m.action != "set") {
+    if (f.find("url") || f.find("events") || f.find("secret")) return r.fail(f.at("action"), "only set takes url, events, secret");
+    return true;
+  }
+  if (!f.string("url", false, 1024, m.url)) return false;
+  if (const Json* secret = f.find("secret")) {
+    if (!read_string(r, *secret, f.at("secret"), false, 128, m.secret, true)) return false;
+    if (m.secret.size() < 16) return r.fail(f.at("secret"), "shorter than 16 characters");
+  }
+  const Json* events = f.need("events");
+  if (!events || !expect_array(r, *events, f.at("events"), 0, kWebhookEvents.size())) return false;
+  for (size_t i = 0; i < events->size(); ++i) {
+    const Json& e = (*events)[i];
+    const std::string path = f.at("events") + "[" + std::to_string(i) + "]";
+    if (!e.is_string() ||
+        std::find(kWebhookEvents.begin(), kWebhookEvents.end(), e.get_ref<const std::string&>()) == kWebhookEvents.end()) {
+      return r.fail(path, "expected one of door_unlocked, device_offline, gateway_offline, got " + describe(e));
+    }
+    if (std::find(m.events.begin(), m.events.end(), e.get<std::string>()) != m.events.end()) {
+      return r.fail(path, "named twice");
+    }
+    m.events.push_back(e.get<std::string>());
+  }
+  return true;
+}
+
 bool read(Reader& r, const Json& j, Snapshot& m) {
   Fields f(r, j, "snapshot");
   return f.only({"type", "flat", "name", "gateway_online", "devices"}) && f.id("flat", m.flat) &&
@@ -555,10 +589,10 @@ bool read(Reader& r, const Json& j, HistoryReply& m) {
 // ---- dispatch ---------------------------------------------------------------------------------
 
 // Every type name of every direction, to tell "wrong direction" from "unknown".
-constexpr std::array<std::string_view, 16> kAllTypes = {"hello",   "status", "presence", "devices", "result",
+constexpr std::array<std::string_view, 17> kAllTypes = {"hello",   "status", "presence", "devices", "result",
                                                         "ack",     "command", "error",   "login",   "history",
                                                         "snapshot", "update", "gateway", "resume",  "logout",
-                                                        "events"};
+                                                        "events",  "webhook"};
 
 template <class V>
 struct Entry {
@@ -669,12 +703,13 @@ Decoded<CloudToGateway> decode_from_cloud_for_gateway(std::string_view text, con
 
 Decoded<BrowserToCloud> decode_from_browser(std::string_view text, const Limits& limits) {
   using V = BrowserToCloud;
-  static constexpr std::array<Entry<V>, 6> kTable = {{{"login", read_as<Login, V>},
+  static constexpr std::array<Entry<V>, 7> kTable = {{{"login", read_as<Login, V>},
                                                       {"command", read_as<BrowserCommand, V>},
                                                       {"history", read_as<HistoryRequest, V>},
                                                       {"resume", read_as<Resume, V>},
                                                       {"logout", read_as<Logout, V>},
-                                                      {"events", read_as<EventsRequest, V>}}};
+                                                      {"events", read_as<EventsRequest, V>},
+                                                      {"webhook", read_as<WebhookRequest, V>}}};
   return decode(text, limits, "browser -> cloud", kTable);
 }
 

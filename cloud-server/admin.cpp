@@ -13,6 +13,8 @@
 #include "cloud-server/store/store_pairing.h"
 #include "cloud-server/store/store_events.h"
 #include "cloud-server/store/store_sessions.h"
+#include "cloud-server/store/store_webhooks.h"
+#include "cloud-server/webhooks.h"
 #include "common/device_model.h"
 
 namespace flatlink::cloud {
@@ -25,6 +27,9 @@ const char* const kAdminUsage =
     "  member add FLAT USER ROLE [EXPIRES_MS] | member role FLAT USER ROLE | member remove FLAT USER\n"
     "  member list [FLAT]                                             (ROLE: owner, member or guest)\n"
     "  pair-code FLAT [SECONDS]        (prints a one-time code for `flatlinkd pair`; default 900 s)\n"
+    "  webhook set FLAT URL [EVENTS]   (EVENTS: comma-separated door_unlocked,device_offline,gateway_offline,\n"
+    "                                   all by default; prints the signing secret once for a new webhook)\n"
+    "  webhook show [FLAT] | webhook remove FLAT | webhook new-secret FLAT (prints it once)\n"
     "  import                          (the config's `flats` section, once, into the store)\n"
     "  session list [USER] | session revoke ID (ID: 8+ hex digits of the list) | session revoke-user USER\n"
     "flatlink-cloud [--config PATH] migrate  (applies the schema migrations and exits)\n";
@@ -267,6 +272,70 @@ int run_admin(const config::CloudConfig& config, const std::vector<std::string>&
       }
       if (verb == "revoke-user" && need(3)) {
         out << store::end_user_sessions(*db, arg(2)) << " sessions of " << arg(2) << " revoked\n";
+        return 0;
+      }
+    } else if (what == "webhook") {
+      const auto now_ms = [] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+      };
+      if (verb == "set" && (need(4) || need(5))) {
+        std::string why;
+        if (!parse_webhook_url(arg(3), why)) {
+          err << "flatlink-cloud: admin: webhook URL refused: " << why << "\n";
+          return 2;
+        }
+        store::WebhookRow row{arg(2), arg(3), "", {}, now_ms()};
+        const std::string list = need(5) ? arg(4) : "door_unlocked,device_offline,gateway_offline";
+        size_t start = 0;
+        while (start <= list.size()) {
+          const size_t comma = list.find(',', start);
+          const std::string e = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+          if (!valid_webhook_event(e)) return usage("unknown event " + e + " (door_unlocked, device_offline, gateway_offline)");
+          row.events.push_back(e);
+          if (comma == std::string::npos) break;
+          start = comma + 1;
+        }
+        const auto before = store::webhook(*db, row.flat);
+        row.secret = before ? before->secret : new_webhook_secret();
+        if (!store::set_webhook(*db, row)) {
+          err << "flatlink-cloud: admin: no flat " << row.flat << "\n";
+          return 1;
+        }
+        admin_event(*db, row.flat, "admin", "", {{"webhook", "set"}});
+        out << "webhook of flat " << row.flat << " set\n";
+        if (!before) out << "signing secret (shown once; the receiver checks X-Flatlink-Signature with it): " << row.secret << "\n";
+        return 0;
+      }
+      if (verb == "new-secret" && need(3)) {
+        auto row = store::webhook(*db, arg(2));
+        if (!row) {
+          err << "flatlink-cloud: admin: flat " << arg(2) << " has no webhook\n";
+          return 1;
+        }
+        row->secret = new_webhook_secret();
+        row->updated = now_ms();
+        store::set_webhook(*db, *row);
+        admin_event(*db, row->flat, "admin", "", {{"webhook", "new-secret"}});
+        out << "signing secret of flat " << row->flat << " (shown once): " << row->secret << "\n";
+        return 0;
+      }
+      if (verb == "remove" && need(3)) {
+        if (!store::remove_webhook(*db, arg(2))) {
+          err << "flatlink-cloud: admin: flat " << arg(2) << " has no webhook\n";
+          return 1;
+        }
+        admin_event(*db, arg(2), "admin", "", {{"webhook", "clear"}});
+        out << "webhook of flat " << arg(2) << " removed\n";
+        return 0;
+      }
+      if (verb == "show" && (need(2) || need(3))) {
+        for (const auto& row : store::webhooks(*db)) {
+          if (need(3) && row.flat != arg(2)) continue;
+          std::string events;
+          for (const auto& e : row.events) events += (events.empty() ? "" : ",") + e;
+          out << row.flat << " " << row.url << " " << (events.empty() ? "-" : events) << "\n";  // never the secret
+        }
         return 0;
       }
     } else if (what == "import" && need(1)) {

@@ -79,6 +79,15 @@ std::string Metrics::render() const {
   os << "flatlink_login_bans_active " << active_bans << '\n';
   metric("flatlink_events_dropped_total", "counter", "Event log entries dropped: the database was away and the buffer full.");
   os << "flatlink_events_dropped_total " << events_dropped << '\n';
+  metric("flatlink_webhook_sent_total", "counter", "Notifications delivered to a flat's webhook (a 2xx answer).");
+  os << "flatlink_webhook_sent_total " << webhook_sent << '\n';
+  metric("flatlink_webhook_failed_total", "counter", "Notifications given up after the last attempt.");
+  os << "flatlink_webhook_failed_total " << webhook_failed << '\n';
+  metric("flatlink_webhook_retried_total", "counter", "Webhook attempts that failed and were tried again.");
+  os << "flatlink_webhook_retried_total " << webhook_retried << '\n';
+  metric("flatlink_webhook_dropped_total", "counter",
+         "Notifications dropped unsent: the flat's queue was full or its webhook removed.");
+  os << "flatlink_webhook_dropped_total " << webhook_dropped << '\n';
   if (history_in_store) {
     metric("flatlink_history_written_total", "counter", "Status values written to the store's history.");
     os << "flatlink_history_written_total " << history_written << '\n';

@@ -43,6 +43,11 @@ struct Metrics {
   uint64_t bans = 0;                       // bans imposed
   int64_t active_bans = 0;
   int64_t events_dropped = 0;  // the event log's buffer overflowed while the database was away
+  // Notifications to the flats' webhooks (cloud-server/webhooks.h).
+  uint64_t webhook_sent = 0;     // delivered (a 2xx answer)
+  uint64_t webhook_failed = 0;   // given up after the last attempt
+  uint64_t webhook_retried = 0;  // attempts that failed and were tried again
+  uint64_t webhook_dropped = 0;  // dropped unsent: a flat's queue was full, or its webhook removed
   // The history's writer into the store (cloud-server/history.h); absent from /metrics without it.
   bool history_in_store = false;
   uint64_t history_written = 0;  // status values written

@@ -26,6 +26,7 @@ Router::Router(const config::CloudConfig& config, EventLoop& loop, const Clock& 
     commands_.release_held(flat, flat.online_here(), sync_.remote_online(flat));
   });
   if (config.store.enabled) {
+    webhooks_ = std::make_unique<Webhooks>(loop, clock, metrics, config.webhooks.ca_file);
     load_accounts();
     store_ = std::make_unique<store::Worker>(config.store, loop);
     if (config.store.history) history_.attach_store(*store_, loop);
@@ -54,6 +55,7 @@ void Router::load_accounts() {
       LOG_INFO("store") << "the store has no flats: " << db->import_flats(config_.flats) << " from the config";
     }
     apply_accounts(db->accounts());
+    webhooks_->configure(store::webhooks(*db));
     session_ends_seen_ = store::last_session_end(*db);  // ends before this start closed no link here
   } catch (const store::StoreError& e) {
     store_reachable_ = false;
@@ -73,6 +75,7 @@ void Router::poll_accounts() {
   struct Polled {
     bool reachable = false;
     std::optional<store::AccountsSnapshot> snapshot;  // only when changed
+    std::vector<store::WebhookRow> webhooks;          // with a changed snapshot
     store::SessionEnds ends;                          // sessions ended since the last poll
   };
   const int64_t known = store_accounts_->version();
@@ -84,7 +87,10 @@ void Router::poll_accounts() {
         Polled polled;
         if (!db) return polled;
         polled.ends = store::session_ends_after(*db, ends_seen);
-        if (db->accounts_version() != known) polled.snapshot = db->accounts();
+        if (db->accounts_version() != known) {
+          polled.snapshot = db->accounts();
+          polled.webhooks = store::webhooks(*db);
+        }
         polled.reachable = true;
         return polled;
       },
@@ -96,7 +102,10 @@ void Router::poll_accounts() {
                                                  : "unreachable: new logins get \"unavailable\"; live links go on");
         }
         store_reachable_ = polled.reachable;
-        if (polled.snapshot) apply_accounts(*polled.snapshot);
+        if (polled.snapshot) {
+          apply_accounts(*polled.snapshot);
+          if (webhooks_) webhooks_->configure(polled.webhooks);
+        }
         if (polled.reachable) {
           session_ends_seen_ = std::max(session_ends_seen_, polled.ends.last);
           sessions_ended(polled.ends.token_sha256, "session ended");
@@ -206,6 +215,7 @@ void Router::gateway_disconnected(Peer& peer) {
   not_responding_.erase(flat->id());
   LOG_INFO("router") << "flat=" << flat->id() << " gateway=" << flat->gateway_id << " offline";
   record({0, flat->id(), 0, "gateway", "", "", {{"online", false}, {"gateway", flat->gateway_id}}, "", ""});
+  if (webhooks_) webhooks_->notify(flat->id(), "gateway_offline", {{"gateway", flat->gateway_id}});
   flats_.to_browsers(*flat, proto::encode(proto::GatewayState{false}));
   sync_.link_closed(*flat);
 }
@@ -234,6 +244,11 @@ void Router::gateway_message(Peer& peer, const proto::GatewayToCloud& message) {
             return;
           }
           record({0, flat->id(), m.ts, "presence", m.device, "", {{"online", m.online}}, "", ""});
+          if (!m.online && webhooks_) {
+            const proto::DeviceReport* dev = flat_device(flat->id(), m.device);
+            webhooks_->notify(flat->id(), "device_offline",
+                              {{"device", m.device}, {"name", dev ? dev->info.name : m.device}});
+          }
           sync_.gateway_message(*flat, message);
         } else if constexpr (std::is_same_v<T, proto::DeviceList>) {
           flats_.apply_device_list(*flat, m);
@@ -339,7 +354,15 @@ void Router::on_status(LiveFlat& flat, Peer& peer, const proto::StatusBatch& bat
   proto::StatusBatch accepted;  // what the other instances get
   accepted.dropped = batch.dropped;
   for (const auto& item : batch.items) {
+    bool was_unlocked = false;
+    if (webhooks_ && webhooks_->has(flat.id())) {
+      const proto::DeviceReport* dev = flat_device(flat.id(), item.device);
+      was_unlocked = dev && lock_unlocked(dev->state).value_or(false);
+    }
     const Flats::StatusFate fate = flats_.apply_status(flat, item, last);
+    if (fate == Flats::StatusFate::applied && webhooks_ && webhooks_->has(flat.id())) {
+      notify_unlocked(flat, item, was_unlocked);
+    }
     if (fate == Flats::StatusFate::unknown_device) {
       ++metrics_.refused_messages;
       LOG_WARN("router") << "flat=" << flat.id() << " device=" << item.device << " seq=" << item.seq
@@ -431,6 +454,8 @@ void Router::browser_message(Peer& peer, const proto::BrowserToCloud& message) {
     on_logout(peer, *flat, *logout);
   } else if (const auto* events = std::get_if<proto::EventsRequest>(&message)) {
     on_events(peer, *flat, *events);
+  } else if (const auto* webhook = std::get_if<proto::WebhookRequest>(&message)) {
+    on_webhook(peer, *flat, *webhook);
   } else if (const auto* request = std::get_if<proto::HistoryRequest>(&message)) {
     Peer* p = &peer;
     history_.answer(flat->id(), *request, [this, p](std::string frame) {
@@ -492,6 +517,7 @@ const proto::DeviceReport* Router::flat_device(const std::string& flat_id, const
 void Router::close_all() {
   if (store_poll_) store_poll_->cancel();
   events_.reset();  // its timer must not outlive the loop
+  webhooks_.reset();  // nor the webhooks' timers; deliveries under way are ended
   history_.close();  // the worker writes what waits before it stops
   commands_.forget_remote();  // their timers must not outlive the loop
   for (Peer* peer : flats_.peers()) peer->close(proto::close_code::kGoingAway, "server shutting down");

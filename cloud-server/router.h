@@ -29,7 +29,9 @@
 #include "cloud-server/store/store_accounts.h"
 #include "cloud-server/store/store_events.h"
 #include "cloud-server/store/store_sessions.h"
+#include "cloud-server/store/store_webhooks.h"
 #include "cloud-server/store/worker.h"
+#include "cloud-server/webhooks.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "config/cloud_config.h"
@@ -140,6 +142,10 @@ class Router final : public BackplaneListener {
   void on_resume(Peer& peer);
   void on_logout(Peer& peer, const LiveFlat& flat, const proto::Logout& logout);
   void on_events(Peer& peer, const LiveFlat& flat, const proto::EventsRequest& request);
+  // An owner's `webhook` message (router_webhooks.cpp).
+  void on_webhook(Peer& peer, const LiveFlat& flat, const proto::WebhookRequest& request);
+  // A status of a lock that turns it unlocked: the flat's webhook is told.
+  void notify_unlocked(const LiveFlat& flat, const proto::StatusItem& item, bool was_unlocked);
   void bind_logged_in(Peer& peer, LiveFlat& flat, const std::string& user, const std::string& via,
                       const std::string& session_hash, int64_t session_expires);
   void sessions_ended(const std::vector<std::string>& token_hashes, const char* why);
@@ -183,6 +189,7 @@ class Router final : public BackplaneListener {
   uint64_t http_login_ids_ = 0;
   int64_t session_ends_seen_ = 0;  // the last session_ends id read
   std::unique_ptr<store::EventLog> events_;  // with a store
+  std::unique_ptr<Webhooks> webhooks_;       // with a store: the flats' notification webhooks
   LoginGate login_;  // last: destroyed first, joining its password-check workers
 };
 

@@ -74,6 +74,14 @@ struct MetricsListenerConfig {
   bool operator==(const MetricsListenerConfig&) const = default;
 };
 
+// The flats' notification webhooks (docs/configuration.md "Notifications").
+struct WebhooksConfig {
+  // More CA certificates (PEM) that https webhook receivers may be signed by, besides the
+  // system's; empty: the system's only.
+  std::string ca_file;
+  bool operator==(const WebhooksConfig&) const = default;
+};
+
 // Joining other flatlink-cloud instances over an MQTT broker (docs/scale-out.md).
 // Off unless the config has a "backplane" section.
 struct BackplaneBroker {
@@ -152,6 +160,7 @@ struct CloudConfig {
   LimitsConfig limits;
   LoginConfig login;
   MetricsListenerConfig metrics;
+  WebhooksConfig webhooks;
   // Pages allowed to open a browser WebSocket, as "scheme://host[:port]". A request with an
   // Origin header must match one, or the Host it was sent to (the dashboard's own origin,
   // always allowed); others get 403. Programs that send no Origin are not browsers.

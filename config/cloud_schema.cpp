@@ -359,7 +359,7 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
   }
   ObjectReader r(doc, "", errors);
   r.only_keys({"listen_address", "port", "tls", "dashboard_dir", "log_level", "event_loop", "limits", "login", "metrics",
-               "allowed_origins", "backplane", "store", "demo", "flats"});
+               "allowed_origins", "backplane", "store", "demo", "flats", "webhooks"});
   r.non_empty_string("listen_address", config.listen_address);
   r.integer("port", config.port, 1, 65535);
   if (const Json* tls = r.object("tls")) {
@@ -379,6 +379,13 @@ Loaded<CloudConfig> read_cloud_config(const Json& doc, const std::string& name, 
   if (const Json* login = r.object("login")) {
     ObjectReader login_reader(*login, r.path("login"), errors);
     read_login(login_reader, config.login);
+  }
+  if (const Json* webhooks = r.object("webhooks")) {
+    ObjectReader webhooks_reader(*webhooks, r.path("webhooks"), errors);
+    webhooks_reader.only_keys({"ca_file"});
+    if (webhooks_reader.non_empty_string("ca_file", config.webhooks.ca_file)) {
+      config.webhooks.ca_file = resolve_path(base_dir, config.webhooks.ca_file);
+    }
   }
   if (const Json* metrics = r.object("metrics")) {
     ObjectReader metrics_reader(*metrics, r.path("metrics"), errors);

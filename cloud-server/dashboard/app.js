@@ -12,6 +12,7 @@ import { EventLog } from './events.js';
 import { FlatState, chartedCapabilities } from './flat_state.js';
 import { historyRequest } from './history.js';
 import { LANGUAGES, catalogue, language, onLanguageChange, setLanguage, t } from './i18n.js';
+import { Notifications } from './notifications.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -31,6 +32,8 @@ const ui = {
   showDevices: $('show-devices'),
   showEvents: $('show-events'),
   eventsView: $('events-view'),
+  showNotify: $('show-notify'),
+  notifyView: $('notify-view'),
   lang: $('lang'),
   offlineNotice: $('offline-notice'),
   loginView: $('login-view'),
@@ -116,7 +119,7 @@ controlContext.audio = audio;
 function onMessage(msg) {
   switch (msg.type) {
     case 'welcome':
-      setAccount({ user: msg.user, role: msg.role });
+      setAccount({ user: msg.user, role: msg.role, flat: msg.flat });
       break;
     case 'events': {
       const pending = asks.get(msg.id);
@@ -125,7 +128,7 @@ function onMessage(msg) {
       break;
     }
     case 'snapshot':
-      if (!account) setAccount({ user: typedUser, role: undefined }); // a cloud without sessions
+      if (!account) setAccount({ user: typedUser, role: undefined, flat: msg.flat }); // a cloud without sessions
       state.applySnapshot(msg);
       eventLog.fillDevices();
       showFlat();
@@ -140,8 +143,10 @@ function onMessage(msg) {
       }
       break;
     case 'update': {
+      const before = { ...(state.devices.get(msg.device)?.state || {}) };
       const device = state.applyUpdate(msg);
       if (!device) break;
+      notifications.update(device, before, msg.state);
       const card = cards.get(device.id);
       if (!card) break;
       card.update(device, state.gatewayOnline, Object.keys(msg.state));
@@ -150,11 +155,14 @@ function onMessage(msg) {
       break;
     }
     case 'presence': {
+      const wasOnline = state.devices.get(msg.device)?.online;
       const device = state.applyPresence(msg);
+      notifications.presence(device, Boolean(msg.online), wasOnline);
       if (device && cards.has(device.id)) cards.get(device.id).update(device, state.gatewayOnline);
       break;
     }
     case 'gateway':
+      notifications.gateway(Boolean(msg.online), state.gatewayOnline);
       state.gatewayOnline = Boolean(msg.online);
       state.gatewayResponding = msg.responding !== false;
       showGatewayLink();
@@ -179,7 +187,11 @@ function onMessage(msg) {
     case 'stream_closed':
       audio.message(msg);
       break;
+    case 'webhook':
+      notifications.webhookReply(msg);
+      break;
     case 'error':
+      if (['bad_url', 'forbidden', 'unavailable'].includes(msg.code) && notifications.webhookError(msg)) break;
       if (typeof msg.id === 'string' && historyAsks.has(msg.id)) {
         historyChart(msg.id)?.failed(msg.message || msg.code);
         break;
@@ -237,20 +249,49 @@ function askRecentEvents(card) {
   );
 }
 
-function showView(events) {
-  ui.flatView.hidden = events;
-  ui.eventsView.hidden = !events;
-  ui.showDevices.setAttribute('aria-pressed', String(!events));
-  ui.showEvents.setAttribute('aria-pressed', String(events));
-  if (events) eventLog.reload();
+const notifications = new Notifications(
+  {
+    view: ui.notifyView,
+    permission: $('notify-permission'),
+    allow: $('notify-allow'),
+    events: $('notify-events'),
+    thresholdDevice: $('threshold-device'),
+    thresholdCapability: $('threshold-capability'),
+    thresholdValue: $('threshold-value'),
+    thresholdAdd: $('threshold-add'),
+    thresholds: $('threshold-list'),
+    webhook: $('webhook-section'),
+    webhookForm: $('webhook-form'),
+    webhookUrl: $('webhook-url'),
+    webhookEvents: $('webhook-events'),
+    webhookRemove: $('webhook-remove'),
+    webhookStatus: $('webhook-status'),
+  },
+  { devices: () => state.devices, send: (message) => connection.request(message) },
+);
+
+// view: 'devices', 'events' or 'notify' (false / true: devices / events, as before).
+function showView(view) {
+  if (view === false) view = 'devices';
+  if (view === true) view = 'events';
+  ui.flatView.hidden = view !== 'devices';
+  ui.eventsView.hidden = view !== 'events';
+  ui.notifyView.hidden = view !== 'notify';
+  ui.showDevices.setAttribute('aria-pressed', String(view === 'devices'));
+  ui.showEvents.setAttribute('aria-pressed', String(view === 'events'));
+  ui.showNotify.setAttribute('aria-pressed', String(view === 'notify'));
+  if (view === 'events') eventLog.reload();
+  if (view === 'notify') notifications.shown();
 }
-ui.showDevices.addEventListener('click', () => showView(false));
-ui.showEvents.addEventListener('click', () => showView(true));
+ui.showDevices.addEventListener('click', () => showView('devices'));
+ui.showEvents.addEventListener('click', () => showView('events'));
+ui.showNotify.addEventListener('click', () => showView('notify'));
 
 // ---- the account -----------------------------------------------------------------------
 
 function setAccount(next) {
   account = next;
+  if (state.flat || next.flat) notifications.start(next.flat || state.flat, next.user, next.role);
   ui.accountUser.textContent = next.user;
   ui.accountSummary.setAttribute('aria-label', t('account.label', { user: next.user }));
   ui.accountRole.textContent = next.role ? t(`role.${next.role}`) : '';
@@ -482,6 +523,7 @@ function showLogin(error = '') {
   controlContext.history = null;
   ui.flatView.hidden = true;
   ui.eventsView.hidden = true;
+  ui.notifyView.hidden = true;
   ui.views.hidden = true;
   $('event-list').replaceChildren();
   ui.flatView.classList.remove('stale');
@@ -589,6 +631,7 @@ onLanguageChange(() => {
   if (state.flat) {
     eventLog.fillDevices();
     if (!ui.eventsView.hidden) eventLog.load();
+    if (!ui.notifyView.hidden) notifications.render();
     renderDevices();
     document.title = `${state.name} · ${t('app.title')}`;
     showCloudLink(lastLink.state, lastLink.detail);

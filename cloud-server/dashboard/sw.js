@@ -4,7 +4,7 @@
 // a page online is always the server's current one; the cache only answers when the
 // network does not.
 
-const CACHE = 'flatlink-shell-v3';
+const CACHE = 'flatlink-shell-v4';
 const SHELL = [
   './',
   'index.html',
@@ -21,6 +21,7 @@ const SHELL = [
   'history.js',
   'i18n.js',
   'icons.js',
+  'notifications.js',
   'favicon.svg',
   'manifest.json',
   'icon-192.png',

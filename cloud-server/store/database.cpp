@@ -81,6 +81,13 @@ const std::vector<Migration>& migrations() {
            "CREATE INDEX events_flat ON events (flat, id)",
            "CREATE INDEX events_ts ON events (ts)",
        }},
+      {6,
+       "webhooks",
+       {
+           // One notification webhook per flat (store_webhooks.h): where, the HMAC key, which events.
+           "CREATE TABLE webhooks (flat TEXT PRIMARY KEY REFERENCES flats(id) ON DELETE CASCADE,"
+           " url TEXT NOT NULL, secret TEXT NOT NULL, events TEXT NOT NULL, updated BIGINT NOT NULL)",
+       }},
   };
   return list;
 }
