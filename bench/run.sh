@@ -12,6 +12,9 @@
 # memory without a store, with SQLite and with PostgreSQL (--rss-only: that alone) (bench/history.mjs).
 # bench/run.sh --gateway-memory: flatlinkd's idle RSS with the demo configuration beside an idle
 # Mosquitto broker, and each mapped library's share (bench/gateway_memory.mjs).
+# bench/run.sh --instances [--links N] [--clouds K] [--broker nats|mosquitto] [--no-storm]:
+# N idle gateway links over K cloud instances on the backplane (default 100,000 over 6 on a
+# 3-node nats-server cluster), then every instance killed and restarted (bench/instances.mjs).
 # Installs the bench's peers from npm when missing (Node-RED 4, pinned in
 # bench/package-lock.json; not needed by --smoke), then runs bench/run.mjs.
 # Binaries from $FLATLINK_BUILD_DIR (default: <repo>/build).
@@ -53,6 +56,13 @@ case " $* " in
     for a in "$@"; do [ "$a" = "--history" ] || shift_args="$shift_args $a"; done
     # shellcheck disable=SC2086
     exec node "$here/history.mjs" $shift_args ;;
+esac
+case " $* " in
+  *" --instances "*)
+    shift_args=""
+    for a in "$@"; do [ "$a" = "--instances" ] || shift_args="$shift_args $a"; done
+    # shellcheck disable=SC2086
+    exec node "$here/instances.mjs" $shift_args ;;
 esac
 case " $* " in
   *" --gateway-memory "*) exec node "$here/gateway_memory.mjs" ;;
