@@ -15,8 +15,9 @@
 //     comes back without sessions); SIGTERM and restart; the holding instance killed (kill -9;
 //     the gateway moves to the next instance, the killed one is started again).
 //   a 3-node nats-server cluster (JetStream, MQTT on every node; each instance prefers another
-//     node): each node killed in turn (kill -9; started again once statuses flow at every
-//     browser without it); then the holding instance killed.
+//     node: cloud-a n1, cloud-b n2, cloud-c n3): each node killed in turn, n2, n3, then n1
+//     (kill -9; started again once statuses flow at every browser without it; the table names
+//     the instances that were on it); then the holding instance killed.
 // Per phase (tests/integration/faults.mjs): per browser, statuses produced / arrived /
 // counted lost / silently lost / duplicated / out of order / repaired, and the recovery time
 // (fault → a status produced after the fault arriving live, < 1 s old, at that browser);
@@ -81,7 +82,7 @@ async function main() {
   }
   if (ONLY !== 'mosquitto') {
     if (!natsServer) log('nats-server is not installed: the cluster set-up is skipped');
-    else sets.push({ kind: 'nats', phases: await setup('nats', [faults.natsNode(0), faults.natsNode(1), faults.natsNode(2), faults.holder()]) });
+    else sets.push({ kind: 'nats', phases: await setup('nats', [faults.natsNode(1), faults.natsNode(2), faults.natsNode(0), faults.holder()]) });
   }
   const all = sets.flatMap((s) => s.phases);
   const problems = all.flatMap((p) => broken(p).map((b) => `${p.name}: ${b}`));
@@ -103,8 +104,10 @@ function writeDoc(sets, elapsed, problems) {
       'three `flatlink-cloud` instances (cloud-a, cloud-b, cloud-c) over one Mosquitto (no persistence), then over a 3-node ' +
       `nats-server ${natsVersion} cluster (JetStream, MQTT on every node, 3 replicas); a real \`flatlinkd\` with four simulated thermometers ` +
       '(one numbered stream, ~40 statuses/s) and a simulated lamp, its cloud list cloud-a, cloud-b, cloud-c; a logged-in browser of the flat on every ' +
-      'instance; a command to the lamp from the browsers in turn every 300 ms (TTL 4 s), during the faults too. Each fault is a phase with steady ' +
-      `load ${BEFORE_MS} ms before it and ${AFTER_MS} ms after the recovery. **Produced**: the statuses of the phase (the gateway's seqs); ` +
+      'instance; a command to the lamp (which takes 100 ms to switch) from the browsers in turn every 300 ms (TTL 4 s), during the faults too, and one from every ' +
+      'browser 30 ms before each fault (at the broker, the holder or the device when it strikes). Each fault is a phase with steady ' +
+      `load ${BEFORE_MS} ms before it and ${AFTER_MS} ms after the recovery; a killed nats node is started again after the recovery and given up to 20 s ` +
+      'to be current (`/healthz`) before the next phase (the line under its table says whether it was). **Produced**: the statuses of the phase (the gateway's seqs); ` +
       "**counted lost**: the increase of the browser's instance's `flatlink_backplane_gap_lost_total` + `flatlink_backplane_catch_up_gaps_total`; " +
       '**silently lost** = produced − arrived − counted lost; **recovery**: from the fault to the first status produced after it arriving live ' +
       "(< 1 s after the gateway stamped it) at that browser. Commands: the outcome the browser was told against the executions at the device (the sim adapter's log). " +

@@ -15,6 +15,7 @@
 //   live (less than LIVE_MS after the gateway stamped it).
 // Used by bench/faults.mjs (the full run, printed as tables) and
 // tests/integration/backplane_fault_run.test.mjs (a short run with assertions).
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -90,7 +91,7 @@ async function natsReady(n, timeoutMs = 30_000) {
 async function natsBrokerOnce() {
   const dir = tempDir('flatlink-faults-nats-');
   const nodes = [];
-  for (let i = 0; i < 3; ++i) nodes.push({ name: `n${i + 1}`, client: await freePort(), cluster: await freePort(), mqtt: await freePort() });
+  for (let i = 0; i < 3; ++i) nodes.push({ name: `n${i + 1}`, client: await freePort(), cluster: await freePort(), mqtt: await freePort(), http: await freePort() });
   for (const n of nodes) {
     const store = path.join(dir, n.name);
     mkdirSync(store, { recursive: true });
@@ -101,6 +102,7 @@ async function natsBrokerOnce() {
       [
         `server_name: ${n.name}`,
         `listen: 127.0.0.1:${n.client}`,
+        `http: 127.0.0.1:${n.http}`,
         `jetstream { store_dir: "${store}" }`,
         `mqtt { listen: 127.0.0.1:${n.mqtt}, stream_replicas: 3, consumer_replicas: 3 }`,
         `cluster { name: flatlink, listen: 127.0.0.1:${n.cluster}, routes: [${routes.join(', ')}] }`,
@@ -124,9 +126,26 @@ async function natsBrokerOnce() {
       nodes[i].proc.kill(signal);
       await nodes[i].proc.exited;
     },
-    async restart(i) {
+    // Started again; then up to currentMs for it to be current (its JetStream caught up,
+    // /healthz ok), so that the next node's death does not cost the streams their quorum.
+    // Says how long that took, or what /healthz still said.
+    async restart(i, currentMs = 20_000) {
+      const t0 = Date.now();
       nodes[i].proc = await start(nodes[i]);
       await natsReady(nodes[i], 60_000);
+      let said = '';
+      const current = await waitFor(
+        async () => {
+          const res = await fetch(`http://127.0.0.1:${nodes[i].http}/healthz`);
+          said = await res.text();
+          return res.ok && JSON.parse(said).status === 'ok';
+        },
+        currentMs,
+        { intervalMs: 200 },
+      ).then(() => true, () => false);
+      return current
+        ? `n${i + 1} started again, current (/healthz ok) ${Date.now() - t0} ms later`
+        : `n${i + 1} started again, still not current ${Date.now() - t0} ms later: /healthz said ${said}`;
     },
     async stop() {
       for (const n of nodes) await stop(n.proc).catch(() => {});
@@ -295,12 +314,24 @@ export const faults = {
   }),
   // One node of the nats cluster killed (kill -9); started again once statuses flow at every
   // browser without it (or after maxDownMs).
-  natsNode: (i, maxDownMs = 30_000) => ({
+  natsNode: (i, { maxDownMs = 30_000, currentMs = 20_000 } = {}) => ({
     name: `nats node n${i + 1} kill -9`,
     async inject(r, tFault) {
+      const port = r.broker.nodes[i].mqtt;
+      const on = r.instances.filter((inst) => brokerPortOf(inst.proc.pid).includes(port)).map((inst) => inst.id + (inst === holder(r) ? ' (the holder)' : ''));
       await r.broker.kill(i, 'SIGKILL');
       await waitFor(() => liveAfter(r, tFault + 500), maxDownMs, { intervalMs: 50, message: 'statuses live at every browser' }).catch(() => {});
-      return { restart: () => r.broker.restart(i) };
+      // When each instance that was on the node had a session on another one again (read
+      // when the phase is tallied).
+      const back = () => on.map((name) => {
+        const inst = r.instances.find((x) => name.startsWith(x.id));
+        const line = inst.proc.timed.find((x) => x.t > tFault && x.line.includes(`instance=${inst.id} connected;`));
+        return `${inst.id} connected to another node ${line ? `${line.t - tFault} ms after the kill` : 'not within the phase'}`;
+      });
+      return {
+        restart: () => r.broker.restart(i, currentMs),
+        note: () => `the node under ${on.join(', ') || 'no instance'}${on.length ? ` (${back().join(', ')})` : ''}`,
+      };
     },
   }),
   // The instance holding the gateway killed (kill -9): the gateway moves to the next in its
@@ -327,6 +358,21 @@ export const faults = {
     },
   }),
 };
+
+// The broker port a process is connected to (ss: its established TCP connections).
+function brokerPortOf(pid) {
+  try {
+    const out = execFileSync('ss', ['-tnpH', 'state', 'established'], { encoding: 'utf8', timeout: 5000 });
+    const ports = [];
+    for (const line of out.split('\n')) {
+      if (!line.includes(`pid=${pid},`)) continue;
+      ports.push(Number(line.trim().split(/\s+/)[3]?.split(':').at(-1)));
+    }
+    return ports;
+  } catch {
+    return [];
+  }
+}
 
 // Every live browser has had a status produced after tFault arrive live.
 function liveAfter(r, tFault) {
@@ -376,7 +422,7 @@ export async function phase(r, fault, { beforeMs = 1500, afterMs = 2000, recover
   const survivors = browsers.filter((b) => b.live);
   const recovery = new Map();
   for (const b of survivors) recovery.set(b, recoveryOf(b, tFault));
-  if (info.restart) await info.restart();
+  const restarted = info.restart ? await info.restart() : undefined;
   await delay(afterMs);
   const endSeq = maxSeq(r);
   // Whatever is still on its way comes before the tally (or the wait runs out).
@@ -414,7 +460,7 @@ export async function phase(r, fault, { beforeMs = 1500, afterMs = 2000, recover
     });
   }
   const commands = tallyCommands(r, cmds);
-  return { name: fault.name, startSeq, endSeq, statuses, commands, recoveryMs: Math.max(...[...recovery.values()].map((v) => v ?? Infinity)) };
+  return { name: fault.name, note: typeof info.note === 'function' ? info.note() : info.note, restarted: typeof restarted === 'string' ? restarted : undefined, startSeq, endSeq, statuses, commands, recoveryMs: Math.max(...[...recovery.values()].map((v) => v ?? Infinity)) };
 }
 
 // Per command: the outcome told, its cloud id (logged by the browser's instance), the
@@ -449,7 +495,7 @@ function tallyCommands(r, cmds) {
 
 // The phase's report as text tables.
 export function formatPhase(p) {
-  const out = [`## ${p.name} (statuses seq ${p.startSeq + 1}..${p.endSeq})`, ''];
+  const out = [`## ${p.name}${p.note ? `, ${p.note}` : ''} (statuses seq ${p.startSeq + 1}..${p.endSeq})`, ''];
   out.push('| browser on | produced | arrived | counted lost | silently lost | duplicated | out of order | repaired from the holder | recovery (ms) |');
   out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const s of p.statuses) {
@@ -460,6 +506,7 @@ export function formatPhase(p) {
   out.push('| outcome told | commands | executed at the device | executed twice | executions after the outcome was told |');
   out.push('| --- | --- | --- | --- | --- |');
   for (const o of p.commands.byOutcome) out.push(`| ${o.outcome} | ${o.commands} | ${o.executed} | ${o.twice} | ${NOT_RUN.includes(o.outcome) ? o.afterTold : '—'} |`);
+  if (p.restarted) out.push('', `After the phase: ${p.restarted}.`);
   return out.join('\n');
 }
 
