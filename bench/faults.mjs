@@ -1,7 +1,7 @@
 // Fault run across cloud instances (issue 20): what each broker fault costs the statuses and
 // the commands, counted at every browser and at the device.
 //
-//   node bench/faults.mjs [--smoke] [--down-ms N] [--after-ms N] [--only mosquitto|nats] [--out FILE]
+//   node bench/faults.mjs [--smoke] [--down-ms N] [--after-ms N] [--only mosquitto|nats] [--each-command] [--out FILE]
 //   bench/run.sh --faults [same options]
 //
 // What runs (all on loopback, free ports, the real flatlink-cloud and flatlinkd of
@@ -22,7 +22,7 @@
 // counted lost / silently lost / duplicated / out of order / repaired, and the recovery time
 // (fault → a status produced after the fault arriving live, < 1 s old, at that browser);
 // per outcome told, the commands, how many ran at the device, twice, and after the outcome was
-// told. Exit 1 when a promise broke (a status silently lost or twice, a command told
+// told (--each-command: also a line per command: its cloud id, outcome, executions). Exit 1 when a promise broke (a status silently lost or twice, a command told
 // offline/expired that ran, or that ran after `timeout`, a command without an answer).
 //
 // Writes bench/faults.md (unless --smoke or --out elsewhere) and splices it between its
@@ -45,6 +45,7 @@ const DOWN_MS = Number(opt('--down-ms', 1500));
 const AFTER_MS = Number(opt('--after-ms', SMOKE ? 1000 : 3000));
 const BEFORE_MS = SMOKE ? 1000 : 2000;
 const ONLY = opt('--only', null);
+const EACH = argv.includes('--each-command');
 const DEFAULT_OUT = path.join(repoRoot, 'bench/faults.md');
 const OUT = opt('--out', SMOKE ? null : DEFAULT_OUT);
 
@@ -61,6 +62,10 @@ async function setup(kind, list) {
     for (const f of list) {
       const p = await phase(r, f, { beforeMs: BEFORE_MS, afterMs: AFTER_MS });
       console.log(`\n${formatPhase(p)}`);
+      if (EACH) {
+        console.log('\n| command | from | cloud id | outcome told | executions at the device | after the outcome was told |\n| --- | --- | --- | --- | --- | --- |');
+        for (const c of p.commands.rows) console.log(`| ${c.id} | ${c.from} | ${c.cloudId ?? '(none: answered at once)'} | ${c.outcome} | ${c.executions} | ${c.afterTold} |`);
+      }
       const b = broken(p);
       if (b.length) console.log(`\nBROKEN: ${b.join('; ')}`);
       phases.push(p);
@@ -107,7 +112,8 @@ function writeDoc(sets, elapsed, problems) {
       'instance; a command to the lamp (which takes 100 ms to switch) from the browsers in turn every 300 ms (TTL 4 s), during the faults too, and one from every ' +
       'browser 30 ms before each fault (at the broker, the holder or the device when it strikes). Each fault is a phase with steady ' +
       `load ${BEFORE_MS} ms before it and ${AFTER_MS} ms after the recovery; a killed nats node is started again after the recovery and given up to 20 s ` +
-      'to be current (`/healthz`) before the next phase (the line under its table says whether it was). **Produced**: the statuses of the phase (the gateway's seqs); ` +
+      'to be current (`/healthz`) before the next phase (the line under its table says whether it was). ' +
+      "**Produced**: the statuses of the phase (the gateway's seqs); " +
       "**counted lost**: the increase of the browser's instance's `flatlink_backplane_gap_lost_total` + `flatlink_backplane_catch_up_gaps_total`; " +
       '**silently lost** = produced − arrived − counted lost; **recovery**: from the fault to the first status produced after it arriving live ' +
       "(< 1 s after the gateway stamped it) at that browser. Commands: the outcome the browser was told against the executions at the device (the sim adapter's log). " +
@@ -115,6 +121,8 @@ function writeDoc(sets, elapsed, problems) {
     '',
     ...sets.flatMap((s) => s.phases.map((p) => `### ${s.kind}: ${formatPhase(p).replace(/^## /, '')}\n`)),
     problems.length ? `Broken promises: ${problems.join('; ')}.` : 'Every promise kept: no status silently lost or duplicated, no command told `offline` or `expired` ran, none ran after `timeout`, every command answered.',
+    '',
+    'What each fault costs over all the runs, and the recovery bound for a nats node loss: [scale-out](scale-out.md#what-each-fault-costs-measured).',
     '<!-- faults:end -->',
   ].join('\n');
   writeFileSync(OUT, md + '\n');

@@ -15,7 +15,7 @@ import { broken, faults, formatPhase, natsServer, phase, startRun, stopRun } fro
 const opts = { beforeMs: 1000, afterMs: 1000 };
 
 function check(p) {
-  console.log(formatPhase(p));
+  console.log(formatPhase(p).replace(/^## /, ''));
   const problems = broken(p);
   assert.deepEqual(problems, [], `${p.name}: ${problems.join('; ')}`);
   assert.ok(p.commands.rows.length >= 3, `${p.name}: commands were sent during the phase`);
