@@ -726,6 +726,9 @@ function writeDoc(table, lines, head) {
   // Cloud instances over an MQTT broker (bench/backplane.mjs, run on its own: bench/run.sh --backplane).
   const backplane = path.join(benchDir, 'backplane.md');
   if (existsSync(backplane)) md.push(readFileSync(backplane, 'utf8').trim(), '');
+  // Broker and instance faults across instances (bench/faults.mjs, run on its own: bench/run.sh --faults).
+  const faultRun = path.join(benchDir, 'faults.md');
+  if (existsSync(faultRun)) md.push(readFileSync(faultRun, 'utf8').trim(), '');
   // The dashboard's weight and speed (bench/dashboard.mjs, run on its own).
   const dashboard = path.join(benchDir, 'dashboard.md');
   if (existsSync(dashboard)) md.push(readFileSync(dashboard, 'utf8').trim(), '');

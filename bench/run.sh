@@ -5,6 +5,9 @@
 # bench/run.sh --audio [--smoke] [--seconds S]: the audio stream benchmark (bench/audio.mjs).
 # bench/run.sh --backplane [--smoke] [options of bench/backplane.mjs]: cloud instances over an
 # MQTT broker against one instance (bench/backplane.mjs).
+# bench/run.sh --faults [--smoke] [options of bench/faults.mjs]: broker and instance faults across
+# three cloud instances, statuses and commands counted at every browser and at the device
+# (bench/faults.mjs).
 # bench/run.sh --mqtt-command [--smoke] [--commands N]: a command's round trip through a Tasmota
 # plug with Mosquitto's set_tcp_nodelay true against its default false (bench/mqtt_command.mjs).
 # bench/run.sh --history [--smoke] [options of bench/history.mjs]: the cloud's history in the
@@ -42,6 +45,13 @@ case " $* " in
     for a in "$@"; do [ "$a" = "--backplane" ] || shift_args="$shift_args $a"; done
     # shellcheck disable=SC2086
     exec node "$here/backplane.mjs" $shift_args ;;
+esac
+case " $* " in
+  *" --faults "*)
+    shift_args=""
+    for a in "$@"; do [ "$a" = "--faults" ] || shift_args="$shift_args $a"; done
+    # shellcheck disable=SC2086
+    exec node "$here/faults.mjs" $shift_args ;;
 esac
 case " $* " in
   *" --mqtt-command "*)
