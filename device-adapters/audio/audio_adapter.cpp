@@ -165,28 +165,39 @@ void AudioAdapter::finish(uint16_t id, const std::string& reason, uint64_t link_
                       << " frames captured, " << link_dropped << " dropped by the link";
   } else if (live.playback) {
     live.playback->stop();
-    PlaybackStats stats = live.playback->stats();
-    state = Json{{"audio_playback", "idle"},
-                 {"frames", stats.frames},
-                 {"dropped", stats.dropped},
-                 {"latency_p50_ms", percentile_ms(stats.latency_us, 0.50)},
-                 {"latency_p99_ms", percentile_ms(stats.latency_us, 0.99)}};
-    retired_playback_.push_back(std::move(live.playback));
-    LOG_INFO("audio") << "device=" << d.id << " stream=" << id << " ended (" << reason << ") after " << stats.frames
-                      << " frames played, " << stats.dropped << " dropped, latency p50 "
-                      << state["latency_p50_ms"] << " ms p99 " << state["latency_p99_ms"] << " ms";
+    retired_playback_.push_back(EndedPlayback{std::move(live.playback), live.device, id, reason});
   }
   if (running_) {
-    host_.status(d.id, state, clock_.wall_ms());
-    reaper_.start(100);
+    if (!state.is_null()) host_.status(d.id, state, clock_.wall_ms());
+    reaper_.start(kReapMs);
   }
+}
+
+void AudioAdapter::report_played(const EndedPlayback& ended) {
+  const auto& d = *ended.device;
+  PlaybackStats stats = ended.worker->stats();
+  Json state{{"frames", stats.frames},
+             {"dropped", stats.dropped},
+             {"latency_p50_ms", percentile_ms(stats.latency_us, 0.50)},
+             {"latency_p99_ms", percentile_ms(stats.latency_us, 0.99)}};
+  // A stream opened on the device since then keeps it "live".
+  const bool again = std::any_of(live_.begin(), live_.end(), [&](const auto& l) { return l.second.device == ended.device; });
+  if (!again) state["audio_playback"] = "idle";
+  LOG_INFO("audio") << "device=" << d.id << " stream=" << ended.id << " ended (" << ended.reason << ") after "
+                    << stats.frames << " frames played, " << stats.dropped << " dropped, latency p50 "
+                    << state["latency_p50_ms"] << " ms p99 " << state["latency_p99_ms"] << " ms";
+  host_.status(d.id, state, clock_.wall_ms());
 }
 
 // Threads of ended streams are joined once they have finished, so that the loop never waits.
 void AudioAdapter::reap() {
   std::erase_if(retired_capture_, [](const auto& w) { return w->finished(); });
-  std::erase_if(retired_playback_, [](const auto& w) { return w->finished(); });
-  if (!retired_capture_.empty() || !retired_playback_.empty()) reaper_.start(100);
+  std::erase_if(retired_playback_, [this](const EndedPlayback& e) {
+    if (!e.worker->finished()) return false;
+    if (running_) report_played(e);
+    return true;
+  });
+  if (!retired_capture_.empty() || !retired_playback_.empty()) reaper_.start(kReapMs);
 }
 
 std::unique_ptr<Adapter> make_audio_adapter(const config::AudioAdapterConfig& config, EventLoop& loop,

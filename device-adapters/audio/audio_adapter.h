@@ -53,6 +53,7 @@ class AudioAdapter final : public Adapter, public StreamDevices {
                                    const StreamFormat& format) const;
   void finish(uint16_t id, const std::string& reason, uint64_t link_dropped = 0);
   void reap();
+  static constexpr int kReapMs = 20;  // how soon an ended stream's thread is looked at again
 
   config::AudioAdapterConfig config_;
   EventLoop& loop_;
@@ -61,7 +62,16 @@ class AudioAdapter final : public Adapter, public StreamDevices {
   bool running_ = false;
   std::map<uint16_t, Live> live_;
   std::vector<std::unique_ptr<CaptureWorker>> retired_capture_;  // ending on their own; joined once done
-  std::vector<std::unique_ptr<PlaybackWorker>> retired_playback_;
+  // A speaker's stream is reported idle (with what it played) only once its worker has
+  // finished: its last frame written and a WAV file's header complete.
+  struct EndedPlayback {
+    std::unique_ptr<PlaybackWorker> worker;
+    const config::AudioDeviceConfig* device;
+    uint16_t id;
+    std::string reason;
+  };
+  std::vector<EndedPlayback> retired_playback_;
+  void report_played(const EndedPlayback& ended);
   Timer reaper_;
 };
 
