@@ -21,11 +21,12 @@
 // Mosquitto (the nats cluster's own faults are tests/integration/backplane*.test.mjs'); exits 1 when a link is not held or not back, or a status is lost or doubled,
 // never because a figure is slow.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { binaries, freePort, portAccepts, run, startMosquitto, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
+import { binaries, freePort, portAccepts, startProcess, stop, tempDir, waitFor } from '../tests/integration/harness.mjs';
+import { mosquittoBroker, natsBroker } from '../tests/integration/faults.mjs';
 import { metrics, rememberMetricsPort } from '../tests/integration/flatlink.mjs';
 import { Generators, makeFlats, memOf } from './links.mjs';
 
@@ -43,50 +44,8 @@ function cpuTicks(pid) {
   }
 }
 
-// ---------------------------------------------------------------------------------------
-// brokers
-const NATS = ['/usr/bin/nats-server', '/usr/sbin/nats-server'].find((p) => existsSync(p)) ?? 'nats-server';
-async function startNats() {
-  const dir = tempDir('flatlink-bench-nats-');
-  const nodes = [];
-  for (let i = 0; i < 3; ++i) nodes.push({ name: `n${i + 1}`, client: await freePort(), cluster: await freePort(), mqtt: await freePort() });
-  for (const n of nodes) {
-    const store = path.join(dir, n.name);
-    mkdirSync(store, { recursive: true });
-    n.conf = path.join(dir, `${n.name}.conf`);
-    const routes = nodes.filter((o) => o !== n).map((o) => `nats-route://127.0.0.1:${o.cluster}`);
-    writeFileSync(
-      n.conf,
-      [
-        `server_name: ${n.name}`,
-        `listen: 127.0.0.1:${n.client}`,
-        `jetstream { store_dir: "${store}" }`,
-        `mqtt { listen: 127.0.0.1:${n.mqtt}, stream_replicas: 3, consumer_replicas: 3, max_ack_pending: 65535 }`,
-        `cluster { name: flatlink, listen: 127.0.0.1:${n.cluster}, routes: [${routes.join(', ')}] }`,
-        '',
-      ].join('\n'),
-    );
-  }
-  try {
-    for (const n of nodes) n.proc = await startProcess(NATS, ['-c', n.conf], { readyPattern: 'Server is ready', timeoutMs: 15_000 });
-    for (const n of nodes) {
-      await waitFor(
-        async () => (await run('/usr/bin/mosquitto_sub', ['-h', '127.0.0.1', '-p', String(n.mqtt), '-t', 'flatlink/probe', '-W', '1', '-i', `probe-${n.name}`], { timeoutMs: 5000 })).stderr.includes('Timed out'),
-        30_000,
-        { intervalMs: 200, message: `nats node ${n.name} to take MQTT subscriptions` },
-      );
-    }
-  } catch (err) {
-    for (const n of nodes) if (n.proc) await stop(n.proc).catch(() => {});
-    throw err;
-  }
-  return { kind: 'nats', ports: nodes.map((n) => n.mqtt), procs: nodes.map((n) => n.proc) };
-}
-async function startBroker(kind) {
-  if (kind === 'nats') return startNats();
-  const b = await startMosquitto(['allow_anonymous true', 'max_queued_messages 1000000', 'set_tcp_nodelay true'], { prefix: 'flatlink-bench-bp-' });
-  return { kind, ports: [b.port], procs: [b.proc] };
-}
+// brokers: tests/integration/faults.mjs starts them (a 3-node nats-server cluster or one Mosquitto)
+const startBroker = (kind) => (kind === 'nats' ? natsBroker() : mosquittoBroker());
 
 // ---------------------------------------------------------------------------------------
 // the instances: every flat in every config, each its own instance_id, port and metrics port
@@ -134,7 +93,8 @@ export async function instancesRun({ links = 100_000, instances = 6, broker = 'n
   const result = { links, instances, broker };
   const flats = makeFlats(links);
   const br = await startBroker(broker);
-  const cfgs = await writeInstanceConfigs(flats, instances, br.ports, dir);
+  const cfgs = await writeInstanceConfigs(flats, instances, br.ports(), dir);
+  const brokerProcs = () => br.nodes.map((n) => n.proc);
   let procs = [];
   const gens = [];
   try {
@@ -148,7 +108,7 @@ export async function instancesRun({ links = 100_000, instances = 6, broker = 'n
     const parts = cfgs.map((_, i) => flats.filter((_, j) => j % instances === i));
     const before = procs.map((p) => memOf(p.pid));
     const cpu0 = procs.map((p) => cpuTicks(p.pid));
-    const brokerBefore = br.procs.map((p) => memOf(p.pid));
+    const brokerBefore = brokerProcs().map((p) => memOf(p.pid));
     const t0 = now();
     const opened = await Promise.all(
       parts.map((part, i) => {
@@ -174,7 +134,7 @@ export async function instancesRun({ links = 100_000, instances = 6, broker = 'n
         perLinkKiB: (after[i].rss - before[i].rss) / parts[i].length,
         cpuS: (cpuTicks(procs[i].pid) - cpu0[i]) / TICKS_PER_S,
       })),
-      brokerRssMiB: br.procs.map((p, i) => [brokerBefore[i].rss / 1024, memOf(p.pid).rss / 1024]),
+      brokerRssMiB: brokerProcs().map((p, i) => [brokerBefore[i].rss / 1024, memOf(p.pid).rss / 1024]),
     };
     log(`held: ${ok}/${links} links acked in ${openMs.toFixed(0)} ms; held per instance ${held.join(', ')}`);
     for (const p of result.held.perInstance) log(`  ${p.id}: ${p.links} links, RSS ${p.rssBeforeKiB} → ${p.rssAfterKiB} KiB, ${p.perLinkKiB.toFixed(2)} KiB/link, ${p.cpuS.toFixed(1)} s CPU`);
@@ -262,7 +222,7 @@ export async function instancesRun({ links = 100_000, instances = 6, broker = 'n
   } finally {
     await Promise.all(gens.map((g) => g.exit()));
     for (const p of procs) await stop(p, 'SIGKILL').catch(() => {});
-    for (const p of br.procs) await stop(p).catch(() => {});
+    await br.stop();
   }
 }
 

@@ -6,7 +6,7 @@
 // cloud instance are killed with SIGKILL during a numbered status stream from a
 // real flatlinkd that knows both cloud URLs.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -28,7 +28,8 @@ import {
   startGateway,
   stop,
 } from './flatlink.mjs';
-import { freePort, makeCa, makeServerCert, run, startMosquitto, startProcess, tempDir, waitFor } from './harness.mjs';
+import { natsBroker, natsServer } from './faults.mjs';
+import { freePort, makeCa, makeServerCert, run, startMosquitto, tempDir, waitFor } from './harness.mjs';
 
 const lamp = (id) => ({
   id,
@@ -616,66 +617,8 @@ describe('the backplane over TLS with a user and a password file', () => {
 });
 
 // ---------------------------------------------------------------------------------------
-// A 3-node nats-server cluster with JetStream and an MQTT listener on every node.
-const natsServer = ['/usr/sbin/nats-server', '/usr/bin/nats-server'].find((p) => existsSync(p));
-
-// A port picked free may be taken before a node binds it (by another node's outgoing route
-// connection, which gets an ephemeral port): then the whole cluster starts again on new ports.
-async function startNatsCluster() {
-  for (let attempt = 1; ; ++attempt) {
-    try {
-      return await startNatsClusterOnce();
-    } catch (err) {
-      if (attempt >= 3) throw err;
-      console.log(`# nats cluster did not start (${err.message.split('\n')[0]}); starting again (attempt ${attempt + 1})`);
-    }
-  }
-}
-
-async function startNatsClusterOnce() {
-  const dir = tempDir('flatlink-bp-nats-');
-  const nodes = [];
-  for (let i = 0; i < 3; ++i) {
-    nodes.push({ name: `n${i + 1}`, client: await freePort(), cluster: await freePort(), mqtt: await freePort() });
-  }
-  for (const n of nodes) {
-    const store = path.join(dir, n.name);
-    mkdirSync(store, { recursive: true });
-    n.conf = path.join(dir, `${n.name}.conf`);
-    const routes = nodes.filter((o) => o !== n).map((o) => `nats-route://127.0.0.1:${o.cluster}`);
-    writeFileSync(
-      n.conf,
-      [
-        `server_name: ${n.name}`,
-        `listen: 127.0.0.1:${n.client}`,
-        `jetstream { store_dir: "${store}" }`,
-        // Three replicas of the MQTT session, retained and message streams and of the consumers:
-        // with nats-server's default here (2) a killed node can stall sessions kept on it.
-        `mqtt { listen: 127.0.0.1:${n.mqtt}, stream_replicas: 3, consumer_replicas: 3 }`,
-        `cluster { name: flatlink, listen: 127.0.0.1:${n.cluster}, routes: [${routes.join(', ')}] }`,
-        '',
-      ].join('\n'),
-    );
-  }
-  // Any failure stops the nodes already started: a node left running would keep this test
-  // file's process alive after its last test (and ctest waiting for it until its timeout).
-  try {
-    for (const n of nodes) n.proc = await startProcess(natsServer, ['-c', n.conf], { readyPattern: 'Server is ready', timeoutMs: 15_000 });
-    // MQTT needs JetStream's meta leader: wait until a client can connect and subscribe on every node.
-    for (const n of nodes) {
-      await waitFor(
-        async () =>
-          (await run('/usr/bin/mosquitto_sub', ['-h', '127.0.0.1', '-p', String(n.mqtt), '-t', 'flatlink/probe', '-W', '1', '-i', `probe-${n.name}`], { timeoutMs: 5000 })).stderr.includes('Timed out'),
-        20_000,
-        { intervalMs: 200, message: `nats node ${n.name} to take MQTT subscriptions` },
-      );
-    }
-    return nodes;
-  } catch (err) {
-    for (const n of nodes) if (n.proc) await stop(n.proc).catch(() => {});
-    throw err;
-  }
-}
+// A 3-node nats-server cluster with JetStream and an MQTT listener on every node (faults.mjs).
+const startNatsCluster = async () => (await natsBroker()).nodes;
 
 describe('a 3-node nats-server cluster: a broker node and a cloud instance die during a status stream', { skip: !natsServer && 'nats-server is not installed (scripts/install-deps.sh)' }, () => {
   let nodes, A, B, gw, b;
