@@ -78,7 +78,11 @@ async function writeInstanceConfigs(flats, k, brokerPorts, dir) {
 }
 async function startInstance(cfg) {
   const proc = await startProcess(binaries.cloud, ['--config', cfg.file, '--log-level', 'warn'], { timeoutMs: 60_000 });
-  await waitFor(() => portAccepts(cfg.port), 60_000, { intervalMs: 20, message: `${cfg.id} to accept connections` });
+  const exited = proc.exited.then(() => {
+    throw new Error(`${cfg.id} exited at start: ${proc.lines.slice(-3).join(' | ')}`);
+  });
+  await Promise.race([waitFor(() => portAccepts(cfg.port), 60_000, { intervalMs: 20, message: `${cfg.id} to accept connections` }), exited]);
+  exited.catch(() => {}); // a later exit (the storm's kill) is expected
   return proc;
 }
 const sum = (xs) => xs.reduce((s, x) => s + x, 0);

@@ -15,8 +15,10 @@
 namespace flatlink::config {
 namespace {
 
-// Far above any real configuration; stops a mistaken path (a log, a disk image) early.
-constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
+// Far above any real configuration; stops a mistaken path (a log, a disk image) early. A
+// cloud's file lists every flat it serves without a store: 100,000 flats take ~10 MB.
+constexpr size_t kMaxGatewayConfigBytes = 4 * 1024 * 1024;
+constexpr size_t kMaxCloudConfigBytes = 64 * 1024 * 1024;
 
 template <class Config, class Read>
 Loaded<Config> parse_with(const std::string& text, const std::string& name, const std::string& base_dir, Read read) {
@@ -73,7 +75,7 @@ Loaded<CloudConfig> parse_cloud_config(const std::string& text, const std::strin
 Loaded<GatewayConfig> load_gateway_config(const std::string& path) {
   detail::FileRead file;
   std::string why;
-  if (!detail::read_file(path, kMaxConfigBytes, file, why)) return ConfigError{path + ": cannot read: " + why};
+  if (!detail::read_file(path, kMaxGatewayConfigBytes, file, why)) return ConfigError{path + ": cannot read: " + why};
   Loaded<GatewayConfig> loaded = parse_gateway_config(file.text, path, detail::folder_of(path));
   if (const auto* config = std::get_if<GatewayConfig>(&loaded)) {
     if (config->cloud.token_file.empty() && file.readable_by_others) {
@@ -87,7 +89,7 @@ Loaded<GatewayConfig> load_gateway_config(const std::string& path) {
 Loaded<CloudConfig> load_cloud_config(const std::string& path) {
   detail::FileRead file;
   std::string why;
-  if (!detail::read_file(path, kMaxConfigBytes, file, why)) return ConfigError{path + ": cannot read: " + why};
+  if (!detail::read_file(path, kMaxCloudConfigBytes, file, why)) return ConfigError{path + ": cannot read: " + why};
   return parse_cloud_config(file.text, path, detail::folder_of(path));
 }
 

@@ -1532,3 +1532,31 @@ TEST_CASE("a text capability's max_length above the wire's 256 bytes is refused 
     }
   }
 }
+
+TEST_CASE("a cloud file with 100,000 flats (~10 MB) loads; past 64 MiB a file is refused, and a gateway's past 4 MiB") {
+  TempDir dir;
+  std::string text = R"({"listen_address": "127.0.0.1", "port": 8080, "flats": [)";
+  for (int i = 0; i < 100000; ++i) {
+    if (i > 0) text += ',';
+    char hash[65];
+    std::snprintf(hash, sizeof hash, "%064x", i);  // a hash of its own per flat
+    text += R"({"id": "f)" + std::to_string(i) + R"(", "gateway_token_sha256": ")" + hash + R"("})";
+  }
+  text += "]}";
+  CHECK(text.size() > 4 * 1024 * 1024);
+  dir.write("cloud.json", text);
+  const Loaded<CloudConfig> loaded = load_cloud_config(dir.file("cloud.json"));
+  if (const auto* error = std::get_if<ConfigError>(&loaded)) FAIL_CHECK(error->message);
+  REQUIRE(std::holds_alternative<CloudConfig>(loaded));
+  CHECK(std::get<CloudConfig>(loaded).flats.size() == 100000);
+
+  dir.write("huge.json", std::string(64 * 1024 * 1024 + 1, ' '));
+  const Loaded<CloudConfig> huge = load_cloud_config(dir.file("huge.json"));
+  REQUIRE(std::holds_alternative<ConfigError>(huge));
+  CHECK(contains(std::get<ConfigError>(huge).message, "Larger than 67108864 bytes"));
+
+  dir.write("gateway.json", std::string(4 * 1024 * 1024 + 1, ' '));
+  const Loaded<GatewayConfig> gateway = load_gateway_config(dir.file("gateway.json"));
+  REQUIRE(std::holds_alternative<ConfigError>(gateway));
+  CHECK(contains(std::get<ConfigError>(gateway).message, "Larger than 4194304 bytes"));
+}
