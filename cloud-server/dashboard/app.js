@@ -5,7 +5,6 @@
 // registers the service worker (sw.js) that keeps the page's shell for offline starts.
 // Entry point of index.html.
 
-import { AudioStreams } from './audio.js';
 import { Connection, cloudUrl, startSession } from './connection.js';
 import { DeviceCard, shapeOf } from './device_card.js';
 import { EventLog } from './events.js';
@@ -76,7 +75,7 @@ ui.confirmDialog.addEventListener('close', () => {
 });
 
 const controlContext = {
-  audio: null, // set below: the page's audio streams (Listen, Hold to talk)
+  audio: null, // the page's audio streams (Listen, Hold to talk), once audio.js is loaded
   readOnly: false, // a guest: tiles without controls
   recentEvents: null, // with a store (a welcome came): a tile's details list its recent events
   history: null, // with a store: a tile's charts ask their ranges (askHistory)
@@ -96,7 +95,7 @@ const controlContext = {
 
 const connection = new Connection(cloudUrl(), {
   link(linkState, detail) {
-    audio.link(linkState);
+    audio?.link(linkState);
     if (linkState !== 'open') {
       failAsks(t('conn.notConnected'));
       historyAsks.clear(); // asked again with the next snapshot
@@ -104,15 +103,42 @@ const connection = new Connection(cloudUrl(), {
     lastLink = { state: linkState, detail };
     showCloudLink(linkState, detail);
   },
-  binary: (data) => audio.binary(data),
+  binary: (data) => audio?.binary(data),
   loginFailed(message, { unreachable = false } = {}) {
     showLogin(unreachable && !navigator.onLine ? t('notice.noConnection') : message);
   },
   message: onMessage,
 });
 
-const audio = new AudioStreams(connection);
-controlContext.audio = audio;
+// The intercom's code (audio.js) loads only when the flat has a microphone or a speaker:
+// a flat without one never fetches it. Once it is there, those devices' tiles are made
+// again with their Listen / Hold to talk.
+let audio = null; // AudioStreams, once loaded
+let audioLoading = false;
+const isStreamDevice = (device) =>
+  Boolean(device?.capabilities?.some((c) => c.name === 'audio_capture' || c.name === 'audio_playback'));
+
+function loadAudioWhenNeeded() {
+  if (audio || audioLoading || ![...state.devices.values()].some(isStreamDevice)) return;
+  audioLoading = true;
+  import('./audio.js').then(
+    ({ AudioStreams }) => {
+      audio = new AudioStreams(connection);
+      controlContext.audio = audio;
+      for (const [id, card] of [...cards]) {
+        if (!isStreamDevice(state.devices.get(id))) continue;
+        card.dispose();
+        card.root.remove();
+        cards.delete(id);
+      }
+      renderDevices();
+    },
+    (err) => {
+      audioLoading = false; // tried again with the next snapshot or device list
+      showNotice(t('notice.cloudError', { message: err.message }));
+    },
+  );
+}
 
 // ---- the cloud's messages --------------------------------------------------------------
 
@@ -185,7 +211,7 @@ function onMessage(msg) {
     }
     case 'stream_opened':
     case 'stream_closed':
-      audio.message(msg);
+      audio?.message(msg);
       break;
     case 'webhook':
       notifications.webhookReply(msg);
@@ -374,6 +400,7 @@ function focusFirstControl() {
 // Brings the page in line with state.devices: reuses the card of a device whose
 // description did not change (so a control's pending outcome and focus stay).
 function renderDevices() {
+  loadAudioWhenNeeded();
   const groups = new Map();
   for (const device of state.devices.values()) {
     const g = groupOf(device);
