@@ -79,6 +79,7 @@ const controlContext = {
   readOnly: false, // a guest: tiles without controls
   recentEvents: null, // with a store (a welcome came): a tile's details list its recent events
   history: null, // with a store: a tile's charts ask their ranges (askHistory)
+  label: null, // an owner (with a store): a tile's "Rename / room" sends device_label (sendLabel)
   send: (device, set, done) => connection.command(device, set, done),
   confirm: (question) =>
     new Promise((resolve) => {
@@ -216,7 +217,14 @@ function onMessage(msg) {
     case 'webhook':
       notifications.webhookReply(msg);
       break;
+    case 'device_label':
+      labelAnswered(msg.id, null);
+      break;
     case 'error':
+      if (typeof msg.id === 'string' && labelAsks.has(msg.id)) {
+        labelAnswered(msg.id, msg.message || msg.code);
+        break;
+      }
       if (['bad_url', 'forbidden', 'unavailable'].includes(msg.code) && notifications.webhookError(msg)) break;
       if (typeof msg.id === 'string' && historyAsks.has(msg.id)) {
         historyChart(msg.id)?.failed(msg.message || msg.code);
@@ -325,11 +333,18 @@ function setAccount(next) {
   const readOnly = next.role === 'guest';
   const recentEvents = next.role ? askRecentEvents : null; // a role comes only with a store
   const history = next.role ? askHistory : null;
+  const label = next.role === 'owner' ? sendLabel : null;
   document.body.dataset.role = next.role || '';
-  if (readOnly !== controlContext.readOnly || recentEvents !== controlContext.recentEvents || history !== controlContext.history) {
+  if (
+    readOnly !== controlContext.readOnly ||
+    recentEvents !== controlContext.recentEvents ||
+    history !== controlContext.history ||
+    label !== controlContext.label
+  ) {
     controlContext.readOnly = readOnly;
     controlContext.recentEvents = recentEvents;
     controlContext.history = history;
+    controlContext.label = label;
     dropCards(); // built again by the snapshot that follows
   }
 }
@@ -342,6 +357,35 @@ function dropCards() {
   cards.clear();
   for (const section of sections.values()) section.remove();
   sections.clear();
+}
+
+// ---- an owner's names and rooms -------------------------------------------------------------
+
+let nextLabelAsk = 1;
+const labelAsks = new Map(); // device_label request id -> device id
+
+// A tile's "Rename / room" saved: docs/protocol.md "device_label". The cloud then sends every
+// page of the flat a `devices` message with the new name and room (the tile is made again,
+// under its new room), and this page the answer.
+function sendLabel(card, { name, room }) {
+  const id = `lb-${nextLabelAsk++}`;
+  if (!connection.request({ type: 'device_label', id, device: card.id, name, room })) {
+    card.labelAnswered(t('conn.notConnected'));
+    return;
+  }
+  labelAsks.set(id, card.id);
+}
+
+// The answer (error: null when saved): shown on the device's tile as it is now, its details
+// open and the keyboard back on its "Rename / room".
+function labelAnswered(id, error) {
+  const device = labelAsks.get(id);
+  labelAsks.delete(id);
+  const card = device && cards.get(device);
+  if (!card) return;
+  card.details.open = true;
+  card.labelAnswered(error);
+  if (!error) card.labelOpen?.focus();
 }
 
 // ---- history ------------------------------------------------------------------------------
@@ -548,6 +592,8 @@ function showLogin(error = '') {
   controlContext.readOnly = false;
   controlContext.recentEvents = null;
   controlContext.history = null;
+  controlContext.label = null;
+  labelAsks.clear();
   ui.flatView.hidden = true;
   ui.eventsView.hidden = true;
   ui.notifyView.hidden = true;
