@@ -1,19 +1,20 @@
-// The dashboard's weight and speed beside the page it replaces: this tree's
-// cloud-server/dashboard/ and another git ref's (default: main), each served by its own
+// The dashboard's weight and speed as served (the build's staged copy: a gzip variant beside
+// each compressible file, sent with Content-Encoding to a browser that accepts it) beside the
+// same page uncompressed (the cloud's dashboard_dir at the unstaged source folder, which has
+// no .gz files; or, with --ref, another git ref's dashboard folder), each served by its own
 // flatlink-cloud with the same sim devices, loaded in headless Chromium (Debian's, through
-// tests/browser's playwright-core). Per page: bytes transferred on a first load (as served:
-// uncompressed) and what gzip -9 of the same files would be; first load and repeat visit
-// (navigation start to the load event); login to tiles shown (the click to every device's
-// tile online). Medians of --runs runs, alternating the two pages.
+// tests/browser's playwright-core). Per page: bytes transferred on a first load (the bodies as
+// sent, encoded) and the same bodies decoded; first load and repeat visit (navigation start to
+// the load event); login to tiles shown (the click to every device's tile online). Medians of
+// --runs runs, alternating the two pages.
 // Writes bench/dashboard.md and its section of docs/benchmarks.md.
 //   FLATLINK_BUILD_DIR=build node bench/dashboard.mjs [--runs 7] [--ref main]
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
 
-import { repoRoot, tempDir } from '../tests/integration/harness.mjs';
+import { buildDir, repoRoot, tempDir } from '../tests/integration/harness.mjs';
 import { freePort, launchBrowser, login, startCloud, startGateway, stop } from '../tests/browser/fixture.mjs';
 
 const args = process.argv.slice(2);
@@ -22,7 +23,7 @@ const opt = (name, fallback) => {
   return i >= 0 ? args[i + 1] : fallback;
 };
 const runs = Number(opt('runs', 7));
-const ref = opt('ref', 'main');
+const ref = opt('ref', null); // the peer: another ref's dashboard; default the unstaged source folder
 
 const flat = { id: 'flat-a', name: 'Bench', token: 'token-bench', users: [{ name: 'demo', password: 'demo' }] };
 const devices = [
@@ -48,18 +49,20 @@ async function serve(label, dashboardDir) {
   const port = await freePort();
   const cloud = await startCloud({ port, flats: [flat], dashboardDir });
   const gateway = await startGateway({ port, flat: flat.id, gatewayId: `gw-${label.replace(/[^A-Za-z0-9]/g, "-")}`, token: flat.token, devices, latencyMs: 20 });
-  return { label, port, cloud, gateway, url: `http://127.0.0.1:${port}/`, bytes: [], gzip: [], first: [], repeat: [], login: [] };
+  return { label, port, cloud, gateway, url: `http://127.0.0.1:${port}/`, bytes: [], decoded: [], first: [], repeat: [], login: [] };
 }
 
 async function measure(browser, site) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
   const page = await context.newPage();
-  const bodies = [];
+  const bodies = []; // per response: [bytes as sent (encoded), bytes decoded]
   page.on('response', async (response) => {
     if (!response.url().startsWith(site.url)) return;
     try {
-      bodies.push(await response.body());
-      if (process.env.BENCH_URLS) console.log(site.label, response.url());
+      const decoded = (await response.body()).length;
+      const sizes = await response.request().sizes();
+      bodies.push([sizes.responseBodySize, decoded]);
+      if (process.env.BENCH_URLS) console.log(site.label, response.url(), sizes.responseBodySize, decoded);
     } catch {
       // a redirect or an aborted request: no body
     }
@@ -71,8 +74,8 @@ async function measure(browser, site) {
   await page.goto(site.url, { waitUntil: 'load' });
   await page.waitForLoadState('networkidle');
   site.first.push(await loadMs());
-  site.bytes.push(bodies.reduce((n, b) => n + b.length, 0));
-  site.gzip.push(bodies.reduce((n, b) => n + gzipSync(b, { level: 9 }).length, 0));
+  site.bytes.push(bodies.reduce((n, [sent]) => n + sent, 0));
+  site.decoded.push(bodies.reduce((n, [, decoded]) => n + decoded, 0));
 
   await page.reload({ waitUntil: 'load' });
   site.repeat.push(await loadMs());
@@ -91,11 +94,17 @@ async function measure(browser, site) {
   await context.close();
 }
 
-const sites = [await serve('this tree', path.join(repoRoot, 'cloud-server', 'dashboard')), await serve(ref, extractRef())];
+const staged = path.join(buildDir, 'dashboard');
+if (!existsSync(path.join(staged, 'app.js.gz'))) throw new Error(`${staged} has no .gz files: build first (scripts/build.sh)`);
+const peerName = ref ? `${ref} (uncompressed)` : 'uncompressed';
+const sites = [
+  await serve('compressed', staged),
+  await serve(peerName, ref ? extractRef() : path.join(repoRoot, 'cloud-server', 'dashboard')),
+];
 const browser = await launchBrowser();
 try {
   for (const site of sites) await measure(browser, site); // warm-up, not counted
-  for (const site of sites) for (const k of ['bytes', 'gzip', 'first', 'repeat', 'login']) site[k].length = 0;
+  for (const site of sites) for (const k of ['bytes', 'decoded', 'first', 'repeat', 'login']) site[k].length = 0;
   for (let i = 0; i < runs; i++) for (const site of sites) await measure(browser, site);
 } finally {
   await browser.close();
@@ -107,8 +116,8 @@ try {
 
 const [mine, peer] = sites;
 const rows = [
-  ['bytes on a first load (as served)', 'bytes', (v) => `${(v / 1024).toFixed(1)} KiB`],
-  ['the same gzip -9 (if precompressed)', 'gzip', (v) => `${(v / 1024).toFixed(1)} KiB`],
+  ['bytes transferred on a first load (bodies as sent)', 'bytes', (v) => `${(v / 1024).toFixed(1)} KiB`],
+  ['the same bodies decoded', 'decoded', (v) => `${(v / 1024).toFixed(1)} KiB`],
   ['first load (to the load event)', 'first', (v) => `${v.toFixed(0)} ms`],
   ['repeat visit (reload)', 'repeat', (v) => `${v.toFixed(0)} ms`],
   ['login to tiles shown', 'login', (v) => `${v.toFixed(0)} ms`],
@@ -118,17 +127,21 @@ const md = [
   '<!-- dashboard:begin — written by bench/dashboard.mjs -->',
   '## Dashboard page weight and speed (issue 22)',
   '',
-  `Measured ${when} UTC with \`FLATLINK_BUILD_DIR=build node bench/dashboard.mjs --runs ${runs}\`: this tree's dashboard beside ` +
-    `\`${ref}\`'s (\`git archive\`), each served by its own flatlink-cloud with the same three sim devices, loaded in headless ` +
+  `Measured ${when} UTC with \`FLATLINK_BUILD_DIR=build node bench/dashboard.mjs --runs ${runs}${ref ? ` --ref ${ref}` : ''}\`: the ` +
+    "dashboard as the build stages it (a `.gz` made by `gzip -9 -n` beside each HTML, JS, CSS, JSON and SVG file, sent " +
+    'with `Content-Encoding: gzip` to a browser that accepts it) beside ' +
+    (ref ? `\`${ref}\`'s dashboard (\`git archive\`), ` : 'the same files uncompressed (the cloud\'s `dashboard_dir` at the unstaged source folder, which has no `.gz`), ') +
+    'each served by its own flatlink-cloud with the same three sim devices, loaded in headless ' +
     `Chromium (Debian's) on loopback, the two pages alternating; medians of ${runs} runs after one warm-up each. Bytes: the bodies of ` +
     "every response to the page's own requests during a first load in a fresh profile (the HTML, CSS, modules and favicon; " +
-    "not the service worker's precache of the shell, which runs after the load in the worker), as served today (uncompressed), " +
-    'and what gzip -9 of the same bodies would be. Load: navigation start to the load event; a repeat visit of this tree goes ' +
-    'through its service worker (network first). Login to tiles: the click on "Log in" to every ' +
+    "not the service worker's precache of the shell, which runs after the load in the worker), as sent (Playwright's " +
+    '`responseBodySize`, the encoded body) and decoded. Load: navigation start to the load event; a repeat visit goes ' +
+    'through the service worker (network first), the files kept by the browser with their ETags (`no-cache`: asked again on each visit). ' +
+    'Login to tiles: the click on "Log in" to every ' +
     `device's tile shown online (includes the cloud's password hash check). Machine: ${os.cpus().length} CPUs, load average ` +
     `${os.loadavg().map((v) => v.toFixed(2)).join(' ')} at the end.`,
   '',
-  `| what | this tree | ${ref} | ratio |`,
+  `| what | compressed | ${peerName} | ratio |`,
   '| --- | --- | --- | --- |',
 ];
 for (const [name, key, fmt] of rows) {

@@ -265,6 +265,12 @@ std::string encode(const WebhookRequest& msg) {
   return dump(j);
 }
 
+std::string encode(const DeviceLabelRequest& msg) {
+  Json j = {{"type", "device_label"}, {"device", msg.device}, {"name", msg.name}, {"room", msg.room}};
+  if (!msg.id.empty()) j["id"] = msg.id;
+  return dump(j);
+}
+
 std::string encode(const Snapshot& msg) {
   return dump({{"type", "snapshot"},
                {"flat", msg.flat},

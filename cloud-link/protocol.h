@@ -269,6 +269,17 @@ struct WebhookRequest {
   bool operator==(const WebhookRequest&) const = default;
 };
 
+// An owner's name and room for a device of the flat (docs/protocol.md "device_label"),
+// shown to the flat's pages over the gateway's own; "" for either: the gateway's.
+struct DeviceLabelRequest {
+  std::string id;  // echoed; "" none
+  std::string device;
+  std::string name;
+  std::string room;
+
+  bool operator==(const DeviceLabelRequest&) const = default;
+};
+
 // ---- cloud -> browser -------------------------------------------------------------------------
 
 struct Snapshot {
@@ -319,7 +330,7 @@ struct HistoryReply {
 using GatewayToCloud = std::variant<Hello, StatusBatch, Presence, DeviceList, Result>;
 using CloudToGateway = std::variant<Ack, CommandMsg, Error>;
 using BrowserToCloud =
-    std::variant<Login, BrowserCommand, HistoryRequest, Resume, Logout, EventsRequest, WebhookRequest>;
+    std::variant<Login, BrowserCommand, HistoryRequest, Resume, Logout, EventsRequest, WebhookRequest, DeviceLabelRequest>;
 using CloudToBrowser = std::variant<Snapshot, Update, Presence, GatewayState, DeviceList, Result, HistoryReply, Error>;
 
 // One JSON text frame. Never throws; strings that are not valid UTF-8 have their bad bytes
@@ -339,6 +350,7 @@ std::string encode(const Resume& msg);
 std::string encode(const Logout& msg);
 std::string encode(const EventsRequest& msg);
 std::string encode(const WebhookRequest& msg);
+std::string encode(const DeviceLabelRequest& msg);
 std::string encode(const Snapshot& msg);
 std::string encode(const Update& msg);
 std::string encode(const GatewayState& msg);

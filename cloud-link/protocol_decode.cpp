@@ -586,13 +586,22 @@ bool read(Reader& r, const Json& j, HistoryReply& m) {
   return true;
 }
 
+// A name or room up to 1024 bytes is read; the cloud refuses one over 64 characters itself
+// (error bad_label, the link stays), so that a long name typed in a page is an answer, not a close.
+bool read(Reader& r, const Json& j, DeviceLabelRequest& m) {
+  Fields f(r, j, "device_label");
+  if (!f.only({"type", "id", "device", "name", "room"}) || !f.id("device", m.device)) return false;
+  if (const Json* id = f.find("id"); id && !read_id(r, *id, f.at("id"), m.id)) return false;
+  return f.string("name", true, 1024, m.name) && f.string("room", true, 1024, m.room);
+}
+
 // ---- dispatch ---------------------------------------------------------------------------------
 
 // Every type name of every direction, to tell "wrong direction" from "unknown".
-constexpr std::array<std::string_view, 17> kAllTypes = {"hello",   "status", "presence", "devices", "result",
+constexpr std::array<std::string_view, 18> kAllTypes = {"hello",   "status", "presence", "devices", "result",
                                                         "ack",     "command", "error",   "login",   "history",
                                                         "snapshot", "update", "gateway", "resume",  "logout",
-                                                        "events",  "webhook"};
+                                                        "events",  "webhook", "device_label"};
 
 template <class V>
 struct Entry {
@@ -703,13 +712,14 @@ Decoded<CloudToGateway> decode_from_cloud_for_gateway(std::string_view text, con
 
 Decoded<BrowserToCloud> decode_from_browser(std::string_view text, const Limits& limits) {
   using V = BrowserToCloud;
-  static constexpr std::array<Entry<V>, 7> kTable = {{{"login", read_as<Login, V>},
+  static constexpr std::array<Entry<V>, 8> kTable = {{{"login", read_as<Login, V>},
                                                       {"command", read_as<BrowserCommand, V>},
                                                       {"history", read_as<HistoryRequest, V>},
                                                       {"resume", read_as<Resume, V>},
                                                       {"logout", read_as<Logout, V>},
                                                       {"events", read_as<EventsRequest, V>},
-                                                      {"webhook", read_as<WebhookRequest, V>}}};
+                                                      {"webhook", read_as<WebhookRequest, V>},
+                                                      {"device_label", read_as<DeviceLabelRequest, V>}}};
   return decode(text, limits, "browser -> cloud", kTable);
 }
 

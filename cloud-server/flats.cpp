@@ -208,7 +208,11 @@ bool Flats::apply_presence(LiveFlat& flat, const proto::Presence& presence) {
 
 void Flats::apply_device_list(LiveFlat& flat, const proto::DeviceList& list) {
   set_devices(flat, devices_by_id(list.devices));
-  to_browsers(flat, proto::encode(list));
+  if (flat.labels.empty()) {
+    to_browsers(flat, proto::encode(list));
+  } else {
+    send_devices(flat);
+  }
 }
 
 void Flats::set_devices(LiveFlat& flat, std::map<std::string, proto::DeviceReport> devices) {
@@ -223,13 +227,37 @@ void Flats::to_browsers(LiveFlat& flat, const std::string& frame) {
   }
 }
 
+std::vector<proto::DeviceReport> Flats::shown_devices(const LiveFlat& flat) const {
+  std::vector<proto::DeviceReport> out;
+  out.reserve(flat.devices.size());
+  for (const auto& [id, device] : flat.devices) {
+    out.push_back(device);
+    auto label = flat.labels.find(id);
+    if (label == flat.labels.end()) continue;
+    if (!label->second.name.empty()) out.back().info.name = label->second.name;
+    if (!label->second.room.empty()) out.back().info.room = label->second.room;
+  }
+  return out;
+}
+
 proto::Snapshot Flats::snapshot(const LiveFlat& flat, bool gateway_online) const {
   proto::Snapshot snap;
   snap.flat = flat.id();
   snap.name = flat.config->name;
   snap.gateway_online = gateway_online;
-  for (const auto& [id, device] : flat.devices) snap.devices.push_back(device);
+  snap.devices = shown_devices(flat);
   return snap;
+}
+
+bool Flats::set_labels(LiveFlat& flat, const std::map<std::string, DeviceLabel>& labels) {
+  if (flat.labels == labels) return false;
+  flat.labels = labels;
+  return true;
+}
+
+void Flats::send_devices(LiveFlat& flat) {
+  if (flat.browsers.empty()) return;
+  to_browsers(flat, proto::encode(proto::DeviceList{shown_devices(flat)}));
 }
 
 void Flats::send_snapshot(Peer& browser, const LiveFlat& flat, bool gateway_online) {

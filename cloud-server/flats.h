@@ -31,6 +31,15 @@ std::map<std::string, proto::DeviceReport> devices_by_id(const std::vector<proto
 void send_to_gateway(Metrics& metrics, Peer& peer, const std::string& frame);
 void send_to_browser(Metrics& metrics, Peer& peer, const std::string& frame);
 
+// An owner's name and room for a device (the store's device_labels): shown to the flat's
+// browsers over the gateway's; "" for either: the gateway's.
+struct DeviceLabel {
+  std::string name;
+  std::string room;
+
+  bool operator==(const DeviceLabel&) const = default;
+};
+
 struct LiveFlat {
   const config::FlatConfig* config = nullptr;  // the config's, or a retired copy (Flats::reload)
   Peer* gateway = nullptr;                     // the current gateway link
@@ -43,6 +52,7 @@ struct LiveFlat {
   // cluster need not keep the state topic behind the status topic), and they count as new.
   std::map<std::string, int64_t> state_seq;
   std::set<Peer*> browsers;
+  std::map<std::string, DeviceLabel> labels;  // per device id; devices keep the gateway's own name and room
   int64_t dropped = 0;    // what the gateway's outbox reports dropped
   int64_t coalesced = 0;  // ... coalesced
   int64_t lost = 0;       // ... maybe lost with a store it found gone
@@ -131,7 +141,14 @@ class Flats {
   void set_devices(LiveFlat& flat, std::map<std::string, proto::DeviceReport> devices);
 
   void to_browsers(LiveFlat& flat, const std::string& frame);
+  // The flat's devices as its browsers see them: the owner's labels over the gateway's
+  // name and room. Every snapshot and device list a browser gets is made of these.
+  std::vector<proto::DeviceReport> shown_devices(const LiveFlat& flat) const;
   proto::Snapshot snapshot(const LiveFlat& flat, bool gateway_online) const;
+  // The owners' labels of the flat are these now; true when they changed.
+  bool set_labels(LiveFlat& flat, const std::map<std::string, DeviceLabel>& labels);
+  // A `devices` message with the shown devices to the flat's browsers (after a label changed).
+  void send_devices(LiveFlat& flat);
   void send_snapshot(Peer& browser, const LiveFlat& flat, bool gateway_online);
 
   // The flats' settings were replaced (`before` is the old list): new flats are added; a

@@ -61,7 +61,8 @@ bool read_secret(std::string& out) {
 // from where the executable is, never from a path compiled in from the build machine
 // (an installed binary must not serve a stale checkout that happens to sit there):
 // 1. the build tree: <exe dir>/flatlink-cloud.dashboard-path, a file CMake writes next
-//    to the built binary (never installed), naming the source tree's dashboard;
+//    to the built binary (never installed), naming the build's staged copy of the
+//    dashboard (with its .gz files; cloud-server/CMakeLists.txt);
 // 2. the install prefix: <exe dir>/../share/flatlink/dashboard;
 // 3. the prefix the binary was configured for (FLATLINK_DASHBOARD_INSTALL_DIR).
 std::string default_dashboard_dir() {

@@ -56,6 +56,7 @@ void Router::load_accounts() {
     }
     apply_accounts(db->accounts());
     webhooks_->configure(store::webhooks(*db));
+    apply_labels(store::device_labels(*db));
     session_ends_seen_ = store::last_session_end(*db);  // ends before this start closed no link here
   } catch (const store::StoreError& e) {
     store_reachable_ = false;
@@ -76,6 +77,7 @@ void Router::poll_accounts() {
     bool reachable = false;
     std::optional<store::AccountsSnapshot> snapshot;  // only when changed
     std::vector<store::WebhookRow> webhooks;          // with a changed snapshot
+    std::vector<store::DeviceLabelRow> labels;        // with a changed snapshot
     store::SessionEnds ends;                          // sessions ended since the last poll
   };
   const int64_t known = store_accounts_->version();
@@ -90,6 +92,7 @@ void Router::poll_accounts() {
         if (db->accounts_version() != known) {
           polled.snapshot = db->accounts();
           polled.webhooks = store::webhooks(*db);
+          polled.labels = store::device_labels(*db);
         }
         polled.reachable = true;
         return polled;
@@ -105,6 +108,7 @@ void Router::poll_accounts() {
         if (polled.snapshot) {
           apply_accounts(*polled.snapshot);
           if (webhooks_) webhooks_->configure(polled.webhooks);
+          apply_labels(polled.labels);
         }
         if (polled.reachable) {
           session_ends_seen_ = std::max(session_ends_seen_, polled.ends.last);
@@ -456,6 +460,8 @@ void Router::browser_message(Peer& peer, const proto::BrowserToCloud& message) {
     on_events(peer, *flat, *events);
   } else if (const auto* webhook = std::get_if<proto::WebhookRequest>(&message)) {
     on_webhook(peer, *flat, *webhook);
+  } else if (const auto* label = std::get_if<proto::DeviceLabelRequest>(&message)) {
+    on_device_label(peer, *flat, *label);
   } else if (const auto* request = std::get_if<proto::HistoryRequest>(&message)) {
     Peer* p = &peer;
     history_.answer(flat->id(), *request, [this, p](std::string frame) {

@@ -29,6 +29,7 @@
 #include "cloud-server/store/store_accounts.h"
 #include "cloud-server/store/store_events.h"
 #include "cloud-server/store/store_sessions.h"
+#include "cloud-server/store/store_device_labels.h"
 #include "cloud-server/store/store_webhooks.h"
 #include "cloud-server/store/worker.h"
 #include "cloud-server/webhooks.h"
@@ -144,6 +145,10 @@ class Router final : public BackplaneListener {
   void on_events(Peer& peer, const LiveFlat& flat, const proto::EventsRequest& request);
   // An owner's `webhook` message (router_webhooks.cpp).
   void on_webhook(Peer& peer, const LiveFlat& flat, const proto::WebhookRequest& request);
+  // An owner's `device_label` message, and the store's labels applied to the flats'
+  // browsers (router_device_labels.cpp).
+  void on_device_label(Peer& peer, const LiveFlat& flat, const proto::DeviceLabelRequest& request);
+  void apply_labels(const std::vector<store::DeviceLabelRow>& rows);
   // A status of a lock that turns it unlocked: the flat's webhook is told.
   void notify_unlocked(const LiveFlat& flat, const proto::StatusItem& item, bool was_unlocked);
   void bind_logged_in(Peer& peer, LiveFlat& flat, const std::string& user, const std::string& via,

@@ -17,6 +17,7 @@
 #include "cloud-link/stream_frames.h"
 #include "cloud-link/stream_protocol.h"
 #include "cloud-server/auth.h"
+#include "cloud-server/static_files.h"
 #include "cloud-server/store/store_pairing.h"
 #include "cloud-server/ws_frame_guard.h"
 #include "common/device_model.h"
@@ -584,13 +585,24 @@ bool write_answer(lws* wsi, unsigned status, std::string_view body, const char* 
 std::string header(lws* wsi, lws_token_indexes token);
 std::string peer_address(lws* wsi);
 
-// A static file's validator: its size and modification time (ns), both in hex.
-std::string file_etag(const struct stat& st) {
-  char text[64];
-  const auto mtime_ns = static_cast<unsigned long long>(st.st_mtim.tv_sec) * 1000000000ULL +
-                        static_cast<unsigned long long>(st.st_mtim.tv_nsec);
-  std::snprintf(text, sizeof text, "\"%llx-%llx\"", static_cast<unsigned long long>(st.st_size), mtime_ns);
-  return text;
+// A static file's 304: its validator, and Vary when the file has a gzip variant.
+bool write_not_modified(lws* wsi, const std::string& etag, bool vary) {
+  unsigned char buf[LWS_PRE + 512];
+  unsigned char* start = buf + LWS_PRE;
+  unsigned char* p = start;
+  unsigned char* end = buf + sizeof buf - 1;
+  const auto value = [](const char* v) { return reinterpret_cast<const unsigned char*>(v); };
+  if (lws_add_http_header_status(wsi, HTTP_STATUS_NOT_MODIFIED, &p, end) ||
+      lws_add_http_header_content_length(wsi, 0, &p, end) ||
+      lws_add_http_header_by_name(wsi, value("etag:"), value(etag.c_str()), static_cast<int>(etag.size()), &p, end) ||
+      lws_add_http_header_by_name(wsi, value("cache-control:"), value("no-cache"), 8, &p, end) ||
+      (vary && lws_add_http_header_by_name(wsi, value("vary:"), value("Accept-Encoding"), 15, &p, end)) ||
+      lws_add_http_header_by_name(wsi, value("connection:"), value("close"), 5, &p, end) ||
+      lws_finalize_http_header(wsi, &p, end)) {
+    return false;
+  }
+  const auto n = static_cast<int>(p - start);
+  return lws_write(wsi, start, static_cast<size_t>(n), LWS_WRITE_HTTP_HEADERS) == n;
 }
 
 // The answer to POST /session: JSON, never cached, with the session cookie when one was made.
@@ -691,26 +703,38 @@ int Server::handle_http(lws* wsi, lws_callback_reasons reason, void* user, void*
         std::string file = config_.dashboard_dir + (path == "/" ? "/index.html" : path);
         struct stat st {};
         if (::stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-          const char* mime = lws_get_mimetype(file.c_str(), nullptr);
-          if (!mime && file.size() > 4 && file.compare(file.size() - 4, 4, ".mjs") == 0) mime = "text/javascript";
-          // A validator instead of no caching: the browser keeps the file and asks each time
+          const char* mime = extra_media_type(file);
+          if (!mime) mime = lws_get_mimetype(file.c_str(), nullptr);
+          // The build's gzip variant beside the file (cmake/dashboard_stage.cmake), sent to a
+          // browser that accepts gzip; the answer then varies with Accept-Encoding. Each
+          // variant has its own validator: the browser keeps the file and asks each time
           // (no-cache) whether it changed; an unchanged one is a 304 without a body.
-          const std::string etag = file_etag(st);
+          const std::string gz_file = file + ".gz";
+          struct stat gz_st {};
+          const bool has_gzip = ::stat(gz_file.c_str(), &gz_st) == 0 && S_ISREG(gz_st.st_mode);
+          const bool send_gzip = has_gzip && accepts_gzip(header(wsi, WSI_TOKEN_HTTP_ACCEPT_ENCODING));
+          const std::string etag = send_gzip ? gzip_etag(gz_st) : file_etag(st);
           if (header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH) == etag) {
-            write_answer(wsi, HTTP_STATUS_NOT_MODIFIED, "", "etag:", etag.c_str());
+            write_not_modified(wsi, etag, has_gzip);
             return -1;
           }
-          unsigned char extra[256];
+          unsigned char extra[512];
           unsigned char* p = extra;
+          unsigned char* const extra_end = extra + sizeof extra;
           const auto value = [](const std::string& v) { return reinterpret_cast<const unsigned char*>(v.c_str()); };
-          const std::string no_cache = "no-cache";
+          const std::string no_cache = "no-cache", gzip = "gzip", vary = "Accept-Encoding";
           if (lws_add_http_header_by_name(wsi, value("etag:"), value(etag), static_cast<int>(etag.size()), &p,
-                                          extra + sizeof extra) ||
+                                          extra_end) ||
               lws_add_http_header_by_name(wsi, value("cache-control:"), value(no_cache),
-                                          static_cast<int>(no_cache.size()), &p, extra + sizeof extra)) {
+                                          static_cast<int>(no_cache.size()), &p, extra_end) ||
+              (send_gzip && lws_add_http_header_by_name(wsi, value("content-encoding:"), value(gzip),
+                                                        static_cast<int>(gzip.size()), &p, extra_end)) ||
+              (has_gzip && lws_add_http_header_by_name(wsi, value("vary:"), value(vary),
+                                                       static_cast<int>(vary.size()), &p, extra_end))) {
             return 1;
           }
-          const int n = lws_serve_http_file(wsi, file.c_str(), mime ? mime : "application/octet-stream",
+          const int n = lws_serve_http_file(wsi, (send_gzip ? gz_file : file).c_str(),
+                                            mime ? mime : "application/octet-stream",
                                             reinterpret_cast<const char*>(extra), static_cast<int>(p - extra));
           if (n < 0 || (n > 0 && lws_http_transaction_completed(wsi))) return -1;
           return 0;

@@ -5,7 +5,6 @@
 // registers the service worker (sw.js) that keeps the page's shell for offline starts.
 // Entry point of index.html.
 
-import { AudioStreams } from './audio.js';
 import { Connection, cloudUrl, startSession } from './connection.js';
 import { DeviceCard, shapeOf } from './device_card.js';
 import { EventLog } from './events.js';
@@ -76,10 +75,11 @@ ui.confirmDialog.addEventListener('close', () => {
 });
 
 const controlContext = {
-  audio: null, // set below: the page's audio streams (Listen, Hold to talk)
+  audio: null, // the page's audio streams (Listen, Hold to talk), once audio.js is loaded
   readOnly: false, // a guest: tiles without controls
   recentEvents: null, // with a store (a welcome came): a tile's details list its recent events
   history: null, // with a store: a tile's charts ask their ranges (askHistory)
+  label: null, // an owner (with a store): a tile's "Rename / room" sends device_label (sendLabel)
   send: (device, set, done) => connection.command(device, set, done),
   confirm: (question) =>
     new Promise((resolve) => {
@@ -96,7 +96,7 @@ const controlContext = {
 
 const connection = new Connection(cloudUrl(), {
   link(linkState, detail) {
-    audio.link(linkState);
+    audio?.link(linkState);
     if (linkState !== 'open') {
       failAsks(t('conn.notConnected'));
       historyAsks.clear(); // asked again with the next snapshot
@@ -104,15 +104,42 @@ const connection = new Connection(cloudUrl(), {
     lastLink = { state: linkState, detail };
     showCloudLink(linkState, detail);
   },
-  binary: (data) => audio.binary(data),
+  binary: (data) => audio?.binary(data),
   loginFailed(message, { unreachable = false } = {}) {
     showLogin(unreachable && !navigator.onLine ? t('notice.noConnection') : message);
   },
   message: onMessage,
 });
 
-const audio = new AudioStreams(connection);
-controlContext.audio = audio;
+// The intercom's code (audio.js) loads only when the flat has a microphone or a speaker:
+// a flat without one never fetches it. Once it is there, those devices' tiles are made
+// again with their Listen / Hold to talk.
+let audio = null; // AudioStreams, once loaded
+let audioLoading = false;
+const isStreamDevice = (device) =>
+  Boolean(device?.capabilities?.some((c) => c.name === 'audio_capture' || c.name === 'audio_playback'));
+
+function loadAudioWhenNeeded() {
+  if (audio || audioLoading || ![...state.devices.values()].some(isStreamDevice)) return;
+  audioLoading = true;
+  import('./audio.js').then(
+    ({ AudioStreams }) => {
+      audio = new AudioStreams(connection);
+      controlContext.audio = audio;
+      for (const [id, card] of [...cards]) {
+        if (!isStreamDevice(state.devices.get(id))) continue;
+        card.dispose();
+        card.root.remove();
+        cards.delete(id);
+      }
+      renderDevices();
+    },
+    (err) => {
+      audioLoading = false; // tried again with the next snapshot or device list
+      showNotice(t('notice.cloudError', { message: err.message }));
+    },
+  );
+}
 
 // ---- the cloud's messages --------------------------------------------------------------
 
@@ -185,12 +212,19 @@ function onMessage(msg) {
     }
     case 'stream_opened':
     case 'stream_closed':
-      audio.message(msg);
+      audio?.message(msg);
       break;
     case 'webhook':
       notifications.webhookReply(msg);
       break;
+    case 'device_label':
+      labelAnswered(msg.id, null);
+      break;
     case 'error':
+      if (typeof msg.id === 'string' && labelAsks.has(msg.id)) {
+        labelAnswered(msg.id, msg.message || msg.code);
+        break;
+      }
       if (['bad_url', 'forbidden', 'unavailable'].includes(msg.code) && notifications.webhookError(msg)) break;
       if (typeof msg.id === 'string' && historyAsks.has(msg.id)) {
         historyChart(msg.id)?.failed(msg.message || msg.code);
@@ -299,11 +333,18 @@ function setAccount(next) {
   const readOnly = next.role === 'guest';
   const recentEvents = next.role ? askRecentEvents : null; // a role comes only with a store
   const history = next.role ? askHistory : null;
+  const label = next.role === 'owner' ? sendLabel : null;
   document.body.dataset.role = next.role || '';
-  if (readOnly !== controlContext.readOnly || recentEvents !== controlContext.recentEvents || history !== controlContext.history) {
+  if (
+    readOnly !== controlContext.readOnly ||
+    recentEvents !== controlContext.recentEvents ||
+    history !== controlContext.history ||
+    label !== controlContext.label
+  ) {
     controlContext.readOnly = readOnly;
     controlContext.recentEvents = recentEvents;
     controlContext.history = history;
+    controlContext.label = label;
     dropCards(); // built again by the snapshot that follows
   }
 }
@@ -316,6 +357,35 @@ function dropCards() {
   cards.clear();
   for (const section of sections.values()) section.remove();
   sections.clear();
+}
+
+// ---- an owner's names and rooms -------------------------------------------------------------
+
+let nextLabelAsk = 1;
+const labelAsks = new Map(); // device_label request id -> device id
+
+// A tile's "Rename / room" saved: docs/protocol.md "device_label". The cloud then sends every
+// page of the flat a `devices` message with the new name and room (the tile is made again,
+// under its new room), and this page the answer.
+function sendLabel(card, { name, room }) {
+  const id = `lb-${nextLabelAsk++}`;
+  if (!connection.request({ type: 'device_label', id, device: card.id, name, room })) {
+    card.labelAnswered(t('conn.notConnected'));
+    return;
+  }
+  labelAsks.set(id, card.id);
+}
+
+// The answer (error: null when saved): shown on the device's tile as it is now, its details
+// open and the keyboard back on its "Rename / room".
+function labelAnswered(id, error) {
+  const device = labelAsks.get(id);
+  labelAsks.delete(id);
+  const card = device && cards.get(device);
+  if (!card) return;
+  card.details.open = true;
+  card.labelAnswered(error);
+  if (!error) card.labelOpen?.focus();
 }
 
 // ---- history ------------------------------------------------------------------------------
@@ -374,6 +444,7 @@ function focusFirstControl() {
 // Brings the page in line with state.devices: reuses the card of a device whose
 // description did not change (so a control's pending outcome and focus stay).
 function renderDevices() {
+  loadAudioWhenNeeded();
   const groups = new Map();
   for (const device of state.devices.values()) {
     const g = groupOf(device);
@@ -521,6 +592,8 @@ function showLogin(error = '') {
   controlContext.readOnly = false;
   controlContext.recentEvents = null;
   controlContext.history = null;
+  controlContext.label = null;
+  labelAsks.clear();
   ui.flatView.hidden = true;
   ui.eventsView.hidden = true;
   ui.notifyView.hidden = true;

@@ -67,7 +67,8 @@ export function lookOf(device, online) {
 }
 
 export class DeviceCard {
-  // ctx: the controls' context (send, confirm, audio, readOnly, recentEvents).
+  // ctx: the controls' context (send, confirm, audio, readOnly, recentEvents; label for an
+  // owner: sends a device's name and room to the cloud).
   constructor(device, ctx) {
     this.id = device.id;
     this.kind = device.kind;
@@ -154,6 +155,9 @@ export class DeviceCard {
       });
     }
 
+    // An owner names the device and sets its room (kept in the cloud, for every page of the flat).
+    if (ctx.label) body.append(this.labelEditor(device, ctx));
+
     this.lastTime = h('time', {});
     this.lastText = h('span', { text: t('tile.never') });
     body.append(h('p', { class: 'last' }, t('tile.lastReported'), this.lastTime));
@@ -169,6 +173,63 @@ export class DeviceCard {
       });
     }
     this.root.append(this.details);
+  }
+
+  // "Rename / room": a button that opens a small form (name, room, Save, Cancel). An empty
+  // field asks for the gateway's own name or room back.
+  labelEditor(device, ctx) {
+    const formId = `dev-${device.id}-label`;
+    this.labelOpen = h('button', {
+      type: 'button',
+      class: 'quiet label-open',
+      'aria-expanded': 'false',
+      'aria-controls': formId,
+      'aria-label': t('label.openOf', { device: device.name }),
+      text: t('label.open'),
+    });
+    const nameInput = h('input', { id: `${formId}-name`, name: 'name', maxlength: '64', autocomplete: 'off', spellcheck: 'false' });
+    const roomInput = h('input', { id: `${formId}-room`, name: 'room', maxlength: '64', autocomplete: 'off', spellcheck: 'false' });
+    nameInput.value = device.name;
+    roomInput.value = device.room || '';
+    const cancel = h('button', { type: 'button', class: 'quiet', text: t('label.cancel') });
+    const save = h('button', { type: 'submit', text: t('label.save') });
+    this.labelStatus = h('p', { class: 'label-status', role: 'status' });
+    const form = h(
+      'form',
+      { id: formId, class: 'label-form', novalidate: true, hidden: true },
+      h('label', { for: nameInput.id, text: t('label.name') }),
+      nameInput,
+      h('label', { for: roomInput.id, text: t('label.room') }),
+      roomInput,
+      h('p', { class: 'label-hint', text: t('label.hint') }),
+      save,
+      cancel,
+    );
+    const show = (open) => {
+      form.hidden = !open;
+      this.labelOpen.setAttribute('aria-expanded', String(open));
+      if (open) nameInput.focus();
+    };
+    this.labelOpen.addEventListener('click', () => show(form.hidden));
+    cancel.addEventListener('click', () => {
+      nameInput.value = device.name;
+      roomInput.value = device.room || '';
+      this.labelStatus.textContent = '';
+      show(false);
+      this.labelOpen.focus();
+    });
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.labelStatus.textContent = t('label.saving');
+      ctx.label(this, { name: nameInput.value.trim(), room: roomInput.value.trim() });
+    });
+    return h('div', { class: 'label-edit' }, this.labelOpen, form, this.labelStatus);
+  }
+
+  // The cloud's answer to this tile's label (ctx.label): saved, or why not.
+  labelAnswered(error) {
+    if (!this.labelStatus) return;
+    this.labelStatus.textContent = error ? t('label.failed', { message: error }) : t('label.saved');
   }
 
   // The reply to ctx.recentEvents: events newest first (or a message saying why none).

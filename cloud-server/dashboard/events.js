@@ -59,7 +59,12 @@ export function describeEvent(event, devices = new Map()) {
       text = t('event.member', { user: event.user, role: d.role || '', by: d.by || '' });
       break;
     case 'admin':
-      text = t('event.admin', { what: d.what || '', by: d.by || '' });
+      if (d.label) {
+        // An owner's name and room for a device ("" for either: the gateway's).
+        text = t('event.label', { device: event.device, name: d.label.name || name, room: d.label.room || device?.room || t('flat.other'), user: event.user || '' });
+      } else {
+        text = t('event.admin', { what: d.what || '', by: d.by || '' });
+      }
       break;
     default:
       text = event.kind;

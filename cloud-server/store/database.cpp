@@ -88,6 +88,14 @@ const std::vector<Migration>& migrations() {
            "CREATE TABLE webhooks (flat TEXT PRIMARY KEY REFERENCES flats(id) ON DELETE CASCADE,"
            " url TEXT NOT NULL, secret TEXT NOT NULL, events TEXT NOT NULL, updated BIGINT NOT NULL)",
        }},
+      {7,
+       "device labels",
+       {
+           // An owner's name and room per device (store_device_labels.h), shown over the gateway's.
+           "CREATE TABLE device_labels (flat TEXT NOT NULL REFERENCES flats(id) ON DELETE CASCADE,"
+           " device TEXT NOT NULL, name TEXT NOT NULL, room TEXT NOT NULL, by_user TEXT NOT NULL,"
+           " updated BIGINT NOT NULL, PRIMARY KEY (flat, device))",
+       }},
   };
   return list;
 }

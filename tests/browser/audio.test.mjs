@@ -79,6 +79,13 @@ describe('dashboard audio', () => {
     for (const p of [gateway, cloud]) if (p) await stop(p).catch(() => {});
   });
 
+  test('the intercom\'s code (audio.js) is loaded for a flat with a microphone and a speaker (static.test.mjs: not without)', async () => {
+    const loaded = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname));
+    assert.ok(loaded.includes('/audio.js'), loaded.join(' '));
+    await device(page, 'door-mic').card.locator('[data-audio="listen"]').waitFor();
+    await device(page, 'hall-speaker').card.locator('[data-audio="talk"]').waitFor();
+  });
+
   test('Listen plays the microphone\'s tone in Opus: 1 s of 440 Hz, the frames decoded and scheduled (at most 2 late)', async (t) => {
     const mic = device(page, 'door-mic');
     const control = mic.card.locator('[data-audio="listen"]');

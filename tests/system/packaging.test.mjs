@@ -130,6 +130,8 @@ describe('Debian packages', { skip: !canPackage && 'cpack, dpkg-deb or the build
       './usr/share/flatlink/examples/cloud.json',
       './usr/share/flatlink/dashboard/index.html',
       './usr/share/flatlink/dashboard/app.js',
+      './usr/share/flatlink/dashboard/app.js.gz', // the build's gzip variant (cmake/dashboard_stage.cmake)
+      './usr/share/flatlink/dashboard/index.html.gz',
       './usr/share/doc/flatlink-cloud/copyright',
       './usr/share/doc/flatlink-cloud/changelog.gz',
       './usr/share/man/man8/flatlink-cloud.8.gz',
