@@ -24,9 +24,10 @@ namespace {
 // mosquitto thread stops reading: TCP pushes back and the broker keeps the rest
 // queued for our persistent session, instead of this process growing.
 constexpr size_t kMaxInbox = 20'000;
-// Messages read back to back (a burst) are handed to the loop with one
-// wake-up, at most this many at a time (far below kMaxInbox: a full inbox waits for a wake-up).
-constexpr size_t kBurst = 256;
+// Messages read back to back (a burst) are handed to the loop with one wake-up, at most this
+// many at a time: a message waits for at most this many reads (~1 ms here) before the loop
+// sees it, and a full inbox (kMaxInbox) always has a wake-up on its way.
+constexpr size_t kBurst = 64;
 
 std::once_flag lib_once;
 
