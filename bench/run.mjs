@@ -151,6 +151,9 @@ function drainSub(port, id, total) {
     let firstMs = 0;
     let lastMs = 0;
     let stderr = '';
+    // Its CPU, read at each output chunk (it exits after the last message: what it spends
+    // after the last chunk is not counted, a small underestimate).
+    let cpu = 0;
     const sampler = rssSampler(child.pid);
     const timer = setTimeout(() => child.kill('SIGKILL'), DRAIN_TIMEOUT_MS);
     child.stdout.on('data', (buf) => {
@@ -158,13 +161,14 @@ function drainSub(port, id, total) {
       if (!firstMs) firstMs = t;
       for (let i = 0; i < buf.length; i++) if (buf[i] === 10) received++;
       lastMs = t;
+      cpu = cpuTicks(child.pid) || cpu;
     });
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', () => {
       clearTimeout(timer);
       const mem = sampler();
-      resolve({ received, firstMs, lastMs, spawnMs, mem, note: stderr.trim() });
+      resolve({ received, firstMs, lastMs, spawnMs, mem, cpuS: cpu / 100, note: stderr.trim() });
     });
   });
 }
@@ -604,6 +608,10 @@ function report() {
   add('upstream msg/s, outbox group', fmt(rGrp) + incomplete(grp), 'mosquitto_sub', fmt(rSub) + incomplete(sub), ratio(rGrp, rSub), '≥ 0.75× mosquitto_sub', complete(grp) && rGrp >= 0.75 * rSub);
   if (red) add('upstream msg/s, outbox group', fmt(rGrp), 'Node-RED 4', fmt(rRed) + incomplete(red), ratio(rGrp, rRed), '≥ 3× Node-RED', complete(grp) && rGrp >= 3 * rRed);
   add('upstream msg/s, outbox sync', fmt(rSyn) + incomplete(syn), 'mosquitto_sub', fmt(rSub), ratio(rSyn, rSub), '(no target)', undefined);
+  // CPU per status (issue 23): flatlinkd from spawn to its last status, over the flood; the
+  // peer's figure is a lower bound (read at its last output chunk).
+  const usPer = (r) => (r.cpuS * 1e6) / results.throughput.flood;
+  add('flatlinkd CPU per status, outbox group (µs)', fmt(usPer(grp), 1), 'mosquitto_sub, per message', '≥ ' + fmt(usPer(sub), 1), ratio(usPer(grp), usPer(sub)), '≤ 10 µs', complete(grp) && usPer(grp) <= 10);
   if (red) add('upstream msg/s, outbox sync', fmt(rSyn), 'Node-RED 4', fmt(rRed), ratio(rSyn, rRed), '(no target)', undefined);
   add(`MQTT → browser latency p50 @ ${fmt(lat.achievedRate)}/s (ms)`, fmt(lat.p50, 2), '', '', '', '≤ 1 ms', lat.p50 <= 1);
   add('MQTT → browser latency p99 (ms)', fmt(lat.p99, 2), '', '', '', '≤ 5 ms', lat.p99 <= 5);
@@ -641,7 +649,7 @@ function report() {
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const l of lines) console.log(pad(l));
   console.log(
-    `\nflood ${results.throughput.flood}: drain times spawn→last message: mosquitto_sub ${fmt(sub.lastMs - sub.spawnMs)} ms, ` +
+    `\nflood ${results.throughput.flood}: drain times spawn→last message: mosquitto_sub ${fmt(sub.lastMs - sub.spawnMs)} ms (≥ ${fmt(sub.cpuS, 2)} s CPU), ` +
       `flatlinkd group ${fmt(grp.lastMs - grp.spawnMs)} ms (${fmt(grp.cpuS, 2)} s CPU, cloud ${fmt(grp.cloudCpuS, 2)} s), ` +
       `sync ${fmt(syn.lastMs - syn.spawnMs)} ms (${fmt(syn.cpuS, 2)} s CPU, cloud ${fmt(syn.cloudCpuS, 2)} s)` +
       (red ? `; Node-RED first→last frame ${fmt(red.lastMs - red.firstMs)} ms (spawn→last ${fmt(red.lastMs - red.spawnMs)} ms)` : ''),
@@ -694,7 +702,7 @@ function writeDoc(table, lines, head) {
       `mosquitto_sub and flatlinkd are timed from their spawn (start-up, broker connect and, for flatlinkd, the cloud link's hello included: ` +
       `conservative for flatlinkd, which also buffers in its outbox until the link is up); Node-RED from its first frame at the sink, ` +
       `since its JavaScript start-up takes seconds. ` +
-      `Drain times: mosquitto_sub ${fmt(sub.lastMs - sub.spawnMs)} ms; flatlinkd group ${fmt(grp.lastMs - grp.spawnMs)} ms ` +
+      `Drain times: mosquitto_sub ${fmt(sub.lastMs - sub.spawnMs)} ms (≥ ${fmt(sub.cpuS, 2)} s CPU); flatlinkd group ${fmt(grp.lastMs - grp.spawnMs)} ms ` +
       `(flatlinkd ${fmt(grp.cpuS, 2)} s CPU, the cloud ${fmt(grp.cloudCpuS, 2)} s); sync ${fmt(syn.lastMs - syn.spawnMs)} ms (flatlinkd ${fmt(syn.cpuS, 2)} s CPU, the cloud ${fmt(syn.cloudCpuS, 2)} s)` +
       (red ? `; Node-RED ${fmt(red.lastMs - red.firstMs)} ms first→last frame (${fmt(red.lastMs - red.spawnMs)} ms from spawn)` : '') +
       '.',

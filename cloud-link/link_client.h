@@ -34,15 +34,15 @@ class LinkListener {
   virtual proto::Hello make_hello() = 0;
   // The device list as it is now: built when a waiting device list is written (devices_changed()).
   virtual proto::DeviceList device_list() = 0;
-  // Statuses with seq > after, in order, at most max.
-  virtual std::vector<proto::StatusItem> statuses_after(int64_t after, size_t max) = 0;
+  // Statuses with seq > after, in order, at most max; each state as its encoded text.
+  virtual std::vector<proto::EncodedStatus> statuses_after(int64_t after, size_t max) = 0;
   // Statuses dropped so far for lack of room, reported with each batch.
   virtual int64_t dropped() = 0;
   // Statuses folded into newer ones so far, reported with each batch.
   virtual int64_t coalesced() { return 0; }
   // A status that cannot be sent within the cloud's limits (alone bigger than a frame): the
   // listener drops it from the outbox, counted as dropped, so that the stream moves on.
-  virtual void refuse_status(const proto::StatusItem& item, const std::string& why) { (void)item, (void)why; }
+  virtual void refuse_status(const proto::EncodedStatus& item, const std::string& why) { (void)item, (void)why; }
   // The cloud holds everything up to seq.
   virtual void on_ack(int64_t seq) = 0;
   virtual void on_command(const proto::CommandMsg& command) = 0;

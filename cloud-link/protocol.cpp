@@ -147,33 +147,86 @@ std::string encode(const StatusBatch& msg) {
 void StatusBatchEncoder::set_counts(int64_t dropped, int64_t coalesced) {
   dropped_ = dropped;
   coalesced_ = coalesced;
+  tail_ = "]";
+  if (dropped_ > 0) tail_ += ",\"dropped\":" + std::to_string(dropped_);
+  if (coalesced_ > 0) tail_ += ",\"coalesced\":" + std::to_string(coalesced_);
+  tail_ += "}";
 }
 
-std::string StatusBatchEncoder::tail() const {
-  std::string t = "]";
-  if (dropped_ > 0) t += ",\"dropped\":" + std::to_string(dropped_);
-  if (coalesced_ > 0) t += ",\"coalesced\":" + std::to_string(coalesced_);
-  return t + "}";
+namespace {
+
+// A string as nlohmann::json dumps it (the same escapes, bad UTF-8 replaced), without a
+// tree for the common case of plain printable ASCII.
+void append_json_string(std::string& out, std::string_view text) {
+  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x7f && c != '"' && c != '\\';
+  });
+  if (!plain) {
+    out += dump(Json(std::string(text)));
+    return;
+  }
+  out += '"';
+  out += text;
+  out += '"';
 }
+
+// One item as dump(item_json(item)) writes it: keys in nlohmann's (sorted) order.
+void encode_item(std::string& out, int64_t seq, std::string_view device, std::string_view state, int64_t ts) {
+  out += R"({"device":)";
+  append_json_string(out, device);
+  out += R"(,"seq":)";
+  out += std::to_string(seq);
+  out += R"(,"state":)";
+  out += state.empty() ? std::string_view("{}") : state;
+  out += R"(,"ts":)";
+  out += std::to_string(ts);
+  out += '}';
+}
+
+}  // namespace
 
 size_t StatusBatchEncoder::frame_size_of(const StatusItem& item) const {
-  return kBatchHead.size() + dump(item_json(item)).size() + tail().size();
+  return kBatchHead.size() + dump(item_json(item)).size() + tail_.size();
+}
+
+size_t StatusBatchEncoder::frame_size_of(const EncodedStatus& item) const {
+  std::string text;
+  encode_item(text, item.seq, item.device, item.state, item.ts);
+  return kBatchHead.size() + text.size() + tail_.size();
 }
 
 bool StatusBatchEncoder::add(const StatusItem& item) {
   if (items_ >= max_items_) return false;
-  const std::string text = dump(item_json(item));
-  const size_t size = kBatchHead.size() + body_.size() + (items_ ? 1 : 0) + text.size() + tail().size();
+  return add_text(dump(item_json(item)));
+}
+
+bool StatusBatchEncoder::add(const EncodedStatus& item) {
+  if (items_ >= max_items_) return false;
+  item_.clear();
+  encode_item(item_, item.seq, item.device, item.state, item.ts);
+  return add_text(item_);
+}
+
+bool StatusBatchEncoder::add_text(std::string_view text) {
+  const size_t size = (items_ ? body_.size() + 1 : kBatchHead.size()) + text.size() + tail_.size();
   if (size > max_bytes_) return false;
-  if (items_) body_ += ',';
+  if (body_.empty()) {
+    body_.reserve(std::min<size_t>(max_bytes_, 64 * 1024));
+    body_ += kBatchHead;
+  } else {
+    body_ += ',';
+  }
   body_ += text;
   ++items_;
   return true;
 }
 
 std::string StatusBatchEncoder::finish() {
-  std::string frame = std::string(kBatchHead) + body_ + tail();
-  body_.clear();
+  if (body_.empty()) body_ += kBatchHead;
+  body_ += tail_;
+  std::string frame = std::move(body_);
+  body_ = std::string();
   items_ = 0;
   return frame;
 }

@@ -130,6 +130,15 @@ struct StatusItem {
   bool operator==(const StatusItem&) const = default;
 };
 
+// A status whose state is already encoded: the compact JSON text of its state object, as
+// the gateway's outbox keeps it (encoded once when the status is taken).
+struct EncodedStatus {
+  int64_t seq = 1;
+  std::string device;
+  std::string state;  // a JSON object's text, e.g. {"on":true}
+  int64_t ts = 0;
+};
+
 // 1..max_batch statuses with strictly increasing seq.
 struct StatusBatch {
   std::vector<StatusItem> items;
@@ -368,17 +377,23 @@ class StatusBatchEncoder {
   // The counts the finished frame carries (set before add(): they take room).
   void set_counts(int64_t dropped, int64_t coalesced);
   bool add(const StatusItem& item);
+  // The same from a state already encoded (the gateway's outbox keeps each state's text):
+  // no tree is built; the frame is byte for byte the one add(StatusItem) makes.
+  bool add(const EncodedStatus& item);
   // The size one item alone would take in a frame (with the counts set now).
   size_t frame_size_of(const StatusItem& item) const;
+  size_t frame_size_of(const EncodedStatus& item) const;
   size_t items() const { return items_; }
   // The frame; the encoder is empty again afterwards.
   std::string finish();
 
  private:
-  std::string tail() const;
+  bool add_text(std::string_view text);
   size_t max_bytes_;
   size_t max_items_;
   std::string body_;
+  std::string tail_ = "]}";
+  std::string item_;  // the item being added, reused
   size_t items_ = 0;
   int64_t dropped_ = 0;
   int64_t coalesced_ = 0;

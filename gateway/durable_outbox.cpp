@@ -25,8 +25,8 @@ constexpr uint64_t kReserveBlock = 100'000;
 constexpr auto kRetryDelay = std::chrono::seconds(2);
 constexpr auto kSideFileEvery = std::chrono::seconds(1);
 
-uint32_t size_of(const std::string& device, const Json& state) {
-  return static_cast<uint32_t>(device.size() + state.dump(-1, ' ', false, Json::error_handler_t::replace).size());
+uint32_t size_of(const std::string& device, const std::string& state_text) {
+  return static_cast<uint32_t>(device.size() + state_text.size());
 }
 
 bool power_of_two(uint64_t n) { return n && (n & (n - 1)) == 0; }
@@ -336,11 +336,16 @@ DurableOutbox::Entry* DurableOutbox::find_entry(uint64_t seq) {
 }
 
 void DurableOutbox::enqueue(Op op) {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    // The writer waits for a first change, then (group mode) for a full group or a read:
+    // woken only for those, not once per status (each wake-up is a futex call and a thread
+    // switch, more than the status itself costs).
+    wake = ops_.empty() || ops_.size() + 1 >= config_.commit_max_items || op.kind == Op::load;
     ops_.push_back(std::move(op));
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
 }
 
 void DurableOutbox::store_op(Op op) {
@@ -357,11 +362,12 @@ uint64_t DurableOutbox::sendable_below() const {
 }
 
 uint64_t DurableOutbox::append(const std::string& device, const Json& state, int64_t ts) {
-  OutboxItem item{next_seq_++, device, state, ts};
-  uint32_t bytes = size_of(device, state);
+  // Encoded once here: the size, the disk and the cloud's frames all take this text.
+  OutboxItem item{next_seq_++, device, encode_state(state), ts};
+  uint32_t bytes = size_of(device, item.state_text);
   if (count_ + 1 > config_.max_items || bytes_ + bytes > config_.max_bytes) {
     make_room(item, bytes, device_index(device));
-    bytes = size_of(device, item.state);
+    bytes = size_of(device, item.state_text);
   }
   compact_index();
   const uint32_t dev = device_index(device);  // after make_room: it may have freed the slot
@@ -399,9 +405,14 @@ void DurableOutbox::make_room(OutboxItem& incoming, uint32_t incoming_bytes, uin
       auto in_mem = std::lower_bound(mem_.begin(), mem_.end(), old->seq,
                                      [](const OutboxItem& i, uint64_t s) { return i.seq < s; });
       if (in_mem != mem_.end() && in_mem->seq == old->seq) {
-        Json merged = in_mem->state;
-        for (const auto& [k, v] : incoming.state.items()) merged[k] = v;
-        incoming.state = std::move(merged);
+        // Rare (only when full): the two texts are parsed back to merge them.
+        Json merged = Json::parse(in_mem->state_text, nullptr, false);
+        const Json newer = Json::parse(incoming.state_text, nullptr, false);
+        if (!merged.is_object()) merged = Json::object();
+        if (newer.is_object()) {
+          for (const auto& [k, v] : newer.items()) merged[k] = v;
+        }
+        incoming.state_text = encode_state(merged);
         mem_.erase(in_mem);
         store_op(Op(Op::remove, old->seq));
       } else {

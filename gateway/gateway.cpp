@@ -207,11 +207,17 @@ void Gateway::status(adapters::Adapter* adapter, const std::string& device_id, c
     }
     return;
   }
-  Json fitting = state;
-  if (!state_fits(adapter, device_id, fitting)) return;
-  registry_.apply_status(device_id, fitting, observed_ms);
+  // Taken as it is when it fits (the common case); copied only to cut refused values out.
+  const Json* fitting = &state;
+  Json cut;
+  if (proto::check_state(state, link_->limits())) {
+    cut = state;
+    if (!state_fits(adapter, device_id, cut)) return;
+    fitting = &cut;
+  }
+  registry_.apply_status(device_id, *fitting, observed_ms);
   device_changed(device_id);
-  const uint64_t seq = outbox_->append(device_id, fitting, observed_ms);
+  const uint64_t seq = outbox_->append(device_id, *fitting, observed_ms);
   LOG_DEBUG("gateway") << "device=" << device_id << " seq=" << seq << " status " << state.dump();
   link_->statuses_available();
 }
@@ -269,10 +275,13 @@ proto::Hello Gateway::make_hello() {
   return hello;
 }
 
-std::vector<proto::StatusItem> Gateway::statuses_after(int64_t after, size_t max) {
-  std::vector<proto::StatusItem> items;
-  for (auto& item : outbox_->read_after(static_cast<uint64_t>(after), max)) {
-    items.push_back(proto::StatusItem{static_cast<int64_t>(item.seq), std::move(item.device), std::move(item.state), item.ts});
+std::vector<proto::EncodedStatus> Gateway::statuses_after(int64_t after, size_t max) {
+  std::vector<proto::EncodedStatus> items;
+  auto waiting = outbox_->read_after(static_cast<uint64_t>(after), max);
+  items.reserve(waiting.size());
+  for (auto& item : waiting) {
+    items.push_back(proto::EncodedStatus{static_cast<int64_t>(item.seq), std::move(item.device),
+                                         std::move(item.state_text), item.ts});
   }
   return items;
 }
@@ -286,7 +295,7 @@ int64_t Gateway::dropped() { return static_cast<int64_t>(outbox_->dropped()); }
 
 int64_t Gateway::coalesced() { return static_cast<int64_t>(outbox_->coalesced()); }
 
-void Gateway::refuse_status(const proto::StatusItem& item, const std::string& why) {
+void Gateway::refuse_status(const proto::EncodedStatus& item, const std::string& why) {
   LOG_ERROR("gateway") << "device=" << item.device << " seq=" << item.seq << " cannot be sent: " << why;
   outbox_->drop(static_cast<uint64_t>(item.seq));
 }

@@ -47,11 +47,11 @@ class Gateway final : public link::LinkListener {
   // LinkListener
   proto::Hello make_hello() override;
   proto::DeviceList device_list() override;
-  std::vector<proto::StatusItem> statuses_after(int64_t after, size_t max) override;
+  std::vector<proto::EncodedStatus> statuses_after(int64_t after, size_t max) override;
   void on_ack(int64_t seq) override;
   int64_t dropped() override;
   int64_t coalesced() override;
-  void refuse_status(const proto::StatusItem& item, const std::string& why) override;
+  void refuse_status(const proto::EncodedStatus& item, const std::string& why) override;
   void on_command(const proto::CommandMsg& command) override;
   void on_link_state(bool up) override;
 

@@ -31,6 +31,10 @@ std::string new_epoch() {
   return out;
 }
 
+std::string encode_state(const Json& state) {
+  return state.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 MemoryOutbox::MemoryOutbox(size_t max_items, uint64_t first_seq)
     : max_items_(std::max<size_t>(max_items, 1)), next_seq_(std::max<uint64_t>(first_seq, 1)) {}
 
@@ -46,7 +50,7 @@ uint64_t MemoryOutbox::append(const std::string& device, const Json& state, int6
     items_.pop_front();
   }
   const uint64_t seq = next_seq_++;
-  items_.push_back(OutboxItem{seq, device, state, ts});
+  items_.push_back(OutboxItem{seq, device, encode_state(state), ts});
   return seq;
 }
 

@@ -17,9 +17,12 @@ namespace flatlink::gateway {
 struct OutboxItem {
   uint64_t seq = 0;
   std::string device;
-  Json state;
-  int64_t ts = 0;  // when observed, wall ms
+  std::string state_text;  // the state object, encoded once when taken (compact JSON)
+  int64_t ts = 0;          // when observed, wall ms
 };
+
+// A state as the outbox keeps it: compact JSON, bad UTF-8 replaced (never throws).
+std::string encode_state(const Json& state);
 
 class Outbox {
  public:

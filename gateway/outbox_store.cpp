@@ -159,8 +159,13 @@ std::optional<std::vector<OutboxItem>> OutboxStore::load_after(uint64_t after, s
     OutboxItem item;
     item.seq = static_cast<uint64_t>(sqlite3_column_int64(st, 0));
     item.device = reinterpret_cast<const char*>(sqlite3_column_text(st, 1));
-    item.state = Json::parse(reinterpret_cast<const char*>(sqlite3_column_text(st, 2)), nullptr, false);
-    if (item.state.is_discarded() || !item.state.is_object()) item.state = Json::object();  // never from us
+    const char* text = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
+    item.state_text = text ? text : "";
+    // Checked without building a tree: a state that is not a JSON object is never from us.
+    const size_t first = item.state_text.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos || item.state_text[first] != '{' || !Json::accept(item.state_text)) {
+      item.state_text = "{}";
+    }
     item.ts = sqlite3_column_int64(st, 3);
     items.push_back(std::move(item));
   }
@@ -218,10 +223,9 @@ bool OutboxStore::commit(const Batch& batch) {
   for (const auto& item : batch.inserts) {
     if (!ok) break;
     if (item.seq <= batch.ack_upto) continue;  // acknowledged before it reached the disk
-    const std::string state = item.state.dump(-1, ' ', false, Json::error_handler_t::replace);
     sqlite3_bind_int64(insert_, 1, static_cast<sqlite3_int64>(item.seq));
-    sqlite3_bind_text(insert_, 2, item.device.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(insert_, 3, state.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(insert_, 2, item.device.data(), static_cast<int>(item.device.size()), SQLITE_STATIC);
+    sqlite3_bind_text(insert_, 3, item.state_text.data(), static_cast<int>(item.state_text.size()), SQLITE_STATIC);
     sqlite3_bind_int64(insert_, 4, item.ts);
     ok = step(insert_);
   }

@@ -24,6 +24,10 @@ namespace {
 // mosquitto thread stops reading: TCP pushes back and the broker keeps the rest
 // queued for our persistent session, instead of this process growing.
 constexpr size_t kMaxInbox = 20'000;
+// Messages read back to back (a burst) are handed to the loop with one wake-up, at most this
+// many at a time: a message waits for at most this many reads (~1 ms here) before the loop
+// sees it, and a full inbox (kMaxInbox) always has a wake-up on its way.
+constexpr size_t kBurst = 64;
 
 std::once_flag lib_once;
 
@@ -62,10 +66,12 @@ struct Session::Shared {
   std::condition_variable cv;       // wakes backoff waits and a full inbox
   bool stopping = false;            // under mu
   std::vector<Event> inbox;         // under mu
+  bool woken = false;               // under mu: a deliver() is posted and has not taken the inbox yet
   std::vector<std::string> filters; // under mu
   bool connacked = false;           // mosquitto thread only
   bool session_present = false;     // mosquitto thread only: the last CONNACK's flag
   std::string tls_error;            // mosquitto thread only: OpenSSL's reason for the last TLS failure
+  uint64_t received = 0;            // mosquitto thread only: messages read so far
   std::set<int> awaiting_suback;    // mosquitto thread only: this connection's subscriptions
   std::vector<std::string> subscribed;  // mosquitto thread only
 
@@ -77,21 +83,37 @@ struct Session::Shared {
     if (mosq) mosquitto_destroy(mosq);
   }
 
-  // From the mosquitto thread: queue an event and wake the loop if the queue was empty.
+  // From the mosquitto thread: queue an event and wake the loop unless a wake-up is on its
+  // way. A message waits for announce() (after the read that brought it) unless a burst's
+  // worth is queued: one wake-up per burst, not per message.
   void push(Event event, std::shared_ptr<Shared> self) {
-    bool wake = false;
+    const bool message = event.kind == Kind::message;
     {
       std::unique_lock lock(mu);
-      if (event.kind == Kind::message) cv.wait(lock, [&] { return inbox.size() < kMaxInbox || stopping; });
+      if (message) cv.wait(lock, [&] { return inbox.size() < kMaxInbox || stopping; });
       if (stopping) return;
-      wake = inbox.empty();
       inbox.push_back(std::move(event));
+      if (woken || (message && inbox.size() < kBurst)) return;
+      woken = true;
     }
-    if (wake) {
-      loop->post([self = std::move(self)] {
-        if (self->owner) self->owner->deliver();
-      });
+    wake_loop(std::move(self));
+  }
+
+  // From the mosquitto thread once nothing more is waiting to be read: wakes the loop for
+  // the messages queued.
+  void announce(std::shared_ptr<Shared> self) {
+    {
+      std::lock_guard lock(mu);
+      if (woken || inbox.empty()) return;
+      woken = true;
     }
+    wake_loop(std::move(self));
+  }
+
+  void wake_loop(std::shared_ptr<Shared> self) {
+    loop->post([self = std::move(self)] {
+      if (self->owner) self->owner->deliver();
+    });
   }
 
   // Sleeps up to ms, or less when stop() is called; false when stopping.
@@ -134,7 +156,21 @@ void Session::Shared::run(std::shared_ptr<Shared> s, std::promise<void> done) {
     first = false;
     bool failed = rc != MOSQ_ERR_SUCCESS;  // no session with the broker came of this attempt
     if (rc == MOSQ_ERR_SUCCESS) {
-      while (rc == MOSQ_ERR_SUCCESS && !s->is_stopping()) rc = mosquitto_loop(s->mosq, 1000, 1);
+      // A burst is read without waiting (timeout 0) while each read brings a message; the
+      // loop is woken once a read brings none (or a burst's worth is queued, see push()),
+      // and only then does the thread wait for the socket.
+      bool reading = false;
+      while (rc == MOSQ_ERR_SUCCESS && !s->is_stopping()) {
+        const uint64_t before = s->received;
+        rc = mosquitto_loop(s->mosq, reading ? 0 : 1000, 1);
+        reading = s->received != before;
+        if (!reading) {
+          const int loop_errno = errno;
+          s->announce(s);
+          errno = loop_errno;
+        }
+      }
+      if (rc != MOSQ_ERR_SUCCESS) s->announce(s);
       saved_errno = errno;
       if (s->is_stopping()) break;
       const bool was_up = s->connacked;
@@ -243,7 +279,9 @@ bool Session::start() {
   }
 
   // libmosquitto reports OpenSSL's reasons ("certificate verify failed") only to its log.
-  mosquitto_log_callback_set(s->mosq, [](mosquitto*, void* obj, int level, const char* text) {
+  // Only with TLS: with a log callback set, libmosquitto formats a debug line (malloc,
+  // vsnprintf, free) for every packet it reads or writes, two per QoS 1 message.
+  if (options_.tls.enabled) mosquitto_log_callback_set(s->mosq, [](mosquitto*, void* obj, int level, const char* text) {
     if (!obj || !text || !(level & MOSQ_LOG_ERR)) return;
     auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
     if (std::strncmp(text, "OpenSSL Error", 13) == 0 && sh->tls_error.size() < 512) {
@@ -294,6 +332,7 @@ bool Session::start() {
   mosquitto_message_callback_set(s->mosq, [](mosquitto*, void* obj, const mosquitto_message* m) {
     if (!obj || !m || !m->topic) return;
     auto* sh = static_cast<Shared*>(static_cast<CallbackContext*>(obj)->shared);
+    ++sh->received;
     Shared::Event event{Shared::Kind::message, {}, {}, {}, 0, false};
     event.message.topic = m->topic;
     event.message.retained = m->retain;
@@ -404,6 +443,7 @@ void Session::deliver() {
   {
     std::lock_guard lock(s->mu);
     events.swap(s->inbox);
+    s->woken = false;
   }
   s->cv.notify_all();
   for (auto& event : events) {

@@ -729,6 +729,35 @@ TEST_CASE("a status batch is cut at the byte limit: every frame fits and decodes
   CHECK_FALSE(counted.add(items[3]));
 }
 
+TEST_CASE("a batch from encoded states is byte for byte the batch from state trees") {
+  // The gateway's outbox keeps each state's text; the frame built from it must be the one
+  // the tree-based encoder makes (docs/protocol.md's wire format), escapes included.
+  std::vector<StatusItem> items = {
+      {1, "lamp-1", Json{{"on", true}, {"brightness", 50}}, 1'700'000'000'000},
+      {2, "t\"h\\e\nrm\u00e9", Json{{"temp", 21.5}, {"note", "caf\u00e9 \"x\"\t"}}, 1'700'000'000'001},
+      {3, "bad\xff", Json{{"text", "ok"}}, -5},
+      {4, "lamp-1", Json::object(), 0},
+  };
+  for (const int64_t dropped : {0, 7}) {
+    StatusBatchEncoder trees(Limits{}.max_message_bytes, Limits{}.max_batch);
+    StatusBatchEncoder texts(Limits{}.max_message_bytes, Limits{}.max_batch);
+    trees.set_counts(dropped, 3);
+    texts.set_counts(dropped, 3);
+    for (const auto& item : items) {
+      const EncodedStatus encoded{item.seq, item.device,
+                                  item.state.dump(-1, ' ', false, Json::error_handler_t::replace), item.ts};
+      CHECK(texts.frame_size_of(encoded) == trees.frame_size_of(item));
+      REQUIRE(trees.add(item));
+      REQUIRE(texts.add(encoded));
+    }
+    CHECK(texts.finish() == trees.finish());
+    CHECK(texts.items() == 0);  // empty again: the next frame starts afresh
+    REQUIRE(texts.add(EncodedStatus{9, "lamp-1", R"({"on":false})", 1}));
+    CHECK(texts.finish() == std::string(R"({"type":"status","items":[{"device":"lamp-1","seq":9,"state":{"on":false},"ts":1}])") +
+                                (dropped ? R"(,"dropped":7)" : "") + R"(,"coalesced":3})");
+  }
+}
+
 TEST_CASE("the boundary checks say what the cloud would refuse in a state or a device") {
   CHECK_FALSE(check_state(Json{{"on", true}}, Limits{}));
   const auto too_long = check_state(Json{{"text", std::string(300, 'x')}}, Limits{});

@@ -91,9 +91,9 @@ struct Listener final : link::LinkListener {
     return hello;
   }
   proto::DeviceList device_list() override { return proto::DeviceList{devices}; }
-  std::vector<proto::StatusItem> statuses_after(int64_t after, size_t) override {
+  std::vector<proto::EncodedStatus> statuses_after(int64_t after, size_t) override {
     if (after >= 1) return {};
-    return {proto::StatusItem{1, "lamp-0", Json{{"on", true}}, 1700000000000}};
+    return {proto::EncodedStatus{1, "lamp-0", R"({"on":true})", 1700000000000}};
   }
   int64_t dropped() override { return 0; }
   void on_ack(int64_t) override {}
