@@ -77,15 +77,17 @@ class Server::Session final : public Peer {
                              << " within " << server_.config_.limits.handshake_timeout_s << " s; closing";
           close(proto::close_code::kHandshakeTimeout, "handshake timeout");
         }),
-        resume_timer_(*server.loop_, [this] { resume_reads(); }),
-        liveness_timer_(*server.loop_, [this] { check_liveness(); }) {
+        resume_timer_(*server.loop_, [this] { resume_reads(); }) {
     desc_ = std::string(kind == Kind::gateway ? "gateway" : "browser") + " link=" + std::to_string(id) + " from " + ip_;
     tokens_ = server.config_.limits.burst;
     refill_ms_ = server.clock_.mono_ms();
     handshake_timer_.start(server.config_.limits.handshake_timeout_s * 1000);
   }
 
-  ~Session() override { drop_queue(); }
+  ~Session() override {
+    if (server_.watched_gateways_.erase(this) != 0 && server_.watched_gateways_.empty()) server_.liveness_sweep_->cancel();
+    drop_queue();
+  }
 
   void send(std::string frame) override { queue(std::move(frame), false); }
   void send_state(std::string frame) override { queue(std::move(frame), true); }
@@ -137,9 +139,31 @@ class Server::Session final : public Peer {
   // A gateway link: watched for silence from now on.
   void watch_liveness() {
     last_rx_ms_ = server_.clock_.mono_ms();
-    liveness_timer_.start(kLivenessCheckMs);
+    server_.watched_gateways_.insert(this);
+    if (!server_.liveness_sweep_) {
+      server_.liveness_sweep_ = std::make_unique<Timer>(*server_.loop_, [s = &server_] { s->sweep_liveness(); });
+    }
+    if (!server_.liveness_sweep_->active()) server_.liveness_sweep_->start(kLivenessCheckMs);
   }
 
+  // One gateway link's silence, at each sweep (Server::sweep_liveness).
+  void check_liveness() {
+    if (closing_) return;
+    const int64_t now = server_.clock_.mono_ms();
+    if (paused_ != 0) last_rx_ms_ = now;  // we are not reading: its silence is ours
+    const int64_t silent = now - last_rx_ms_;
+    if (silent >= kPingAfterMs && now - last_ping_ms_ >= kPingAfterMs) {
+      last_ping_ms_ = now;
+      ping_due_ = true;
+      lws_callback_on_writable(wsi_);
+    }
+    if (silent >= kNotRespondingMs && responding_) {
+      responding_ = false;
+      LOG_WARN("server") << describe() << " flat=" << flat_ << " not responding: nothing received for " << silent
+                         << " ms";
+      server_.router_->gateway_responding(*this, false);
+    }
+  }
   // A frame or a pong came from the peer.
   void heard() {
     last_rx_ms_ = server_.clock_.mono_ms();
@@ -274,24 +298,7 @@ class Server::Session final : public Peer {
   static constexpr int kPausedForRate = 1;
   static constexpr int kPausedForOutput = 2;
 
-  void check_liveness() {
-    if (closing_) return;
-    const int64_t now = server_.clock_.mono_ms();
-    if (paused_ != 0) last_rx_ms_ = now;  // we are not reading: its silence is ours
-    const int64_t silent = now - last_rx_ms_;
-    if (silent >= kPingAfterMs && now - last_ping_ms_ >= kPingAfterMs) {
-      last_ping_ms_ = now;
-      ping_due_ = true;
-      lws_callback_on_writable(wsi_);
-    }
-    if (silent >= kNotRespondingMs && responding_) {
-      responding_ = false;
-      LOG_WARN("server") << describe() << " flat=" << flat_ << " not responding: nothing received for " << silent
-                         << " ms";
-      server_.router_->gateway_responding(*this, false);
-    }
-    liveness_timer_.start(kLivenessCheckMs);
-  }
+
 
   void refill() {
     const int64_t now = server_.clock_.mono_ms();
@@ -345,7 +352,6 @@ class Server::Session final : public Peer {
   int64_t refill_ms_ = 0;
   Timer handshake_timer_;
   Timer resume_timer_;
-  Timer liveness_timer_;  // gateways: pings a silent link, says when it stops responding
   int64_t last_rx_ms_ = 0;
   int64_t last_ping_ms_ = 0;
   bool ping_due_ = false;
@@ -518,6 +524,16 @@ void Server::stop(std::function<void()> done) {
   }
   on_stopped_ = std::move(done);
   router_->close_all();
+}
+
+// Every watched gateway link, once per kLivenessCheckMs: pinged when silent, "not responding"
+// when silent too long (Session::check_liveness).
+void Server::sweep_liveness() {
+  const std::vector<Session*> watched(watched_gateways_.begin(), watched_gateways_.end());
+  for (Session* session : watched) {
+    if (watched_gateways_.count(session) != 0) session->check_liveness();
+  }
+  if (!watched_gateways_.empty()) liveness_sweep_->start(kLivenessCheckMs);
 }
 
 void Server::session_closed() {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cloud-server/backplane.h"
@@ -100,6 +101,11 @@ class Server {
   std::unique_ptr<Backplane> backplane_;  // after router_: destroyed first
   std::unique_ptr<StreamHub> streams_;  // device streams (cloud-server/streams.h)
   lws_retry_bo_t idle_policy_{};
+  // Gateway links whose silence is watched, all checked by one timer: a timer per link would
+  // cost each re-arm a walk of lws' sorted timer list, O(links) each second per link.
+  std::unordered_set<Session*> watched_gateways_;
+  std::unique_ptr<Timer> liveness_sweep_;
+  void sweep_liveness();
   size_t sessions_ = 0;
   std::function<void()> on_stopped_;
   uint64_t next_session_id_ = 1;
