@@ -211,7 +211,7 @@ int64_t Database::accounts_version() {
 }
 
 AccountsSnapshot Database::accounts() {
-  Transaction tx(*c_);  // one consistent view
+  Transaction tx(*c_, /*write_lock=*/false);  // one consistent view, nothing written
   AccountsSnapshot s;
   s.version = accounts_version();
   s.flats = flats();

@@ -48,12 +48,16 @@ std::unique_ptr<SqlConnection> open_sqlite(const std::string& path);
 // `conninfo`: a libpq connection string ("host=127.0.0.1 port=5433 user=flatlink dbname=flatlink").
 std::unique_ptr<SqlConnection> open_postgres(const std::string& conninfo);
 
-// A transaction on one connection: rolled back unless committed. `write_lock`: SQLite takes
-// its write lock at the start (BEGIN IMMEDIATE) instead of at the first write, so what the
-// transaction reads no other process changes before it writes (PostgreSQL: a plain BEGIN).
+// A transaction on one connection: rolled back unless committed. `write_lock` (the default,
+// for every transaction that writes): SQLite takes its write lock at the start (BEGIN
+// IMMEDIATE, waiting the busy timeout for another connection's write) instead of at the first
+// write, so what the transaction reads no other process changes before it writes; a deferred
+// one that read first is refused at its first write ("database is locked", no wait) once
+// another connection has written. `false` only for a transaction that just reads (one view).
+// PostgreSQL: a plain BEGIN either way.
 class Transaction {
  public:
-  explicit Transaction(SqlConnection& c, bool write_lock = false) : c_(c) {
+  explicit Transaction(SqlConnection& c, bool write_lock = true) : c_(c) {
     c_.query(write_lock && c_.engine() == "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN");
   }
   ~Transaction() {

@@ -5,12 +5,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <thread>
 
 #include "cloud-server/auth.h"
 #include "cloud-server/store/store.h"
+#include "cloud-server/store/store_device_labels.h"
+#include "cloud-server/store/store_webhooks.h"
 #include "tests/cloud-server/postgres_fixture.h"
 
 using namespace flatlink;
@@ -203,6 +206,43 @@ TEST_CASE("sqlite: migrations run side by side on one file (the cloud and an adm
     CHECK(db.connection().query("SELECT COUNT(*) FROM schema_migrations").at(0).at(0) ==
           std::to_string(Database::latest_version()));  // each migration once
   }
+}
+
+// A write that reads first (is the flat there?) on one connection while another holds the
+// write lock: in a deferred transaction SQLite refuses the upgrade from reading to writing
+// ("database is locked", the busy timeout not applied) once the other has written; each write
+// transaction takes the write lock at its BEGIN instead, so it waits its turn.
+TEST_CASE("sqlite: a write that reads first waits for another connection's write and then succeeds") {
+  const std::string path = temp_path("turns");
+  Database a(open_sqlite(path));
+  a.migrate();
+  a.add_flat("flat-a", "A");
+  Database b(open_sqlite(path));
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    std::atomic<bool> holding{false};
+    std::thread other([&] {
+      b.connection().query("BEGIN IMMEDIATE");
+      b.connection().query("UPDATE accounts_version SET version = version + 1 WHERE id = 1");
+      holding = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      b.connection().query("COMMIT");
+    });
+    while (!holding.load()) std::this_thread::yield();
+    std::string error;
+    try {
+      if (round == 0) {
+        CHECK(set_device_label(a, {"flat-a", "lamp-1", "Desk lamp", "", "anna", 5}));
+      } else {
+        CHECK(set_webhook(a, {"flat-a", "https://example.com/hook", "secret", {"door_unlocked"}, 5}));
+      }
+    } catch (const StoreError& e) {
+      error = e.what();
+    }
+    other.join();
+    CHECK(error == "");
+  }
+  CHECK(device_labels(a).size() == 1);
 }
 
 TEST_CASE("postgresql: migrating from the previous version keeps the data") {
