@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { browser, cloudConfig, rawGateway, startCloud } from './flatlink.mjs';
-import { binaries, examplesDir, freePort, repoRoot, run, sha256hex, startProcess, stop, tempDir } from './harness.mjs';
+import { binaries, buildDir, examplesDir, freePort, repoRoot, run, sha256hex, startProcess, stop, tempDir } from './harness.mjs';
 
 const demoPasswordHash =
   'pbkdf2-sha256$100000$6a1f3c9e2b7d4a50c8e1f2a3b4c5d6e7$e65bcfaa0531992854bcfa3a983bc0f702608c340959b1c3a6d5dd2a66b1094a';
@@ -119,11 +119,11 @@ describe('the dashboard is found from where the binary is', () => {
     }
   });
 
-  test('run from the build tree, it serves the source tree\'s dashboard', async () => {
+  test('run from the build tree, it serves the build\'s staged dashboard (the source tree\'s files, each with its .gz)', async () => {
     const cfg = await cloudConfig([]);
     const cloud = await startCloud(cfg);
     try {
-      assert.ok(cloud.lines.some((l) => l.endsWith(`dashboard from ${path.join(repoRoot, 'cloud-server/dashboard')}`)), cloud.output());
+      assert.ok(cloud.lines.some((l) => l.endsWith(`dashboard from ${path.join(buildDir, 'dashboard')}`)), cloud.output());
     } finally {
       assert.equal(await stop(cloud), 0);
     }
