@@ -22,12 +22,20 @@ function check(p) {
   for (const s of p.statuses) if (!s.note) assert.ok(s.produced >= 20, `${p.name}: statuses flowed (${s.produced})`);
 }
 
+// The first browser of the flat on each instance logs in while the gateway is online on
+// cloud-a: every login's snapshot says so, on the instances that watch the flat from afar too
+// (#20 finding 6: on nats a first login there was told offline, p50 478 ms, up to 3.5 s).
+function firstSnapshots(r) {
+  for (const b of r.browsers) assert.equal(b.snapshot.gateway_online, true, `the login snapshot on ${b.instance.id}`);
+}
+
 describe('a fault run over Mosquitto: kill -9, SIGTERM, the holding instance killed', () => {
   let r;
   after(() => stopRun(r));
 
   test('every status at every browser once or counted, every command told the truth', async () => {
     r = await startRun({ broker: 'mosquitto', instances: 3 });
+    firstSnapshots(r);
     check(await phase(r, faults.broker('SIGKILL', 1500), opts));
     check(await phase(r, faults.broker('SIGTERM', 1500), opts));
     check(await phase(r, faults.holder(), opts));
@@ -45,4 +53,7 @@ describe('a fault run over a 3-node nats-server cluster: the node under the hold
     check(p);
     console.log(`nats node n1 killed: statuses live at every browser again after ${p.recoveryMs} ms`);
   });
+
+  // Still open: on nats the first login on cloud-b was told gateway_online false (2026-12-06).
+  test('the first login on each instance is told the gateway is online (#20 finding 6)', { todo: 'on nats a first login elsewhere than the holder is still told offline' }, () => firstSnapshots(r));
 });

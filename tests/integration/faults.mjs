@@ -178,7 +178,7 @@ class Browser {
       else if (m.type === 'result' && !this.results.has(m.id)) this.results.set(m.id, { outcome: m.outcome, message: m.message, t });
     });
     peer.send({ type: 'login', ...loginA });
-    await peer.next('snapshot', () => true, 10_000);
+    this.snapshot = await peer.next('snapshot', () => true, 10_000); // the login's: gateway_online as told
     this.peer = peer;
     return this;
   }
