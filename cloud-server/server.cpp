@@ -164,6 +164,7 @@ class Server::Session final : public Peer {
       server_.router_->gateway_responding(*this, false);
     }
   }
+
   // A frame or a pong came from the peer.
   void heard() {
     last_rx_ms_ = server_.clock_.mono_ms();
@@ -297,8 +298,6 @@ class Server::Session final : public Peer {
  private:
   static constexpr int kPausedForRate = 1;
   static constexpr int kPausedForOutput = 2;
-
-
 
   void refill() {
     const int64_t now = server_.clock_.mono_ms();
